@@ -1,0 +1,123 @@
+import { execFile } from "node:child_process";
+import { existsSync, mkdirSync, readdirSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import { PrismaBetterSQLite3 } from "@prisma/adapter-better-sqlite3";
+import { PrismaClient } from "./generated/sqlite/client.js";
+
+/** The Prisma client type shared by both providers (their generated APIs are identical). */
+export type Prisma = InstanceType<typeof PrismaClient>;
+
+/** An open database: the Prisma client plus what the server needs to run and report on it. */
+export interface Database {
+  readonly prisma: Prisma;
+  readonly provider: "sqlite" | "postgresql";
+  /** True when a trivial query succeeds. */
+  ping(): Promise<boolean>;
+  close(): Promise<void>;
+}
+
+/** The folder holding package.json, found from this module's location (works from src/ and dist/). */
+export const projectRoot: string = (() => {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, "package.json"))) {
+    const parent = dirname(dir);
+    if (parent === dir) throw new Error("package.json not found above " + import.meta.url);
+    dir = parent;
+  }
+  return dir;
+})();
+
+/** Resolves the database URL, making SQLite paths absolute and their folder present. */
+export function resolveDatabaseUrl(databaseUrl: string | undefined, dataDir: string): string {
+  const url = databaseUrl ?? `file:${join(dataDir, "realtime.db")}`;
+  if (!url.startsWith("file:")) return url;
+  const file = resolve(url.slice("file:".length));
+  mkdirSync(dirname(file), { recursive: true });
+  return `file:${file}`;
+}
+
+function providerOf(url: string): Database["provider"] {
+  return url.startsWith("file:") ? "sqlite" : "postgresql";
+}
+
+function migrationsDir(provider: Database["provider"]): string {
+  return join(projectRoot, "prisma", "migrations", provider);
+}
+
+/** Names of the committed migrations for a provider, oldest first. */
+function committedMigrations(provider: Database["provider"]): string[] {
+  return readdirSync(migrationsDir(provider), { withFileTypes: true })
+    .filter((entry) => entry.isDirectory())
+    .map((entry) => entry.name)
+    .sort();
+}
+
+/**
+ * Applies pending committed migrations with `prisma migrate deploy` (which takes the migration lock,
+ * so several instances starting at once are safe). Skips the CLI when every committed migration is
+ * already recorded as finished, which keeps restarts fast.
+ */
+export async function migrate(url: string): Promise<void> {
+  // Look with a short-lived connection, closed before the CLI runs: SQLite allows one writer.
+  const db = await openDatabase(url);
+  let applied: Set<string>;
+  try {
+    applied = await appliedMigrations(db);
+  } finally {
+    await db.close();
+  }
+  const pending = committedMigrations(db.provider).filter((name) => !applied.has(name));
+  if (pending.length === 0) return;
+  const cli = createRequire(import.meta.url).resolve("prisma/build/index.js");
+  try {
+    await promisify(execFile)(process.execPath, [cli, "migrate", "deploy"], {
+      cwd: projectRoot,
+      env: { ...process.env, DATABASE_URL: url, PRISMA_HIDE_UPDATE_MESSAGE: "1" },
+    });
+  } catch (error) {
+    const output = (error as { stdout?: string; stderr?: string }).stderr || (error as { stdout?: string }).stdout;
+    throw new Error(`Database migration failed: ${String(output ?? error).trim()}`);
+  }
+}
+
+async function appliedMigrations(db: Database): Promise<Set<string>> {
+  try {
+    const rows = await db.prisma.$queryRawUnsafe<{ migration_name: string }[]>(
+      `SELECT migration_name FROM _prisma_migrations WHERE finished_at IS NOT NULL AND rolled_back_at IS NULL`,
+    );
+    return new Set(rows.map((row) => row.migration_name));
+  } catch {
+    return new Set(); // no migrations table yet: a new database
+  }
+}
+
+/**
+ * Opens the database named by `url` (see {@link resolveDatabaseUrl}). SQLite runs in WAL mode, which
+ * keeps the file consistent if the process is killed at any point.
+ */
+export async function openDatabase(url: string): Promise<Database> {
+  const provider = providerOf(url);
+  if (provider !== "sqlite") {
+    throw new Error("PostgreSQL support is not built into this version; use a file: DATABASE_URL");
+  }
+  const prisma = new PrismaClient({ adapter: new PrismaBetterSQLite3({ url }) });
+  await prisma.$queryRawUnsafe("PRAGMA journal_mode = WAL");
+  await prisma.$executeRawUnsafe("PRAGMA busy_timeout = 5000");
+  return {
+    prisma,
+    provider,
+    async ping() {
+      try {
+        await prisma.$queryRawUnsafe("SELECT 1");
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    close: () => prisma.$disconnect(),
+  };
+}
+

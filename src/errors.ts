@@ -1,0 +1,37 @@
+/**
+ * Errors meant for clients. The realtime core and the trigger engine throw these; the GraphQL layer
+ * turns them into GraphQL errors carrying `extensions.code`. Every other error is treated as
+ * unexpected and masked before it reaches a client.
+ */
+export class AppError extends Error {
+  override readonly name = "AppError";
+
+  /**
+   * @param code - machine-readable code, sent to clients as `extensions.code` (e.g. `BAD_USER_INPUT`)
+   * @param message - human-readable message, safe to show to the client
+   * @param details - optional extra facts safe to show to the client (sent as extensions)
+   */
+  constructor(
+    readonly code: string,
+    message: string,
+    readonly details: Record<string, unknown> = {},
+  ) {
+    super(message);
+  }
+}
+
+/** Well-known error codes used across the server. */
+export const ErrorCode = {
+  BadUserInput: "BAD_USER_INPUT",
+  Unauthenticated: "UNAUTHENTICATED",
+  Forbidden: "FORBIDDEN",
+  NotFound: "NOT_FOUND",
+  TriggerRejected: "TRIGGER_REJECTED",
+  TriggerFailed: "TRIGGER_FAILED",
+  LimitExceeded: "LIMIT_EXCEEDED",
+} as const;
+
+/** Shorthand for a `BAD_USER_INPUT` error. */
+export function badInput(message: string, details: Record<string, unknown> = {}): AppError {
+  return new AppError(ErrorCode.BadUserInput, message, details);
+}

@@ -1,0 +1,39 @@
+import { parseEnv, EnvError } from "./env.js";
+import { createLogger } from "./logger.js";
+import { createApp } from "./server.js";
+
+/** Starts the server from the environment and stops it cleanly on SIGINT/SIGTERM. */
+async function main(): Promise<void> {
+  let env;
+  try {
+    env = parseEnv();
+  } catch (error) {
+    if (error instanceof EnvError) {
+      console.error(error.message);
+      process.exit(1);
+    }
+    throw error;
+  }
+  const logger = createLogger(env.LOG_LEVEL);
+  const app = await createApp(env, logger);
+  const { url } = await app.start();
+  logger.info({ url, database: app.services.db.provider, pubsub: app.services.pubsubKind }, `listening on ${url}`);
+
+  const shutdown = (signal: string) => {
+    logger.info({ signal }, "shutting down");
+    app.stop().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        logger.error({ err: error }, "shutdown failed");
+        process.exit(1);
+      },
+    );
+  };
+  process.once("SIGINT", shutdown);
+  process.once("SIGTERM", shutdown);
+}
+
+main().catch((error: unknown) => {
+  console.error(error instanceof Error ? error.message : error);
+  process.exit(1);
+});

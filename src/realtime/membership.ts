@@ -1,0 +1,59 @@
+import type { RealtimeClient } from "./types.js";
+
+interface Member {
+  client: RealtimeClient;
+  /** Joins not yet left: a client may hold several subscriptions on one channel. */
+  joins: number;
+}
+
+/**
+ * Who has joined which channel on this server instance. A client stays a member until it has left
+ * as many times as it joined (each subscription joins once and leaves when it ends).
+ */
+export class Membership {
+  private readonly byChannel = new Map<string, Map<string, Member>>();
+
+  /** Records a join. Returns true when the client was not yet a member. */
+  add(channel: string, client: RealtimeClient): boolean {
+    let members = this.byChannel.get(channel);
+    if (!members) this.byChannel.set(channel, (members = new Map()));
+    const member = members.get(client.id);
+    if (member) {
+      member.joins += 1;
+      member.client = client;
+      return false;
+    }
+    members.set(client.id, { client, joins: 1 });
+    return true;
+  }
+
+  /**
+   * Records a leave. With `all`, every join of the client on the channel is undone at once.
+   * Returns true when the client is no longer a member.
+   */
+  remove(channel: string, clientId: string, all = false): boolean {
+    const members = this.byChannel.get(channel);
+    const member = members?.get(clientId);
+    if (!members || !member) return false;
+    member.joins = all ? 0 : member.joins - 1;
+    if (member.joins > 0) return false;
+    members.delete(clientId);
+    if (members.size === 0) this.byChannel.delete(channel);
+    return true;
+  }
+
+  /** True when the client is a member of the channel. */
+  has(channel: string, clientId: string): boolean {
+    return this.byChannel.get(channel)?.has(clientId) ?? false;
+  }
+
+  /** The members of a channel, in join order. */
+  members(channel: string): RealtimeClient[] {
+    return [...(this.byChannel.get(channel)?.values() ?? [])].map((member) => member.client);
+  }
+
+  /** The channels a client is a member of. */
+  channelsOf(clientId: string): string[] {
+    return [...this.byChannel].filter(([, members]) => members.has(clientId)).map(([channel]) => channel);
+  }
+}

@@ -1,0 +1,50 @@
+/** What happened on a channel. */
+export type RealtimeAction = "MESSAGE" | "JOIN" | "LEAVE";
+
+/** The command name that caused an event, as Xano names it ("message" | "join" | "leave"). */
+export type RealtimeCommand = "message" | "join" | "leave";
+
+/** The lower-case command for each action. */
+export const commandOf: Record<RealtimeAction, RealtimeCommand> = {
+  MESSAGE: "message",
+  JOIN: "join",
+  LEAVE: "leave",
+};
+
+/** JSON object of extra facts about a client (for authenticated clients, the token's own claims). */
+export type ClientExtras = Record<string, unknown>;
+
+/**
+ * A connected party. A WebSocket connection is one client for its lifetime; an HTTP request without
+ * credentials is a client of its own.
+ */
+export interface RealtimeClient {
+  readonly id: string;
+  readonly authenticated: boolean;
+  readonly extras: ClientExtras | null;
+}
+
+/** One event on a channel, as delivered to subscribers. Plain JSON: no Dates, no class instances. */
+export interface ChannelEvent {
+  readonly id: string;
+  readonly action: RealtimeAction;
+  readonly command: RealtimeCommand;
+  readonly channel: string;
+  readonly payload: unknown;
+  readonly commandOptions: unknown;
+  readonly client: RealtimeClient;
+  /** ISO 8601 time the event was created; events stay JSON-safe so any event bus can carry them. */
+  readonly createdAt: string;
+}
+
+/**
+ * Who is calling, and over what. A WebSocket session lives as long as its connection; an HTTP
+ * session lives for one request.
+ */
+export interface Session {
+  readonly client: RealtimeClient;
+  /** True when the caller presented the admin token. */
+  readonly isAdmin: boolean;
+  /** Channels joined with `joinChannel` on this connection, undone when it closes. Absent over HTTP. */
+  readonly socketJoins?: string[];
+}

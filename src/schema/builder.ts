@@ -1,0 +1,27 @@
+import SchemaBuilder from "@pothos/core";
+import { DateTimeResolver, JSONResolver } from "graphql-scalars";
+import type { Services } from "../services.js";
+import type { Session } from "../realtime/types.js";
+
+/** What every resolver receives: who is calling and the server's services. */
+export interface Context {
+  readonly session: Session;
+  readonly services: Services;
+}
+
+/** The Pothos schema builder; each file in this folder adds one domain to it. */
+export const builder = new SchemaBuilder<{
+  Context: Context;
+  DefaultFieldNullability: false;
+  Scalars: {
+    JSON: { Input: unknown; Output: unknown };
+    DateTime: { Input: Date; Output: Date | string };
+  };
+}>({ defaultFieldNullability: false });
+
+builder.addScalarType("JSON", JSONResolver);
+builder.addScalarType("DateTime", DateTimeResolver);
+
+builder.queryType({});
+builder.mutationType({});
+builder.subscriptionType({});

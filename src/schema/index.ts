@@ -1,0 +1,6 @@
+import { builder } from "./builder.js";
+import "./channels.js";
+import "./server-info.js";
+
+/** The executable GraphQL schema. */
+export const schema = builder.toSchema({ sortSchema: true });

@@ -1,0 +1,176 @@
+import { randomUUID } from "node:crypto";
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { GraphQLError } from "graphql";
+import { createYoga, type YogaInitialContext } from "graphql-yoga";
+import { useServer } from "graphql-ws/use/ws";
+import { WebSocketServer } from "ws";
+import { bearerToken, isAdminToken } from "./auth/admin-token.js";
+import type { Env } from "./env.js";
+import { AppError } from "./errors.js";
+import type { Logger } from "./logger.js";
+import type { RealtimeClient, Session } from "./realtime/types.js";
+import type { Context } from "./schema/builder.js";
+import { schema } from "./schema/index.js";
+import { createServices, type Services } from "./services.js";
+
+/** The GraphQL endpoint, for HTTP, SSE and WebSocket alike. */
+export const GRAPHQL_PATH = "/graphql";
+
+/** A built server: listen with {@link App.start}, stop everything it holds with {@link App.stop}. */
+export interface App {
+  readonly services: Services;
+  /** Listens on `port` (0 picks a free one) and resolves once accepting connections. */
+  start(port?: number, host?: string): Promise<{ port: number; url: string }>;
+  /** Closes sockets, subscriptions, the HTTP server and the database. Safe to call twice. */
+  stop(): Promise<void>;
+}
+
+/** Connection-level state kept for each WebSocket. */
+type SocketExtra = {
+  session?: Session;
+};
+
+function anonymousClient(): RealtimeClient {
+  return { id: randomUUID(), authenticated: false, extras: null };
+}
+
+function unauthenticated(message: string): GraphQLError {
+  return new GraphQLError(message, { extensions: { code: "UNAUTHENTICATED", http: { status: 401 } } });
+}
+
+/**
+ * Turns errors into what clients may see: `AppError`s keep their message and code, GraphQL's own
+ * errors (syntax, validation) pass through, and everything else becomes a masked error whose id is
+ * logged with the real cause.
+ */
+function createErrorMasker(logger: Logger, development: boolean) {
+  return (error: unknown, message: string): Error => {
+    const original = error instanceof GraphQLError ? error.originalError : error;
+    if (original instanceof AppError) {
+      return new GraphQLError(original.message, {
+        nodes: error instanceof GraphQLError ? error.nodes : undefined,
+        path: error instanceof GraphQLError ? error.path : undefined,
+        extensions: { ...original.details, code: original.code },
+      });
+    }
+    if (error instanceof GraphQLError && !original) return error;
+    if (original instanceof GraphQLError) return original;
+    const errorId = randomUUID();
+    logger.error({ err: original, errorId }, "unexpected error");
+    return new GraphQLError(development && original instanceof Error ? original.message : message, {
+      nodes: error instanceof GraphQLError ? error.nodes : undefined,
+      path: error instanceof GraphQLError ? error.path : undefined,
+      extensions: { code: "INTERNAL_SERVER_ERROR", errorId },
+    });
+  };
+}
+
+/** Builds the server: services, GraphQL over HTTP/SSE (Yoga) and over WebSocket (graphql-ws). */
+export async function createApp(env: Env, logger: Logger): Promise<App> {
+  const services = await createServices(env, logger);
+  const development = env.NODE_ENV === "development";
+
+  const yoga = createYoga<Record<string, unknown>, Context>({
+    schema,
+    graphqlEndpoint: GRAPHQL_PATH,
+    graphiql: env.GRAPHIQL ? { subscriptionsProtocol: "WS", title: "Realtime channels" } : false,
+    landingPage: false,
+    healthCheckEndpoint: false as unknown as string,
+    logging: {
+      debug: (...args) => logger.debug(args.join(" ")),
+      info: (...args) => logger.info(args.join(" ")),
+      warn: (...args) => logger.warn(args.join(" ")),
+      error: (...args) => logger.error(args.join(" ")),
+    },
+    maskedErrors: { maskError: createErrorMasker(logger, development) },
+    context: (initial): Context => {
+      const socketSession = (initial as { session?: Session }).session;
+      if (socketSession) return { session: socketSession, services };
+      const token = bearerToken((initial as unknown as YogaInitialContext).request.headers.get("authorization"));
+      const isAdmin = isAdminToken(services.adminToken, token);
+      if (token && !isAdmin) throw unauthenticated("Invalid token");
+      return { session: { client: anonymousClient(), isAdmin }, services };
+    },
+  });
+
+  const httpServer = createServer((req: IncomingMessage, res: ServerResponse) => {
+    if (req.url === "/health" || req.url?.startsWith("/health?")) {
+      void services.db.ping().then((ok) => {
+        res.writeHead(ok ? 200 : 503, { "content-type": "application/json" });
+        res.end(JSON.stringify({ status: ok ? "ok" : "unavailable", database: ok ? "ok" : "unreachable" }));
+      });
+      return;
+    }
+    void yoga.handle(req, res);
+  });
+
+  const wsServer = new WebSocketServer({ server: httpServer, path: GRAPHQL_PATH });
+  const graphqlWs = useServer<Record<string, unknown> | undefined, SocketExtra>(
+    {
+      execute: (args) => (args.rootValue as { execute: typeof import("graphql").execute }).execute(args),
+      subscribe: (args) => (args.rootValue as { subscribe: typeof import("graphql").subscribe }).subscribe(args),
+      onConnect: (ctx) => {
+        const adminToken = ctx.connectionParams?.adminToken;
+        const isAdmin = isAdminToken(services.adminToken, typeof adminToken === "string" ? adminToken : null);
+        if (adminToken !== undefined && !isAdmin) return false;
+        ctx.extra.session = { client: anonymousClient(), isAdmin, socketJoins: [] };
+        return true;
+      },
+      onClose: (ctx) => {
+        if (ctx.extra.session) services.channels.closeSession(ctx.extra.session);
+      },
+      onSubscribe: async (ctx, _id, params) => {
+        const { schema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({
+          ...ctx,
+          req: ctx.extra.request,
+          socket: ctx.extra.socket,
+          params,
+          session: ctx.extra.session,
+        });
+        let document;
+        try {
+          document = parse(params.query);
+        } catch (error) {
+          return [error instanceof GraphQLError ? error : new GraphQLError("Syntax error")];
+        }
+        const errors = validate(schema, document);
+        if (errors.length > 0) return errors;
+        return {
+          schema,
+          document,
+          operationName: params.operationName,
+          variableValues: params.variables,
+          contextValue: await contextFactory(),
+          rootValue: { execute, subscribe },
+        };
+      },
+    },
+    wsServer,
+  );
+
+  let stopped: Promise<void> | null = null;
+  return {
+    services,
+    start: (port = env.PORT, host = env.HOST) =>
+      new Promise((resolve, reject) => {
+        httpServer.once("error", reject);
+        httpServer.listen(port, host, () => {
+          httpServer.off("error", reject);
+          const address = httpServer.address() as AddressInfo;
+          const shownHost = host === "0.0.0.0" || host === "::" ? "localhost" : host;
+          resolve({ port: address.port, url: `http://${shownHost}:${address.port}${GRAPHQL_PATH}` });
+        });
+      }),
+    stop: () =>
+      (stopped ??= (async () => {
+        await graphqlWs.dispose(); // completes subscriptions, closes sockets with 1001
+        wsServer.close();
+        await new Promise<void>((resolve) => {
+          httpServer.close(() => resolve());
+          httpServer.closeAllConnections();
+        });
+        await services.close();
+      })()),
+  };
+}
