@@ -1,0 +1,58 @@
+import { copyFileSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, inject } from "vitest";
+import { parseEnv } from "../../src/env.js";
+import { createLogger } from "../../src/logger.js";
+import { createApp, type App } from "../../src/server.js";
+
+/** The admin token test servers use. */
+export const ADMIN_TOKEN = "test-admin-token-0123456789";
+
+/** A server listening on a free loopback port, with its own data folder. */
+export interface TestServer {
+  readonly app: App;
+  readonly httpUrl: string;
+  readonly wsUrl: string;
+  readonly dataDir: string;
+  /** Stops the server; the data folder stays until the file's tests end. */
+  stop(): Promise<void>;
+}
+
+const started = new Set<TestServer>();
+const dataDirs = new Set<string>();
+
+afterAll(async () => {
+  await Promise.all([...started].map((server) => server.stop()));
+  for (const dir of dataDirs) rmSync(dir, { recursive: true, force: true });
+});
+
+/** Makes a fresh data folder holding a migrated copy of the template database. */
+export function freshDataDir(options: { migrated?: boolean } = {}): string {
+  const dir = mkdtempSync(join(tmpdir(), "realtime-test-"));
+  dataDirs.add(dir);
+  if (options.migrated !== false) copyFileSync(inject("sqliteTemplate"), join(dir, "realtime.db"));
+  return dir;
+}
+
+/**
+ * Starts a server on 127.0.0.1 and a free port. `env` overrides settings; the data folder defaults to
+ * a fresh one. Every server started is stopped after the test file.
+ */
+export async function startServer(env: Record<string, string> = {}, dataDir = freshDataDir()): Promise<TestServer> {
+  const settings = parseEnv({ DATA_DIR: dataDir, ADMIN_TOKEN, LOG_LEVEL: "silent", ...env });
+  const app = await createApp(settings, createLogger(settings.LOG_LEVEL));
+  const { port } = await app.start(0, "127.0.0.1");
+  const server: TestServer = {
+    app,
+    dataDir,
+    httpUrl: `http://127.0.0.1:${port}/graphql`,
+    wsUrl: `ws://127.0.0.1:${port}/graphql`,
+    stop: async () => {
+      started.delete(server);
+      await app.stop();
+    },
+  };
+  started.add(server);
+  return server;
+}
