@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { GraphQLError } from "graphql";
+import { GraphQLError, NoSchemaIntrospectionCustomRule } from "graphql";
 import { createYoga, type YogaInitialContext } from "graphql-yoga";
 import { useServer } from "graphql-ws/use/ws";
 import { WebSocketServer } from "ws";
@@ -84,6 +84,7 @@ export async function createApp(env: Env, logger: Logger): Promise<App> {
       error: (...args) => logger.error(args.join(" ")),
     },
     maskedErrors: { maskError: createErrorMasker(logger, development) },
+    plugins: env.INTROSPECTION ? [] : [{ onValidate: ({ addValidationRule }) => addValidationRule(NoSchemaIntrospectionCustomRule) }],
     context: (initial): Context => {
       const socketSession = (initial as { session?: Session }).session;
       if (socketSession) return { session: socketSession, services };

@@ -114,3 +114,20 @@ describe("configuration", () => {
     expect(stderr).toMatch(/PORT/);
   });
 });
+
+describe("production switches", () => {
+  it("turns off introspection and GraphiQL when told to", async () => {
+    const server = await startServer({ INTROSPECTION: "false", GRAPHIQL: "false" });
+    const introspection = await httpGraphQL(server.httpUrl, `{ __schema { types { name } } }`);
+    expect(introspection.body.errors?.[0]?.message).toMatch(/introspection/i);
+    const page = await fetch(server.httpUrl, { headers: { accept: "text/html" } });
+    expect(await page.text()).not.toMatch(/graphiql/i);
+
+    const open = await startServer();
+    expect((await httpGraphQL(open.httpUrl, `{ __schema { queryType { name } } }`)).body.data).toEqual({
+      __schema: { queryType: { name: "Query" } },
+    });
+    const graphiql = await fetch(open.httpUrl, { headers: { accept: "text/html" } });
+    expect(await graphiql.text()).toMatch(/graphiql/i);
+  });
+});
