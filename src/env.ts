@@ -30,6 +30,46 @@ const EnvSchema = z.object({
   GRAPHIQL: booleanString.default(true),
   /** Allow schema introspection. */
   INTROSPECTION: booleanString.default(true),
+  /** Wall-clock limit for one trigger's run, in milliseconds. */
+  TRIGGER_TIMEOUT_MS: z.coerce.number().int().min(1).max(60_000).default(1000),
+  /** Refuse channels that no channel configuration matches. */
+  REQUIRE_CHANNEL_CONFIG: booleanString.default(false),
+  /** Default for unconfigured channels: anonymous clients may join and listen. */
+  CHANNEL_ANONYMOUS_CLIENTS: booleanString.default(true),
+  /** Default for unconfigured channels: who may send. */
+  CHANNEL_MESSAGING: z.enum(["ANYONE", "AUTHENTICATED", "NOBODY"]).default("ANYONE"),
+  /** Default for unconfigured channels: presence on or off. */
+  CHANNEL_PRESENCE: booleanString.default(false),
+  /** Default for unconfigured channels: messages kept as history, 0..1000. */
+  CHANNEL_HISTORY: z.coerce.number().int().min(0).max(1000).default(0),
+  /** Recorded runs kept per trigger. */
+  TRIGGER_RUNS_KEPT: z.coerce.number().int().min(0).max(100_000).default(100),
+  /** Shared secret for HS256 client tokens. Set this or a JWKS source, not both. */
+  JWT_SECRET: z.string().min(32, "must be at least 32 characters").optional(),
+  /** `http(s)://` URL of a JWKS with the public keys that sign client tokens (RS256, ES256, EdDSA...). */
+  JWT_JWKS_URL: z.url({ protocol: /^https?$/, error: "must be an http:// or https:// URL" }).optional(),
+  /** Path of a JSON file `{ "keys": [...] }` with the public keys that sign client tokens; read once at start. */
+  JWT_JWKS_FILE: z.string().min(1).optional(),
+  /** Required `iss` of client tokens, when set. */
+  JWT_ISSUER: z.string().min(1).optional(),
+  /** Required `aud` of client tokens, when set. */
+  JWT_AUDIENCE: z.string().min(1).optional(),
+}).superRefine((env, ctx) => {
+  // One key source for client tokens: a secret and a JWKS together would leave it unclear which signs.
+  if (env.JWT_SECRET && (env.JWT_JWKS_URL || env.JWT_JWKS_FILE)) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["JWT_SECRET"],
+      message: "set either JWT_SECRET or a JWKS (JWT_JWKS_URL / JWT_JWKS_FILE), not both",
+    });
+  }
+  if (env.JWT_JWKS_URL && env.JWT_JWKS_FILE) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["JWT_JWKS_URL"],
+      message: "set either JWT_JWKS_URL or JWT_JWKS_FILE, not both",
+    });
+  }
 });
 
 /** Parsed, validated server settings. */

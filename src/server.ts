@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { GraphQLError, NoSchemaIntrospectionCustomRule } from "graphql";
-import { createYoga, type YogaInitialContext } from "graphql-yoga";
+import { createYoga, type Plugin, type YogaInitialContext } from "graphql-yoga";
 import { useServer } from "graphql-ws/use/ws";
 import { WebSocketServer } from "ws";
 import { bearerToken, isAdminToken } from "./auth/admin-token.js";
@@ -66,6 +66,10 @@ function createErrorMasker(logger: Logger, development: boolean) {
   };
 }
 
+const disableIntrospection: Plugin = {
+  onValidate: ({ addValidationRule }) => addValidationRule(NoSchemaIntrospectionCustomRule),
+};
+
 /** Builds the server: services, GraphQL over HTTP/SSE (Yoga) and over WebSocket (graphql-ws). */
 export async function createApp(env: Env, logger: Logger): Promise<App> {
   const services = await createServices(env, logger);
@@ -84,16 +88,26 @@ export async function createApp(env: Env, logger: Logger): Promise<App> {
       error: (...args) => logger.error(args.join(" ")),
     },
     maskedErrors: { maskError: createErrorMasker(logger, development) },
-    plugins: env.INTROSPECTION ? [] : [{ onValidate: ({ addValidationRule }) => addValidationRule(NoSchemaIntrospectionCustomRule) }],
-    context: (initial): Context => {
+    plugins: env.INTROSPECTION ? [] : [disableIntrospection],
+    context: async (initial): Promise<Context> => {
       const socketSession = (initial as { session?: Session }).session;
       if (socketSession) return { session: socketSession, services };
       const token = bearerToken((initial as unknown as YogaInitialContext).request.headers.get("authorization"));
-      const isAdmin = isAdminToken(services.adminToken, token);
-      if (token && !isAdmin) throw unauthenticated("Invalid token");
-      return { session: { client: anonymousClient(), isAdmin }, services };
+      if (!token) return { session: { client: anonymousClient(), isAdmin: false }, services };
+      if (isAdminToken(services.adminToken, token)) return { session: { client: anonymousClient(), isAdmin: true }, services };
+      return { session: { client: await verifyClientToken(token), isAdmin: false }, services };
     },
   });
+
+  /** Verifies a client token; a bad one is refused with 401, never downgraded to anonymous. */
+  async function verifyClientToken(token: string): Promise<RealtimeClient> {
+    try {
+      return await services.clientTokens.verify(token);
+    } catch (error) {
+      if (error instanceof AppError) throw unauthenticated(error.message);
+      throw error;
+    }
+  }
 
   const httpServer = createServer((req: IncomingMessage, res: ServerResponse) => {
     if (req.url === "/health" || req.url?.startsWith("/health?")) {
@@ -111,11 +125,20 @@ export async function createApp(env: Env, logger: Logger): Promise<App> {
     {
       execute: (args) => (args.rootValue as { execute: typeof import("graphql").execute }).execute(args),
       subscribe: (args) => (args.rootValue as { subscribe: typeof import("graphql").subscribe }).subscribe(args),
-      onConnect: (ctx) => {
-        const adminToken = ctx.connectionParams?.adminToken;
+      onConnect: async (ctx) => {
+        const { adminToken, authToken } = ctx.connectionParams ?? {};
         const isAdmin = isAdminToken(services.adminToken, typeof adminToken === "string" ? adminToken : null);
-        if (adminToken !== undefined && !isAdmin) return false;
-        ctx.extra.session = { client: anonymousClient(), isAdmin, socketJoins: [] };
+        if (adminToken !== undefined && !isAdmin) return false; // closes with 4403 Forbidden
+        let client = anonymousClient();
+        if (authToken !== undefined) {
+          try {
+            client = await services.clientTokens.verify(String(authToken));
+          } catch (error) {
+            logger.debug({ reason: error instanceof Error ? error.message : "unknown" }, "refused a WebSocket client token");
+            return false;
+          }
+        }
+        ctx.extra.session = { client, isAdmin, socketJoins: [] };
         return true;
       },
       onClose: (ctx) => {

@@ -5,9 +5,19 @@ import { migrate, openDatabase, projectRoot, resolveDatabaseUrl, type Database }
 import type { Env } from "./env.js";
 import type { Logger } from "./logger.js";
 import { ChannelService } from "./realtime/channels.js";
+import { ChannelConfigStore } from "./realtime/channel-config.js";
+import { ChannelHistory } from "./realtime/history.js";
 import { Membership } from "./realtime/membership.js";
+import { ChannelSequencer } from "./realtime/sequencer.js";
+import { createClientTokenVerifier, clientTokenSettingsFromEnv, type ClientTokenVerifier } from "./auth/client-tokens.js";
 import { createChannelPubSub } from "./realtime/pubsub.js";
 import { Publisher } from "./realtime/publisher.js";
+import { assertChannelName } from "./realtime/channel-name.js";
+import type { TriggerAction } from "./triggers/config.js";
+import type { StackRunResult } from "./triggers/engine.js";
+import { createTriggerMiddleware, runTrigger } from "./triggers/middleware.js";
+import { TriggerRunRecorder } from "./triggers/runs.js";
+import { TriggerStore } from "./triggers/store.js";
 
 /** Everything the transport and schema layers call into; built once per server. */
 export interface Services {
@@ -16,7 +26,14 @@ export interface Services {
   readonly db: Database;
   readonly adminToken: string;
   readonly channels: ChannelService;
+  readonly channelConfigs: ChannelConfigStore;
+  /** Verifies client JWTs (disabled when no key is configured). */
+  readonly clientTokens: ClientTokenVerifier;
   readonly publisher: Publisher;
+  readonly triggers: TriggerStore;
+  readonly triggerRuns: TriggerRunRecorder;
+  /** Runs a stored trigger on a sample event with a step trace, publishing nothing. */
+  testTrigger(id: string, event: SampleEvent): Promise<StackRunResult>;
   readonly pubsubKind: "memory" | "redis";
   readonly version: string;
   readonly startedAt: Date;
@@ -24,10 +41,20 @@ export interface Services {
   close(): Promise<void>;
 }
 
+/** A sample event for {@link Services.testTrigger}. */
+export interface SampleEvent {
+  readonly action: TriggerAction;
+  readonly channel: string;
+  readonly payload?: unknown;
+  readonly commandOptions?: unknown;
+  readonly clientId?: string | null;
+}
+
 const version: string = JSON.parse(readFileSync(join(projectRoot, "package.json"), "utf8")).version;
 
 /** Opens and migrates the database, then builds the realtime core on top of it. */
 export async function createServices(env: Env, logger: Logger): Promise<Services> {
+  const clientTokens = createClientTokenVerifier(clientTokenSettingsFromEnv(env));
   const databaseUrl = resolveDatabaseUrl(env.DATABASE_URL, env.DATA_DIR);
   await migrate(databaseUrl);
   const db = await openDatabase(databaseUrl);
@@ -36,9 +63,33 @@ export async function createServices(env: Env, logger: Logger): Promise<Services
     logger.warn({ path: join(env.DATA_DIR, "admin-token") }, "ADMIN_TOKEN is not set: generated an admin token and stored it in this file");
   }
 
+  const triggers = new TriggerStore(db.prisma);
+  await triggers.reload();
+  const triggerRuns = new TriggerRunRecorder(db.prisma, logger, {
+    keepPerTrigger: env.TRIGGER_RUNS_KEPT,
+    flushIntervalMs: 250,
+    maxBuffered: 10_000,
+  });
+
+  const defaults = {
+    active: true,
+    anonymousClients: env.CHANNEL_ANONYMOUS_CLIENTS,
+    messaging: env.CHANNEL_MESSAGING,
+    presence: env.CHANNEL_PRESENCE,
+    history: env.CHANNEL_HISTORY,
+  };
+  const channelConfigs = new ChannelConfigStore(db.prisma, defaults, env.REQUIRE_CHANNEL_CONFIG);
+  await channelConfigs.reload();
+  const history = new ChannelHistory(db.prisma);
+
   const pubsub = createChannelPubSub();
-  const publisher = new Publisher(pubsub);
-  const channels = new ChannelService(publisher, pubsub, new Membership());
+  const publisher = new Publisher(
+    pubsub,
+    new ChannelSequencer((channel) => history.lastSeq(channel)),
+    history,
+    (channel) => (channelConfigs.configFor(channel) ?? defaults).history,
+  ).use(createTriggerMiddleware(triggers, triggerRuns, { timeoutMs: env.TRIGGER_TIMEOUT_MS }));
+  const channels = new ChannelService({ publisher, pubsub, membership: new Membership(), configs: channelConfigs, history, logger });
 
   return {
     env,
@@ -46,10 +97,34 @@ export async function createServices(env: Env, logger: Logger): Promise<Services
     db,
     adminToken: admin.token,
     channels,
+    channelConfigs,
+    clientTokens,
     publisher,
+    triggers,
+    triggerRuns,
+    testTrigger: async (id, event) => {
+      const trigger = triggers.require(id);
+      assertChannelName(event.channel);
+      const command = event.action.toLowerCase() as "message" | "join" | "leave";
+      return runTrigger(
+        trigger,
+        {
+          action: command,
+          command,
+          channel: event.channel,
+          payload: event.payload ?? null,
+          commandOptions: event.commandOptions ?? null,
+          client: { id: event.clientId ?? "test-client", authenticated: false, extras: null },
+        },
+        { timeoutMs: env.TRIGGER_TIMEOUT_MS, trace: true },
+      );
+    },
     pubsubKind: "memory",
     version,
     startedAt: new Date(),
-    close: () => db.close(),
+    close: async () => {
+      await triggerRuns.close();
+      await db.close();
+    },
   };
 }

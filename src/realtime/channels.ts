@@ -1,9 +1,13 @@
 import { randomUUID } from "node:crypto";
+import { AppError, badInput, ErrorCode } from "../errors.js";
+import type { Logger } from "../logger.js";
 import { assertChannelName } from "./channel-name.js";
+import type { ChannelConfigStore, ChannelRules } from "./channel-config.js";
+import type { ChannelHistory } from "./history.js";
 import type { Membership } from "./membership.js";
 import type { ChannelPubSub } from "./pubsub.js";
-import type { Publisher } from "./publisher.js";
-import { type ChannelEvent, commandOf, type RealtimeAction, type Session } from "./types.js";
+import { privateRecipient, type Publisher } from "./publisher.js";
+import { type ChannelEvent, commandOf, type RealtimeAction, type RealtimeClient, type Session } from "./types.js";
 
 /** The result of a send: the event as delivered, or `delivered: false` when a trigger dropped it. */
 export type SendResult = { delivered: true; event: ChannelEvent } | { delivered: false; event: null };
@@ -11,33 +15,49 @@ export type SendResult = { delivered: true; event: ChannelEvent } | { delivered:
 /** The result of a join: the JOIN event as delivered, or `joined: false` when a trigger dropped it. */
 export type JoinResult = { joined: true; event: ChannelEvent } | { joined: false; event: null };
 
+/** What a caller wants to do on a channel, for permission checks. */
+type Access = "listen" | "send";
+
+/** The parts of the server the channel operations use. */
+export interface ChannelServiceDeps {
+  readonly publisher: Publisher;
+  readonly pubsub: ChannelPubSub;
+  readonly membership: Membership;
+  readonly configs: ChannelConfigStore;
+  readonly history: ChannelHistory;
+  readonly logger: Logger;
+}
+
 /**
- * The channel operations clients perform: send, join, and subscribe. Every event they create goes
- * through the {@link Publisher}, so triggers see it before anyone receives it.
+ * The channel operations clients perform: send, join, subscribe, leave, and read history and
+ * presence. Each checks the channel's rules first; every event they create goes through the
+ * {@link Publisher}, so triggers see it before anyone receives it.
  */
 export class ChannelService {
-  constructor(
-    private readonly publisher: Publisher,
-    private readonly pubsub: ChannelPubSub,
-    private readonly membership: Membership,
-  ) {}
+  constructor(private readonly deps: ChannelServiceDeps) {}
 
-  /** Publishes a MESSAGE event on a channel. */
+  /** Publishes a MESSAGE event; with `options.to`, only that client's subscriptions receive it. */
   async sendMessage(session: Session, channel: string, payload: unknown, options: unknown): Promise<SendResult> {
-    assertChannelName(channel);
-    const result = await this.publisher.publish(this.createEvent("MESSAGE", session, channel, payload, options));
+    this.authorize(session, channel, "send");
+    if (options != null && (typeof options !== "object" || Array.isArray(options))) {
+      throw badInput("options must be a JSON object", { field: "options" });
+    }
+    if (options != null && "to" in options && typeof options.to !== "string") {
+      throw badInput("options.to must be a client id", { field: "options.to" });
+    }
+    const result = await this.deps.publisher.publish(this.createEvent("MESSAGE", session.client, channel, payload, options));
     return result.delivered ? { delivered: true, event: result.event } : { delivered: false, event: null };
   }
 
   /**
    * Publishes a JOIN event and, when it is delivered, makes the client a member of the channel.
-   * Over a WebSocket the membership lasts until the connection closes; over HTTP it lasts for the
-   * request, unless the client is authenticated and so has an identity beyond it.
+   * Over a WebSocket the membership lasts until `leaveChannel` or the connection closes; over HTTP
+   * only authenticated clients, whose identity outlives the request, stay members.
    */
   async joinChannel(session: Session, channel: string, options: unknown): Promise<JoinResult> {
     const result = await this.join(session, channel, options);
     if (result.joined && (session.socketJoins || session.client.authenticated)) {
-      this.membership.add(channel, session.client);
+      this.deps.membership.add(channel, session.client);
       session.socketJoins?.push(channel);
     }
     return result;
@@ -45,17 +65,22 @@ export class ChannelService {
 
   /**
    * Joins the channel as the session's client, then streams every event published on it from the
-   * moment of the call, in publish order. Throws when a trigger refuses the join; the stream is empty
-   * when one drops it. Ending the stream leaves the channel.
+   * moment of the call, in publish order. With `options.history: n`, up to n past messages come
+   * first, with no gap or duplicate between them and the live ones. Private messages reach only
+   * their recipient. Throws when the join is refused; the stream is empty when a trigger drops it.
+   * Ending the stream leaves the channel.
    */
   async subscribe(session: Session, channel: string, options: unknown): Promise<AsyncIterableIterator<ChannelEvent>> {
-    assertChannelName(channel);
-    const events = this.pubsub.subscribe("channel", channel);
+    const rules = this.authorize(session, channel, "listen");
+    const replay = replayCount(options, rules);
+    const events = this.deps.pubsub.subscribe("channel", channel);
     // Start listening before the join is published, so nothing published after this call is missed.
     const first = events.next();
     let joined: JoinResult;
+    let replayed: ChannelEvent[];
     try {
       joined = await this.join(session, channel, options);
+      replayed = joined.joined ? await this.deps.history.latest(channel, replay) : [];
     } catch (error) {
       await events.return();
       throw error;
@@ -64,24 +89,36 @@ export class ChannelService {
       await events.return();
       return emptyStream();
     }
-    this.membership.add(channel, session.client);
+    this.deps.membership.add(channel, session.client);
+
+    const clientId = session.client.id;
+    const lastReplayed = replayed.at(-1)?.seq ?? 0;
+    const visible = (event: ChannelEvent) => {
+      const to = privateRecipient(event);
+      if (to !== null && to !== clientId) return false;
+      return event.seq === null || event.seq > lastReplayed; // already sent from history
+    };
     let pending: Promise<IteratorResult<ChannelEvent>> | null = first;
     let open = true;
     const close = async (): Promise<IteratorReturnResult<undefined>> => {
       if (open) {
         open = false;
-        this.membership.remove(channel, session.client.id);
         await events.return();
+        this.removeMember(session.client, channel);
       }
       return { done: true, value: undefined };
     };
     // An explicit iterator rather than a generator: `return()` must clean up even before the first `next()`.
     const stream: AsyncIterableIterator<ChannelEvent> = {
       next: async () => {
-        const next = await (pending ?? events.next());
-        pending = null;
-        if (next.done) await close();
-        return next;
+        const past = replayed.shift();
+        if (past) return { done: false, value: past };
+        for (;;) {
+          const next = await (pending ?? events.next());
+          pending = null;
+          if (next.done) return close();
+          if (visible(next.value)) return next;
+        }
       },
       return: close,
       throw: async (error) => {
@@ -93,25 +130,82 @@ export class ChannelService {
     return stream;
   }
 
+  /**
+   * Leaves a channel: undoes every join of the client on it and publishes a LEAVE event (which
+   * triggers may enrich but not refuse). Returns false when the client was not a member.
+   */
+  async leaveChannel(session: Session, channel: string): Promise<boolean> {
+    assertChannelName(channel);
+    if (!this.deps.membership.has(channel, session.client.id)) return false;
+    if (session.socketJoins) {
+      for (let i = session.socketJoins.indexOf(channel); i >= 0; i = session.socketJoins.indexOf(channel)) session.socketJoins.splice(i, 1);
+    }
+    this.deps.membership.remove(channel, session.client.id, true);
+    await this.publishLeave(session.client, channel);
+    return true;
+  }
+
   /** Undoes the joins a WebSocket connection made with `joinChannel`; called when it closes. */
   closeSession(session: Session): void {
-    for (const channel of session.socketJoins?.splice(0) ?? []) this.membership.remove(channel, session.client.id);
+    for (const channel of session.socketJoins?.splice(0) ?? []) this.removeMember(session.client, channel);
+  }
+
+  /** The latest messages of a channel, oldest first, for callers allowed to listen to it. */
+  async history(session: Session, channel: string, last: number): Promise<ChannelEvent[]> {
+    const rules = this.authorize(session, channel, "listen");
+    if (last < 0) throw badInput("last must be 0 or more", { field: "last" });
+    return this.deps.history.latest(channel, Math.min(last, rules.history));
+  }
+
+  /** Who has joined a channel and not left, for callers allowed to listen to it, where presence is on. */
+  presence(session: Session, channel: string): RealtimeClient[] {
+    const rules = this.authorize(session, channel, "listen");
+    if (!rules.presence) throw new AppError(ErrorCode.Forbidden, `Presence is off for channel ${channel}`, { channel });
+    return this.deps.membership.members(channel);
   }
 
   private async join(session: Session, channel: string, options: unknown): Promise<JoinResult> {
-    assertChannelName(channel);
-    const result = await this.publisher.publish(this.createEvent("JOIN", session, channel, null, options));
+    this.authorize(session, channel, "listen");
+    const result = await this.deps.publisher.publish(this.createEvent("JOIN", session.client, channel, null, options));
     if (!result.delivered) return { joined: false, event: null };
     return { joined: true, event: result.event };
   }
 
-  private createEvent(
-    action: RealtimeAction,
-    session: Session,
-    channel: string,
-    payload: unknown,
-    commandOptions: unknown,
-  ): ChannelEvent {
+  private removeMember(client: RealtimeClient, channel: string): void {
+    if (this.deps.membership.remove(channel, client.id)) void this.publishLeave(client, channel);
+  }
+
+  private async publishLeave(client: RealtimeClient, channel: string): Promise<void> {
+    try {
+      await this.deps.publisher.publish(this.createEvent("LEAVE", client, channel, null, null));
+    } catch (error) {
+      this.deps.logger.warn({ err: error, channel }, "could not publish a LEAVE event");
+    }
+  }
+
+  /**
+   * Checks the channel name and its rules for a caller; returns the rules.
+   * @throws AppError `BAD_USER_INPUT`, `UNAUTHENTICATED` or `FORBIDDEN`
+   */
+  private authorize(session: Session, channel: string, access: Access): ChannelRules {
+    assertChannelName(channel);
+    const rules = this.deps.configs.rulesFor(channel);
+    if (!rules.active) throw new AppError(ErrorCode.Forbidden, `Channel ${channel} is inactive`, { channel });
+    if (session.isAdmin) return rules;
+    const { authenticated } = session.client;
+    if (!authenticated && !rules.anonymousClients) {
+      throw new AppError(ErrorCode.Unauthenticated, `Channel ${channel} is for authenticated clients`, { channel });
+    }
+    if (access === "send" && rules.messaging === "NOBODY") {
+      throw new AppError(ErrorCode.Forbidden, `Only the admin may send to channel ${channel}`, { channel });
+    }
+    if (access === "send" && rules.messaging === "AUTHENTICATED" && !authenticated) {
+      throw new AppError(ErrorCode.Unauthenticated, `Only authenticated clients may send to channel ${channel}`, { channel });
+    }
+    return rules;
+  }
+
+  private createEvent(action: RealtimeAction, client: RealtimeClient, channel: string, payload: unknown, commandOptions: unknown): ChannelEvent {
     return {
       id: randomUUID(),
       action,
@@ -119,10 +213,21 @@ export class ChannelService {
       channel,
       payload: payload ?? null,
       commandOptions: commandOptions ?? null,
-      client: session.client,
+      client,
       createdAt: new Date().toISOString(),
+      seq: null,
     };
   }
+}
+
+/** How many past messages a subscription asked for, capped by what the channel keeps. */
+function replayCount(options: unknown, rules: ChannelRules): number {
+  if (typeof options !== "object" || options === null || !("history" in options)) return 0;
+  const wanted = options.history;
+  if (typeof wanted !== "number" || !Number.isInteger(wanted) || wanted < 0) {
+    throw badInput("options.history must be a whole number of messages", { field: "options.history" });
+  }
+  return Math.min(wanted, rules.history);
 }
 
 async function* emptyStream(): AsyncGenerator<never> {}

@@ -1,4 +1,6 @@
+import type { ChannelHistory } from "./history.js";
 import type { ChannelPubSub } from "./pubsub.js";
+import type { ChannelSequencer } from "./sequencer.js";
 import type { ChannelEvent } from "./types.js";
 
 /** What a middleware decides for an event: deliver it (possibly changed) or drop it quietly. */
@@ -14,15 +16,29 @@ export type EventMiddleware = (event: ChannelEvent) => Promise<MiddlewareDecisio
 /** What became of a published event. */
 export type PublishResult = { readonly delivered: true; readonly event: ChannelEvent } | { readonly delivered: false };
 
+/** The recipient of a private message (`options: { to }`), if the event is one. */
+export function privateRecipient(event: ChannelEvent): string | null {
+  const options = event.commandOptions;
+  if (typeof options !== "object" || options === null) return null;
+  const to = (options as { to?: unknown }).to;
+  return typeof to === "string" ? to : null;
+}
+
 /**
  * The publish path: every event on every channel goes through {@link Publisher.publish}, which runs
- * the middleware chain (this is where realtime triggers run) and then hands what survives to the
- * event bus. Nothing else publishes to the bus.
+ * the middleware chain (this is where realtime triggers run) and then commits what survives: public
+ * messages get the channel's next sequence number and, where the channel keeps history, are stored
+ * before anyone receives them. Nothing else publishes to the bus.
  */
 export class Publisher {
   private readonly middleware: EventMiddleware[] = [];
 
-  constructor(private readonly pubsub: ChannelPubSub) {}
+  constructor(
+    private readonly pubsub: ChannelPubSub,
+    private readonly sequencer: ChannelSequencer,
+    private readonly history: ChannelHistory,
+    private readonly historyKept: (channel: string) => number,
+  ) {}
 
   /** Adds a middleware at the end of the chain. */
   use(middleware: EventMiddleware): this {
@@ -30,7 +46,10 @@ export class Publisher {
     return this;
   }
 
-  /** Runs the middleware chain on an event, then publishes what is left of it. */
+  /**
+   * Runs the middleware chain on an event, then publishes what is left of it. Resolves once the
+   * event is stored (when its channel keeps history) and handed to the bus.
+   */
   async publish(event: ChannelEvent): Promise<PublishResult> {
     let current = event;
     for (const middleware of this.middleware) {
@@ -38,7 +57,17 @@ export class Publisher {
       if (!decision.deliver) return { delivered: false };
       current = decision.event;
     }
-    this.pubsub.publish("channel", current.channel, current);
-    return { delivered: true, event: current };
+    if (current.action !== "MESSAGE" || privateRecipient(current) !== null) {
+      this.pubsub.publish("channel", current.channel, current);
+      return { delivered: true, event: current };
+    }
+    const committed = await this.sequencer.run(current.channel, async (seq) => {
+      const numbered = { ...current, seq };
+      const keep = this.historyKept(current.channel);
+      if (keep > 0) await this.history.append(numbered, keep);
+      this.pubsub.publish("channel", numbered.channel, numbered);
+      return numbered;
+    });
+    return { delivered: true, event: committed };
   }
 }

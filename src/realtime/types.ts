@@ -35,6 +35,12 @@ export interface ChannelEvent {
   readonly client: RealtimeClient;
   /** ISO 8601 time the event was created; events stay JSON-safe so any event bus can carry them. */
   readonly createdAt: string;
+  /**
+   * The channel's sequence number for public MESSAGE events (null for joins, leaves and private
+   * messages). It grows by one per message, so a jump tells a client it missed messages, which it
+   * can recover from the channel's history.
+   */
+  readonly seq: number | null;
 }
 
 /**

@@ -6,7 +6,8 @@ const RealtimeActionEnum = builder.enumType("RealtimeAction", {
   values: ["MESSAGE", "JOIN", "LEAVE"] as const,
 });
 
-const RealtimeClientRef = builder.objectRef<RealtimeClient>("RealtimeClient").implement({
+/** The GraphQL type of a client. */
+export const RealtimeClientRef = builder.objectRef<RealtimeClient>("RealtimeClient").implement({
   description: "A connected party: a WebSocket connection, an HTTP caller, or an authenticated user.",
   fields: (t) => ({
     id: t.exposeID("id"),
@@ -27,6 +28,11 @@ export const ChannelEventRef = builder.objectRef<ChannelEvent>("ChannelEvent").i
     commandOptions: t.field({ type: "JSON", nullable: true, resolve: (event) => event.commandOptions }),
     client: t.field({ type: RealtimeClientRef, resolve: (event) => event.client }),
     createdAt: t.field({ type: "DateTime", resolve: (event) => event.createdAt }),
+    seq: t.exposeInt("seq", {
+      nullable: true,
+      description:
+        "The channel's sequence number for public messages (null for joins, leaves and private messages). A jump means missed messages: recover them with `history`.",
+    }),
   }),
 });
 
@@ -66,12 +72,34 @@ builder.mutationFields((t) => ({
     args: { channel: t.arg.string({ required: true }), options: t.arg({ type: "JSON" }) },
     resolve: (_root, args, { session, services }) => services.channels.joinChannel(session, args.channel, args.options),
   }),
+  leaveChannel: t.field({
+    type: "Boolean",
+    description: "Leaves a channel and publishes a LEAVE event. False when the caller was not a member.",
+    args: { channel: t.arg.string({ required: true }) },
+    resolve: (_root, args, { session, services }) => services.channels.leaveChannel(session, args.channel),
+  }),
+}));
+
+builder.queryFields((t) => ({
+  history: t.field({
+    type: [ChannelEventRef],
+    description: "The latest messages of a channel that keeps history, oldest first.",
+    args: { channel: t.arg.string({ required: true }), last: t.arg.int({ defaultValue: 50 }) },
+    resolve: (_root, args, { session, services }) => services.channels.history(session, args.channel, args.last ?? 50),
+  }),
+  presence: t.field({
+    type: [RealtimeClientRef],
+    description: "Who has joined a channel and not left (channels with presence on).",
+    args: { channel: t.arg.string({ required: true }) },
+    resolve: (_root, args, { session, services }) => services.channels.presence(session, args.channel),
+  }),
 }));
 
 builder.subscriptionFields((t) => ({
   channel: t.field({
     type: ChannelEventRef,
-    description: "Joins a channel and delivers every event published on it from then on, in publish order.",
+    description:
+      "Joins a channel and delivers every event published on it from then on, in publish order. `options: { history: n }` first replays up to n past messages.",
     args: { name: t.arg.string({ required: true }), options: t.arg({ type: "JSON" }) },
     subscribe: (_root, args, { session, services }) => services.channels.subscribe(session, args.name, args.options),
     resolve: (event) => event,

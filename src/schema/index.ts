@@ -1,6 +1,8 @@
 import { builder } from "./builder.js";
 import "./channels.js";
 import "./server-info.js";
+import "./triggers.js";
+import "./channel-config.js";
 
 /** The executable GraphQL schema. */
 export const schema = builder.toSchema({ sortSchema: true });

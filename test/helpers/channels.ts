@@ -2,7 +2,7 @@ import type { Client } from "graphql-ws";
 import { wsSubscribe, type Subscription } from "./graphql.js";
 
 /** The selection tests use for channel events. */
-export const EVENT_FIELDS = `id action command channel payload commandOptions client { id authenticated extras } createdAt`;
+export const EVENT_FIELDS = `id action command channel payload commandOptions client { id authenticated extras } createdAt seq`;
 
 export const CHANNEL_SUBSCRIPTION = `subscription ($name: String!, $options: JSON) { channel(name: $name, options: $options) { ${EVENT_FIELDS} } }`;
 

@@ -1,4 +1,8 @@
-import { createClient, type Client, type ExecutionResult } from "graphql-ws";
+import type { FormattedExecutionResult } from "graphql";
+import { createClient, type Client } from "graphql-ws";
+
+/** A result as it arrives over the wire. */
+export type ExecutionResult<T> = FormattedExecutionResult<T, unknown>;
 import { afterAll } from "vitest";
 import WebSocket from "ws";
 

@@ -1,0 +1,175 @@
+import { randomUUID } from "node:crypto";
+import { z } from "zod";
+import type { Prisma } from "../db.js";
+import { AppError, ErrorCode } from "../errors.js";
+import { parseInput } from "../validation.js";
+import { bySpecificity, compileChannelPattern, type ChannelPattern } from "./channel-pattern.js";
+
+/** Who may send on a channel: anyone, authenticated clients, or nobody but the admin. */
+export const CHANNEL_MESSAGING = ["ANYONE", "AUTHENTICATED", "NOBODY"] as const;
+export type ChannelMessaging = (typeof CHANNEL_MESSAGING)[number];
+
+/** The most messages a channel may keep as history. */
+export const MAX_HISTORY = 1000;
+
+/** The settings that decide who may do what on a channel. */
+export interface ChannelRules {
+  readonly active: boolean;
+  /** Anonymous clients may join and listen (and send, where messaging is ANYONE). */
+  readonly anonymousClients: boolean;
+  readonly messaging: ChannelMessaging;
+  readonly presence: boolean;
+  /** Messages kept, 0..1000. */
+  readonly history: number;
+}
+
+/** A stored channel configuration, applying to the names its pattern matches. */
+export interface ChannelSettings extends ChannelRules {
+  readonly id: string;
+  readonly pattern: string;
+  readonly description: string | null;
+  readonly createdAt: Date;
+  readonly updatedAt: Date;
+}
+
+const rules = {
+  description: z.string().max(2000).nullish(),
+  active: z.boolean(),
+  anonymousClients: z.boolean(),
+  messaging: z.enum(CHANNEL_MESSAGING),
+  presence: z.boolean(),
+  history: z.number().int().min(0, `must be 0..${MAX_HISTORY}`).max(MAX_HISTORY, `must be 0..${MAX_HISTORY}`),
+};
+
+/** Fields a channel configuration is created with; unset rules take the server-wide defaults. */
+export const ChannelCreateSchema = z.object({ pattern: z.string(), ...z.object(rules).partial().shape });
+export type ChannelCreate = z.input<typeof ChannelCreateSchema>;
+
+/** Fields an update may change; absent fields stay as they are. */
+export const ChannelUpdateSchema = z.object(rules).partial().extend({ pattern: z.string().optional() });
+export type ChannelUpdate = z.input<typeof ChannelUpdateSchema>;
+
+type ChannelRow = Awaited<ReturnType<Prisma["channel"]["findFirstOrThrow"]>>;
+
+interface LoadedChannel {
+  readonly settings: ChannelSettings;
+  readonly pattern: ChannelPattern;
+}
+
+function toSettings(row: ChannelRow): ChannelSettings {
+  return { ...row, messaging: row.messaging as ChannelMessaging };
+}
+
+/**
+ * Channel configurations, cached in memory: resolving the rules for a name (on every join and send)
+ * never touches the database. A name uses its most specific matching configuration; with none, the
+ * server-wide defaults apply, or nothing does when configuration is required.
+ */
+export class ChannelConfigStore {
+  private channels = new Map<string, LoadedChannel>();
+  private readonly memo = new Map<string, LoadedChannel | null>();
+  private readonly changeListeners: ((pattern: string) => void)[] = [];
+
+  constructor(
+    private readonly prisma: Prisma,
+    private readonly defaults: ChannelRules,
+    private readonly requireConfig: boolean,
+  ) {}
+
+  /** Loads every configuration from the database, replacing the cache. */
+  async reload(): Promise<void> {
+    const rows = await this.prisma.channel.findMany();
+    this.channels = new Map(rows.map((row) => [row.pattern, this.load(row)]));
+    this.memo.clear();
+  }
+
+  /** Calls `listener` with the pattern after every change made through this store. */
+  onChange(listener: (pattern: string) => void): void {
+    this.changeListeners.push(listener);
+  }
+
+  /** The stored configuration that applies to a channel name, if any. */
+  configFor(name: string): ChannelSettings | null {
+    let found = this.memo.get(name);
+    if (found === undefined) {
+      found = [...this.channels.values()].filter((c) => c.pattern.matches(name)).sort((a, b) => bySpecificity(a.pattern, b.pattern))[0] ?? null;
+      if (this.memo.size >= 10_000) this.memo.clear();
+      this.memo.set(name, found);
+    }
+    return found?.settings ?? null;
+  }
+
+  /**
+   * The rules for a channel name: its configuration's, or the defaults.
+   * @throws AppError `FORBIDDEN` when configuration is required and none matches
+   */
+  rulesFor(name: string): ChannelRules {
+    const config = this.configFor(name);
+    if (config) return config;
+    if (this.requireConfig) throw new AppError(ErrorCode.Forbidden, `Channel ${name} is not configured`, { channel: name });
+    return this.defaults;
+  }
+
+  /** Every configuration, most specific first. */
+  list(): ChannelSettings[] {
+    return [...this.channels.values()].sort((a, b) => bySpecificity(a.pattern, b.pattern)).map((c) => c.settings);
+  }
+
+  /** The configuration stored for exactly this pattern. */
+  get(pattern: string): ChannelSettings | null {
+    return this.channels.get(pattern)?.settings ?? null;
+  }
+
+  /** Validates and stores a configuration; one per pattern. */
+  async create(input: ChannelCreate): Promise<ChannelSettings> {
+    const data = parseInput(ChannelCreateSchema, input);
+    compileChannelPattern(data.pattern, "input.pattern");
+    if (this.channels.has(data.pattern)) {
+      throw new AppError(ErrorCode.BadUserInput, `A channel configuration for ${data.pattern} exists already`, { path: "input.pattern" });
+    }
+    const row = await this.prisma.channel.create({ data: { ...this.defaults, ...data, description: data.description ?? null, id: randomUUID() } });
+    return this.changed(row, data.pattern);
+  }
+
+  /** Validates and applies a change to the configuration stored for a pattern. */
+  async update(pattern: string, input: ChannelUpdate): Promise<ChannelSettings> {
+    const current = this.require(pattern);
+    const data = parseInput(ChannelUpdateSchema, input);
+    if (data.pattern !== undefined && data.pattern !== pattern) {
+      compileChannelPattern(data.pattern, "input.pattern");
+      if (this.channels.has(data.pattern)) {
+        throw new AppError(ErrorCode.BadUserInput, `A channel configuration for ${data.pattern} exists already`, { path: "input.pattern" });
+      }
+    }
+    const row = await this.prisma.channel.update({ where: { id: current.id }, data });
+    this.channels.delete(pattern);
+    return this.changed(row, pattern);
+  }
+
+  /** Deletes the configuration stored for a pattern. Returns false when there was none. */
+  async delete(pattern: string): Promise<boolean> {
+    const { count } = await this.prisma.channel.deleteMany({ where: { pattern } });
+    this.channels.delete(pattern);
+    this.memo.clear();
+    if (count > 0) for (const listener of this.changeListeners) listener(pattern);
+    return count > 0;
+  }
+
+  private require(pattern: string): ChannelSettings {
+    const found = this.channels.get(pattern);
+    if (!found) throw new AppError(ErrorCode.NotFound, `No channel configuration for ${pattern}`);
+    return found.settings;
+  }
+
+  private changed(row: ChannelRow, previousPattern: string): ChannelSettings {
+    const loaded = this.load(row);
+    this.channels.set(row.pattern, loaded);
+    this.memo.clear();
+    for (const listener of this.changeListeners) listener(previousPattern);
+    return loaded.settings;
+  }
+
+  private load(row: ChannelRow): LoadedChannel {
+    return { settings: toSettings(row), pattern: compileChannelPattern(row.pattern) };
+  }
+}

@@ -1,0 +1,52 @@
+import { z } from "zod";
+
+/** The events a trigger can run on. */
+export const TRIGGER_ACTIONS = ["MESSAGE", "JOIN", "LEAVE"] as const;
+export type TriggerAction = (typeof TRIGGER_ACTIONS)[number];
+
+/** What happens to an event when its trigger fails: refuse it (fail closed), drop it, or deliver it unchanged. */
+export const TRIGGER_ERROR_POLICIES = ["REJECT", "DROP", "DELIVER"] as const;
+export type TriggerErrorPolicy = (typeof TRIGGER_ERROR_POLICIES)[number];
+
+/** A stored trigger's settings. */
+export interface TriggerConfig {
+  readonly id: string;
+  readonly name: string;
+  readonly description: string | null;
+  readonly active: boolean;
+  readonly tags: string[];
+  readonly actions: TriggerAction[];
+  /** A channel name, or a pattern where `*` matches one or more characters. */
+  readonly channel: string;
+  readonly order: number;
+  readonly onError: TriggerErrorPolicy;
+  readonly stack: unknown;
+  readonly createdAt: Date;
+  readonly updatedAt: Date;
+}
+
+const name = z.string().trim().min(1, "must not be empty").max(200, "must be at most 200 characters");
+const tags = z.array(z.string().trim().min(1, "must not be empty").max(64)).max(32, "at most 32 tags");
+
+/** Fields a trigger is created with; the defaults are those of `CreateTriggerInput`. */
+export const TriggerCreateSchema = z.object({
+  name,
+  description: z.string().max(2000).nullish(),
+  active: z.boolean().default(true),
+  tags: tags.default([]),
+  actions: z.array(z.enum(TRIGGER_ACTIONS)).min(1, "name at least one action"),
+  channel: z.string(),
+  order: z.number().int().min(-1_000_000).max(1_000_000).default(0),
+  onError: z.enum(TRIGGER_ERROR_POLICIES).default("REJECT"),
+  stack: z.unknown(),
+});
+export type TriggerCreate = z.input<typeof TriggerCreateSchema>;
+
+/** Fields a trigger update may change; absent fields stay as they are. */
+export const TriggerUpdateSchema = TriggerCreateSchema.partial().extend({
+  active: z.boolean().optional(),
+  tags: tags.optional(),
+  order: z.number().int().min(-1_000_000).max(1_000_000).optional(),
+  onError: z.enum(TRIGGER_ERROR_POLICIES).optional(),
+});
+export type TriggerUpdate = z.input<typeof TriggerUpdateSchema>;

@@ -1,0 +1,84 @@
+import { AppError, ErrorCode } from "../errors.js";
+import type { EventMiddleware } from "../realtime/publisher.js";
+import type { ChannelEvent } from "../realtime/types.js";
+import { runStack, type StackRunResult, type TriggerInput } from "./engine.js";
+import type { LoadedTrigger, TriggerStore } from "./store.js";
+import type { TriggerRunRecorder } from "./runs.js";
+
+/** The input a trigger's stack sees for an event. */
+export function triggerInput(event: ChannelEvent): TriggerInput {
+  return {
+    action: event.command,
+    command: event.command,
+    channel: event.channel,
+    commandOptions: event.commandOptions,
+    payload: event.payload,
+    client: { id: event.client.id, authenticated: event.client.authenticated, extras: event.client.extras },
+  };
+}
+
+/** Runs one trigger's stack on an input; a stack that no longer compiles counts as a failed run. */
+export async function runTrigger(
+  trigger: LoadedTrigger,
+  input: TriggerInput,
+  options: { timeoutMs: number; trace?: boolean },
+): Promise<StackRunResult> {
+  if ("error" in trigger.stack) {
+    return {
+      outcome: "FAILED",
+      payload: input.payload,
+      commandOptions: input.commandOptions,
+      error: { code: ErrorCode.TriggerFailed, message: trigger.stack.error },
+      log: [],
+      durationMs: 0,
+      trace: [],
+    };
+  }
+  return runStack(trigger.stack, input, options);
+}
+
+/**
+ * The trigger middleware: for each event, runs the active triggers matching its channel and action in
+ * order, each receiving the previous one's output, and records every run. A drop stops the event
+ * quietly; a reject refuses it with the trigger's code and message; a failure follows the trigger's
+ * `onError` policy (REJECT fails closed with `TRIGGER_FAILED`). A LEAVE cannot be refused: for
+ * leaves, drops and rejects only keep the LEAVE event from being delivered.
+ */
+export function createTriggerMiddleware(
+  store: TriggerStore,
+  recorder: TriggerRunRecorder,
+  options: { timeoutMs: number },
+): EventMiddleware {
+  return async (event) => {
+    const triggers = store.matching(event.channel, event.action);
+    let current = event;
+    for (const trigger of triggers) {
+      const result = await runTrigger(trigger, triggerInput(current), options);
+      recorder.record({
+        triggerId: trigger.config.id,
+        action: event.action,
+        channel: event.channel,
+        outcome: result.outcome,
+        durationMs: result.durationMs,
+        error: result.error?.message ?? null,
+        log: result.log,
+      });
+      switch (result.outcome) {
+        case "DELIVERED":
+        case "MODIFIED":
+          current = { ...current, payload: result.payload, commandOptions: result.commandOptions };
+          break;
+        case "DROPPED":
+          return { deliver: false };
+        case "REJECTED":
+          if (event.action === "LEAVE") return { deliver: false };
+          throw new AppError(result.error!.code, result.error!.message, { trigger: trigger.config.name });
+        case "FAILED":
+          if (trigger.config.onError === "DELIVER") break;
+          if (trigger.config.onError === "DROP" || event.action === "LEAVE") return { deliver: false };
+          throw new AppError(ErrorCode.TriggerFailed, `Trigger "${trigger.config.name}" failed`, { trigger: trigger.config.name });
+      }
+    }
+    return { deliver: true, event: current };
+  };
+}

@@ -1,0 +1,116 @@
+import { sortableId } from "../ids.js";
+import type { Prisma } from "../db.js";
+import type { Logger } from "../logger.js";
+import type { TriggerAction } from "./config.js";
+
+/** How a trigger run ended. */
+export type TriggerOutcome = "DELIVERED" | "MODIFIED" | "DROPPED" | "REJECTED" | "FAILED";
+
+/** One execution of a trigger on an event. */
+export interface TriggerRunRecord {
+  readonly id: string;
+  readonly triggerId: string;
+  readonly action: TriggerAction;
+  readonly channel: string;
+  readonly outcome: TriggerOutcome;
+  readonly durationMs: number;
+  readonly error: string | null;
+  readonly log: unknown[];
+  readonly createdAt: Date;
+}
+
+/** Settings for {@link TriggerRunRecorder}. */
+export interface RunRecorderOptions {
+  /** Runs kept per trigger; older ones are deleted. */
+  readonly keepPerTrigger: number;
+  /** How often buffered runs are written, in milliseconds. */
+  readonly flushIntervalMs: number;
+  /** Buffered runs beyond which new ones are not kept until the next write (counted as discarded). */
+  readonly maxBuffered: number;
+}
+
+/**
+ * Records trigger runs without slowing delivery: runs are buffered in memory and written in batches,
+ * then each touched trigger is pruned to its latest runs. Reads flush first, so they see every run
+ * recorded before them.
+ */
+export class TriggerRunRecorder {
+  private buffer: TriggerRunRecord[] = [];
+  private writing: Promise<void> = Promise.resolve();
+  private readonly timer: NodeJS.Timeout;
+  /** Runs not kept because the buffer was full (the database could not keep up). */
+  discarded = 0;
+
+  constructor(
+    private readonly prisma: Prisma,
+    private readonly logger: Logger,
+    private readonly options: RunRecorderOptions,
+  ) {
+    this.timer = setInterval(() => void this.flush(), options.flushIntervalMs);
+    this.timer.unref();
+  }
+
+  /** Buffers a run for writing. */
+  record(run: Omit<TriggerRunRecord, "id" | "createdAt">): void {
+    if (this.buffer.length >= this.options.maxBuffered) {
+      this.discarded += 1;
+      return;
+    }
+    this.buffer.push({ ...run, id: sortableId(), createdAt: new Date() });
+  }
+
+  /** Writes buffered runs now; resolves once they (and earlier writes) are stored. */
+  flush(): Promise<void> {
+    const batch = this.buffer;
+    if (batch.length > 0) {
+      this.buffer = [];
+      this.writing = this.writing.then(() => this.write(batch));
+    }
+    return this.writing;
+  }
+
+  /** The latest runs of a trigger, newest first. */
+  async latest(triggerId: string, last: number): Promise<TriggerRunRecord[]> {
+    await this.flush();
+    const rows = await this.prisma.triggerRun.findMany({
+      where: { triggerId },
+      orderBy: [{ createdAt: "desc" }, { id: "desc" }],
+      take: Math.max(0, Math.min(last, this.options.keepPerTrigger)),
+    });
+    return rows.map((row) => ({ ...row, action: row.action as TriggerAction, outcome: row.outcome as TriggerOutcome, log: row.log as unknown[] }));
+  }
+
+  /** Stops the timer and writes what is buffered. */
+  async close(): Promise<void> {
+    clearInterval(this.timer);
+    await this.flush();
+  }
+
+  private async write(batch: TriggerRunRecord[]): Promise<void> {
+    try {
+      const existing = new Set(
+        (await this.prisma.trigger.findMany({ where: { id: { in: [...new Set(batch.map((run) => run.triggerId))] } }, select: { id: true } })).map(
+          (trigger) => trigger.id,
+        ),
+      );
+      const kept = batch.filter((run) => existing.has(run.triggerId)); // runs of deleted triggers go with them
+      await this.prisma.triggerRun.createMany({ data: kept.map((run) => ({ ...run, log: run.log as object[] })) });
+      for (const triggerId of existing) await this.prune(triggerId);
+    } catch (error) {
+      this.logger.error({ err: error, runs: batch.length }, "could not record trigger runs");
+    }
+  }
+
+  private async prune(triggerId: string): Promise<void> {
+    // Pruned after every batch, so the excess is at most one batch.
+    const excess = await this.prisma.triggerRun.findMany({
+      where: { triggerId },
+      orderBy: [{ createdAt: "desc" }, { id: "desc" }],
+      skip: this.options.keepPerTrigger,
+      select: { id: true },
+    });
+    if (excess.length > 0) {
+      await this.prisma.triggerRun.deleteMany({ where: { id: { in: excess.map((run) => run.id) } } });
+    }
+  }
+}
