@@ -63,7 +63,7 @@ export async function createServices(env: Env, logger: Logger): Promise<Services
     logger.warn({ path: join(env.DATA_DIR, "admin-token") }, "ADMIN_TOKEN is not set: generated an admin token and stored it in this file");
   }
 
-  const triggers = new TriggerStore(db.prisma);
+  const triggers = new TriggerStore(db.prisma, { expressionTimeoutMs: env.TRIGGER_TIMEOUT_MS });
   await triggers.reload();
   const triggerRuns = new TriggerRunRecorder(db.prisma, logger, {
     keepPerTrigger: env.TRIGGER_RUNS_KEPT,

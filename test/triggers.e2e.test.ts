@@ -124,7 +124,7 @@ describe("triggers on messages", () => {
   it("stops a runaway expression at the guardrail and keeps serving", async () => {
     await createTrigger(server.httpUrl, {
       channel: "runaway",
-      stack: [{ var: "f", value: "function($x) { $f($x + 1) }" }, { set: "payload.r", value: "$f(0)" }],
+      stack: [{ set: "payload.r", value: "( $f := function($x) { $f($x + 1) }; $f(0) )" }],
     });
     const started = Date.now();
     const result = await send("runaway", {});
@@ -272,5 +272,48 @@ describe("trigger management", () => {
     const second = await startServer({}, first.dataDir);
     const result = await httpGraphQL<SendData>(second.httpUrl, SEND_MESSAGE, { channel: "durable", payload: {} });
     expect(result.body.data!.sendMessage.event!.payload).toEqual({ kept: true });
+  });
+});
+
+describe("the README examples", () => {
+  it("profanity filter: masks listed words, refuses shouting, logs what it masked", async () => {
+    const filter = await createTrigger(server.httpUrl, {
+      name: "profanity filter",
+      channel: "talk:*",
+      tags: ["moderation"],
+      stack: [
+        { var: "banned", value: "['darn', 'heck']" },
+        { if: "$length(payload.text) > 10 and payload.text = $uppercase(payload.text)", then: [{ reject: "'Please do not shout'", code: "SHOUTING" }] },
+        { set: "payload.text", value: "$join($map($split(payload.text, ' '), function($w) { $lowercase($w) in $banned ? '****' : $w }), ' ')" },
+        { if: "$response.payload.text != payload.text", then: [{ log: "'masked a message from ' & client.id" }] },
+      ],
+    });
+    const masked = await send("talk:1", { text: "well Darn it" });
+    expect(masked.data!.sendMessage.event!.payload).toEqual({ text: "well **** it" });
+    const shouting = await send("talk:1", { text: "WHY IS THIS SO LOUD" });
+    expect(shouting.errors?.[0]).toMatchObject({ message: "Please do not shout", extensions: { code: "SHOUTING" } });
+    const clean = await send("talk:1", { text: "hello there" });
+    expect(clean.data!.sendMessage.event!.payload).toEqual({ text: "hello there" });
+    const runs = await admin(server.httpUrl, `query ($id: ID!) { trigger(id: $id) { runs { outcome log } } }`, { id: filter.id });
+    expect(runs.data!.trigger.runs).toEqual([
+      { outcome: "DELIVERED", log: [] },
+      { outcome: "REJECTED", log: [] },
+      { outcome: "MODIFIED", log: [`masked a message from ${masked.data!.sendMessage.event!.client.id}`] },
+    ]);
+  });
+
+  it("stamp: adds the sender id and the time", async () => {
+    await createTrigger(server.httpUrl, {
+      name: "stamp",
+      channel: "stamped:*",
+      order: 100,
+      stack: [
+        { set: "payload.sender", value: "client.id" },
+        { set: "payload.sentAt", value: "$now()" },
+      ],
+    });
+    const event = (await send("stamped:1", { text: "hi" })).data!.sendMessage.event!;
+    expect(event.payload.sender).toBe(event.client.id);
+    expect(Date.parse(event.payload.sentAt)).toBeGreaterThan(Date.now() - 60_000);
   });
 });

@@ -51,10 +51,15 @@ function evalDisabled(): never {
   throw new Error("$eval is disabled in triggers");
 }
 
+/** True for a JSONata function value (a lambda or a built-in). */
+function isFunction(value: unknown): boolean {
+  return typeof value === "function" || (typeof value === "object" && value !== null && "_jsonata_lambda" in value);
+}
+
 /** Converts a JSONata result to plain JSON (sequences become arrays, functions disappear). */
 function toJson(value: unknown): unknown {
-  if (value === undefined || typeof value === "function") return undefined;
-  return JSON.parse(JSON.stringify(value)) as unknown;
+  if (value === undefined || isFunction(value)) return undefined;
+  return JSON.parse(JSON.stringify(value, (_key, inner: unknown) => (isFunction(inner) ? undefined : inner))) as unknown;
 }
 
 /** Sets a value at a path of own properties, creating plain objects on the way; undefined removes it. */
@@ -111,9 +116,10 @@ class StackRun {
   private async step(step: CompiledStep, traced: (value: unknown) => void): Promise<Stop | null> {
     switch (step.kind) {
       case "var": {
-        const value = await this.evaluate(step.value);
+        // Kept as evaluated, so a variable may hold a function for later steps.
+        const value = await step.value.expression.evaluate(this.input, this.bindings);
         this.bindings[step.name] = value;
-        traced(value);
+        traced(isFunction(value) ? "[function]" : toJson(value));
         return null;
       }
       case "set": {
