@@ -5,6 +5,9 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { PrismaBetterSQLite3 } from "@prisma/adapter-better-sqlite3";
+import { PrismaPg } from "@prisma/adapter-pg";
+import type pg from "pg";
+import { PrismaClient as PostgresClient } from "./generated/postgres/client.js";
 import { PrismaClient } from "./generated/sqlite/client.js";
 
 /** The Prisma client type shared by both providers (their generated APIs are identical). */
@@ -43,8 +46,21 @@ function providerOf(url: string): Database["provider"] {
   return url.startsWith("file:") ? "sqlite" : "postgresql";
 }
 
+/**
+ * Splits a `postgres://` URL into a node-postgres pool config and the Prisma schema it names with
+ * `?schema=NAME` (Prisma's convention; default `public`). node-postgres does not know `schema`, so it
+ * becomes the connection's `search_path`: raw SQL and migration scripts then resolve to it as well.
+ */
+export function postgresConfig(url: string): { pool: pg.PoolConfig & { connectionString: string }; schema: string } {
+  const parsed = new URL(url);
+  const schema = parsed.searchParams.get("schema") ?? "public";
+  if (!/^[A-Za-z_][A-Za-z0-9_$]*$/.test(schema)) throw new Error(`Unsupported schema name in DATABASE_URL: ${schema}`);
+  parsed.searchParams.delete("schema");
+  return { pool: { connectionString: parsed.href, options: `-c search_path="${schema}"` }, schema };
+}
+
 function migrationsDir(provider: Database["provider"]): string {
-  return join(projectRoot, "prisma", "migrations", provider);
+  return join(projectRoot, "prisma", "migrations", provider === "postgresql" ? "postgres" : "sqlite");
 }
 
 /** Names of the committed migrations for a provider, oldest first. */
@@ -84,6 +100,7 @@ export async function migrate(url: string): Promise<void> {
 }
 
 async function appliedMigrations(db: Database): Promise<Set<string>> {
+  // Unqualified: on PostgreSQL the search_path is the `?schema=` schema (see postgresConfig).
   try {
     const rows = await db.prisma.$queryRawUnsafe<{ migration_name: string }[]>(
       `SELECT migration_name FROM _prisma_migrations WHERE finished_at IS NOT NULL AND rolled_back_at IS NULL`,
@@ -95,17 +112,22 @@ async function appliedMigrations(db: Database): Promise<Set<string>> {
 }
 
 /**
- * Opens the database named by `url` (see {@link resolveDatabaseUrl}). SQLite runs in WAL mode, which
- * keeps the file consistent if the process is killed at any point.
+ * Opens the database named by `url` (see {@link resolveDatabaseUrl}): SQLite for `file:` URLs, PostgreSQL
+ * for `postgres://` ones (see {@link postgresConfig}). SQLite runs in WAL mode, which keeps the file
+ * consistent if the process is killed at any point.
  */
 export async function openDatabase(url: string): Promise<Database> {
   const provider = providerOf(url);
-  if (provider !== "sqlite") {
-    throw new Error("PostgreSQL support is not built into this version; use a file: DATABASE_URL");
+  let prisma: Prisma;
+  if (provider === "postgresql") {
+    const { pool, schema } = postgresConfig(url);
+    // The two generated clients have the same API; the shared type is the SQLite one's.
+    prisma = new PostgresClient({ adapter: new PrismaPg(pool, { schema }) }) as unknown as Prisma;
+  } else {
+    prisma = new PrismaClient({ adapter: new PrismaBetterSQLite3({ url }) });
+    await prisma.$queryRawUnsafe("PRAGMA journal_mode = WAL");
+    await prisma.$executeRawUnsafe("PRAGMA busy_timeout = 5000");
   }
-  const prisma = new PrismaClient({ adapter: new PrismaBetterSQLite3({ url }) });
-  await prisma.$queryRawUnsafe("PRAGMA journal_mode = WAL");
-  await prisma.$executeRawUnsafe("PRAGMA busy_timeout = 5000");
   return {
     prisma,
     provider,

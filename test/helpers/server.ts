@@ -5,6 +5,7 @@ import { afterAll, inject } from "vitest";
 import { parseEnv } from "../../src/env.js";
 import { createLogger } from "../../src/logger.js";
 import { createApp, type App } from "../../src/server.js";
+import { createTestSchema } from "./postgres.js";
 
 /** The admin token test servers use. */
 export const ADMIN_TOKEN = "test-admin-token-0123456789";
@@ -21,10 +22,12 @@ export interface TestServer {
 
 const started = new Set<TestServer>();
 const dataDirs = new Set<string>();
+const schemaDrops = new Set<() => Promise<void>>();
 
 afterAll(async () => {
   await Promise.all([...started].map((server) => server.stop()));
   for (const dir of dataDirs) rmSync(dir, { recursive: true, force: true });
+  await Promise.all([...schemaDrops].map((drop) => drop()));
 });
 
 /** Makes a fresh data folder holding a migrated copy of the template database. */
@@ -36,8 +39,20 @@ export function freshDataDir(options: { migrated?: boolean } = {}): string {
 }
 
 /**
- * Starts a server on 127.0.0.1 and a free port. `env` overrides settings; the data folder defaults to
- * a fresh one. Every server started is stopped after the test file.
+ * Makes an empty PostgreSQL schema of this run's own and returns its `DATABASE_URL`
+ * (`...?schema=t_<random>`); pass it to {@link startServer} as `{ DATABASE_URL }`. The schema is
+ * dropped after the file's tests, once its servers have stopped.
+ */
+export async function freshPostgresUrl(): Promise<string> {
+  const { url, drop } = await createTestSchema();
+  schemaDrops.add(drop);
+  return url;
+}
+
+/**
+ * Starts a server on 127.0.0.1 and a free port. `env` overrides settings (`DATABASE_URL` picks the
+ * database, e.g. {@link freshPostgresUrl}; SQLite in the data folder otherwise); the data folder
+ * defaults to a fresh one. Every server started is stopped after the test file.
  */
 export async function startServer(env: Record<string, string> = {}, dataDir = freshDataDir()): Promise<TestServer> {
   const settings = parseEnv({ DATA_DIR: dataDir, ADMIN_TOKEN, LOG_LEVEL: "silent", ...env });
