@@ -1,7 +1,15 @@
 import { createRequire } from "node:module";
+import { POSTGRES_BASE_URL, POSTGRES_REQUIRED, postgresReachable } from "./test/helpers/postgres.js";
 import { defineConfig } from "vitest/config";
 
 const require = createRequire(import.meta.url);
+
+/** The end-to-end suites that exercise the database; they run on SQLite and again on PostgreSQL. */
+const DATABASE_SUITES = ["test/messaging.test.ts", "test/triggers.e2e.test.ts", "test/channels.e2e.test.ts"];
+
+// Without PostgreSQL (and unless CI requires it), the postgres project is left out, by name.
+const postgres = POSTGRES_REQUIRED || (await postgresReachable());
+if (!postgres) console.warn(`skipped: the postgres project (${DATABASE_SUITES.join(", ")}): PostgreSQL unreachable at ${POSTGRES_BASE_URL}`);
 
 export default defineConfig({
   resolve: {
@@ -10,11 +18,16 @@ export default defineConfig({
     alias: [{ find: /^graphql$/, replacement: require.resolve("graphql") }],
   },
   test: {
-    include: ["test/**/*.test.ts"],
     globalSetup: ["test/helpers/global-setup.ts"],
     testTimeout: 30_000,
     hookTimeout: 60_000,
     // Each file starts its own servers on free ports; two workers suit a 2-core machine.
     maxWorkers: 2,
+    projects: [
+      { extends: true, test: { name: "sqlite", include: ["test/**/*.test.ts"] } },
+      ...(postgres
+        ? [{ extends: true as const, test: { name: "postgres", include: DATABASE_SUITES, env: { TEST_SERVER_DATABASE: "postgres" } } }]
+        : []),
+    ],
   },
 });

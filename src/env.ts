@@ -32,6 +32,12 @@ const EnvSchema = z.object({
   INTROSPECTION: booleanString.default(true),
   /** Wall-clock limit for one trigger's run, in milliseconds. */
   TRIGGER_TIMEOUT_MS: z.coerce.number().int().min(1).max(60_000).default(1000),
+  /** `redis://...`: share events, presence, sequence numbers and config changes between instances. */
+  REDIS_URL: z.string().regex(/^rediss?:\/\//, "must start with redis:// or rediss://").optional(),
+  /** Prefix for every Redis key and pub/sub channel, so deployments can share one Redis. */
+  REDIS_PREFIX: z.string().min(1).max(100).default("realtime:"),
+  /** With Redis: how long a dead instance's presence entries last before they are ignored. */
+  REDIS_PRESENCE_TTL_SECONDS: z.coerce.number().int().min(1).max(3600).default(15),
   /** Refuse channels that no channel configuration matches. */
   REQUIRE_CHANNEL_CONFIG: booleanString.default(false),
   /** Default for unconfigured channels: anonymous clients may join and listen. */

@@ -111,9 +111,9 @@ export async function createApp(env: Env, logger: Logger): Promise<App> {
 
   const httpServer = createServer((req: IncomingMessage, res: ServerResponse) => {
     if (req.url === "/health" || req.url?.startsWith("/health?")) {
-      void services.db.ping().then((ok) => {
-        res.writeHead(ok ? 200 : 503, { "content-type": "application/json" });
-        res.end(JSON.stringify({ status: ok ? "ok" : "unavailable", database: ok ? "ok" : "unreachable" }));
+      void services.health().then(({ healthy, ...parts }) => {
+        res.writeHead(healthy ? 200 : 503, { "content-type": "application/json" });
+        res.end(JSON.stringify({ status: healthy ? "ok" : "unavailable", ...parts }));
       });
       return;
     }

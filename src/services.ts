@@ -8,7 +8,9 @@ import { ChannelService } from "./realtime/channels.js";
 import { ChannelConfigStore } from "./realtime/channel-config.js";
 import { ChannelHistory } from "./realtime/history.js";
 import { Membership } from "./realtime/membership.js";
-import { ChannelSequencer } from "./realtime/sequencer.js";
+import { LocalPresence, type PresenceTracker } from "./realtime/presence.js";
+import { createRedisBus, RedisConnection, RedisInvalidation, RedisPresence, RedisSequence } from "./realtime/redis.js";
+import { ChannelSequencer, LocalSequence } from "./realtime/sequence.js";
 import { createClientTokenVerifier, clientTokenSettingsFromEnv, type ClientTokenVerifier } from "./auth/client-tokens.js";
 import { createChannelPubSub } from "./realtime/pubsub.js";
 import { Publisher } from "./realtime/publisher.js";
@@ -35,6 +37,8 @@ export interface Services {
   /** Runs a stored trigger on a sample event with a step trace, publishing nothing. */
   testTrigger(id: string, event: SampleEvent): Promise<StackRunResult>;
   readonly pubsubKind: "memory" | "redis";
+  /** The state of each backing service, for /health. */
+  health(): Promise<{ healthy: boolean; database: "ok" | "unreachable"; redis?: "ok" | "unreachable" }>;
   readonly version: string;
   readonly startedAt: Date;
   /** Releases what the services hold (database connections). */
@@ -82,14 +86,53 @@ export async function createServices(env: Env, logger: Logger): Promise<Services
   await channelConfigs.reload();
   const history = new ChannelHistory(db.prisma);
 
-  const pubsub = createChannelPubSub();
+  const redis = env.REDIS_URL ? new RedisConnection(env.REDIS_URL, env.REDIS_PREFIX, logger) : null;
+  let presence: PresenceTracker;
+  const membership = new Membership();
+  const initialSeq = (channel: string) => history.lastSeq(channel);
+  let bus: { pubsub: ReturnType<typeof createChannelPubSub>; listening: () => Promise<void>; sequence: LocalSequence | RedisSequence };
+  if (redis) {
+    try {
+      await redis.ready();
+    } catch (error) {
+      await Promise.all([redis.close(), db.close(), triggerRuns.close()]);
+      throw new Error(`Redis is unreachable at REDIS_URL: ${(error as Error).message}`);
+    }
+    const { target, listening } = createRedisBus(redis);
+    bus = { pubsub: createChannelPubSub(target), listening, sequence: new RedisSequence(redis, initialSeq) };
+    presence = new RedisPresence(redis, logger, env.REDIS_PRESENCE_TTL_SECONDS);
+    const invalidation = new RedisInvalidation(redis);
+    triggers.onChange((id) => invalidation.publish({ kind: "trigger", id }));
+    channelConfigs.onChange(() => invalidation.publish({ kind: "channel" }));
+    const reloadAll = () => {
+      logger.info("redis reconnected: reloading triggers and channel settings");
+      Promise.all([triggers.reload(), channelConfigs.reload()]).catch((error: unknown) => logger.error({ err: error }, "reload failed"));
+    };
+    await invalidation.listen((change) => {
+      const applied = change.kind === "trigger" ? triggers.refresh(change.id) : channelConfigs.reload();
+      applied.catch((error: unknown) => logger.error({ err: error }, "could not apply a configuration change"));
+    }, reloadAll);
+  } else {
+    bus = { pubsub: createChannelPubSub(), listening: async () => {}, sequence: new LocalSequence(initialSeq) };
+    presence = new LocalPresence(membership);
+  }
+
   const publisher = new Publisher(
-    pubsub,
-    new ChannelSequencer((channel) => history.lastSeq(channel)),
+    bus.pubsub,
+    new ChannelSequencer(bus.sequence),
     history,
     (channel) => (channelConfigs.configFor(channel) ?? defaults).history,
   ).use(createTriggerMiddleware(triggers, triggerRuns, { timeoutMs: env.TRIGGER_TIMEOUT_MS }));
-  const channels = new ChannelService({ publisher, pubsub, membership: new Membership(), configs: channelConfigs, history, logger });
+  const channels = new ChannelService({
+    publisher,
+    pubsub: bus.pubsub,
+    membership,
+    configs: channelConfigs,
+    history,
+    presence,
+    listening: bus.listening,
+    logger,
+  });
 
   return {
     env,
@@ -119,11 +162,19 @@ export async function createServices(env: Env, logger: Logger): Promise<Services
         { timeoutMs: env.TRIGGER_TIMEOUT_MS, trace: true },
       );
     },
-    pubsubKind: "memory",
+    pubsubKind: redis ? "redis" : "memory",
+    health: async () => {
+      const database = (await db.ping()) ? "ok" : "unreachable";
+      if (!redis) return { healthy: database === "ok", database };
+      const redisState = redis.healthy() ? "ok" : "unreachable";
+      return { healthy: database === "ok" && redisState === "ok", database, redis: redisState };
+    },
     version,
     startedAt: new Date(),
     close: async () => {
       await triggerRuns.close();
+      if (presence instanceof RedisPresence) await presence.close();
+      await redis?.close();
       await db.close();
     },
   };

@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { connectWs, httpGraphQL } from "./helpers/graphql.js";
 import { joinBySubscription, SEND_MESSAGE } from "./helpers/channels.js";
+import { spawnServer } from "./helpers/process.js";
 import { ADMIN_TOKEN, freshDataDir, startServer } from "./helpers/server.js";
 import { parseEnv } from "../src/env.js";
 
@@ -81,25 +82,10 @@ describe("configuration", () => {
   });
 
   it("runs as a process: starts with npm's start command, serves, and exits 0 on SIGTERM", async () => {
-    const dataDir = freshDataDir();
-    const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
-      env: { ...process.env, PORT: "0", HOST: "127.0.0.1", DATA_DIR: dataDir, ADMIN_TOKEN, LOG_LEVEL: "info" },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let output = "";
-    const url = await new Promise<string>((resolve, reject) => {
-      child.stdout.on("data", (chunk: Buffer) => {
-        output += chunk;
-        const match = /"url":"(http:\/\/[^"]+)"/.exec(output);
-        if (match) resolve(match[1]!);
-      });
-      child.once("exit", (code) => reject(new Error(`exited ${code}: ${output}`)));
-    });
-    expect((await fetch(url.replace("/graphql", "/health"))).status).toBe(200);
-    const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
-    child.kill("SIGTERM");
-    expect(await exited).toBe(0);
-    expect(output).not.toContain(ADMIN_TOKEN);
+    const server = await spawnServer();
+    expect((await fetch(server.healthUrl)).status).toBe(200);
+    expect(await server.stop("SIGTERM")).toBe(0);
+    expect(server.output()).not.toContain(ADMIN_TOKEN);
   });
 
   it("refuses to start with a bad variable, naming it, and exits non-zero", async () => {

@@ -5,6 +5,7 @@ import { assertChannelName } from "./channel-name.js";
 import type { ChannelConfigStore, ChannelRules } from "./channel-config.js";
 import type { ChannelHistory } from "./history.js";
 import type { Membership } from "./membership.js";
+import type { PresenceTracker } from "./presence.js";
 import type { ChannelPubSub } from "./pubsub.js";
 import { privateRecipient, type Publisher } from "./publisher.js";
 import { type ChannelEvent, commandOf, type RealtimeAction, type RealtimeClient, type Session } from "./types.js";
@@ -25,6 +26,9 @@ export interface ChannelServiceDeps {
   readonly membership: Membership;
   readonly configs: ChannelConfigStore;
   readonly history: ChannelHistory;
+  readonly presence: PresenceTracker;
+  /** Resolves once the bus delivers to every listener added so far (Redis confirms its SUBSCRIBEs). */
+  readonly listening: () => Promise<void>;
   readonly logger: Logger;
 }
 
@@ -57,7 +61,7 @@ export class ChannelService {
   async joinChannel(session: Session, channel: string, options: unknown): Promise<JoinResult> {
     const result = await this.join(session, channel, options);
     if (result.joined && (session.socketJoins || session.client.authenticated)) {
-      this.deps.membership.add(channel, session.client);
+      this.addMember(session.client, channel);
       session.socketJoins?.push(channel);
     }
     return result;
@@ -79,6 +83,7 @@ export class ChannelService {
     let joined: JoinResult;
     let replayed: ChannelEvent[];
     try {
+      await this.deps.listening();
       joined = await this.join(session, channel, options);
       replayed = joined.joined ? await this.deps.history.latest(channel, replay) : [];
     } catch (error) {
@@ -89,7 +94,7 @@ export class ChannelService {
       await events.return();
       return emptyStream();
     }
-    this.deps.membership.add(channel, session.client);
+    this.addMember(session.client, channel);
 
     const clientId = session.client.id;
     const lastReplayed = replayed.at(-1)?.seq ?? 0;
@@ -141,6 +146,7 @@ export class ChannelService {
       for (let i = session.socketJoins.indexOf(channel); i >= 0; i = session.socketJoins.indexOf(channel)) session.socketJoins.splice(i, 1);
     }
     this.deps.membership.remove(channel, session.client.id, true);
+    this.deps.presence.left(channel, session.client.id);
     await this.publishLeave(session.client, channel);
     return true;
   }
@@ -158,10 +164,10 @@ export class ChannelService {
   }
 
   /** Who has joined a channel and not left, for callers allowed to listen to it, where presence is on. */
-  presence(session: Session, channel: string): RealtimeClient[] {
+  async presence(session: Session, channel: string): Promise<RealtimeClient[]> {
     const rules = this.authorize(session, channel, "listen");
     if (!rules.presence) throw new AppError(ErrorCode.Forbidden, `Presence is off for channel ${channel}`, { channel });
-    return this.deps.membership.members(channel);
+    return this.deps.presence.list(channel);
   }
 
   private async join(session: Session, channel: string, options: unknown): Promise<JoinResult> {
@@ -171,8 +177,15 @@ export class ChannelService {
     return { joined: true, event: result.event };
   }
 
+  private addMember(client: RealtimeClient, channel: string): void {
+    if (this.deps.membership.add(channel, client)) this.deps.presence.joined(channel, client);
+  }
+
   private removeMember(client: RealtimeClient, channel: string): void {
-    if (this.deps.membership.remove(channel, client.id)) void this.publishLeave(client, channel);
+    if (this.deps.membership.remove(channel, client.id)) {
+      this.deps.presence.left(channel, client.id);
+      void this.publishLeave(client, channel);
+    }
   }
 
   private async publishLeave(client: RealtimeClient, channel: string): Promise<void> {

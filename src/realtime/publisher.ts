@@ -1,6 +1,6 @@
 import type { ChannelHistory } from "./history.js";
 import type { ChannelPubSub } from "./pubsub.js";
-import type { ChannelSequencer } from "./sequencer.js";
+import type { ChannelSequencer } from "./sequence.js";
 import type { ChannelEvent } from "./types.js";
 
 /** What a middleware decides for an event: deliver it (possibly changed) or drop it quietly. */

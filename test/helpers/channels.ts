@@ -24,6 +24,7 @@ export interface TestEvent {
   commandOptions: any;
   client: { id: string; authenticated: boolean; extras: any };
   createdAt: string;
+  seq: number | null;
 }
 
 /**

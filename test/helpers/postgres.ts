@@ -59,3 +59,35 @@ export function describePostgres(name: string, suite: () => void): void {
   if (!reachable) console.warn(`skipped, PostgreSQL unreachable at ${POSTGRES_BASE_URL}: ${name}`);
   describe.skipIf(!reachable)(name, suite);
 }
+
+/** A database's URL in the same server as {@link POSTGRES_BASE_URL}. */
+function databaseUrl(name: string): string {
+  const url = new URL(POSTGRES_BASE_URL);
+  url.pathname = `/${name}`;
+  url.search = "";
+  return url.href;
+}
+
+/**
+ * Creates an empty database `tmpl_<random>` for migrating once per run; copies of it (see
+ * {@link createDatabaseFrom}) give each test server a migrated database in a fraction of the time.
+ */
+export async function createTemplateDatabase(): Promise<{ name: string; url: string; drop: () => Promise<void> }> {
+  const name = `tmpl_${randomBytes(6).toString("hex")}`;
+  await withClient(POSTGRES_BASE_URL, (client) => client.query(`CREATE DATABASE "${name}"`));
+  return {
+    name,
+    url: databaseUrl(name),
+    drop: () => withClient(POSTGRES_BASE_URL, (client) => client.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`)).then(() => {}),
+  };
+}
+
+/** Creates database `t_<random>` as a copy of a (migrated) template database and returns its URL. */
+export async function createDatabaseFrom(template: string): Promise<{ url: string; drop: () => Promise<void> }> {
+  const name = `t_${randomBytes(6).toString("hex")}`;
+  await withClient(POSTGRES_BASE_URL, (client) => client.query(`CREATE DATABASE "${name}" TEMPLATE "${template}"`));
+  return {
+    url: databaseUrl(name),
+    drop: () => withClient(POSTGRES_BASE_URL, (client) => client.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`)).then(() => {}),
+  };
+}

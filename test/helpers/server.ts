@@ -5,7 +5,13 @@ import { afterAll, inject } from "vitest";
 import { parseEnv } from "../../src/env.js";
 import { createLogger } from "../../src/logger.js";
 import { createApp, type App } from "../../src/server.js";
-import { createTestSchema } from "./postgres.js";
+import { createDatabaseFrom, createTestSchema } from "./postgres.js";
+
+/**
+ * Which database {@link startServer} gives a server when the test does not choose:
+ * `TEST_SERVER_DATABASE=postgres` runs the suites on PostgreSQL (the `postgres` test project does).
+ */
+export const SERVER_DATABASE = process.env.TEST_SERVER_DATABASE === "postgres" ? "postgres" : "sqlite";
 
 /** The admin token test servers use. */
 export const ADMIN_TOKEN = "test-admin-token-0123456789";
@@ -23,6 +29,22 @@ export interface TestServer {
 const started = new Set<TestServer>();
 const dataDirs = new Set<string>();
 const schemaDrops = new Set<() => Promise<void>>();
+/** In the postgres project, the database that belongs with each data folder (a restart reuses it). */
+const databaseByDataDir = new Map<string, string>();
+
+async function defaultDatabaseUrl(dataDir: string): Promise<string | undefined> {
+  if (SERVER_DATABASE === "sqlite") return undefined;
+  let url = databaseByDataDir.get(dataDir);
+  if (!url) {
+    const template = inject("postgresTemplate");
+    if (!template) throw new Error("TEST_SERVER_DATABASE=postgres, but PostgreSQL is unreachable");
+    const copy = await createDatabaseFrom(template);
+    schemaDrops.add(copy.drop);
+    url = copy.url;
+    databaseByDataDir.set(dataDir, url);
+  }
+  return url;
+}
 
 afterAll(async () => {
   await Promise.all([...started].map((server) => server.stop()));
@@ -55,7 +77,8 @@ export async function freshPostgresUrl(): Promise<string> {
  * defaults to a fresh one. Every server started is stopped after the test file.
  */
 export async function startServer(env: Record<string, string> = {}, dataDir = freshDataDir()): Promise<TestServer> {
-  const settings = parseEnv({ DATA_DIR: dataDir, ADMIN_TOKEN, LOG_LEVEL: "silent", ...env });
+  const DATABASE_URL = env.DATABASE_URL ?? (await defaultDatabaseUrl(dataDir));
+  const settings = parseEnv({ DATA_DIR: dataDir, ADMIN_TOKEN, LOG_LEVEL: "silent", ...(DATABASE_URL ? { DATABASE_URL } : {}), ...env });
   const app = await createApp(settings, createLogger(settings.LOG_LEVEL));
   const { port } = await app.start(0, "127.0.0.1");
   const server: TestServer = {

@@ -1,0 +1,25 @@
+import type { Membership } from "./membership.js";
+import type { RealtimeClient } from "./types.js";
+
+/** Who is on a channel, as presence reports it. */
+export interface PresenceTracker {
+  /** A client became a member of a channel on this instance. */
+  joined(channel: string, client: RealtimeClient): void;
+  /** A client stopped being a member of a channel on this instance. */
+  left(channel: string, clientId: string): void;
+  /** The members of a channel, one entry per client. */
+  list(channel: string): Promise<RealtimeClient[]>;
+}
+
+/** Presence for a single instance: its own membership. */
+export class LocalPresence implements PresenceTracker {
+  constructor(private readonly membership: Membership) {}
+
+  joined(): void {}
+
+  left(): void {}
+
+  async list(channel: string): Promise<RealtimeClient[]> {
+    return this.membership.members(channel);
+  }
+}

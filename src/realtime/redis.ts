@@ -1,0 +1,207 @@
+import { randomUUID } from "node:crypto";
+import { createRedisEventTarget } from "@graphql-yoga/redis-event-target";
+import { Redis } from "ioredis";
+import type { Logger } from "../logger.js";
+import type { PresenceTracker } from "./presence.js";
+import type { ChannelEventTarget } from "./pubsub.js";
+import type { SequenceSource } from "./sequence.js";
+import type { RealtimeClient } from "./types.js";
+
+
+/**
+ * The Redis connections of one server instance: one for commands and publishing, one in subscriber
+ * mode. ioredis reconnects by itself; {@link RedisConnection.healthy} tells /health whether both are up.
+ */
+export class RedisConnection {
+  readonly commands: Redis;
+  readonly subscriber: Redis;
+  /** Identifies this instance (its presence entries, its heartbeat). */
+  readonly instanceId = randomUUID();
+
+  constructor(
+    url: string,
+    /** Prepended to every key and pub/sub channel, so several deployments or test runs share a Redis. */
+    readonly prefix: string,
+    private readonly logger: Logger,
+  ) {
+    const options = {
+      connectionName: `realtime:${this.instanceId}`,
+      maxRetriesPerRequest: 2,
+      retryStrategy: (attempt: number) => Math.min(attempt * 200, 2000),
+    };
+    this.commands = new Redis(url, options);
+    this.subscriber = new Redis(url, options);
+    for (const [role, client] of [["commands", this.commands], ["subscriber", this.subscriber]] as const) {
+      client.on("error", (error: Error) => this.logger.warn({ role, err: { message: error.message } }, "redis connection error"));
+      client.on("reconnecting", () => this.logger.warn({ role }, "redis reconnecting"));
+    }
+  }
+
+  /** Resolves once both connections are ready (or rejects if Redis cannot be reached). */
+  async ready(): Promise<void> {
+    await Promise.all([this.commands.ping(), this.subscriber.ping()]);
+  }
+
+  /** True when both connections are ready. */
+  healthy(): boolean {
+    return this.commands.status === "ready" && this.subscriber.status === "ready";
+  }
+
+  /** Calls `listener` each time the subscriber connection is ready again after a disconnect. */
+  onReconnect(listener: () => void): void {
+    let connectedOnce = false;
+    this.subscriber.on("ready", () => {
+      if (connectedOnce) listener();
+      connectedOnce = true;
+    });
+  }
+
+  /** Closes both connections. */
+  async close(): Promise<void> {
+    await Promise.allSettled([this.commands.quit(), this.subscriber.quit()]);
+    this.commands.disconnect();
+    this.subscriber.disconnect();
+  }
+}
+
+/**
+ * The event bus over Redis pub/sub (graphql-yoga's Redis event target), with this deployment's
+ * prefix on every topic. `listening()` resolves once Redis has processed every SUBSCRIBE sent so far.
+ */
+export function createRedisBus(redis: RedisConnection): { target: ChannelEventTarget; listening: () => Promise<void> } {
+  const inner = createRedisEventTarget<CustomEvent>({ publishClient: redis.commands, subscribeClient: redis.subscriber });
+  const prefixed = (type: string) => `${redis.prefix}${type}`;
+  const target: ChannelEventTarget = {
+    addEventListener: (type, listener) => inner.addEventListener(prefixed(type), listener as never),
+    removeEventListener: (type, listener) => inner.removeEventListener(prefixed(type), listener as never),
+    dispatchEvent: (event) => inner.dispatchEvent(new CustomEvent(prefixed(event.type), { detail: event.detail })),
+  };
+  // Commands on one connection run in order: a PING answered after a SUBSCRIBE means it is active.
+  return { target, listening: async () => void (await redis.subscriber.ping()) };
+}
+
+/**
+ * Sequence numbers shared by every instance: Redis INCR per channel, starting where the channel's
+ * history ends when the counter does not exist yet.
+ */
+export class RedisSequence implements SequenceSource {
+  constructor(
+    private readonly redis: RedisConnection,
+    private readonly initial: (channel: string) => Promise<number>,
+  ) {}
+
+  async next(channel: string): Promise<number> {
+    const key = `${this.redis.prefix}seq:${channel}`;
+    if ((await this.redis.commands.exists(key)) === 0) {
+      await this.redis.commands.set(key, await this.initial(channel), "NX");
+    }
+    return this.redis.commands.incr(key);
+  }
+}
+
+/**
+ * Presence shared by every instance: a Redis hash per channel of `instance/client` entries. Each
+ * instance keeps a heartbeat key alive; entries of an instance whose heartbeat expired (it died)
+ * are ignored and removed when read, so they never stay forever.
+ */
+export class RedisPresence implements PresenceTracker {
+  private readonly timer: NodeJS.Timeout;
+
+  /** @param ttlSeconds - how long this instance's entries outlive its last heartbeat (sent every third of it) */
+  constructor(
+    private readonly redis: RedisConnection,
+    private readonly logger: Logger,
+    private readonly ttlSeconds: number,
+  ) {
+    void this.heartbeat();
+    this.timer = setInterval(() => void this.heartbeat(), (ttlSeconds * 1000) / 3);
+    this.timer.unref();
+  }
+
+  joined(channel: string, client: RealtimeClient): void {
+    this.write(this.redis.commands.hset(this.key(channel), this.field(client.id), JSON.stringify(client)));
+  }
+
+  left(channel: string, clientId: string): void {
+    this.write(this.redis.commands.hdel(this.key(channel), this.field(clientId)));
+  }
+
+  async list(channel: string): Promise<RealtimeClient[]> {
+    const entries = Object.entries(await this.redis.commands.hgetall(this.key(channel)));
+    const instances = [...new Set(entries.map(([field]) => field.slice(0, field.indexOf("/"))))];
+    const alive = new Set(
+      instances.length === 0
+        ? []
+        : (await this.redis.commands.mget(instances.map((id) => this.instanceKey(id)))).flatMap((value, i) => (value ? [instances[i]!] : [])),
+    );
+    const byClient = new Map<string, RealtimeClient>();
+    const dead: string[] = [];
+    for (const [field, value] of entries) {
+      if (!alive.has(field.slice(0, field.indexOf("/")))) dead.push(field);
+      else {
+        const client = JSON.parse(value) as RealtimeClient;
+        byClient.set(client.id, client);
+      }
+    }
+    if (dead.length > 0) this.write(this.redis.commands.hdel(this.key(channel), ...dead));
+    return [...byClient.values()];
+  }
+
+  /** Stops the heartbeat and removes this instance's liveness, so its entries stop counting at once. */
+  async close(): Promise<void> {
+    clearInterval(this.timer);
+    await this.redis.commands.del(this.instanceKey(this.redis.instanceId)).catch(() => undefined);
+  }
+
+  private async heartbeat(): Promise<void> {
+    await this.redis.commands.set(this.instanceKey(this.redis.instanceId), "1", "EX", this.ttlSeconds).catch(() => undefined);
+  }
+
+  private key(channel: string): string {
+    return `${this.redis.prefix}presence:${channel}`;
+  }
+
+  private field(clientId: string): string {
+    return `${this.redis.instanceId}/${clientId}`;
+  }
+
+  private instanceKey(instanceId: string): string {
+    return `${this.redis.prefix}instance:${instanceId}`;
+  }
+
+  private write(command: Promise<unknown>): void {
+    command.catch((error: Error) => this.logger.warn({ err: { message: error.message } }, "could not update presence in redis"));
+  }
+}
+
+/** A configuration change another instance must apply. */
+export type ConfigChange = { readonly kind: "trigger"; readonly id: string } | { readonly kind: "channel" };
+
+/**
+ * Tells every instance about configuration changes over a Redis pub/sub channel, so their caches
+ * follow at once. Notices missed while disconnected are not replayed: after a reconnect, the caller
+ * reloads everything.
+ */
+export class RedisInvalidation {
+  private readonly channel: string;
+
+  constructor(private readonly redis: RedisConnection) {
+    this.channel = `${redis.prefix}config-changes`;
+  }
+
+  /** Starts listening; `apply` is called for each change, `reloadAll` after every reconnect. */
+  async listen(apply: (change: ConfigChange) => void, reloadAll: () => void): Promise<void> {
+    this.redis.subscriber.on("message", (channel: string, message: string) => {
+      if (channel !== this.channel) return;
+      const parsed = JSON.parse(message) as ConfigChange & { from: string };
+      if (parsed.from !== this.redis.instanceId) apply(parsed);
+    });
+    this.redis.onReconnect(reloadAll);
+    await this.redis.subscriber.subscribe(this.channel);
+  }
+
+  /** Announces a change made on this instance. */
+  publish(change: ConfigChange): void {
+    void this.redis.commands.publish(this.channel, JSON.stringify({ ...change, from: this.redis.instanceId })).catch(() => undefined);
+  }
+}

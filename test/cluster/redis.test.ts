@@ -1,0 +1,168 @@
+import { spawn } from "node:child_process";
+import { Redis } from "ioredis";
+import { afterAll, expect, it } from "vitest";
+import { connectWs, httpGraphQL, wsGraphQL } from "../helpers/graphql.js";
+import { JOIN_CHANNEL, joinBySubscription, SEND_MESSAGE, type TestEvent } from "../helpers/channels.js";
+import { freePort, spawnServer, type ServerProcess } from "../helpers/process.js";
+import { describeRedis, REDIS_BASE_URL, redisReachable, testPrefix } from "../helpers/redis.js";
+import { freshPostgresUrl } from "../helpers/server.js";
+import { admin, createTrigger } from "../helpers/triggers.js";
+
+type SendData = { sendMessage: { delivered: boolean; event: (TestEvent & { seq: number | null }) | null } };
+const cleanups: (() => Promise<void>)[] = [];
+afterAll(async () => {
+  for (const clean of cleanups.reverse()) await clean();
+});
+
+async function pair(redisUrl = REDIS_BASE_URL, extra: Record<string, string> = {}): Promise<[ServerProcess, ServerProcess]> {
+  const { prefix, clean } = testPrefix(redisUrl);
+  cleanups.push(clean);
+  const env = { DATABASE_URL: await freshPostgresUrl(), REDIS_URL: redisUrl, REDIS_PREFIX: prefix, ...extra };
+  const a = await spawnServer(env); // migrates the schema first
+  const b = await spawnServer(env);
+  return [a, b];
+}
+
+const send = (server: ServerProcess, channel: string, payload: unknown, options?: unknown) =>
+  httpGraphQL<SendData>(server.httpUrl, SEND_MESSAGE, { channel, payload, options }).then((r) => r.body);
+
+async function until<T>(probe: () => Promise<T>, ok: (value: T) => boolean, timeoutMs = 10_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (ok(value) || Date.now() > deadline) return value;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+describeRedis("several instances over PostgreSQL and Redis", () => {
+  it("delivers across instances once, applies triggers and config changes everywhere, agrees on presence and history", async () => {
+    const [a, b] = await pair();
+    await admin(a.httpUrl, `mutation { createChannel(input: { pattern: "team:*", presence: true, history: 10 }) { id } }`);
+    const trigger = await createTrigger(a.httpUrl, { channel: "team:*", stack: [{ set: "payload.text", value: "$uppercase(payload.text)" }] });
+
+    const subscriber = await connectWs(a.wsUrl);
+    const { subscription, join } = await joinBySubscription(subscriber, "team:1");
+    const sent = await send(b, "team:1", { text: "hello from b" });
+    expect(sent.data!.sendMessage.event).toMatchObject({ payload: { text: "HELLO FROM B" }, seq: 1 });
+    expect((await subscription.next()).data!.channel).toEqual(sent.data!.sendMessage.event);
+    expect(await subscription.collectFor(300)).toEqual([]); // once, not twice
+
+    // Presence and history agree on both instances.
+    const presence = async (server: ServerProcess) =>
+      (await httpGraphQL(server.httpUrl, `{ presence(channel: "team:1") { id } }`)).body.data!.presence.map((c: { id: string }) => c.id);
+    expect(await presence(a)).toEqual([join.client.id]);
+    expect(await presence(b)).toEqual([join.client.id]);
+    const memberOnB = await connectWs(b.wsUrl);
+    const joinedOnB = await wsGraphQL<{ joinChannel: { event: TestEvent } }>(memberOnB, JOIN_CHANNEL, { channel: "team:1" });
+    expect((await subscription.next()).data!.channel.action).toBe("JOIN");
+    const both = [join.client.id, joinedOnB.data!.joinChannel.event.client.id].sort();
+    expect((await presence(a)).sort()).toEqual(both);
+    expect((await presence(b)).sort()).toEqual(both);
+    const historyQuery = `{ history(channel: "team:1") { id seq payload } }`;
+    const historyA = (await httpGraphQL(a.httpUrl, historyQuery)).body.data!.history;
+    expect(historyA).toEqual([{ id: sent.data!.sendMessage.event!.id, seq: 1, payload: { text: "HELLO FROM B" } }]);
+    expect((await httpGraphQL(b.httpUrl, historyQuery)).body.data!.history).toEqual(historyA);
+
+    // A disconnect on B shows up in presence on A.
+    await memberOnB.dispose();
+    expect((await subscription.next()).data!.channel.action).toBe("LEAVE");
+    expect(await until(() => presence(a), (ids) => ids.length === 1)).toEqual([join.client.id]);
+
+    // Deactivate the trigger through B: the next message through A is unaffected.
+    await admin(b.httpUrl, `mutation ($id: ID!) { updateTrigger(id: $id, input: { active: false }) { active } }`, { id: trigger.id });
+    const plain = await until(
+      () => send(a, "team:1", { text: "quiet" }),
+      (result) => result.data?.sendMessage.event?.payload.text === "quiet",
+      5000,
+    );
+    expect(plain.data!.sendMessage.event!.payload).toEqual({ text: "quiet" });
+    // Sequence numbers are shared: every message so far, from either instance, is numbered in one sequence.
+    const seqs = (await httpGraphQL(b.httpUrl, `{ history(channel: "team:1") { seq } }`)).body.data!.history.map((h: { seq: number }) => h.seq);
+    expect(seqs).toEqual(Array.from({ length: seqs.length }, (_, i) => i + 1));
+
+    // A channel setting changed through A applies on B at once.
+    await admin(a.httpUrl, `mutation { updateChannel(pattern: "team:*", input: { messaging: NOBODY }) { messaging } }`);
+    const refused = await until(() => send(b, "team:2", "x"), (result) => result.errors?.[0]?.extensions?.code === "FORBIDDEN", 5000);
+    expect(refused.errors?.[0]?.extensions?.code).toBe("FORBIDDEN");
+  });
+
+  it("forgets the presence of an instance that died, instead of keeping it forever", async () => {
+    const [a, b] = await pair(REDIS_BASE_URL, { REDIS_PRESENCE_TTL_SECONDS: "2", CHANNEL_PRESENCE: "true" });
+    await joinBySubscription(await connectWs(a.wsUrl), "lobby");
+    const ids = async () => (await httpGraphQL(b.httpUrl, `{ presence(channel: "lobby") { id } }`)).body.data!.presence as unknown[];
+    expect(await ids()).toHaveLength(1);
+    await a.stop("SIGKILL");
+    expect(await until(ids, (list) => list.length === 0, 8000)).toEqual([]);
+  });
+
+  it("recovers from dropped Redis connections and a Redis restart mid-stream: the gap shows in seq, history fills it, health follows", async () => {
+    const port = await freePort();
+    const startRedis = () =>
+      spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], { stdio: "ignore" });
+    let redis = startRedis();
+    cleanups.push(async () => void redis.kill("SIGKILL"));
+    const url = `redis://127.0.0.1:${port}`;
+    await until(() => redisReachable(url), Boolean);
+    const [a, b] = await pair(url, { CHANNEL_HISTORY: "100" });
+
+    const { subscription } = await joinBySubscription(await connectWs(a.wsUrl), "stream");
+    const seen: number[] = [];
+    const take = async (count: number) => {
+      for (let i = 0; i < count; i++) seen.push((await subscription.next()).data!.channel.seq!);
+    };
+    for (let n = 0; n < 3; n++) await send(b, "stream", { n });
+    await take(3);
+
+    // Drop the subscriber connections (Redis pub/sub is at-most-once): what B publishes while A
+    // reconnects never reaches A. The jump in seq shows it, and history has every message.
+    const admin = new Redis(url);
+    await admin.client("KILL", "TYPE", "pubsub");
+    for (let n = 3; n < 60; n++) await send(b, "stream", { n });
+    await until(
+      async () => {
+        await send(b, "stream", { n: "probe" });
+        return subscription.collectFor(100);
+      },
+      (events) => {
+        seen.push(...events.map((result) => result.data!.channel.seq!));
+        return events.length > 0;
+      },
+    );
+    admin.disconnect();
+    const missed = Array.from({ length: seen.at(-1)! }, (_, i) => i + 1).filter((seq) => !seen.includes(seq));
+    expect(missed.length).toBeGreaterThan(0);
+    expect(seen).toEqual([...seen].sort((x, y) => x - y)); // in order, with a gap
+    const recovered = (await httpGraphQL(a.httpUrl, `{ history(channel: "stream", last: 100) { seq } }`)).body.data!.history.map(
+      (h: { seq: number }) => h.seq,
+    );
+    expect(recovered).toEqual(expect.arrayContaining(missed));
+
+    redis.kill("SIGKILL");
+    await until(() => fetch(b.healthUrl).then((r) => r.status), (status) => status === 503);
+    const down = await (await fetch(a.healthUrl)).json();
+    expect(down).toMatchObject({ status: "unavailable", database: "ok", redis: "unreachable" });
+
+    redis = startRedis();
+    await until(() => fetch(b.healthUrl).then((r) => r.status), (status) => status === 200, 15_000);
+    await until(() => fetch(a.healthUrl).then((r) => r.status), (status) => status === 200, 15_000);
+    // The counter lived in the Redis that died; numbering resumes from history, so the sequence goes on.
+    const after = await until(
+      async () => {
+        await send(b, "stream", { probe: true });
+        return subscription.collectFor(300);
+      },
+      (events) => events.length > 0,
+      15_000,
+    );
+    const resumed = after.map((result) => result.data!.channel.seq!);
+    expect(resumed[0]).toBeGreaterThan(seen.at(-1)!);
+    // Whatever was published while the subscriber's instance was reconnecting is in history.
+    const history = (await httpGraphQL(a.httpUrl, `{ history(channel: "stream", last: 100) { seq } }`)).body.data!.history.map((h: { seq: number }) => h.seq);
+    expect(history).toEqual(Array.from({ length: history.length }, (_, i) => i + 1));
+    expect(history.at(-1)).toBeGreaterThanOrEqual(resumed.at(-1)!);
+    // The sockets stayed open all along: the same subscription keeps receiving.
+    await send(b, "stream", { n: "last" });
+    expect((await subscription.next()).data!.channel.payload).toEqual({ n: "last" });
+  });
+});
