@@ -48,6 +48,34 @@ const EnvSchema = z.object({
   CHANNEL_PRESENCE: booleanString.default(false),
   /** Default for unconfigured channels: messages kept as history, 0..1000. */
   CHANNEL_HISTORY: z.coerce.number().int().min(0).max(1000).default(0),
+  /** Largest message payload (and, separately, options) in bytes of JSON; checked before triggers run. */
+  MAX_PAYLOAD_BYTES: z.coerce.number().int().min(1).default(64 * 1024),
+  /** Largest HTTP request body in bytes. */
+  MAX_HTTP_BODY_BYTES: z.coerce.number().int().min(1024).default(256 * 1024),
+  /** Largest WebSocket message in bytes (larger ones close the socket with 1009). */
+  MAX_WS_MESSAGE_BYTES: z.coerce.number().int().min(1024).default(256 * 1024),
+  /** Open channel subscriptions per WebSocket. */
+  MAX_SUBSCRIPTIONS_PER_SOCKET: z.coerce.number().int().min(1).default(100),
+  /** Channels one client may be a member of at once. */
+  MAX_CHANNELS_PER_CLIENT: z.coerce.number().int().min(1).default(128),
+  /** Messages one client may send per second. */
+  MAX_MESSAGES_PER_SECOND: z.coerce.number().min(0.1).default(50),
+  /** Time a new WebSocket has to send connection_init (then it is closed with 4408). */
+  WS_INIT_TIMEOUT_MS: z.coerce.number().int().min(100).default(3000),
+  /** Time shutdown waits for in-flight sends before closing sockets. */
+  SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).default(10_000),
+  /** GraphQL limits (GraphQL Armor): selection depth, aliases, directives, tokens and cost per operation. */
+  GRAPHQL_MAX_DEPTH: z.coerce.number().int().min(1).default(10),
+  GRAPHQL_MAX_ALIASES: z.coerce.number().int().min(0).default(15),
+  GRAPHQL_MAX_DIRECTIVES: z.coerce.number().int().min(0).default(50),
+  GRAPHQL_MAX_TOKENS: z.coerce.number().int().min(100).default(5000),
+  GRAPHQL_MAX_COST: z.coerce.number().int().min(100).default(5000),
+  /** Comma-separated origins allowed by CORS, or `*`. */
+  CORS_ORIGINS: z.string().default("*"),
+  /** Signing secret for the requests of trigger `http` steps (Standard Webhooks, `whsec_...`); unset disables http steps. */
+  WEBHOOK_SECRET: z.string().min(16, "must be at least 16 characters").optional(),
+  /** Comma-separated hosts (`host` or `host:port`) trigger `http` steps may reach although they are internal. */
+  WEBHOOK_ALLOW_HOSTS: z.string().default(""),
   /** Recorded runs kept per trigger. */
   TRIGGER_RUNS_KEPT: z.coerce.number().int().min(0).max(100_000).default(100),
   /** Shared secret for HS256 client tokens. Set this or a JWKS source, not both. */

@@ -29,6 +29,8 @@ export const ErrorCode = {
   TriggerRejected: "TRIGGER_REJECTED",
   TriggerFailed: "TRIGGER_FAILED",
   LimitExceeded: "LIMIT_EXCEEDED",
+  PayloadTooLarge: "PAYLOAD_TOO_LARGE",
+  RateLimited: "RATE_LIMITED",
 } as const;
 
 /** Shorthand for a `BAD_USER_INPUT` error. */

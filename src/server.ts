@@ -1,13 +1,15 @@
 import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { GraphQLError, NoSchemaIntrospectionCustomRule } from "graphql";
-import { createYoga, type Plugin, type YogaInitialContext } from "graphql-yoga";
+import { GraphQLError } from "graphql";
+import { createYoga, type YogaInitialContext } from "graphql-yoga";
 import { useServer } from "graphql-ws/use/ws";
 import { WebSocketServer } from "ws";
 import { bearerToken, isAdminToken } from "./auth/admin-token.js";
 import type { Env } from "./env.js";
 import { AppError } from "./errors.js";
+import { createWebHandler } from "./http/web.js";
+import { hardeningPlugins } from "./http/plugins.js";
 import type { Logger } from "./logger.js";
 import type { RealtimeClient, Session } from "./realtime/types.js";
 import type { Context } from "./schema/builder.js";
@@ -66,9 +68,29 @@ function createErrorMasker(logger: Logger, development: boolean) {
   };
 }
 
-const disableIntrospection: Plugin = {
-  onValidate: ({ addValidationRule }) => addValidationRule(NoSchemaIntrospectionCustomRule),
-};
+/**
+ * Refuses a request whose body is larger than `max` bytes with 413: at once when Content-Length says
+ * so, or as soon as a chunked body goes past it. Returns true when the request was refused.
+ */
+function refuseLargeBody(req: IncomingMessage, res: ServerResponse, max: number): boolean {
+  const refuse = () => {
+    if (!res.headersSent) {
+      res.writeHead(413, { "content-type": "application/json", connection: "close" });
+      res.end(JSON.stringify({ errors: [{ message: `Request body larger than ${max} bytes`, extensions: { code: "PAYLOAD_TOO_LARGE" } }] }));
+    }
+    req.destroy();
+  };
+  if (Number(req.headers["content-length"] ?? 0) > max) {
+    refuse();
+    return true;
+  }
+  let received = 0;
+  req.on("data", (chunk: Buffer) => {
+    received += chunk.length;
+    if (received > max) refuse();
+  });
+  return false;
+}
 
 /** Builds the server: services, GraphQL over HTTP/SSE (Yoga) and over WebSocket (graphql-ws). */
 export async function createApp(env: Env, logger: Logger): Promise<App> {
@@ -88,7 +110,8 @@ export async function createApp(env: Env, logger: Logger): Promise<App> {
       error: (...args) => logger.error(args.join(" ")),
     },
     maskedErrors: { maskError: createErrorMasker(logger, development) },
-    plugins: env.INTROSPECTION ? [] : [disableIntrospection],
+    plugins: hardeningPlugins(env, development),
+    cors: { origin: env.CORS_ORIGINS === "*" ? "*" : env.CORS_ORIGINS.split(",").map((origin) => origin.trim()) },
     context: async (initial): Promise<Context> => {
       const socketSession = (initial as { session?: Session }).session;
       if (socketSession) return { session: socketSession, services };
@@ -109,22 +132,31 @@ export async function createApp(env: Env, logger: Logger): Promise<App> {
     }
   }
 
+  const web = createWebHandler({ development, logger });
+  let draining = false;
+  const activeRequests = new Set<ServerResponse>();
   const httpServer = createServer((req: IncomingMessage, res: ServerResponse) => {
+    activeRequests.add(res);
+    res.once("close", () => activeRequests.delete(res));
     if (req.url === "/health" || req.url?.startsWith("/health?")) {
       void services.health().then(({ healthy, ...parts }) => {
-        res.writeHead(healthy ? 200 : 503, { "content-type": "application/json" });
-        res.end(JSON.stringify({ status: healthy ? "ok" : "unavailable", ...parts }));
+        const ok = healthy && !draining;
+        res.writeHead(ok ? 200 : 503, { "content-type": "application/json" });
+        res.end(JSON.stringify({ status: draining ? "draining" : ok ? "ok" : "unavailable", ...parts }));
       });
       return;
     }
+    if (refuseLargeBody(req, res, env.MAX_HTTP_BODY_BYTES)) return;
+    if (web(req, res)) return; // /demo, /admin and their /assets/
     void yoga.handle(req, res);
   });
 
-  const wsServer = new WebSocketServer({ server: httpServer, path: GRAPHQL_PATH });
+  const wsServer = new WebSocketServer({ server: httpServer, path: GRAPHQL_PATH, maxPayload: env.MAX_WS_MESSAGE_BYTES });
   const graphqlWs = useServer<Record<string, unknown> | undefined, SocketExtra>(
     {
       execute: (args) => (args.rootValue as { execute: typeof import("graphql").execute }).execute(args),
       subscribe: (args) => (args.rootValue as { subscribe: typeof import("graphql").subscribe }).subscribe(args),
+      connectionInitWaitTimeout: env.WS_INIT_TIMEOUT_MS,
       onConnect: async (ctx) => {
         const { adminToken, authToken } = ctx.connectionParams ?? {};
         const isAdmin = isAdminToken(services.adminToken, typeof adminToken === "string" ? adminToken : null);
@@ -138,7 +170,7 @@ export async function createApp(env: Env, logger: Logger): Promise<App> {
             return false;
           }
         }
-        ctx.extra.session = { client, isAdmin, socketJoins: [] };
+        ctx.extra.session = { client, isAdmin, socket: { joins: [], subscriptions: 0 } };
         return true;
       },
       onClose: (ctx) => {
@@ -153,12 +185,14 @@ export async function createApp(env: Env, logger: Logger): Promise<App> {
           session: ctx.extra.session,
         });
         let document;
+        let errors: readonly GraphQLError[];
         try {
           document = parse(params.query);
+          errors = validate(schema, document);
         } catch (error) {
-          return [error instanceof GraphQLError ? error : new GraphQLError("Syntax error")];
+          // Parse errors and GraphQL Armor's limits arrive as exceptions: answer them as errors.
+          return [error instanceof GraphQLError ? error : new GraphQLError("Invalid document")];
         }
-        const errors = validate(schema, document);
         if (errors.length > 0) return errors;
         return {
           schema,
@@ -188,12 +222,19 @@ export async function createApp(env: Env, logger: Logger): Promise<App> {
       }),
     stop: () =>
       (stopped ??= (async () => {
+        // Drain: stop accepting connections, let sends under way finish, then close every socket with 1001.
+        draining = true;
+        const closed = new Promise<void>((resolve) => httpServer.close(() => resolve()));
+        httpServer.closeIdleConnections();
+        const deadline = Date.now() + env.SHUTDOWN_TIMEOUT_MS;
+        await services.publisher.drain(env.SHUTDOWN_TIMEOUT_MS);
+        // Let the answers to those sends go out: HTTP responses finish, WebSocket results are written.
+        while (activeRequests.size > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+        await new Promise((resolve) => setImmediate(resolve));
         await graphqlWs.dispose(); // completes subscriptions, closes sockets with 1001
         wsServer.close();
-        await new Promise<void>((resolve) => {
-          httpServer.close(() => resolve());
-          httpServer.closeAllConnections();
-        });
+        httpServer.closeAllConnections();
+        await closed;
         await services.close();
       })()),
   };

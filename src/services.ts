@@ -20,6 +20,7 @@ import type { StackRunResult } from "./triggers/engine.js";
 import { createTriggerMiddleware, runTrigger } from "./triggers/middleware.js";
 import { TriggerRunRecorder } from "./triggers/runs.js";
 import { TriggerStore } from "./triggers/store.js";
+import { createWebhookClient } from "./triggers/webhook.js";
 
 /** Everything the transport and schema layers call into; built once per server. */
 export interface Services {
@@ -67,7 +68,14 @@ export async function createServices(env: Env, logger: Logger): Promise<Services
     logger.warn({ path: join(env.DATA_DIR, "admin-token") }, "ADMIN_TOKEN is not set: generated an admin token and stored it in this file");
   }
 
-  const triggers = new TriggerStore(db.prisma, { expressionTimeoutMs: env.TRIGGER_TIMEOUT_MS });
+  const webhooks = env.WEBHOOK_SECRET
+    ? createWebhookClient({
+        secret: env.WEBHOOK_SECRET,
+        allowHosts: env.WEBHOOK_ALLOW_HOSTS.split(",").map((host) => host.trim()).filter(Boolean),
+      })
+    : undefined;
+  const runOptions = { timeoutMs: env.TRIGGER_TIMEOUT_MS, webhooks };
+  const triggers = new TriggerStore(db.prisma, { expressionTimeoutMs: env.TRIGGER_TIMEOUT_MS, allowHttpSteps: webhooks !== undefined });
   await triggers.reload();
   const triggerRuns = new TriggerRunRecorder(db.prisma, logger, {
     keepPerTrigger: env.TRIGGER_RUNS_KEPT,
@@ -122,7 +130,7 @@ export async function createServices(env: Env, logger: Logger): Promise<Services
     new ChannelSequencer(bus.sequence),
     history,
     (channel) => (channelConfigs.configFor(channel) ?? defaults).history,
-  ).use(createTriggerMiddleware(triggers, triggerRuns, { timeoutMs: env.TRIGGER_TIMEOUT_MS }));
+  ).use(createTriggerMiddleware(triggers, triggerRuns, runOptions));
   const channels = new ChannelService({
     publisher,
     pubsub: bus.pubsub,
@@ -131,6 +139,12 @@ export async function createServices(env: Env, logger: Logger): Promise<Services
     history,
     presence,
     listening: bus.listening,
+    limits: {
+      maxPayloadBytes: env.MAX_PAYLOAD_BYTES,
+      maxSubscriptionsPerSocket: env.MAX_SUBSCRIPTIONS_PER_SOCKET,
+      maxChannelsPerClient: env.MAX_CHANNELS_PER_CLIENT,
+      messagesPerSecond: env.MAX_MESSAGES_PER_SECOND,
+    },
     logger,
   });
 
@@ -159,7 +173,7 @@ export async function createServices(env: Env, logger: Logger): Promise<Services
           commandOptions: event.commandOptions ?? null,
           client: { id: event.clientId ?? "test-client", authenticated: false, extras: null },
         },
-        { timeoutMs: env.TRIGGER_TIMEOUT_MS, trace: true },
+        { ...runOptions, trace: true },
       );
     },
     pubsubKind: redis ? "redis" : "memory",

@@ -8,6 +8,7 @@ import type { Membership } from "./membership.js";
 import type { PresenceTracker } from "./presence.js";
 import type { ChannelPubSub } from "./pubsub.js";
 import { privateRecipient, type Publisher } from "./publisher.js";
+import { RateLimiter } from "./rate-limit.js";
 import { type ChannelEvent, commandOf, type RealtimeAction, type RealtimeClient, type Session } from "./types.js";
 
 /** The result of a send: the event as delivered, or `delivered: false` when a trigger dropped it. */
@@ -29,7 +30,20 @@ export interface ChannelServiceDeps {
   readonly presence: PresenceTracker;
   /** Resolves once the bus delivers to every listener added so far (Redis confirms its SUBSCRIBEs). */
   readonly listening: () => Promise<void>;
+  readonly limits: ChannelLimits;
   readonly logger: Logger;
+}
+
+/** Per-client limits, each refused with a clear error. */
+export interface ChannelLimits {
+  /** Bytes of a message's payload (and, separately, of its options) as JSON. */
+  readonly maxPayloadBytes: number;
+  /** Open channel subscriptions on one WebSocket. */
+  readonly maxSubscriptionsPerSocket: number;
+  /** Channels one client may be a member of at once. */
+  readonly maxChannelsPerClient: number;
+  /** Messages one client may send per second (the admin is exempt). */
+  readonly messagesPerSecond: number;
 }
 
 /**
@@ -38,11 +52,20 @@ export interface ChannelServiceDeps {
  * {@link Publisher}, so triggers see it before anyone receives it.
  */
 export class ChannelService {
-  constructor(private readonly deps: ChannelServiceDeps) {}
+  private readonly sendRate: RateLimiter;
+
+  constructor(private readonly deps: ChannelServiceDeps) {
+    this.sendRate = new RateLimiter(deps.limits.messagesPerSecond);
+  }
 
   /** Publishes a MESSAGE event; with `options.to`, only that client's subscriptions receive it. */
   async sendMessage(session: Session, channel: string, payload: unknown, options: unknown): Promise<SendResult> {
     this.authorize(session, channel, "send");
+    this.checkSize("payload", payload);
+    this.checkSize("options", options);
+    if (!session.isAdmin && !this.sendRate.take(session.client.id)) {
+      throw new AppError(ErrorCode.RateLimited, `Too many messages: at most ${this.deps.limits.messagesPerSecond} per second`);
+    }
     if (options != null && (typeof options !== "object" || Array.isArray(options))) {
       throw badInput("options must be a JSON object", { field: "options" });
     }
@@ -59,10 +82,11 @@ export class ChannelService {
    * only authenticated clients, whose identity outlives the request, stay members.
    */
   async joinChannel(session: Session, channel: string, options: unknown): Promise<JoinResult> {
+    if (session.socket || session.client.authenticated) this.checkChannelCount(session, channel);
     const result = await this.join(session, channel, options);
-    if (result.joined && (session.socketJoins || session.client.authenticated)) {
+    if (result.joined && (session.socket || session.client.authenticated)) {
       this.addMember(session.client, channel);
-      session.socketJoins?.push(channel);
+      session.socket?.joins.push(channel);
     }
     return result;
   }
@@ -77,6 +101,11 @@ export class ChannelService {
   async subscribe(session: Session, channel: string, options: unknown): Promise<AsyncIterableIterator<ChannelEvent>> {
     const rules = this.authorize(session, channel, "listen");
     const replay = replayCount(options, rules);
+    const socket = session.socket;
+    if (socket && socket.subscriptions >= this.deps.limits.maxSubscriptionsPerSocket) {
+      throw new AppError(ErrorCode.LimitExceeded, `Too many subscriptions: at most ${this.deps.limits.maxSubscriptionsPerSocket} per connection`);
+    }
+    this.checkChannelCount(session, channel);
     const events = this.deps.pubsub.subscribe("channel", channel);
     // Start listening before the join is published, so nothing published after this call is missed.
     const first = events.next();
@@ -95,6 +124,7 @@ export class ChannelService {
       return emptyStream();
     }
     this.addMember(session.client, channel);
+    if (socket) socket.subscriptions += 1;
 
     const clientId = session.client.id;
     const lastReplayed = replayed.at(-1)?.seq ?? 0;
@@ -108,6 +138,7 @@ export class ChannelService {
     const close = async (): Promise<IteratorReturnResult<undefined>> => {
       if (open) {
         open = false;
+        if (socket) socket.subscriptions -= 1;
         await events.return();
         this.removeMember(session.client, channel);
       }
@@ -142,9 +173,8 @@ export class ChannelService {
   async leaveChannel(session: Session, channel: string): Promise<boolean> {
     assertChannelName(channel);
     if (!this.deps.membership.has(channel, session.client.id)) return false;
-    if (session.socketJoins) {
-      for (let i = session.socketJoins.indexOf(channel); i >= 0; i = session.socketJoins.indexOf(channel)) session.socketJoins.splice(i, 1);
-    }
+    const joins = session.socket?.joins;
+    if (joins) for (let i = joins.indexOf(channel); i >= 0; i = joins.indexOf(channel)) joins.splice(i, 1);
     this.deps.membership.remove(channel, session.client.id, true);
     this.deps.presence.left(channel, session.client.id);
     await this.publishLeave(session.client, channel);
@@ -153,7 +183,7 @@ export class ChannelService {
 
   /** Undoes the joins a WebSocket connection made with `joinChannel`; called when it closes. */
   closeSession(session: Session): void {
-    for (const channel of session.socketJoins?.splice(0) ?? []) this.removeMember(session.client, channel);
+    for (const channel of session.socket?.joins.splice(0) ?? []) this.removeMember(session.client, channel);
   }
 
   /** The latest messages of a channel, oldest first, for callers allowed to listen to it. */
@@ -175,6 +205,22 @@ export class ChannelService {
     const result = await this.deps.publisher.publish(this.createEvent("JOIN", session.client, channel, null, options));
     if (!result.delivered) return { joined: false, event: null };
     return { joined: true, event: result.event };
+  }
+
+  private checkSize(field: "payload" | "options", value: unknown): void {
+    const bytes = value === undefined || value === null ? 0 : Buffer.byteLength(JSON.stringify(value));
+    if (bytes > this.deps.limits.maxPayloadBytes) {
+      throw new AppError(ErrorCode.PayloadTooLarge, `The ${field} is ${bytes} bytes; the limit is ${this.deps.limits.maxPayloadBytes}`, {
+        field,
+        limit: this.deps.limits.maxPayloadBytes,
+      });
+    }
+  }
+
+  private checkChannelCount(session: Session, channel: string): void {
+    const { membership, limits } = this.deps;
+    if (membership.has(channel, session.client.id) || membership.channelCount(session.client.id) < limits.maxChannelsPerClient) return;
+    throw new AppError(ErrorCode.LimitExceeded, `Too many channels: a client may be in at most ${limits.maxChannelsPerClient}`);
   }
 
   private addMember(client: RealtimeClient, channel: string): void {

@@ -12,6 +12,7 @@ interface Member {
  */
 export class Membership {
   private readonly byChannel = new Map<string, Map<string, Member>>();
+  private readonly byClient = new Map<string, Set<string>>();
 
   /** Records a join. Returns true when the client was not yet a member. */
   add(channel: string, client: RealtimeClient): boolean {
@@ -24,6 +25,9 @@ export class Membership {
       return false;
     }
     members.set(client.id, { client, joins: 1 });
+    let channels = this.byClient.get(client.id);
+    if (!channels) this.byClient.set(client.id, (channels = new Set()));
+    channels.add(channel);
     return true;
   }
 
@@ -39,6 +43,9 @@ export class Membership {
     if (member.joins > 0) return false;
     members.delete(clientId);
     if (members.size === 0) this.byChannel.delete(channel);
+    const channels = this.byClient.get(clientId);
+    channels?.delete(channel);
+    if (channels?.size === 0) this.byClient.delete(clientId);
     return true;
   }
 
@@ -52,8 +59,8 @@ export class Membership {
     return [...(this.byChannel.get(channel)?.values() ?? [])].map((member) => member.client);
   }
 
-  /** The channels a client is a member of. */
-  channelsOf(clientId: string): string[] {
-    return [...this.byChannel].filter(([, members]) => members.has(clientId)).map(([channel]) => channel);
+  /** How many channels a client is a member of. */
+  channelCount(clientId: string): number {
+    return this.byClient.get(clientId)?.size ?? 0;
   }
 }

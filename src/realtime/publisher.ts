@@ -32,6 +32,7 @@ export function privateRecipient(event: ChannelEvent): string | null {
  */
 export class Publisher {
   private readonly middleware: EventMiddleware[] = [];
+  private readonly inFlight = new Set<Promise<unknown>>();
 
   constructor(
     private readonly pubsub: ChannelPubSub,
@@ -50,7 +51,23 @@ export class Publisher {
    * Runs the middleware chain on an event, then publishes what is left of it. Resolves once the
    * event is stored (when its channel keeps history) and handed to the bus.
    */
-  async publish(event: ChannelEvent): Promise<PublishResult> {
+  publish(event: ChannelEvent): Promise<PublishResult> {
+    const publishing = this.run(event);
+    this.inFlight.add(publishing);
+    const settled = () => void this.inFlight.delete(publishing);
+    publishing.then(settled, settled);
+    return publishing;
+  }
+
+  /** Resolves once every publish under way has finished, or after `timeoutMs`. */
+  async drain(timeoutMs: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)));
+    await Promise.race([Promise.allSettled([...this.inFlight]), timeout]);
+    clearTimeout(timer);
+  }
+
+  private async run(event: ChannelEvent): Promise<PublishResult> {
     let current = event;
     for (const middleware of this.middleware) {
       const decision = await middleware(current);

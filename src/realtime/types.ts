@@ -51,6 +51,14 @@ export interface Session {
   readonly client: RealtimeClient;
   /** True when the caller presented the admin token. */
   readonly isAdmin: boolean;
-  /** Channels joined with `joinChannel` on this connection, undone when it closes. Absent over HTTP. */
-  readonly socketJoins?: string[];
+  /** State of the WebSocket connection the session lives on. Absent over HTTP. */
+  readonly socket?: SocketState;
+}
+
+/** What the server tracks per WebSocket connection. */
+export interface SocketState {
+  /** Channels joined with `joinChannel`, undone when the connection closes. */
+  readonly joins: string[];
+  /** Open channel subscriptions. */
+  subscriptions: number;
 }

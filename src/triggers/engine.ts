@@ -1,6 +1,7 @@
 import { isDeepStrictEqual } from "node:util";
 import type { CompiledExpression, CompiledStack, CompiledStep } from "./stack.js";
 import type { TriggerOutcome } from "./runs.js";
+import type { WebhookClient } from "./webhook.js";
 
 /** What a trigger's stack is evaluated against (the names follow Xano's realtime triggers). */
 export interface TriggerInput {
@@ -39,6 +40,8 @@ export interface RunOptions {
   readonly timeoutMs: number;
   /** Record a {@link StepTrace} per step. */
   readonly trace?: boolean;
+  /** Sends the requests of `http` steps (SSRF-safe and signed). */
+  readonly webhooks?: WebhookClient;
 }
 
 /** A stop requested by a step. */
@@ -89,6 +92,9 @@ class StackRun {
     private readonly input: TriggerInput,
     private readonly deadline: number,
     trace: boolean,
+    private readonly webhooks: WebhookClient | undefined,
+    /** Aborted when the run is over, so an outbound request does not outlive it. */
+    private readonly signal: AbortSignal,
   ) {
     this.trace = trace ? [] : undefined;
     this.response = { payload: toJson(input.payload) ?? null, commandOptions: toJson(input.commandOptions) ?? null };
@@ -153,6 +159,29 @@ class StackRun {
         traced(value);
         return null;
       }
+      case "http": {
+        if (!this.webhooks) throw new StepFailure(`${step.path}: http steps are not enabled on this server`);
+        const url = await this.evaluate(step.url);
+        if (typeof url !== "string") throw new StepFailure(`${step.path}.http.url: must evaluate to a string`);
+        const headers: Record<string, string> = {};
+        for (const [name, expression] of step.headers) {
+          const value = await this.evaluate(expression);
+          if (value !== undefined && value !== null) headers[name] = typeof value === "string" ? value : JSON.stringify(value);
+        }
+        const body = step.body ? await this.evaluate(step.body) : undefined;
+        const response = await this.webhooks.send({
+          url,
+          method: step.method,
+          headers,
+          body,
+          timeoutMs: Math.max(1, Math.min(step.timeoutMs ?? Infinity, this.deadline - Date.now())),
+          signal: this.signal,
+        });
+        const value = { status: response.status, headers: response.headers, body: response.body };
+        this.bindings[step.as] = value;
+        traced(value);
+        return null;
+      }
     }
   }
 
@@ -168,7 +197,8 @@ class StackRun {
  */
 export async function runStack(stack: CompiledStack, input: TriggerInput, options: RunOptions): Promise<StackRunResult> {
   const started = performance.now();
-  const run = new StackRun(input, Date.now() + options.timeoutMs, options.trace ?? false);
+  const abort = new AbortController();
+  const run = new StackRun(input, Date.now() + options.timeoutMs, options.trace ?? false, options.webhooks, abort.signal);
   const finish = (outcome: TriggerOutcome, error?: StackRunResult["error"]): StackRunResult => ({
     outcome,
     payload: outcome === "FAILED" ? input.payload : run.response.payload,
@@ -196,5 +226,6 @@ export async function runStack(stack: CompiledStack, input: TriggerInput, option
     return finish("FAILED", { code: "TRIGGER_FAILED", message });
   } finally {
     clearTimeout(timer);
+    abort.abort();
   }
 }

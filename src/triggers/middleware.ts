@@ -1,7 +1,7 @@
 import { AppError, ErrorCode } from "../errors.js";
 import type { EventMiddleware } from "../realtime/publisher.js";
 import type { ChannelEvent } from "../realtime/types.js";
-import { runStack, type StackRunResult, type TriggerInput } from "./engine.js";
+import { runStack, type RunOptions, type StackRunResult, type TriggerInput } from "./engine.js";
 import type { LoadedTrigger, TriggerStore } from "./store.js";
 import type { TriggerRunRecorder } from "./runs.js";
 
@@ -21,7 +21,7 @@ export function triggerInput(event: ChannelEvent): TriggerInput {
 export async function runTrigger(
   trigger: LoadedTrigger,
   input: TriggerInput,
-  options: { timeoutMs: number; trace?: boolean },
+  options: RunOptions,
 ): Promise<StackRunResult> {
   if ("error" in trigger.stack) {
     return {
@@ -47,7 +47,7 @@ export async function runTrigger(
 export function createTriggerMiddleware(
   store: TriggerStore,
   recorder: TriggerRunRecorder,
-  options: { timeoutMs: number },
+  options: RunOptions,
 ): EventMiddleware {
   return async (event) => {
     const triggers = store.matching(event.channel, event.action);

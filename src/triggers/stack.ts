@@ -1,6 +1,7 @@
 import jsonata from "jsonata";
 import safeRegex from "safe-regex2";
 import { badInput } from "../errors.js";
+import { RESERVED_HEADERS, WEBHOOK_DEFAULTS, type WebhookMethod } from "./webhook.js";
 
 /** Size limits on a stack, checked when it is saved. */
 export interface StackLimits {
@@ -18,6 +19,8 @@ export interface StackLimits {
   readonly maxEvaluationDepth: number;
   /** JSONata's limit on the length of a sequence an expression builds. */
   readonly maxSequenceLength: number;
+  /** Whether `http` steps may be saved (the server has a webhook signing secret). */
+  readonly allowHttpSteps: boolean;
 }
 
 /** The limits applied when none are given. */
@@ -29,6 +32,7 @@ export const DEFAULT_STACK_LIMITS: StackLimits = {
   expressionTimeoutMs: 1000,
   maxEvaluationDepth: 200,
   maxSequenceLength: 100_000,
+  allowHttpSteps: false,
 };
 
 /** A compiled JSONata expression with its source, for traces and errors. */
@@ -45,7 +49,18 @@ export type CompiledStep =
   | { readonly kind: "if"; readonly path: string; readonly condition: CompiledExpression; readonly then: CompiledStep[]; readonly else: CompiledStep[] }
   | { readonly kind: "drop"; readonly path: string }
   | { readonly kind: "reject"; readonly path: string; readonly message: CompiledExpression; readonly code: string | null }
-  | { readonly kind: "log"; readonly path: string; readonly value: CompiledExpression };
+  | { readonly kind: "log"; readonly path: string; readonly value: CompiledExpression }
+  | {
+      readonly kind: "http";
+      readonly path: string;
+      /** The variable the response is bound to. */
+      readonly as: string;
+      readonly url: CompiledExpression;
+      readonly method: WebhookMethod;
+      readonly headers: readonly (readonly [name: string, value: CompiledExpression])[];
+      readonly body: CompiledExpression | null;
+      readonly timeoutMs: number | null;
+    };
 
 /** A validated stack, ready to run. */
 export interface CompiledStack {
@@ -53,7 +68,7 @@ export interface CompiledStack {
 }
 
 /** The kinds of step; each step object has exactly one of these keys. */
-export const STEP_KINDS = ["var", "set", "return", "if", "drop", "reject", "log"] as const;
+export const STEP_KINDS = ["var", "set", "return", "if", "drop", "reject", "log", "http"] as const;
 type StepKind = (typeof STEP_KINDS)[number];
 
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -70,7 +85,30 @@ const STEP_FIELDS: Record<StepKind, Record<string, boolean>> = {
   drop: {},
   reject: { code: false },
   log: {},
+  http: { as: true },
 };
+
+const HTTP_FIELDS = new Set(["url", "method", "headers", "body", "timeoutMs"]);
+const HTTP_METHODS = new Set<string>(["GET", "POST", "PUT", "PATCH", "DELETE"]);
+const HEADER_NAME = /^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,100}$/;
+
+/** How long an expression may keep the event loop before it yields to other work. */
+const TIME_SLICE_MS = 10;
+let sliceStarted = performance.now();
+let evaluations = 0;
+
+/**
+ * Called by JSONata on entry to every evaluation step. JSONata never yields to timers or I/O on
+ * its own, so a long expression would stall every client until its timeout; this lets the event
+ * loop run every few milliseconds while a long expression evaluates.
+ */
+async function yieldNowAndThen(): Promise<void> {
+  if ((++evaluations & 0xff) !== 0) return;
+  const now = performance.now();
+  if (now - sliceStarted < TIME_SLICE_MS) return;
+  await new Promise((resolve) => setImmediate(resolve));
+  sliceStarted = performance.now();
+}
 
 class StackCompiler {
   private steps = 0;
@@ -131,7 +169,46 @@ class StackCompiler {
       }
       case "log":
         return { kind, path, value: this.expression(record.log, `${path}.log`) };
+      case "http":
+        return this.httpStep(record, path);
     }
+  }
+
+  private httpStep(record: Record<string, unknown>, path: string): CompiledStep {
+    if (!this.limits.allowHttpSteps) throw fail(`${path}.http`, "http steps need a webhook signing secret on the server (WEBHOOK_SECRET)");
+    const as = record.as;
+    if (typeof as !== "string" || !IDENTIFIER.test(as) || RESERVED_VARIABLES.has(as)) {
+      throw fail(`${path}.as`, "must be a variable name (letters, digits, _; not response or eval)");
+    }
+    const http = record.http;
+    if (typeof http !== "object" || http === null || Array.isArray(http)) throw fail(`${path}.http`, "must be an object with url, method, headers, body, timeoutMs");
+    const spec = http as Record<string, unknown>;
+    for (const key of Object.keys(spec)) if (!HTTP_FIELDS.has(key)) throw fail(`${path}.http.${key}`, "unknown field for an http step");
+    const method = spec.method ?? "POST";
+    if (typeof method !== "string" || !HTTP_METHODS.has(method)) throw fail(`${path}.http.method`, "must be GET, POST, PUT, PATCH or DELETE");
+    const timeoutMs = spec.timeoutMs ?? null;
+    if (timeoutMs !== null && (typeof timeoutMs !== "number" || !Number.isInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > WEBHOOK_DEFAULTS.maxTimeoutMs)) {
+      throw fail(`${path}.http.timeoutMs`, `must be a whole number of milliseconds, 1..${WEBHOOK_DEFAULTS.maxTimeoutMs}`);
+    }
+    const headers = spec.headers ?? {};
+    if (typeof headers !== "object" || headers === null || Array.isArray(headers)) throw fail(`${path}.http.headers`, "must be an object of header expressions");
+    const compiledHeaders = Object.entries(headers).map(([name, value]) => {
+      if (!HEADER_NAME.test(name) || RESERVED_HEADERS.has(name.toLowerCase())) {
+        throw fail(`${path}.http.headers.${name}`, "is not a header a trigger may set");
+      }
+      return [name, this.expression(value, `${path}.http.headers.${name}`)] as const;
+    });
+    if (spec.body !== undefined && method === "GET") throw fail(`${path}.http.body`, "a GET request has no body");
+    return {
+      kind: "http",
+      path,
+      as,
+      url: this.expression(spec.url, `${path}.http.url`),
+      method: method as WebhookMethod,
+      headers: compiledHeaders,
+      body: spec.body === undefined ? null : this.expression(spec.body, `${path}.http.body`),
+      timeoutMs: timeoutMs as number | null,
+    };
   }
 
   private expression(value: unknown, path: string, wrap: (source: string) => string = (source) => source): CompiledExpression {
@@ -147,6 +224,7 @@ class StackCompiler {
         sequence: this.limits.maxSequenceLength,
       });
       jsonata(value); // report syntax errors against the source as written
+      expression.assign(Symbol.for("jsonata.__evaluate_entry") as unknown as string, yieldNowAndThen);
     } catch (error) {
       throw fail(path, `expression does not compile: ${(error as Error).message}`);
     }

@@ -1,0 +1,28 @@
+/**
+ * A token bucket per key: each key may spend `perSecond` tokens a second, saving up at most one
+ * second's worth. Idle keys are forgotten, so memory follows the number of active senders.
+ */
+export class RateLimiter {
+  private readonly buckets = new Map<string, { tokens: number; at: number }>();
+  private lastSweep = Date.now();
+
+  constructor(private readonly perSecond: number) {}
+
+  /** Spends one token for `key`; false when its bucket is empty. */
+  take(key: string, now = Date.now()): boolean {
+    this.sweep(now);
+    const bucket = this.buckets.get(key) ?? { tokens: this.perSecond, at: now };
+    bucket.tokens = Math.min(this.perSecond, bucket.tokens + ((now - bucket.at) / 1000) * this.perSecond);
+    bucket.at = now;
+    this.buckets.set(key, bucket);
+    if (bucket.tokens < 1) return false;
+    bucket.tokens -= 1;
+    return true;
+  }
+
+  private sweep(now: number): void {
+    if (now - this.lastSweep < 10_000) return;
+    this.lastSweep = now;
+    for (const [key, bucket] of this.buckets) if (now - bucket.at > 10_000) this.buckets.delete(key);
+  }
+}

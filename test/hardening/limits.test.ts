@@ -1,0 +1,180 @@
+import WebSocket from "ws";
+import { describe, expect, it } from "vitest";
+import { connectWs, httpGraphQL, wsGraphQL, wsSubscribe } from "../helpers/graphql.js";
+import { CHANNEL_SUBSCRIPTION, JOIN_CHANNEL, joinBySubscription, SEND_MESSAGE } from "../helpers/channels.js";
+import { ADMIN_TOKEN, startServer } from "../helpers/server.js";
+import { admin, createTrigger } from "../helpers/triggers.js";
+
+const sendOver = (url: string, payload: unknown, options?: unknown, token?: string) =>
+  httpGraphQL(url, SEND_MESSAGE, { channel: "limits", payload, options }, { token }).then((r) => r.body);
+
+/** A string payload whose JSON encoding is exactly `bytes` long. */
+const payloadOf = (bytes: number) => "x".repeat(bytes - 2);
+
+describe("limits, each at n and n+1", () => {
+  it("payload size: checked before any trigger runs", async () => {
+    const server = await startServer({ MAX_PAYLOAD_BYTES: "1000" });
+    const trigger = await createTrigger(server.httpUrl, { channel: "limits", stack: [{ log: "'ran'" }] });
+    expect((await sendOver(server.httpUrl, payloadOf(1000))).data?.sendMessage.delivered).toBe(true);
+    const tooBig = await sendOver(server.httpUrl, payloadOf(1001));
+    expect(tooBig.errors?.[0]).toMatchObject({ extensions: { code: "PAYLOAD_TOO_LARGE", field: "payload", limit: 1000 } });
+    const bigOptions = await sendOver(server.httpUrl, 1, { note: "x".repeat(1000) });
+    expect(bigOptions.errors?.[0]?.extensions?.code).toBe("PAYLOAD_TOO_LARGE");
+    const runs = await admin(server.httpUrl, `query ($id: ID!) { trigger(id: $id) { runs { id } } }`, { id: trigger.id });
+    expect(runs.data!.trigger.runs).toHaveLength(1); // only the message that fit
+  });
+
+  it("HTTP body size: 413 past the limit", async () => {
+    const server = await startServer({ MAX_HTTP_BODY_BYTES: "2048" });
+    const body = (size: number) => {
+      const base = JSON.stringify({ query: "{ __typename }", variables: { pad: "" } });
+      return JSON.stringify({ query: "{ __typename }", variables: { pad: "y".repeat(size - base.length) } });
+    };
+    const post = (text: string) => fetch(server.httpUrl, { method: "POST", headers: { "content-type": "application/json" }, body: text });
+    expect(body(2048)).toHaveLength(2048);
+    expect((await post(body(2048))).status).toBe(200);
+    const refused = await post(body(2049));
+    expect(refused.status).toBe(413);
+    expect((await refused.json()).errors[0].extensions.code).toBe("PAYLOAD_TOO_LARGE");
+    expect((await fetch(server.httpUrl.replace("/graphql", "/health"))).status).toBe(200);
+  });
+
+  it("WebSocket message size: a larger frame closes the socket with 1009", async () => {
+    const server = await startServer({ MAX_WS_MESSAGE_BYTES: "2048" });
+    const frame = (size: number) => {
+      const base = JSON.stringify({ type: "ping", payload: { pad: "" } });
+      return JSON.stringify({ type: "ping", payload: { pad: "z".repeat(size - base.length) } });
+    };
+    const open = async () => {
+      const socket = new WebSocket(server.wsUrl, "graphql-transport-ws");
+      await new Promise((resolve) => socket.once("open", resolve));
+      socket.send(JSON.stringify({ type: "connection_init" }));
+      await new Promise((resolve) => socket.once("message", resolve)); // connection_ack
+      return socket;
+    };
+    const fits = await open();
+    fits.send(frame(2048));
+    expect(JSON.parse(String(await new Promise((resolve) => fits.once("message", resolve))))).toMatchObject({ type: "pong" });
+    const tooBig = await open();
+    const closed = new Promise<number>((resolve) => tooBig.once("close", resolve));
+    tooBig.send(frame(2049));
+    expect(await closed).toBe(1009);
+    fits.close();
+  });
+
+  it("subscriptions per socket: the extra one gets an error and the socket stays open", async () => {
+    const server = await startServer({ MAX_SUBSCRIPTIONS_PER_SOCKET: "3" });
+    const client = await connectWs(server.wsUrl);
+    for (const name of ["s1", "s2", "s3"]) await joinBySubscription(client, name);
+    const extra = wsSubscribe(client, CHANNEL_SUBSCRIPTION, { name: "s4" });
+    expect((await extra.next()).errors?.[0]).toMatchObject({ extensions: { code: "LIMIT_EXCEEDED" } });
+    const stillOpen = await wsGraphQL(client, SEND_MESSAGE, { channel: "s1", payload: 1 });
+    expect(stillOpen.data).toMatchObject({ sendMessage: { delivered: true } });
+  });
+
+  it("channels per client: refused past the limit, allowed again after leaving", async () => {
+    const server = await startServer({ MAX_CHANNELS_PER_CLIENT: "2" });
+    const client = await connectWs(server.wsUrl);
+    for (const channel of ["c1", "c2"]) expect((await wsGraphQL(client, JOIN_CHANNEL, { channel })).data).toMatchObject({ joinChannel: { joined: true } });
+    expect((await wsGraphQL(client, JOIN_CHANNEL, { channel: "c1" })).data).toMatchObject({ joinChannel: { joined: true } }); // already a member
+    expect((await wsGraphQL(client, JOIN_CHANNEL, { channel: "c3" })).errors?.[0]?.extensions?.code).toBe("LIMIT_EXCEEDED");
+    expect((await wsSubscribe(client, CHANNEL_SUBSCRIPTION, { name: "c3" }).next()).errors?.[0]?.extensions?.code).toBe("LIMIT_EXCEEDED");
+    await wsGraphQL(client, `mutation { leaveChannel(channel: "c2") }`);
+    expect((await wsGraphQL(client, JOIN_CHANNEL, { channel: "c3" })).data).toMatchObject({ joinChannel: { joined: true } });
+  });
+
+  it("messages per second per client: the extra one is refused with RATE_LIMITED; the admin is exempt", async () => {
+    const server = await startServer({ MAX_MESSAGES_PER_SECOND: "5" });
+    const client = await connectWs(server.wsUrl);
+    const results = [];
+    for (let n = 0; n < 6; n++) results.push(await wsGraphQL(client, SEND_MESSAGE, { channel: "rate", payload: n }));
+    expect(results.slice(0, 5).every((result) => result.data?.sendMessage)).toBe(true);
+    expect(results[5]!.errors?.[0]).toMatchObject({ extensions: { code: "RATE_LIMITED" } });
+    for (let n = 0; n < 10; n++) {
+      const byAdmin = await httpGraphQL(server.httpUrl, SEND_MESSAGE, { channel: "rate", payload: n }, { token: ADMIN_TOKEN });
+      expect(byAdmin.body.data).toMatchObject({ sendMessage: { delivered: true } });
+    }
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    expect((await wsGraphQL(client, SEND_MESSAGE, { channel: "rate", payload: "later" })).data).toMatchObject({ sendMessage: { delivered: true } });
+  });
+});
+
+describe("GraphQL hardening", () => {
+  it("limits aliases and tokens at n and n+1, over HTTP and the WebSocket", async () => {
+    const server = await startServer({ GRAPHQL_MAX_ALIASES: "2", GRAPHQL_MAX_TOKENS: "120" });
+    const aliases = (n: number) => `{ ${Array.from({ length: n }, (_, i) => `a${i}: history(channel: "x") { id }`).join(" ")} }`;
+    expect((await httpGraphQL(server.httpUrl, aliases(2))).body.errors).toBeUndefined();
+    const threeAliases = await httpGraphQL(server.httpUrl, aliases(3));
+    expect(threeAliases.body.errors?.[0]?.message).toMatch(/aliases/i);
+
+    const tokens = (n: number) => `{ ${"__typename ".repeat(n - 2)}}`;
+    expect((await httpGraphQL(server.httpUrl, tokens(120))).body.errors).toBeUndefined();
+    expect((await httpGraphQL(server.httpUrl, tokens(121))).body.errors?.[0]?.message).toMatch(/token/i);
+
+    const client = await connectWs(server.wsUrl);
+    const overSocket = await wsGraphQL(client, aliases(3)).catch((errors: unknown) => ({ errors }));
+    expect(JSON.stringify(overSocket)).toMatch(/aliases/i);
+  });
+
+  it("limits depth at n and n+1", async () => {
+    const server = await startServer({ GRAPHQL_MAX_DEPTH: "3" });
+    const depth3 = `mutation { sendMessage(channel: "d", payload: 1) { event { id } } }`;
+    const depth4 = `mutation { sendMessage(channel: "d", payload: 1) { event { client { id } } } }`;
+    expect((await httpGraphQL(server.httpUrl, depth3)).body.errors).toBeUndefined();
+    expect((await httpGraphQL(server.httpUrl, depth4)).body.errors?.[0]?.message).toMatch(/depth limit of 3 exceeded, found 4/);
+  });
+
+  it("refuses cross-site simple POSTs (CSRF) and accepts JSON", async () => {
+    const server = await startServer();
+    for (const type of ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"]) {
+      const response = await fetch(server.httpUrl, { method: "POST", headers: { "content-type": type }, body: '{"query":"mutation { sendMessage(channel: \\"c\\", payload: 1) { delivered } }"}' });
+      expect(response.status).toBe(415);
+      expect((await response.json()).errors[0].extensions.code).toBe("CSRF_PREVENTED");
+    }
+    const json = await httpGraphQL(server.httpUrl, SEND_MESSAGE, { channel: "c", payload: 1 });
+    expect(json.body.data).toMatchObject({ sendMessage: { delivered: true } });
+  });
+
+  it("masks unexpected errors: no stack traces or internals outside development", async () => {
+    const server = await startServer();
+    const result = await httpGraphQL(server.httpUrl, `{ trigger(id: "x") { id } }`, {}, { token: ADMIN_TOKEN });
+    expect(JSON.stringify(result.body)).not.toMatch(/\bat \w|\.ts:\d|node_modules/);
+  });
+});
+
+describe("graceful shutdown", () => {
+  it("stops accepting, lets in-flight sends finish, then closes sockets with 1001", async () => {
+    const server = await startServer();
+    await createTrigger(server.httpUrl, { channel: "slow", stack: [{ set: "payload.sum", value: "$sum($map([1..60000], function($x) { $x * 2 }))" }] });
+    const client = await connectWs(server.wsUrl);
+    const closed = new Promise<{ code: number }>((resolve) => client.on("closed", (event) => resolve(event as { code: number })));
+    await joinBySubscription(client, "slow");
+    const inFlight = httpGraphQL(server.httpUrl, SEND_MESSAGE, { channel: "slow", payload: {} });
+    await new Promise((resolve) => setTimeout(resolve, 50)); // the trigger is running
+    const stopping = server.stop();
+    await expect(fetch(server.httpUrl.replace("/graphql", "/health"))).rejects.toThrow(); // no longer accepting
+    const answered = await inFlight;
+    expect(answered.body.data).toMatchObject({ sendMessage: { delivered: true, event: { payload: { sum: 3600060000 } } } });
+    await stopping;
+    expect((await closed).code).toBe(1001);
+  });
+});
+
+describe("trigger safety", () => {
+  it("keeps serving other requests while a runaway trigger runs", async () => {
+    const server = await startServer({ TRIGGER_TIMEOUT_MS: "1500" });
+    await createTrigger(server.httpUrl, { channel: "hostile", stack: [{ log: "( $f := function($x) { $f($x) }; $f(0) )" }] });
+    let sendDone = false;
+    const hostile = httpGraphQL(server.httpUrl, SEND_MESSAGE, { channel: "hostile", payload: 1 }).then((result) => {
+      sendDone = true;
+      return result;
+    });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const health = await fetch(server.httpUrl.replace("/graphql", "/health"));
+    const other = await httpGraphQL(server.httpUrl, SEND_MESSAGE, { channel: "calm", payload: 1 });
+    expect(health.status).toBe(200);
+    expect(other.body.data).toMatchObject({ sendMessage: { delivered: true } });
+    expect(sendDone).toBe(false); // answered while the runaway was still running
+    expect((await hostile).body.errors?.[0]?.extensions?.code).toBe("TRIGGER_FAILED");
+  });
+});
