@@ -144,7 +144,7 @@ describe("GraphQL hardening", () => {
 
 describe("graceful shutdown", () => {
   it("stops accepting, lets in-flight sends finish, then closes sockets with 1001", async () => {
-    const server = await startServer();
+    const server = await startServer({ TRIGGER_TIMEOUT_MS: "20000" });
     await createTrigger(server.httpUrl, { channel: "slow", stack: [{ set: "payload.sum", value: "$sum($map([1..60000], function($x) { $x * 2 }))" }] });
     const client = await connectWs(server.wsUrl);
     const closed = new Promise<{ code: number }>((resolve) => client.on("closed", (event) => resolve(event as { code: number })));
@@ -162,7 +162,7 @@ describe("graceful shutdown", () => {
 
 describe("trigger safety", () => {
   it("keeps serving other requests while a runaway trigger runs", async () => {
-    const server = await startServer({ TRIGGER_TIMEOUT_MS: "1500" });
+    const server = await startServer({ TRIGGER_TIMEOUT_MS: "3000" });
     await createTrigger(server.httpUrl, { channel: "hostile", stack: [{ log: "( $f := function($x) { $f($x) }; $f(0) )" }] });
     let sendDone = false;
     const hostile = httpGraphQL(server.httpUrl, SEND_MESSAGE, { channel: "hostile", payload: 1 }).then((result) => {
