@@ -1,229 +1,249 @@
 import { isDeepStrictEqual } from "node:util";
-import type { CompiledExpression, CompiledStack, CompiledStep } from "./stack.js";
-import type { TriggerOutcome } from "./runs.js";
+import { ErrorCode } from "../errors.js";
+import {
+  type CompiledExpression,
+  type CompiledStack,
+  type CompiledStep,
+  describeError,
+  type StackStop,
+  type StepContext,
+  type StepResult,
+} from "./stack.js";
 import type { WebhookClient } from "./webhook.js";
+
+/** The event a trigger runs on. */
+export type TriggerCommand = "message" | "join" | "leave";
 
 /** What a trigger's stack is evaluated against (the names follow Xano's realtime triggers). */
 export interface TriggerInput {
-  readonly action: "message" | "join" | "leave";
-  readonly command: "message" | "join" | "leave";
+  readonly action: TriggerCommand;
+  readonly command: TriggerCommand;
   readonly channel: string;
   readonly commandOptions: unknown;
   readonly payload: unknown;
   readonly client: { readonly id: string; readonly authenticated: boolean; readonly extras: Record<string, unknown> | null };
 }
 
+/** How a run ended: delivered as received, delivered changed, dropped, rejected, or failed. */
+export type StackOutcome = "DELIVERED" | "MODIFIED" | "DROPPED" | "REJECTED" | "FAILED";
+
 /** What one step did, recorded when a run is traced. */
 export interface StepTrace {
+  /** Where the step is, e.g. `stack[2].then[0]`. */
   readonly path: string;
-  readonly step: CompiledStep["kind"];
+  /** The step's kind, e.g. `set`. */
+  readonly step: string;
   readonly durationMs: number;
+  /** The step's value as JSON (an `if` step's is its condition as a boolean). */
   readonly result?: unknown;
   readonly error?: string;
 }
 
 /** How a run ended, with the response it produced. */
 export interface StackRunResult {
-  readonly outcome: TriggerOutcome;
+  readonly outcome: StackOutcome;
+  /** The response's payload; for FAILED runs, the input's payload as given. */
   readonly payload: unknown;
+  /** The response's commandOptions; for FAILED runs, the input's as given. */
   readonly commandOptions: unknown;
-  /** For REJECTED and FAILED runs. */
+  /** For REJECTED runs, the reject step's code and message; for FAILED runs, `TRIGGER_FAILED` and the cause. */
   readonly error?: { readonly code: string; readonly message: string };
   readonly log: unknown[];
   readonly durationMs: number;
+  /** One entry per step run, each recorded when the step ends (so a nested step comes before its `if`). */
   readonly trace?: StepTrace[];
 }
 
 /** Options for {@link runStack}. */
 export interface RunOptions {
-  /** Wall-clock limit for the whole run, in milliseconds. */
-  readonly timeoutMs: number;
+  /** Wall-clock limit for the whole run, in milliseconds; {@link DEFAULT_RUN_TIMEOUT_MS} when absent. */
+  readonly timeoutMs?: number;
   /** Record a {@link StepTrace} per step. */
   readonly trace?: boolean;
-  /** Sends the requests of `http` steps (SSRF-safe and signed). */
+  /** Sends the requests of `http` steps (SSRF-safe and signed); without it, http steps fail. */
   readonly webhooks?: WebhookClient;
 }
 
-/** A stop requested by a step. */
-type Stop = { readonly kind: "return" } | { readonly kind: "drop" } | { readonly kind: "reject"; readonly code: string; readonly message: string };
+/** The wall-clock limit of a run when {@link RunOptions.timeoutMs} is absent. */
+export const DEFAULT_RUN_TIMEOUT_MS = 1000;
 
-class StepFailure extends Error {}
+/** A failure already described with the path of the step it happened in. */
+class StackFailure extends Error {}
 
 /** Expressions may not build and run new expressions: that would bypass the checks made at save time. */
 function evalDisabled(): never {
   throw new Error("$eval is disabled in triggers");
 }
 
-/** True for a JSONata function value (a lambda or a built-in). */
+/** True for a JSONata function value: a lambda, a built-in, or a JavaScript function. */
 function isFunction(value: unknown): boolean {
-  return typeof value === "function" || (typeof value === "object" && value !== null && "_jsonata_lambda" in value);
+  return (
+    typeof value === "function" ||
+    (typeof value === "object" && value !== null && ("_jsonata_lambda" in value || "_jsonata_function" in value))
+  );
 }
 
-/** Converts a JSONata result to plain JSON (sequences become arrays, functions disappear). */
+/**
+ * Converts a value to plain JSON: sequences become arrays, functions and undefined disappear (or
+ * become null inside arrays). `__proto__` keys stay own data properties, as JSON.parse makes them.
+ */
 function toJson(value: unknown): unknown {
-  if (value === undefined || isFunction(value)) return undefined;
-  return JSON.parse(JSON.stringify(value, (_key, inner: unknown) => (isFunction(inner) ? undefined : inner))) as unknown;
+  const text = JSON.stringify(value, (_key, inner: unknown) => (isFunction(inner) ? undefined : inner));
+  return text === undefined ? undefined : JSON.parse(text);
 }
 
-/** Sets a value at a path of own properties, creating plain objects on the way; undefined removes it. */
-function setPath(response: Record<string, unknown>, target: readonly string[], value: unknown): void {
-  if (target.length === 1) {
-    response[target[0]!] = value === undefined ? null : value;
-    return;
+const ARRAY_INDEX = /^(0|[1-9]\d*)$/;
+
+/** Writes one own property; an array only takes an index at most its length (no holes). */
+function write(node: object, segment: string, value: unknown): unknown {
+  if (Array.isArray(node) && (!ARRAY_INDEX.test(segment) || Number(segment) > node.length)) {
+    throw new Error(`cannot set "${segment}" in an array of length ${node.length}`);
   }
-  let node = response;
+  (node as Record<string, unknown>)[segment] = value;
+  return value;
+}
+
+/**
+ * Sets a path of own properties (segments were validated: no `__proto__`, `constructor` or
+ * `prototype`), replacing a missing or non-object intermediate with a new plain object.
+ */
+function setPath(root: object, target: readonly string[], value: unknown): void {
+  let node = root;
   for (const segment of target.slice(0, -1)) {
-    const next = Object.hasOwn(node, segment) ? node[segment] : undefined;
-    if (typeof next !== "object" || next === null) node[segment] = {};
-    node = node[segment] as Record<string, unknown>;
+    const next = Object.hasOwn(node, segment) ? (node as Record<string, unknown>)[segment] : undefined;
+    node = typeof next === "object" && next !== null ? next : (write(node, segment, {}) as object);
   }
-  const last = target.at(-1)!;
-  if (value === undefined) delete node[last];
-  else node[last] = value;
+  write(node, target.at(-1)!, value === undefined ? null : value);
 }
 
-class StackRun {
-  readonly log: unknown[] = [];
+/** The response a stack builds. */
+interface Response {
+  payload: unknown;
+  commandOptions: unknown;
+}
+
+class StackRun implements StepContext {
+  /** The trigger input as plain JSON, which expressions are evaluated against. */
+  private readonly data: unknown;
+  readonly original: Response;
+  readonly response: Response;
+  readonly logged: unknown[] = [];
   readonly trace: StepTrace[] | undefined;
-  readonly response: Record<string, unknown>;
-  private readonly bindings: Record<string, unknown> = { eval: evalDisabled };
+  /** The path of the step that started last, for timeout messages. */
+  private current = "stack";
+  private readonly bindings: Record<string, unknown>;
 
   constructor(
-    private readonly input: TriggerInput,
-    private readonly deadline: number,
+    input: TriggerInput,
+    readonly deadline: number,
+    private readonly timeoutMs: number,
     trace: boolean,
-    private readonly webhooks: WebhookClient | undefined,
-    /** Aborted when the run is over, so an outbound request does not outlive it. */
-    private readonly signal: AbortSignal,
+    readonly webhooks: WebhookClient | undefined,
+    readonly signal: AbortSignal,
   ) {
     this.trace = trace ? [] : undefined;
+    this.data = toJson(input);
+    this.original = { payload: toJson(input.payload) ?? null, commandOptions: toJson(input.commandOptions) ?? null };
     this.response = { payload: toJson(input.payload) ?? null, commandOptions: toJson(input.commandOptions) ?? null };
-    this.bindings.response = this.response;
+    this.bindings = { eval: evalDisabled, response: this.response };
   }
 
-  async steps(steps: readonly CompiledStep[]): Promise<Stop | null> {
+  /** The failure for a run that went past its time limit. */
+  outOfTime(): StackFailure {
+    return new StackFailure(`${this.current}: the trigger ran out of time (limit ${this.timeoutMs} ms)`);
+  }
+
+  async evaluate(compiled: CompiledExpression, options: { readonly keepFunction?: boolean } = {}): Promise<unknown> {
+    const value: unknown = await compiled.expression.evaluate(this.data, this.bindings);
+    return options.keepFunction && isFunction(value) ? value : toJson(value);
+  }
+
+  bind(name: string, value: unknown): void {
+    this.bindings[name] = value;
+  }
+
+  set(target: readonly string[], value: unknown): void {
+    setPath(this.response, target, value);
+  }
+
+  log(value: unknown): void {
+    this.logged.push(value === undefined ? null : value);
+  }
+
+  async run(steps: readonly CompiledStep[]): Promise<StackStop | undefined> {
     for (const step of steps) {
-      if (Date.now() > this.deadline) throw new StepFailure(`${step.path}: the trigger ran out of time`);
-      const started = performance.now();
-      let result: unknown;
-      try {
-        const stop = await this.step(step, (value) => (result = value));
-        this.trace?.push({ path: step.path, step: step.kind, durationMs: performance.now() - started, result });
-        if (stop) return stop;
-      } catch (error) {
-        const message = error instanceof StepFailure ? error.message : `${step.path}: ${(error as Error).message}`;
-        this.trace?.push({ path: step.path, step: step.kind, durationMs: performance.now() - started, error: message });
-        throw new StepFailure(message);
-      }
+      const stop = await this.step(step);
+      if (stop) return stop;
     }
-    return null;
+    return undefined;
   }
 
-  private async step(step: CompiledStep, traced: (value: unknown) => void): Promise<Stop | null> {
-    switch (step.kind) {
-      case "var": {
-        // Kept as evaluated, so a variable may hold a function for later steps.
-        const value = await step.value.expression.evaluate(this.input, this.bindings);
-        this.bindings[step.name] = value;
-        traced(isFunction(value) ? "[function]" : toJson(value));
-        return null;
-      }
-      case "set": {
-        const value = await this.evaluate(step.value);
-        setPath(this.response, step.target, value);
-        traced(value);
-        return null;
-      }
-      case "return": {
-        const value = await this.evaluate(step.value);
-        this.response.payload = value === undefined ? null : value;
-        traced(value);
-        return { kind: "return" };
-      }
-      case "if": {
-        const condition = (await this.evaluate(step.condition)) === true;
-        traced(condition);
-        return this.steps(condition ? step.then : step.else);
-      }
-      case "drop":
-        return { kind: "drop" };
-      case "reject": {
-        const message = await this.evaluate(step.message);
-        traced(message);
-        const text = typeof message === "string" ? message : JSON.stringify(message ?? null);
-        return { kind: "reject", code: step.code ?? "TRIGGER_REJECTED", message: text };
-      }
-      case "log": {
-        const value = await this.evaluate(step.value);
-        this.log.push(value === undefined ? null : value);
-        traced(value);
-        return null;
-      }
-      case "http": {
-        if (!this.webhooks) throw new StepFailure(`${step.path}: http steps are not enabled on this server`);
-        const url = await this.evaluate(step.url);
-        if (typeof url !== "string") throw new StepFailure(`${step.path}.http.url: must evaluate to a string`);
-        const headers: Record<string, string> = {};
-        for (const [name, expression] of step.headers) {
-          const value = await this.evaluate(expression);
-          if (value !== undefined && value !== null) headers[name] = typeof value === "string" ? value : JSON.stringify(value);
-        }
-        const body = step.body ? await this.evaluate(step.body) : undefined;
-        const response = await this.webhooks.send({
-          url,
-          method: step.method,
-          headers,
-          body,
-          timeoutMs: Math.max(1, Math.min(step.timeoutMs ?? Infinity, this.deadline - Date.now())),
-          signal: this.signal,
-        });
-        const value = { status: response.status, headers: response.headers, body: response.body };
-        this.bindings[step.as] = value;
-        traced(value);
-        return null;
-      }
+  private async step(step: CompiledStep): Promise<StackStop | undefined> {
+    // A run that lost the race against its time limit goes no further.
+    if (this.signal.aborted) throw this.outOfTime();
+    this.current = step.path;
+    const started = performance.now();
+    const traced = (entry: { result?: unknown; error?: string }) =>
+      this.trace?.push({ path: step.path, step: step.kind, durationMs: performance.now() - started, ...entry });
+    let outcome: StepResult;
+    try {
+      outcome = await step.run(this);
+    } catch (error) {
+      const message = error instanceof StackFailure ? error.message : `${step.path}: ${describeError(error)}`;
+      traced({ error: message });
+      throw new StackFailure(message);
     }
-  }
-
-  private async evaluate(compiled: CompiledExpression): Promise<unknown> {
-    return toJson(await compiled.expression.evaluate(this.input, this.bindings));
+    if (this.trace) traced({ result: toJson(outcome.result) });
+    if (Date.now() > this.deadline) throw this.outOfTime();
+    return outcome.stop;
   }
 }
 
 /**
- * Runs a compiled stack on an input. Never throws for a failing stack: an evaluation error, a
- * guardrail (recursion depth, sequence length, JSONata's timeout) or running past `timeoutMs` gives
- * outcome FAILED with a `TRIGGER_FAILED` error naming the step. The input is never modified.
+ * Runs a compiled stack on an input and reports how it ended. The response starts as a JSON copy of
+ * the input's payload and commandOptions; the input itself is never modified, and every value in the
+ * result is plain JSON. A value that evaluates to nothing (JSONata's undefined) is written as null
+ * by `set` and `return`, and logged as null. The outcome is MODIFIED when the final payload or
+ * commandOptions differ (deeply) from the input's, else DELIVERED; DROPPED and REJECTED when a step
+ * says so.
+ *
+ * Never throws or rejects for a failing stack: an evaluation error, a JSONata guardrail (evaluation
+ * depth, sequence length, the per-expression timeout) or running past `timeoutMs` gives outcome
+ * FAILED with a `TRIGGER_FAILED` error naming the step's path and the cause. The time limit is a
+ * timer (expressions yield to the event loop every few milliseconds, so it fires during a long one)
+ * and is also checked after every step.
  */
-export async function runStack(stack: CompiledStack, input: TriggerInput, options: RunOptions): Promise<StackRunResult> {
+export async function runStack(stack: CompiledStack, input: TriggerInput, options: RunOptions = {}): Promise<StackRunResult> {
   const started = performance.now();
+  const timeoutMs = options.timeoutMs ?? DEFAULT_RUN_TIMEOUT_MS;
   const abort = new AbortController();
-  const run = new StackRun(input, Date.now() + options.timeoutMs, options.trace ?? false, options.webhooks, abort.signal);
-  const finish = (outcome: TriggerOutcome, error?: StackRunResult["error"]): StackRunResult => ({
+  let run: StackRun | undefined;
+  // Copies: a run that lost the race against its time limit may still be finishing a step.
+  const finish = (outcome: StackOutcome, response: Response, error?: StackRunResult["error"]): StackRunResult => ({
     outcome,
-    payload: outcome === "FAILED" ? input.payload : run.response.payload,
-    commandOptions: outcome === "FAILED" ? input.commandOptions : run.response.commandOptions,
+    payload: response.payload,
+    commandOptions: response.commandOptions,
     ...(error ? { error } : {}),
-    log: run.log,
+    log: [...(run?.logged ?? [])],
     durationMs: performance.now() - started,
-    ...(run.trace ? { trace: run.trace } : {}),
+    ...(options.trace ? { trace: [...(run?.trace ?? [])] } : {}),
   });
   let timer: NodeJS.Timeout | undefined;
   try {
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new StepFailure(`the trigger ran out of time (${options.timeoutMs} ms)`)), options.timeoutMs);
+    const current = new StackRun(input, Date.now() + timeoutMs, timeoutMs, options.trace === true, options.webhooks, abort.signal);
+    run = current;
+    const outOfTime = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(current.outOfTime()), timeoutMs);
     });
-    const stop = await Promise.race([run.steps(stack.steps), timeout]);
-    if (stop?.kind === "drop") return finish("DROPPED");
-    if (stop?.kind === "reject") return finish("REJECTED", { code: stop.code, message: stop.message });
-    // Compared as plain JSON: inputs may come with other prototypes (e.g. null-prototype objects).
-    const unchanged =
-      isDeepStrictEqual(run.response.payload, toJson(input.payload) ?? null) &&
-      isDeepStrictEqual(run.response.commandOptions, toJson(input.commandOptions) ?? null);
-    return finish(unchanged ? "DELIVERED" : "MODIFIED");
+    const stop = await Promise.race([current.run(stack.steps), outOfTime]);
+    // Expressions can reach the response through $response, so it is made plain JSON again.
+    const response = { payload: toJson(current.response.payload) ?? null, commandOptions: toJson(current.response.commandOptions) ?? null };
+    if (stop?.kind === "drop") return finish("DROPPED", response);
+    if (stop?.kind === "reject") return finish("REJECTED", response, { code: stop.code, message: stop.message });
+    return finish(isDeepStrictEqual(response, current.original) ? "DELIVERED" : "MODIFIED", response);
   } catch (error) {
-    const message = error instanceof StepFailure ? error.message : `unexpected failure: ${(error as Error).message}`;
-    return finish("FAILED", { code: "TRIGGER_FAILED", message });
+    const message = error instanceof StackFailure ? error.message : `stack: ${describeError(error)}`;
+    return finish("FAILED", { payload: input.payload, commandOptions: input.commandOptions }, { code: ErrorCode.TriggerFailed, message });
   } finally {
     clearTimeout(timer);
     abort.abort();

@@ -1,9 +1,9 @@
 import jsonata from "jsonata";
 import safeRegex from "safe-regex2";
-import { badInput } from "../errors.js";
-import { RESERVED_HEADERS, WEBHOOK_DEFAULTS, type WebhookMethod } from "./webhook.js";
+import { type AppError, badInput, ErrorCode } from "../errors.js";
+import { RESERVED_HEADERS, WEBHOOK_DEFAULTS, type WebhookClient, type WebhookMethod } from "./webhook.js";
 
-/** Size limits on a stack, checked when it is saved. */
+/** Limits on a stack (checked by {@link compileStack}) and the JSONata guardrails its expressions run under. */
 export interface StackLimits {
   /** Steps in the whole stack, nested ones included. */
   readonly maxSteps: number;
@@ -13,11 +13,11 @@ export interface StackLimits {
   readonly maxExpressionLength: number;
   /** Bytes of the stack as JSON. */
   readonly maxStackBytes: number;
-  /** JSONata's own evaluation timeout for one expression, in milliseconds. */
+  /** JSONata's `timeout`: how long one evaluation of one expression may run, in milliseconds. */
   readonly expressionTimeoutMs: number;
-  /** JSONata's limit on evaluation depth (recursion). */
+  /** JSONata's `stack`: how deeply evaluation may nest (non-tail recursion hits this). */
   readonly maxEvaluationDepth: number;
-  /** JSONata's limit on the length of a sequence an expression builds. */
+  /** JSONata's `sequence`: how many items a sequence built during evaluation may hold. */
   readonly maxSequenceLength: number;
   /** Whether `http` steps may be saved (the server has a webhook signing secret). */
   readonly allowHttpSteps: boolean;
@@ -30,67 +30,240 @@ export const DEFAULT_STACK_LIMITS: StackLimits = {
   maxExpressionLength: 4096,
   maxStackBytes: 64 * 1024,
   expressionTimeoutMs: 1000,
-  maxEvaluationDepth: 200,
+  maxEvaluationDepth: 500,
   maxSequenceLength: 100_000,
   allowHttpSteps: false,
 };
 
-/** A compiled JSONata expression with its source, for traces and errors. */
+/** A compiled JSONata expression with its source. */
 export interface CompiledExpression {
   readonly source: string;
   readonly expression: jsonata.Expression;
 }
 
-/** A step after validation, with its expressions compiled. `path` locates it, e.g. `stack[2].then[0]`. */
-export type CompiledStep =
-  | { readonly kind: "var"; readonly path: string; readonly name: string; readonly value: CompiledExpression }
-  | { readonly kind: "set"; readonly path: string; readonly target: readonly string[]; readonly value: CompiledExpression }
-  | { readonly kind: "return"; readonly path: string; readonly value: CompiledExpression }
-  | { readonly kind: "if"; readonly path: string; readonly condition: CompiledExpression; readonly then: CompiledStep[]; readonly else: CompiledStep[] }
-  | { readonly kind: "drop"; readonly path: string }
-  | { readonly kind: "reject"; readonly path: string; readonly message: CompiledExpression; readonly code: string | null }
-  | { readonly kind: "log"; readonly path: string; readonly value: CompiledExpression }
-  | {
-      readonly kind: "http";
-      readonly path: string;
-      /** The variable the response is bound to. */
-      readonly as: string;
-      readonly url: CompiledExpression;
-      readonly method: WebhookMethod;
-      readonly headers: readonly (readonly [name: string, value: CompiledExpression])[];
-      readonly body: CompiledExpression | null;
-      readonly timeoutMs: number | null;
-    };
+/** How a step ends the stack early. */
+export type StackStop =
+  | { readonly kind: "return" }
+  | { readonly kind: "drop" }
+  | { readonly kind: "reject"; readonly code: string; readonly message: string };
 
-/** A validated stack, ready to run. */
+/** What running one step gave: the value shown in traces (as JSON) and, when the stack ends here, how. */
+export interface StepResult {
+  readonly result?: unknown;
+  readonly stop?: StackStop;
+}
+
+/** What a step can do while it runs; the engine provides it. */
+export interface StepContext {
+  /**
+   * Evaluates an expression against the trigger input and the bindings so far. The value comes back
+   * as plain JSON, or undefined when the expression yields nothing or a function; with `keepFunction`,
+   * a function comes back as JSONata returned it.
+   */
+  evaluate(expression: CompiledExpression, options?: { readonly keepFunction?: boolean }): Promise<unknown>;
+  /** Binds `$name` for the steps that follow. */
+  bind(name: string, value: unknown): void;
+  /** Sets a path of the response, e.g. `["payload", "text"]`; undefined is written as null. */
+  set(target: readonly string[], value: unknown): void;
+  /** Appends a value to the run's log; undefined is logged as null. */
+  log(value: unknown): void;
+  /** Runs nested steps in order, stopping at the first that ends the stack. */
+  run(steps: readonly CompiledStep[]): Promise<StackStop | undefined>;
+  /** When the run must be over (`Date.now()` milliseconds). */
+  readonly deadline: number;
+  /** Aborted when the run is over, so an outbound request does not outlive it. */
+  readonly signal: AbortSignal;
+  /** Sends the requests of `http` steps; undefined when the server has them disabled. */
+  readonly webhooks: WebhookClient | undefined;
+}
+
+/** A validated step, ready to run. `path` locates it, e.g. `stack[2].then[0]`. */
+export interface CompiledStep {
+  readonly path: string;
+  readonly kind: string;
+  readonly run: (context: StepContext) => Promise<StepResult>;
+}
+
+/** A validated stack, ready for `runStack`. */
 export interface CompiledStack {
   readonly steps: readonly CompiledStep[];
 }
 
-/** The kinds of step; each step object has exactly one of these keys. */
-export const STEP_KINDS = ["var", "set", "return", "if", "drop", "reject", "log", "http"] as const;
-type StepKind = (typeof STEP_KINDS)[number];
+/** A step kind: the fields it takes besides its kind key, and how it compiles to something to run. */
+interface StepKind {
+  readonly fields: Readonly<Record<string, "required" | "optional">>;
+  compile(step: StepSource): CompiledStep["run"];
+}
 
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const DIGITS = /^\d+$/;
 const REJECT_CODE = /^[A-Z][A-Z0-9_]{0,63}$/;
 const FORBIDDEN_SEGMENTS = new Set(["__proto__", "constructor", "prototype"]);
+/** `$response` is the response so far; `$eval` stays disabled. */
 const RESERVED_VARIABLES = new Set(["response", "eval"]);
-
-/** The fields each step kind allows besides its kind key, and whether each is required. */
-const STEP_FIELDS: Record<StepKind, Record<string, boolean>> = {
-  var: { value: true },
-  set: { value: true },
-  return: {},
-  if: { then: true, else: false },
-  drop: {},
-  reject: { code: false },
-  log: {},
-  http: { as: true },
-};
-
-const HTTP_FIELDS = new Set(["url", "method", "headers", "body", "timeoutMs"]);
+const HTTP_FIELDS = ["url", "method", "headers", "body", "timeoutMs"];
 const HTTP_METHODS = new Set<string>(["GET", "POST", "PUT", "PATCH", "DELETE"]);
 const HEADER_NAME = /^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,100}$/;
+const TRUTHY = jsonata("$boolean($value)");
+
+/** True when a value is truthy by JSONata's `$boolean`. */
+async function truthy(value: unknown): Promise<boolean> {
+  return (await TRUTHY.evaluate(undefined, { value })) === true;
+}
+
+/** A field naming a variable, validated. */
+function variableName(step: StepSource, name: string): string {
+  const value = step.field(name);
+  if (typeof value !== "string" || !IDENTIFIER.test(value) || RESERVED_VARIABLES.has(value)) {
+    throw step.fail(name, "must be a variable name (letters, digits and _, not starting with a digit; not response or eval)");
+  }
+  return value;
+}
+
+/**
+ * Every step kind, by its key. A new kind is one more entry: its fields, its validation, and an
+ * async function that runs it.
+ */
+const STEP_KINDS: Readonly<Record<string, StepKind>> = {
+  var: {
+    fields: { value: "required" },
+    compile(step) {
+      const name = variableName(step, "var");
+      const value = step.expression("value");
+      return async (context) => {
+        // A function is kept, so a var can define a helper for later steps.
+        const result = await context.evaluate(value, { keepFunction: true });
+        context.bind(name, result);
+        return { result };
+      };
+    },
+  },
+  set: {
+    fields: { value: "required" },
+    compile(step) {
+      const target = setTarget(step);
+      const value = step.expression("value");
+      return async (context) => {
+        const result = await context.evaluate(value);
+        context.set(target, result);
+        return { result };
+      };
+    },
+  },
+  return: {
+    fields: {},
+    compile(step) {
+      const value = step.expression("return");
+      return async (context) => {
+        const result = await context.evaluate(value);
+        context.set(["payload"], result);
+        return { result, stop: { kind: "return" } };
+      };
+    },
+  },
+  if: {
+    fields: { then: "required", else: "optional" },
+    compile(step) {
+      const condition = step.expression("if");
+      const then = step.steps("then");
+      const otherwise = step.field("else") === undefined ? [] : step.steps("else");
+      return async (context) => {
+        const result = await truthy(await context.evaluate(condition));
+        return { result, stop: await context.run(result ? then : otherwise) };
+      };
+    },
+  },
+  drop: {
+    fields: {},
+    compile(step) {
+      if (step.field("drop") !== true) throw step.fail("drop", "must be true");
+      return async () => ({ stop: { kind: "drop" } });
+    },
+  },
+  reject: {
+    fields: { code: "optional" },
+    compile(step) {
+      const code = step.field("code") ?? ErrorCode.TriggerRejected;
+      if (typeof code !== "string" || !REJECT_CODE.test(code)) {
+        throw step.fail("code", "must be an error code such as MESSAGE_TOO_LONG (A-Z, 0-9 and _, starting with a letter, at most 64)");
+      }
+      const message = step.expression("reject");
+      return async (context) => {
+        const result = await context.evaluate(message);
+        const text = typeof result === "string" ? result : JSON.stringify(result ?? null);
+        return { result, stop: { kind: "reject", code, message: text } };
+      };
+    },
+  },
+  log: {
+    fields: {},
+    compile(step) {
+      const value = step.expression("log");
+      return async (context) => {
+        const result = await context.evaluate(value);
+        context.log(result);
+        return { result };
+      };
+    },
+  },
+  http: {
+    fields: { as: "required" },
+    compile(step) {
+      if (!step.limits.allowHttpSteps) throw step.fail("http", "http steps need a webhook signing secret on the server (WEBHOOK_SECRET)");
+      const as = variableName(step, "as");
+      const http = step.object("http", `must be an object with ${HTTP_FIELDS.join(", ")}`);
+      for (const key of http.keys()) if (!HTTP_FIELDS.includes(key)) throw http.fail(key, "unknown field for an http step");
+      const method = http.field("method") ?? "POST";
+      if (typeof method !== "string" || !HTTP_METHODS.has(method)) throw http.fail("method", "must be GET, POST, PUT, PATCH or DELETE");
+      const timeoutMs = http.field("timeoutMs");
+      if (timeoutMs !== undefined && (typeof timeoutMs !== "number" || !Number.isInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > WEBHOOK_DEFAULTS.maxTimeoutMs)) {
+        throw http.fail("timeoutMs", `must be a whole number of milliseconds, 1..${WEBHOOK_DEFAULTS.maxTimeoutMs}`);
+      }
+      const headerSource = http.field("headers") === undefined ? undefined : http.object("headers", "must be an object of header expressions");
+      const headers = (headerSource?.keys() ?? []).map((name) => {
+        if (!HEADER_NAME.test(name) || RESERVED_HEADERS.has(name.toLowerCase())) throw headerSource!.fail(name, "is not a header a trigger may set");
+        return [name, headerSource!.expression(name)] as const;
+      });
+      if (http.field("body") !== undefined && method === "GET") throw http.fail("body", "a GET request has no body");
+      const url = http.expression("url");
+      const body = http.field("body") === undefined ? undefined : http.expression("body");
+      return async (context) => {
+        if (!context.webhooks) throw new Error("http steps are not enabled on this server");
+        const target = await context.evaluate(url);
+        if (typeof target !== "string") throw new Error("http.url must evaluate to a string");
+        const sent: Record<string, string> = {};
+        for (const [name, expression] of headers) {
+          const value = await context.evaluate(expression);
+          if (value !== undefined && value !== null) sent[name] = typeof value === "string" ? value : JSON.stringify(value);
+        }
+        const response = await context.webhooks.send({
+          url: target,
+          method: method as WebhookMethod,
+          headers: sent,
+          body: body && (await context.evaluate(body)),
+          timeoutMs: Math.max(1, Math.min(timeoutMs ?? Infinity, context.deadline - Date.now())),
+          signal: context.signal,
+        });
+        const result = { status: response.status, headers: response.headers, body: response.body };
+        context.bind(as, result);
+        return { result };
+      };
+    },
+  },
+};
+
+/** The segments of a `set` path, e.g. `payload.items.0.text`, validated. */
+function setTarget(step: StepSource): string[] {
+  const value = step.field("set");
+  if (typeof value !== "string") throw step.fail("set", "must be a path such as payload.text or commandOptions.to");
+  const segments = value.split(".");
+  if (segments[0] !== "payload" && segments[0] !== "commandOptions") throw step.fail("set", "must start with payload or commandOptions");
+  for (const segment of segments) {
+    if (FORBIDDEN_SEGMENTS.has(segment)) throw step.fail("set", `"${segment}" may not appear in a path`);
+    if (!IDENTIFIER.test(segment) && !DIGITS.test(segment)) throw step.fail("set", `"${segment}" is not a valid path segment (a name or an index)`);
+  }
+  return segments;
+}
 
 /** How long an expression may keep the event loop before it yields to other work. */
 const TIME_SLICE_MS = 10;
@@ -110,166 +283,152 @@ async function yieldNowAndThen(): Promise<void> {
   sliceStarted = performance.now();
 }
 
+/** One step (or an object inside one) being compiled: its fields, with helpers that compile them or report errors at their path. */
+class StepSource {
+  constructor(
+    private readonly record: Readonly<Record<string, unknown>>,
+    readonly path: string,
+    private readonly depth: number,
+    private readonly compiler: StackCompiler,
+  ) {}
+
+  /** The limits the stack is compiled under. */
+  get limits(): StackLimits {
+    return this.compiler.limits;
+  }
+
+  /** The names of the fields present. */
+  keys(): string[] {
+    return Object.keys(this.record);
+  }
+
+  /** The raw value of a field (undefined when absent). */
+  field(name: string): unknown {
+    return Object.hasOwn(this.record, name) ? this.record[name] : undefined;
+  }
+
+  /** A validation error at one of the fields. */
+  fail(name: string, message: string): AppError {
+    return fail(`${this.path}.${name}`, message);
+  }
+
+  /** Compiles a field holding an expression. */
+  expression(name: string): CompiledExpression {
+    return this.compiler.expression(this.field(name), `${this.path}.${name}`);
+  }
+
+  /** Compiles a field holding nested steps, one level deeper. */
+  steps(name: string): CompiledStep[] {
+    return this.compiler.steps(this.field(name), `${this.path}.${name}`, this.depth + 1);
+  }
+
+  /** A field holding an object, as a source of its own (its fields' paths are e.g. `stack[0].http.url`). */
+  object(name: string, message: string): StepSource {
+    const value = this.field(name);
+    if (typeof value !== "object" || value === null || Array.isArray(value)) throw this.fail(name, message);
+    return new StepSource(value as Record<string, unknown>, `${this.path}.${name}`, this.depth, this.compiler);
+  }
+}
+
 class StackCompiler {
-  private steps = 0;
+  private count = 0;
+  private readonly guardrails: jsonata.JsonataOptions;
 
-  constructor(private readonly limits: StackLimits) {}
+  constructor(readonly limits: StackLimits) {
+    this.guardrails = { timeout: limits.expressionTimeoutMs, stack: limits.maxEvaluationDepth, sequence: limits.maxSequenceLength };
+  }
 
-  compileSteps(value: unknown, path: string, depth: number): CompiledStep[] {
+  steps(value: unknown, path: string, depth: number): CompiledStep[] {
     if (!Array.isArray(value)) throw fail(path, "must be an array of steps");
     if (depth > this.limits.maxDepth) throw fail(path, `if steps may nest at most ${this.limits.maxDepth} deep`);
     return value.map((step, index) => this.step(step, `${path}[${index}]`, depth));
   }
 
-  private step(step: unknown, path: string, depth: number): CompiledStep {
-    if (++this.steps > this.limits.maxSteps) throw fail(path, `a stack may have at most ${this.limits.maxSteps} steps`);
-    if (typeof step !== "object" || step === null || Array.isArray(step)) throw fail(path, "a step must be an object");
-    const record = step as Record<string, unknown>;
-    const kinds = STEP_KINDS.filter((kind) => Object.hasOwn(record, kind));
+  private step(value: unknown, path: string, depth: number): CompiledStep {
+    if (++this.count > this.limits.maxSteps) throw fail(path, `a stack may have at most ${this.limits.maxSteps} steps`);
+    if (typeof value !== "object" || value === null || Array.isArray(value)) throw fail(path, "a step must be an object");
+    const record = value as Record<string, unknown>;
+    const keys = Object.keys(record);
+    const kinds = keys.filter((key) => Object.hasOwn(STEP_KINDS, key));
     if (kinds.length !== 1) {
-      throw fail(path, kinds.length === 0 ? `unknown step: expected one of ${STEP_KINDS.join(", ")}` : `a step has exactly one kind, found ${kinds.join(" and ")}`);
+      throw fail(
+        path,
+        kinds.length === 0
+          ? `unknown step kind (keys: ${keys.join(", ") || "none"}); expected one of ${Object.keys(STEP_KINDS).join(", ")}`
+          : `a step has exactly one kind, found ${kinds.join(" and ")}`,
+      );
     }
     const kind = kinds[0]!;
-    const allowed = STEP_FIELDS[kind];
-    for (const key of Object.keys(record)) {
-      if (key !== kind && !(key in allowed)) throw fail(`${path}.${key}`, `unknown field for a ${kind} step`);
+    const { fields, compile } = STEP_KINDS[kind]!;
+    for (const key of keys) {
+      if (key !== kind && !Object.hasOwn(fields, key)) throw fail(`${path}.${key}`, `unknown field for a ${kind} step`);
     }
-    for (const [key, required] of Object.entries(allowed)) {
-      if (required && !Object.hasOwn(record, key)) throw fail(`${path}.${key}`, `a ${kind} step needs ${key}`);
+    for (const [key, presence] of Object.entries(fields)) {
+      if (presence === "required" && !Object.hasOwn(record, key)) throw fail(`${path}.${key}`, `a ${kind} step needs ${key}`);
     }
-    switch (kind) {
-      case "var": {
-        const name = record.var;
-        if (typeof name !== "string" || !IDENTIFIER.test(name) || RESERVED_VARIABLES.has(name)) {
-          throw fail(`${path}.var`, "must be a variable name (letters, digits, _; not response or eval)");
-        }
-        return { kind, path, name, value: this.expression(record.value, `${path}.value`) };
-      }
-      case "set":
-        return { kind, path, target: setTarget(record.set, `${path}.set`), value: this.expression(record.value, `${path}.value`) };
-      case "return":
-        return { kind, path, value: this.expression(record.return, `${path}.return`) };
-      case "if":
-        return {
-          kind,
-          path,
-          condition: this.expression(record.if, `${path}.if`, (source) => `$boolean((${source}))`),
-          then: this.compileSteps(record.then, `${path}.then`, depth + 1),
-          else: record.else === undefined ? [] : this.compileSteps(record.else, `${path}.else`, depth + 1),
-        };
-      case "drop":
-        if (record.drop !== true) throw fail(`${path}.drop`, "must be true");
-        return { kind, path };
-      case "reject": {
-        const code = record.code;
-        if (code !== undefined && (typeof code !== "string" || !REJECT_CODE.test(code))) {
-          throw fail(`${path}.code`, "must be an error code such as MESSAGE_TOO_LONG (A-Z, 0-9, _)");
-        }
-        return { kind, path, message: this.expression(record.reject, `${path}.reject`), code: code ?? null };
-      }
-      case "log":
-        return { kind, path, value: this.expression(record.log, `${path}.log`) };
-      case "http":
-        return this.httpStep(record, path);
-    }
+    return { path, kind, run: compile(new StepSource(record, path, depth, this)) };
   }
 
-  private httpStep(record: Record<string, unknown>, path: string): CompiledStep {
-    if (!this.limits.allowHttpSteps) throw fail(`${path}.http`, "http steps need a webhook signing secret on the server (WEBHOOK_SECRET)");
-    const as = record.as;
-    if (typeof as !== "string" || !IDENTIFIER.test(as) || RESERVED_VARIABLES.has(as)) {
-      throw fail(`${path}.as`, "must be a variable name (letters, digits, _; not response or eval)");
-    }
-    const http = record.http;
-    if (typeof http !== "object" || http === null || Array.isArray(http)) throw fail(`${path}.http`, "must be an object with url, method, headers, body, timeoutMs");
-    const spec = http as Record<string, unknown>;
-    for (const key of Object.keys(spec)) if (!HTTP_FIELDS.has(key)) throw fail(`${path}.http.${key}`, "unknown field for an http step");
-    const method = spec.method ?? "POST";
-    if (typeof method !== "string" || !HTTP_METHODS.has(method)) throw fail(`${path}.http.method`, "must be GET, POST, PUT, PATCH or DELETE");
-    const timeoutMs = spec.timeoutMs ?? null;
-    if (timeoutMs !== null && (typeof timeoutMs !== "number" || !Number.isInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > WEBHOOK_DEFAULTS.maxTimeoutMs)) {
-      throw fail(`${path}.http.timeoutMs`, `must be a whole number of milliseconds, 1..${WEBHOOK_DEFAULTS.maxTimeoutMs}`);
-    }
-    const headers = spec.headers ?? {};
-    if (typeof headers !== "object" || headers === null || Array.isArray(headers)) throw fail(`${path}.http.headers`, "must be an object of header expressions");
-    const compiledHeaders = Object.entries(headers).map(([name, value]) => {
-      if (!HEADER_NAME.test(name) || RESERVED_HEADERS.has(name.toLowerCase())) {
-        throw fail(`${path}.http.headers.${name}`, "is not a header a trigger may set");
-      }
-      return [name, this.expression(value, `${path}.http.headers.${name}`)] as const;
-    });
-    if (spec.body !== undefined && method === "GET") throw fail(`${path}.http.body`, "a GET request has no body");
-    return {
-      kind: "http",
-      path,
-      as,
-      url: this.expression(spec.url, `${path}.http.url`),
-      method: method as WebhookMethod,
-      headers: compiledHeaders,
-      body: spec.body === undefined ? null : this.expression(spec.body, `${path}.http.body`),
-      timeoutMs: timeoutMs as number | null,
-    };
-  }
-
-  private expression(value: unknown, path: string, wrap: (source: string) => string = (source) => source): CompiledExpression {
+  expression(value: unknown, path: string): CompiledExpression {
     if (typeof value !== "string" || value.trim() === "") throw fail(path, "must be a JSONata expression (a non-empty string)");
     if (value.length > this.limits.maxExpressionLength) {
       throw fail(path, `an expression may have at most ${this.limits.maxExpressionLength} characters`);
     }
     let expression: jsonata.Expression;
     try {
-      expression = jsonata(wrap(value), {
-        timeout: this.limits.expressionTimeoutMs,
-        stack: this.limits.maxEvaluationDepth,
-        sequence: this.limits.maxSequenceLength,
-      });
-      jsonata(value); // report syntax errors against the source as written
-      expression.assign(Symbol.for("jsonata.__evaluate_entry") as unknown as string, yieldNowAndThen);
+      expression = jsonata(value, this.guardrails);
     } catch (error) {
-      throw fail(path, `expression does not compile: ${(error as Error).message}`);
+      throw fail(path, `expression does not compile: ${describeError(error)}`);
     }
-    const unsafe = unsafeRegex(expression.ast());
-    if (unsafe) throw fail(path, `regular expression ${unsafe} can take exponential time; rewrite it without nested repetition`);
+    const unsafe = unsafeRegex(expression.ast(), new Set());
+    if (unsafe) throw fail(path, `regular expression ${String(unsafe)} can take exponential time (nested repetition); rewrite it`);
+    expression.assign(Symbol.for("jsonata.__evaluate_entry") as unknown as string, yieldNowAndThen);
     return { source: value, expression };
   }
 }
 
-function setTarget(value: unknown, path: string): string[] {
-  if (typeof value !== "string") throw fail(path, "must be a path such as payload.text or commandOptions.to");
-  const segments = value.split(".");
-  if (segments[0] !== "payload" && segments[0] !== "commandOptions") {
-    throw fail(path, "must start with payload or commandOptions");
-  }
-  for (const segment of segments) {
-    if (!IDENTIFIER.test(segment) && !/^\d+$/.test(segment)) throw fail(path, `"${segment}" is not a valid path segment`);
-    if (FORBIDDEN_SEGMENTS.has(segment)) throw fail(path, `"${segment}" may not appear in a path`);
-  }
-  return segments;
-}
-
-/** The first regular expression literal in a JSONata AST that safe-regex2 finds catastrophic. */
-function unsafeRegex(node: unknown): string | null {
-  if (typeof node !== "object" || node === null) return null;
-  if (node instanceof RegExp) return safeRegex(node) ? null : String(node);
+/** The first regular expression literal in a JSONata AST that safe-regex2 considers catastrophic. */
+function unsafeRegex(node: unknown, seen: Set<object>): RegExp | undefined {
+  if (typeof node !== "object" || node === null || seen.has(node)) return undefined;
+  seen.add(node);
+  if (node instanceof RegExp) return safeRegex(node) ? undefined : node;
   for (const child of Object.values(node)) {
-    const found = unsafeRegex(child);
+    const found = unsafeRegex(child, seen);
     if (found) return found;
   }
-  return null;
+  return undefined;
 }
 
-function fail(path: string, message: string) {
+function fail(path: string, message: string): AppError {
   return badInput(`${path}: ${message}`, { path });
 }
 
 /**
- * Validates a stack and compiles its expressions.
- * @throws AppError `BAD_USER_INPUT` whose message starts with the offending step's path, e.g.
- * `stack[2].then[0].value: expression does not compile: ...`
+ * A one-line description of an error thrown by JSONata (which throws plain objects carrying a
+ * `code` and a `position`) or by JavaScript, without its stack trace.
+ */
+export function describeError(error: unknown): string {
+  if (typeof error !== "object" || error === null) return String(error);
+  const { message, code, position } = error as { message?: unknown; code?: unknown; position?: unknown };
+  const where = typeof position === "number" ? ` at position ${position}` : "";
+  return typeof code === "string" ? `${String(message)} (${code}${where})` : String(message);
+}
+
+/**
+ * Validates a stack and compiles its expressions, with {@link DEFAULT_STACK_LIMITS} unless `limits`
+ * overrides some of them. Regular expression literals that can backtrack catastrophically are refused.
+ * @throws AppError `BAD_USER_INPUT` whose message starts with the offending field's path, e.g.
+ * `stack[2].then[0].value: expression does not compile: ...`, and whose `details.path` is that path
  */
 export function compileStack(stack: unknown, limits: Partial<StackLimits> = {}): CompiledStack {
   const effective = { ...DEFAULT_STACK_LIMITS, ...limits };
-  const bytes = Buffer.byteLength(JSON.stringify(stack ?? null));
+  if (!Array.isArray(stack)) throw fail("stack", "must be an array of steps");
+  let bytes: number;
+  try {
+    bytes = Buffer.byteLength(JSON.stringify(stack));
+  } catch {
+    throw fail("stack", "must be plain JSON");
+  }
   if (bytes > effective.maxStackBytes) throw fail("stack", `a stack may be at most ${effective.maxStackBytes} bytes as JSON`);
-  return { steps: new StackCompiler(effective).compileSteps(stack, "stack", 0) };
+  return { steps: new StackCompiler(effective).steps(stack, "stack", 0) };
 }
