@@ -1,14 +1,37 @@
 import type { CodegenConfig } from "@graphql-codegen/cli";
 
 /**
- * `npm run codegen` (run under tsx so the TypeScript schema module loads) prints the schema (sorted) to the committed `schema.graphql`, which frontends
- * generate their types from. A test fails when the committed file is stale.
+ * `npm run codegen` (run under tsx so the TypeScript schema module loads) writes two committed outputs
+ * from the schema the server serves:
+ *
+ * - `schema.graphql`: the schema printed, sorted, for frontends and reviewers;
+ * - `web/generated/`: typed documents (client preset) for every `graphql(...)` call under `web/`,
+ *   which the client module, the demo page and the admin console use.
+ *
+ * `CODEGEN_OUT_DIR` writes them under another folder instead; `test/schema.test.ts` runs codegen into
+ * a temporary one and fails when a committed file differs from the fresh one (run `npm run codegen`).
  */
+const out = (process.env.CODEGEN_OUT_DIR ?? ".").replace(/\/*$/, "/");
+
 const config: CodegenConfig = {
   schema: "./src/schema/index.ts",
   generates: {
-    "schema.graphql": { plugins: ["schema-ast"], config: { includeDirectives: false, sort: true } },
+    [`${out}schema.graphql`]: { plugins: ["schema-ast"], config: { includeDirectives: false, sort: true } },
+    [`${out}web/generated/`]: {
+      documents: ["web/**/*.ts", "!web/generated/**"],
+      preset: "client",
+      presetConfig: { fragmentMasking: false },
+      config: {
+        // Plain strings (`TypedDocumentString`), so browser bundles need no GraphQL parser or printer.
+        documentMode: "string",
+        enumType: "string-literal",
+        useTypeImports: true,
+        importExtension: ".js",
+        scalars: { ID: "string", JSON: "unknown", DateTime: "string" },
+      },
+    },
   },
+  ignoreNoDocuments: false,
 };
 
 export default config;

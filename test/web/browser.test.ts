@@ -1,0 +1,190 @@
+import type { Browser, Page } from "playwright-core";
+import { afterAll, afterEach, beforeAll, expect, it } from "vitest";
+import { ADMIN_TOKEN, startServer, type TestServer } from "../helpers/server.js";
+import { describeBrowser, launchChromium, pageErrors, screenshot } from "./browser.js";
+
+let server: TestServer;
+let origin: string;
+let browser: Browser;
+/** Console errors and uncaught exceptions of every page a test opened; each test expects none. */
+let errors: string[] = [];
+
+beforeAll(async () => {
+  server = await startServer();
+  origin = new URL(server.httpUrl).origin;
+});
+
+afterEach(() => {
+  const seen = errors;
+  errors = [];
+  expect(seen).toEqual([]);
+});
+
+afterAll(async () => {
+  await browser?.close();
+});
+
+/** A page in a context of its own (its own sessionStorage and WebSocket), with errors collected. */
+async function openPage(path: string): Promise<Page> {
+  browser ??= await launchChromium();
+  const context = await browser.newContext({ viewport: { width: 1200, height: 900 } });
+  const page = await context.newPage();
+  const collected = pageErrors(page);
+  page.on("close", () => errors.push(...collected));
+  await page.goto(origin + path);
+  return page;
+}
+
+/** Opens the demo chat room as `name` and waits until joined. */
+async function openDemo(room: string, name: string): Promise<Page> {
+  const page = await openPage(`/demo?room=${encodeURIComponent(room)}&name=${encodeURIComponent(name)}`);
+  await page.locator('#status[data-status="connected"]').waitFor();
+  await messages(page).filter({ hasText: "You joined." }).waitFor();
+  return page;
+}
+
+const messages = (page: Page) => page.getByRole("log").getByRole("listitem");
+
+async function sendFrom(page: Page, text: string): Promise<void> {
+  await page.getByLabel("Message").fill(text);
+  await page.getByRole("button", { name: "Send" }).click();
+}
+
+/** Opens the admin console and signs in with the token. */
+async function openAdmin(): Promise<Page> {
+  const page = await openPage("/admin");
+  await page.getByLabel("Admin token").fill(ADMIN_TOKEN);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByRole("status").filter({ hasText: "Signed in" }).waitFor();
+  return page;
+}
+
+async function closeAll(...pages: Page[]): Promise<void> {
+  for (const page of pages) await page.context().close();
+}
+
+describeBrowser("web pages in Chromium", () => {
+  it("two demo pages exchange messages live", async () => {
+    const alice = await openDemo("room:e2e-chat", "alice");
+    const bob = await openDemo("room:e2e-chat", "bob");
+    await messages(alice).filter({ hasText: "bob joined." }).waitFor();
+
+    await sendFrom(alice, "hello bob");
+    const atBob = messages(bob).filter({ hasText: "hello bob" });
+    await atBob.waitFor();
+    expect(await atBob.locator(".who").textContent()).toBe("alice");
+    await messages(alice).filter({ hasText: "hello bob" }).locator(".who", { hasText: "You" }).waitFor();
+
+    await sendFrom(bob, "hi alice");
+    await messages(alice).filter({ hasText: "hi alice" }).waitFor();
+    expect(await alice.getByLabel("Message").inputValue()).toBe("");
+
+    await screenshot(alice, "demo-alice");
+    await screenshot(bob, "demo-bob");
+    await closeAll(bob);
+    await messages(alice).filter({ hasText: "bob left." }).waitFor();
+    await closeAll(alice);
+  });
+
+  it("an admin creates a trigger in the console and the demo pages see messages transformed at once", async () => {
+    const alice = await openDemo("room:e2e-shout", "alice");
+    const bob = await openDemo("room:e2e-shout", "bob");
+    const admin = await openAdmin();
+
+    await admin.getByRole("button", { name: "New trigger" }).click();
+    await admin.getByLabel("Name", { exact: true }).fill("shout");
+    await admin.getByLabel("Channel", { exact: true }).fill("room:e2e-shout");
+    await admin.getByLabel("Tags").fill("demo, e2e");
+    await admin.getByLabel("Function stack (JSON)").fill(JSON.stringify([{ set: "payload.text", value: "$uppercase(payload.text)" }]));
+    await admin.getByRole("button", { name: "Create trigger" }).click();
+    await admin.getByRole("status").filter({ hasText: "Trigger created." }).waitFor();
+    await admin.getByRole("row").filter({ hasText: "shout" }).waitFor();
+
+    await sendFrom(alice, "make it loud");
+    // (A string in hasText matches case-insensitively; these regular expressions do not.)
+    await messages(bob).filter({ hasText: /MAKE IT LOUD/ }).waitFor();
+    await messages(alice).filter({ hasText: /MAKE IT LOUD/ }).waitFor();
+    expect(await messages(bob).filter({ hasText: /make it loud/ }).count()).toBe(0);
+
+    // The console's test run shows the step trace, and the recent runs show the live message.
+    await admin.getByLabel("Payload (JSON)").fill('{ "text": "psst" }');
+    await admin.getByRole("button", { name: "Run test" }).click();
+    await admin.locator("#test-result").getByText("MODIFIED").waitFor();
+    await admin.locator("#trace-rows tr").filter({ hasText: "stack[0]" }).filter({ hasText: '"PSST"' }).waitFor();
+    await admin.getByRole("button", { name: "Refresh" }).click();
+    await admin.locator("#run-rows tr").filter({ hasText: "room:e2e-shout" }).filter({ hasText: "MODIFIED" }).first().waitFor();
+
+    // Filter by tag, and turn the trigger off from the list: messages pass unchanged again.
+    await admin.getByLabel("Filter by tag").selectOption("e2e");
+    await admin.getByRole("checkbox", { name: "shout active" }).uncheck();
+    await admin.getByRole("status").filter({ hasText: "shout is now inactive." }).waitFor();
+    await sendFrom(alice, "quiet again");
+    await messages(bob).filter({ hasText: /quiet again/ }).waitFor();
+
+    await screenshot(admin, "admin-trigger");
+    await screenshot(bob, "demo-transformed");
+    await closeAll(alice, bob, admin);
+  });
+
+  it("shows a validation error for a broken expression at its step, and stores nothing", async () => {
+    const admin = await openAdmin();
+    await admin.getByRole("button", { name: "New trigger" }).click();
+    await admin.getByLabel("Name", { exact: true }).fill("broken");
+    await admin.getByLabel("Channel", { exact: true }).fill("room:*");
+    const stack = [
+      { set: "payload.text", value: "$trim(payload.text)" },
+      { if: "$length(payload.text) > 3", then: [{ log: "'long'" }, { set: "payload.loud", value: "$uppercase(" }] },
+    ];
+    await admin.getByLabel("Function stack (JSON)").fill(JSON.stringify(stack, null, 2));
+    await admin.getByRole("button", { name: "Create trigger" }).click();
+
+    const step = admin.locator('#stack-outline li[data-path="stack[1].then[1]"]');
+    await step.locator(".step-error").waitFor();
+    expect(await step.getAttribute("class")).toContain("has-error");
+    expect(await step.locator(".step-error").textContent()).toMatch(/^stack\[1\]\.then\[1\]\.value: expression does not compile.*\(line \d+\)$/);
+    expect(await admin.locator('#stack-outline li[data-path="stack[0]"].has-error').count()).toBe(0);
+    expect(await admin.getByLabel("Function stack (JSON)").getAttribute("aria-invalid")).toBe("true");
+    await admin.getByRole("alert").filter({ hasText: "stack[1].then[1].value" }).getByRole("button", { name: /Show line \d+ in the editor/ }).click();
+    const selected = await admin.getByLabel("Function stack (JSON)").evaluate((element) => {
+      const textarea = element as unknown as { value: string; selectionStart: number; selectionEnd: number }; // no DOM types here
+      return textarea.value.slice(textarea.selectionStart, textarea.selectionEnd);
+    });
+    expect(selected).toBe('"$uppercase("');
+    await screenshot(admin, "admin-validation-error");
+    expect(await admin.getByRole("row").filter({ hasText: "broken" }).count()).toBe(0);
+
+    // Text that is not JSON is caught in the page, with its line.
+    await admin.getByLabel("Function stack (JSON)").fill('[\n  { "drop": true },\n  { "log": }\n]');
+    await admin.getByRole("button", { name: "Create trigger" }).click();
+    await admin.locator("#stack-error").filter({ hasText: /Not valid JSON \(line 3/ }).waitFor();
+    await closeAll(admin);
+  });
+
+  it("lets the admin watch a channel's live events and manage channel settings", async () => {
+    const admin = await openAdmin();
+    await admin.getByRole("button", { name: "New channel" }).click();
+    await admin.getByLabel("Pattern").fill("room:e2e-watch");
+    await admin.getByLabel("Presence").check();
+    await admin.getByLabel("Messages kept (0–1000)").fill("20");
+    await admin.getByRole("button", { name: "Create channel" }).click();
+    await admin.getByRole("status").filter({ hasText: "Channel saved." }).waitFor();
+    await admin.getByRole("row").filter({ hasText: "room:e2e-watch" }).waitFor();
+
+    await admin.locator("#watch").getByLabel("Channel name").fill("room:e2e-watch");
+    await admin.getByRole("button", { name: "Watch", exact: true }).click();
+    await admin.getByRole("status").filter({ hasText: "Watching room:e2e-watch." }).waitFor();
+
+    const carol = await openDemo("room:e2e-watch", "carol");
+    await carol.locator("#people li").filter({ hasText: "carol (you)" }).waitFor(); // presence is on
+    await sendFrom(carol, "watched message");
+    const live = admin.getByRole("log", { name: "Live events" }).getByRole("listitem");
+    await live.filter({ hasText: "MESSAGE #1" }).filter({ hasText: "watched message" }).waitFor();
+
+    // A setting the form shows wrongly is refused at its field.
+    await admin.getByLabel("Messages kept (0–1000)").fill("5000");
+    await admin.getByRole("button", { name: "Save channel" }).click();
+    await admin.locator("#channel-form .field-error").waitFor();
+    await screenshot(admin, "admin-watch");
+    await closeAll(carol, admin);
+  });
+});

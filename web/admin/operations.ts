@@ -1,0 +1,150 @@
+import { graphql } from "../generated/gql.js";
+
+/** The admin console's operations (admin token required); typed by `npm run codegen`. */
+
+export const ServerInfoDocument = graphql(`
+  query AdminServerInfo {
+    serverInfo {
+      version
+      database
+      pubsub
+      startedAt
+    }
+  }
+`);
+
+export const ChannelConfigFields = graphql(`
+  fragment ChannelConfigFields on Channel {
+    id
+    pattern
+    description
+    active
+    anonymousClients
+    messaging
+    presence
+    history
+    createdAt
+    updatedAt
+    triggers {
+      id
+      name
+    }
+  }
+`);
+
+export const ChannelsDocument = graphql(`
+  query AdminChannels {
+    channels {
+      ...ChannelConfigFields
+    }
+  }
+`);
+
+export const CreateChannelDocument = graphql(`
+  mutation AdminCreateChannel($input: CreateChannelInput!) {
+    createChannel(input: $input) {
+      ...ChannelConfigFields
+    }
+  }
+`);
+
+export const UpdateChannelDocument = graphql(`
+  mutation AdminUpdateChannel($pattern: String!, $input: UpdateChannelInput!) {
+    updateChannel(pattern: $pattern, input: $input) {
+      ...ChannelConfigFields
+    }
+  }
+`);
+
+export const DeleteChannelDocument = graphql(`
+  mutation AdminDeleteChannel($pattern: String!) {
+    deleteChannel(pattern: $pattern)
+  }
+`);
+
+export const TriggerFields = graphql(`
+  fragment TriggerFields on Trigger {
+    id
+    name
+    description
+    active
+    tags
+    actions
+    channel
+    order
+    onError
+    stack
+    createdAt
+    updatedAt
+  }
+`);
+
+/** The triggers with a tag (all without one), and every trigger's tags for the filter. */
+export const TriggersDocument = graphql(`
+  query AdminTriggers($tag: String) {
+    triggers(tag: $tag) {
+      ...TriggerFields
+    }
+    allTags: triggers {
+      tags
+    }
+  }
+`);
+
+export const CreateTriggerDocument = graphql(`
+  mutation AdminCreateTrigger($input: CreateTriggerInput!) {
+    createTrigger(input: $input) {
+      ...TriggerFields
+    }
+  }
+`);
+
+export const UpdateTriggerDocument = graphql(`
+  mutation AdminUpdateTrigger($id: ID!, $input: UpdateTriggerInput!) {
+    updateTrigger(id: $id, input: $input) {
+      ...TriggerFields
+    }
+  }
+`);
+
+export const DeleteTriggerDocument = graphql(`
+  mutation AdminDeleteTrigger($id: ID!) {
+    deleteTrigger(id: $id)
+  }
+`);
+
+export const TestTriggerDocument = graphql(`
+  mutation AdminTestTrigger($id: ID!, $event: TriggerTestEventInput!) {
+    testTrigger(id: $id, event: $event) {
+      outcome
+      payload
+      error
+      log
+      trace {
+        path
+        step
+        durationMs
+        result
+        error
+      }
+    }
+  }
+`);
+
+export const TriggerRunsDocument = graphql(`
+  query AdminTriggerRuns($id: ID!, $last: Int) {
+    trigger(id: $id) {
+      id
+      runs(last: $last) {
+        id
+        action
+        channel
+        outcome
+        durationMs
+        error
+        log
+        createdAt
+      }
+    }
+  }
+`);

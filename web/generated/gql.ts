@@ -1,0 +1,134 @@
+/* eslint-disable */
+import * as types from './graphql.js';
+
+
+
+/**
+ * Map of all GraphQL operations in the project.
+ *
+ * This map has several performance disadvantages:
+ * 1. It is not tree-shakeable, so it will include all operations in the project.
+ * 2. It is not minifiable, so the string of a GraphQL query will be multiple times inside the bundle.
+ * 3. It does not support dead code elimination, so it will add unused operations.
+ *
+ * Therefore it is highly recommended to use the babel or swc plugin for production.
+ * Learn more about it here: https://the-guild.dev/graphql/codegen/plugins/presets/preset-client#reducing-bundle-size
+ */
+type Documents = {
+    "\n  query AdminServerInfo {\n    serverInfo {\n      version\n      database\n      pubsub\n      startedAt\n    }\n  }\n": typeof types.AdminServerInfoDocument,
+    "\n  fragment ChannelConfigFields on Channel {\n    id\n    pattern\n    description\n    active\n    anonymousClients\n    messaging\n    presence\n    history\n    createdAt\n    updatedAt\n    triggers {\n      id\n      name\n    }\n  }\n": typeof types.ChannelConfigFieldsFragmentDoc,
+    "\n  query AdminChannels {\n    channels {\n      ...ChannelConfigFields\n    }\n  }\n": typeof types.AdminChannelsDocument,
+    "\n  mutation AdminCreateChannel($input: CreateChannelInput!) {\n    createChannel(input: $input) {\n      ...ChannelConfigFields\n    }\n  }\n": typeof types.AdminCreateChannelDocument,
+    "\n  mutation AdminUpdateChannel($pattern: String!, $input: UpdateChannelInput!) {\n    updateChannel(pattern: $pattern, input: $input) {\n      ...ChannelConfigFields\n    }\n  }\n": typeof types.AdminUpdateChannelDocument,
+    "\n  mutation AdminDeleteChannel($pattern: String!) {\n    deleteChannel(pattern: $pattern)\n  }\n": typeof types.AdminDeleteChannelDocument,
+    "\n  fragment TriggerFields on Trigger {\n    id\n    name\n    description\n    active\n    tags\n    actions\n    channel\n    order\n    onError\n    stack\n    createdAt\n    updatedAt\n  }\n": typeof types.TriggerFieldsFragmentDoc,
+    "\n  query AdminTriggers($tag: String) {\n    triggers(tag: $tag) {\n      ...TriggerFields\n    }\n    allTags: triggers {\n      tags\n    }\n  }\n": typeof types.AdminTriggersDocument,
+    "\n  mutation AdminCreateTrigger($input: CreateTriggerInput!) {\n    createTrigger(input: $input) {\n      ...TriggerFields\n    }\n  }\n": typeof types.AdminCreateTriggerDocument,
+    "\n  mutation AdminUpdateTrigger($id: ID!, $input: UpdateTriggerInput!) {\n    updateTrigger(id: $id, input: $input) {\n      ...TriggerFields\n    }\n  }\n": typeof types.AdminUpdateTriggerDocument,
+    "\n  mutation AdminDeleteTrigger($id: ID!) {\n    deleteTrigger(id: $id)\n  }\n": typeof types.AdminDeleteTriggerDocument,
+    "\n  mutation AdminTestTrigger($id: ID!, $event: TriggerTestEventInput!) {\n    testTrigger(id: $id, event: $event) {\n      outcome\n      payload\n      error\n      log\n      trace {\n        path\n        step\n        durationMs\n        result\n        error\n      }\n    }\n  }\n": typeof types.AdminTestTriggerDocument,
+    "\n  query AdminTriggerRuns($id: ID!, $last: Int) {\n    trigger(id: $id) {\n      id\n      runs(last: $last) {\n        id\n        action\n        channel\n        outcome\n        durationMs\n        error\n        log\n        createdAt\n      }\n    }\n  }\n": typeof types.AdminTriggerRunsDocument,
+    "\n  fragment ChannelEventFields on ChannelEvent {\n    id\n    action\n    command\n    channel\n    payload\n    commandOptions\n    client {\n      id\n      authenticated\n      extras\n    }\n    createdAt\n    seq\n  }\n": typeof types.ChannelEventFieldsFragmentDoc,
+    "\n  subscription ChannelEvents($name: String!, $options: JSON) {\n    channel(name: $name, options: $options) {\n      ...ChannelEventFields\n    }\n  }\n": typeof types.ChannelEventsDocument,
+    "\n  mutation SendMessage($channel: String!, $payload: JSON!, $options: JSON) {\n    sendMessage(channel: $channel, payload: $payload, options: $options) {\n      delivered\n      event {\n        ...ChannelEventFields\n      }\n    }\n  }\n": typeof types.SendMessageDocument,
+    "\n  query ChannelHistory($channel: String!, $last: Int) {\n    history(channel: $channel, last: $last) {\n      ...ChannelEventFields\n    }\n  }\n": typeof types.ChannelHistoryDocument,
+    "\n  query ChannelPresence($channel: String!) {\n    presence(channel: $channel) {\n      id\n      authenticated\n      extras\n    }\n  }\n": typeof types.ChannelPresenceDocument,
+};
+const documents: Documents = {
+    "\n  query AdminServerInfo {\n    serverInfo {\n      version\n      database\n      pubsub\n      startedAt\n    }\n  }\n": types.AdminServerInfoDocument,
+    "\n  fragment ChannelConfigFields on Channel {\n    id\n    pattern\n    description\n    active\n    anonymousClients\n    messaging\n    presence\n    history\n    createdAt\n    updatedAt\n    triggers {\n      id\n      name\n    }\n  }\n": types.ChannelConfigFieldsFragmentDoc,
+    "\n  query AdminChannels {\n    channels {\n      ...ChannelConfigFields\n    }\n  }\n": types.AdminChannelsDocument,
+    "\n  mutation AdminCreateChannel($input: CreateChannelInput!) {\n    createChannel(input: $input) {\n      ...ChannelConfigFields\n    }\n  }\n": types.AdminCreateChannelDocument,
+    "\n  mutation AdminUpdateChannel($pattern: String!, $input: UpdateChannelInput!) {\n    updateChannel(pattern: $pattern, input: $input) {\n      ...ChannelConfigFields\n    }\n  }\n": types.AdminUpdateChannelDocument,
+    "\n  mutation AdminDeleteChannel($pattern: String!) {\n    deleteChannel(pattern: $pattern)\n  }\n": types.AdminDeleteChannelDocument,
+    "\n  fragment TriggerFields on Trigger {\n    id\n    name\n    description\n    active\n    tags\n    actions\n    channel\n    order\n    onError\n    stack\n    createdAt\n    updatedAt\n  }\n": types.TriggerFieldsFragmentDoc,
+    "\n  query AdminTriggers($tag: String) {\n    triggers(tag: $tag) {\n      ...TriggerFields\n    }\n    allTags: triggers {\n      tags\n    }\n  }\n": types.AdminTriggersDocument,
+    "\n  mutation AdminCreateTrigger($input: CreateTriggerInput!) {\n    createTrigger(input: $input) {\n      ...TriggerFields\n    }\n  }\n": types.AdminCreateTriggerDocument,
+    "\n  mutation AdminUpdateTrigger($id: ID!, $input: UpdateTriggerInput!) {\n    updateTrigger(id: $id, input: $input) {\n      ...TriggerFields\n    }\n  }\n": types.AdminUpdateTriggerDocument,
+    "\n  mutation AdminDeleteTrigger($id: ID!) {\n    deleteTrigger(id: $id)\n  }\n": types.AdminDeleteTriggerDocument,
+    "\n  mutation AdminTestTrigger($id: ID!, $event: TriggerTestEventInput!) {\n    testTrigger(id: $id, event: $event) {\n      outcome\n      payload\n      error\n      log\n      trace {\n        path\n        step\n        durationMs\n        result\n        error\n      }\n    }\n  }\n": types.AdminTestTriggerDocument,
+    "\n  query AdminTriggerRuns($id: ID!, $last: Int) {\n    trigger(id: $id) {\n      id\n      runs(last: $last) {\n        id\n        action\n        channel\n        outcome\n        durationMs\n        error\n        log\n        createdAt\n      }\n    }\n  }\n": types.AdminTriggerRunsDocument,
+    "\n  fragment ChannelEventFields on ChannelEvent {\n    id\n    action\n    command\n    channel\n    payload\n    commandOptions\n    client {\n      id\n      authenticated\n      extras\n    }\n    createdAt\n    seq\n  }\n": types.ChannelEventFieldsFragmentDoc,
+    "\n  subscription ChannelEvents($name: String!, $options: JSON) {\n    channel(name: $name, options: $options) {\n      ...ChannelEventFields\n    }\n  }\n": types.ChannelEventsDocument,
+    "\n  mutation SendMessage($channel: String!, $payload: JSON!, $options: JSON) {\n    sendMessage(channel: $channel, payload: $payload, options: $options) {\n      delivered\n      event {\n        ...ChannelEventFields\n      }\n    }\n  }\n": types.SendMessageDocument,
+    "\n  query ChannelHistory($channel: String!, $last: Int) {\n    history(channel: $channel, last: $last) {\n      ...ChannelEventFields\n    }\n  }\n": types.ChannelHistoryDocument,
+    "\n  query ChannelPresence($channel: String!) {\n    presence(channel: $channel) {\n      id\n      authenticated\n      extras\n    }\n  }\n": types.ChannelPresenceDocument,
+};
+
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
+export function graphql(source: "\n  query AdminServerInfo {\n    serverInfo {\n      version\n      database\n      pubsub\n      startedAt\n    }\n  }\n"): typeof import('./graphql.js').AdminServerInfoDocument;
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
+export function graphql(source: "\n  fragment ChannelConfigFields on Channel {\n    id\n    pattern\n    description\n    active\n    anonymousClients\n    messaging\n    presence\n    history\n    createdAt\n    updatedAt\n    triggers {\n      id\n      name\n    }\n  }\n"): typeof import('./graphql.js').ChannelConfigFieldsFragmentDoc;
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
+export function graphql(source: "\n  query AdminChannels {\n    channels {\n      ...ChannelConfigFields\n    }\n  }\n"): typeof import('./graphql.js').AdminChannelsDocument;
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
+export function graphql(source: "\n  mutation AdminCreateChannel($input: CreateChannelInput!) {\n    createChannel(input: $input) {\n      ...ChannelConfigFields\n    }\n  }\n"): typeof import('./graphql.js').AdminCreateChannelDocument;
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
+export function graphql(source: "\n  mutation AdminUpdateChannel($pattern: String!, $input: UpdateChannelInput!) {\n    updateChannel(pattern: $pattern, input: $input) {\n      ...ChannelConfigFields\n    }\n  }\n"): typeof import('./graphql.js').AdminUpdateChannelDocument;
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
+export function graphql(source: "\n  mutation AdminDeleteChannel($pattern: String!) {\n    deleteChannel(pattern: $pattern)\n  }\n"): typeof import('./graphql.js').AdminDeleteChannelDocument;
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
+export function graphql(source: "\n  fragment TriggerFields on Trigger {\n    id\n    name\n    description\n    active\n    tags\n    actions\n    channel\n    order\n    onError\n    stack\n    createdAt\n    updatedAt\n  }\n"): typeof import('./graphql.js').TriggerFieldsFragmentDoc;
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
+export function graphql(source: "\n  query AdminTriggers($tag: String) {\n    triggers(tag: $tag) {\n      ...TriggerFields\n    }\n    allTags: triggers {\n      tags\n    }\n  }\n"): typeof import('./graphql.js').AdminTriggersDocument;
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
+export function graphql(source: "\n  mutation AdminCreateTrigger($input: CreateTriggerInput!) {\n    createTrigger(input: $input) {\n      ...TriggerFields\n    }\n  }\n"): typeof import('./graphql.js').AdminCreateTriggerDocument;
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
+export function graphql(source: "\n  mutation AdminUpdateTrigger($id: ID!, $input: UpdateTriggerInput!) {\n    updateTrigger(id: $id, input: $input) {\n      ...TriggerFields\n    }\n  }\n"): typeof import('./graphql.js').AdminUpdateTriggerDocument;
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
+export function graphql(source: "\n  mutation AdminDeleteTrigger($id: ID!) {\n    deleteTrigger(id: $id)\n  }\n"): typeof import('./graphql.js').AdminDeleteTriggerDocument;
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
+export function graphql(source: "\n  mutation AdminTestTrigger($id: ID!, $event: TriggerTestEventInput!) {\n    testTrigger(id: $id, event: $event) {\n      outcome\n      payload\n      error\n      log\n      trace {\n        path\n        step\n        durationMs\n        result\n        error\n      }\n    }\n  }\n"): typeof import('./graphql.js').AdminTestTriggerDocument;
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
+export function graphql(source: "\n  query AdminTriggerRuns($id: ID!, $last: Int) {\n    trigger(id: $id) {\n      id\n      runs(last: $last) {\n        id\n        action\n        channel\n        outcome\n        durationMs\n        error\n        log\n        createdAt\n      }\n    }\n  }\n"): typeof import('./graphql.js').AdminTriggerRunsDocument;
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
+export function graphql(source: "\n  fragment ChannelEventFields on ChannelEvent {\n    id\n    action\n    command\n    channel\n    payload\n    commandOptions\n    client {\n      id\n      authenticated\n      extras\n    }\n    createdAt\n    seq\n  }\n"): typeof import('./graphql.js').ChannelEventFieldsFragmentDoc;
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
+export function graphql(source: "\n  subscription ChannelEvents($name: String!, $options: JSON) {\n    channel(name: $name, options: $options) {\n      ...ChannelEventFields\n    }\n  }\n"): typeof import('./graphql.js').ChannelEventsDocument;
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
+export function graphql(source: "\n  mutation SendMessage($channel: String!, $payload: JSON!, $options: JSON) {\n    sendMessage(channel: $channel, payload: $payload, options: $options) {\n      delivered\n      event {\n        ...ChannelEventFields\n      }\n    }\n  }\n"): typeof import('./graphql.js').SendMessageDocument;
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
+export function graphql(source: "\n  query ChannelHistory($channel: String!, $last: Int) {\n    history(channel: $channel, last: $last) {\n      ...ChannelEventFields\n    }\n  }\n"): typeof import('./graphql.js').ChannelHistoryDocument;
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
+export function graphql(source: "\n  query ChannelPresence($channel: String!) {\n    presence(channel: $channel) {\n      id\n      authenticated\n      extras\n    }\n  }\n"): typeof import('./graphql.js').ChannelPresenceDocument;
+
+
+export function graphql(source: string) {
+  return (documents as any)[source] ?? {};
+}

@@ -1,0 +1,532 @@
+/* eslint-disable */
+/** Internal type. DO NOT USE DIRECTLY. */
+type Exact<T extends { [key: string]: unknown }> = { [K in keyof T]: T[K] };
+/** Internal type. DO NOT USE DIRECTLY. */
+export type Incremental<T> = T | { [P in keyof T]?: P extends ' $fragmentName' | '__typename' ? T[P] : never };
+import type { DocumentTypeDecoration } from '@graphql-typed-document-node/core';
+/** Who may send: ANYONE, AUTHENTICATED clients, or NOBODY but the admin. */
+export type ChannelMessaging =
+  | 'ANYONE'
+  | 'AUTHENTICATED'
+  | 'NOBODY';
+
+/** Unset settings take the server-wide defaults. */
+export type CreateChannelInput = {
+  active?: boolean | null | undefined;
+  anonymousClients?: boolean | null | undefined;
+  description?: string | null | undefined;
+  history?: number | null | undefined;
+  messaging?: ChannelMessaging | null | undefined;
+  pattern: string;
+  presence?: boolean | null | undefined;
+};
+
+export type CreateTriggerInput = {
+  actions: Array<TriggerAction>;
+  active?: boolean | null | undefined;
+  channel: string;
+  description?: string | null | undefined;
+  name: string;
+  onError?: TriggerErrorPolicy | null | undefined;
+  order?: number | null | undefined;
+  stack: unknown;
+  tags?: Array<string> | null | undefined;
+};
+
+/** What happened on a channel. */
+export type RealtimeAction =
+  | 'JOIN'
+  | 'LEAVE'
+  | 'MESSAGE';
+
+/** The events a trigger runs on. */
+export type TriggerAction =
+  | 'JOIN'
+  | 'LEAVE'
+  | 'MESSAGE';
+
+/** What happens to an event when its trigger fails: REJECT it (fail closed), DROP it, or DELIVER it unchanged. */
+export type TriggerErrorPolicy =
+  | 'DELIVER'
+  | 'DROP'
+  | 'REJECT';
+
+export type TriggerOutcome =
+  | 'DELIVERED'
+  | 'DROPPED'
+  | 'FAILED'
+  | 'MODIFIED'
+  | 'REJECTED';
+
+export type TriggerTestEventInput = {
+  action: TriggerAction;
+  channel: string;
+  clientId?: string | null | undefined;
+  commandOptions?: unknown;
+  payload?: unknown;
+};
+
+export type UpdateChannelInput = {
+  active?: boolean | null | undefined;
+  anonymousClients?: boolean | null | undefined;
+  description?: string | null | undefined;
+  history?: number | null | undefined;
+  messaging?: ChannelMessaging | null | undefined;
+  pattern?: string | null | undefined;
+  presence?: boolean | null | undefined;
+};
+
+export type UpdateTriggerInput = {
+  actions?: Array<TriggerAction> | null | undefined;
+  active?: boolean | null | undefined;
+  channel?: string | null | undefined;
+  description?: string | null | undefined;
+  name?: string | null | undefined;
+  onError?: TriggerErrorPolicy | null | undefined;
+  order?: number | null | undefined;
+  stack?: unknown;
+  tags?: Array<string> | null | undefined;
+};
+
+export type AdminServerInfoQueryVariables = Exact<{ [key: string]: never; }>;
+
+
+export type AdminServerInfoQuery = { serverInfo: { version: string, database: string, pubsub: string, startedAt: string } };
+
+export type ChannelConfigFieldsFragment = { id: string, pattern: string, description: string | null, active: boolean, anonymousClients: boolean, messaging: ChannelMessaging, presence: boolean, history: number, createdAt: string, updatedAt: string, triggers: Array<{ id: string, name: string }> };
+
+export type AdminChannelsQueryVariables = Exact<{ [key: string]: never; }>;
+
+
+export type AdminChannelsQuery = { channels: Array<{ id: string, pattern: string, description: string | null, active: boolean, anonymousClients: boolean, messaging: ChannelMessaging, presence: boolean, history: number, createdAt: string, updatedAt: string, triggers: Array<{ id: string, name: string }> }> };
+
+export type AdminCreateChannelMutationVariables = Exact<{
+  input: CreateChannelInput;
+}>;
+
+
+export type AdminCreateChannelMutation = { createChannel: { id: string, pattern: string, description: string | null, active: boolean, anonymousClients: boolean, messaging: ChannelMessaging, presence: boolean, history: number, createdAt: string, updatedAt: string, triggers: Array<{ id: string, name: string }> } };
+
+export type AdminUpdateChannelMutationVariables = Exact<{
+  pattern: string;
+  input: UpdateChannelInput;
+}>;
+
+
+export type AdminUpdateChannelMutation = { updateChannel: { id: string, pattern: string, description: string | null, active: boolean, anonymousClients: boolean, messaging: ChannelMessaging, presence: boolean, history: number, createdAt: string, updatedAt: string, triggers: Array<{ id: string, name: string }> } };
+
+export type AdminDeleteChannelMutationVariables = Exact<{
+  pattern: string;
+}>;
+
+
+export type AdminDeleteChannelMutation = { deleteChannel: boolean };
+
+export type TriggerFieldsFragment = { id: string, name: string, description: string | null, active: boolean, tags: Array<string>, actions: Array<TriggerAction>, channel: string, order: number, onError: TriggerErrorPolicy, stack: unknown, createdAt: string, updatedAt: string };
+
+export type AdminTriggersQueryVariables = Exact<{
+  tag?: string | null | undefined;
+}>;
+
+
+export type AdminTriggersQuery = { triggers: Array<{ id: string, name: string, description: string | null, active: boolean, tags: Array<string>, actions: Array<TriggerAction>, channel: string, order: number, onError: TriggerErrorPolicy, stack: unknown, createdAt: string, updatedAt: string }>, allTags: Array<{ tags: Array<string> }> };
+
+export type AdminCreateTriggerMutationVariables = Exact<{
+  input: CreateTriggerInput;
+}>;
+
+
+export type AdminCreateTriggerMutation = { createTrigger: { id: string, name: string, description: string | null, active: boolean, tags: Array<string>, actions: Array<TriggerAction>, channel: string, order: number, onError: TriggerErrorPolicy, stack: unknown, createdAt: string, updatedAt: string } };
+
+export type AdminUpdateTriggerMutationVariables = Exact<{
+  id: string;
+  input: UpdateTriggerInput;
+}>;
+
+
+export type AdminUpdateTriggerMutation = { updateTrigger: { id: string, name: string, description: string | null, active: boolean, tags: Array<string>, actions: Array<TriggerAction>, channel: string, order: number, onError: TriggerErrorPolicy, stack: unknown, createdAt: string, updatedAt: string } };
+
+export type AdminDeleteTriggerMutationVariables = Exact<{
+  id: string;
+}>;
+
+
+export type AdminDeleteTriggerMutation = { deleteTrigger: boolean };
+
+export type AdminTestTriggerMutationVariables = Exact<{
+  id: string;
+  event: TriggerTestEventInput;
+}>;
+
+
+export type AdminTestTriggerMutation = { testTrigger: { outcome: TriggerOutcome, payload: unknown, error: string | null, log: Array<unknown>, trace: Array<{ path: string, step: string, durationMs: number, result: unknown, error: string | null }> } };
+
+export type AdminTriggerRunsQueryVariables = Exact<{
+  id: string;
+  last?: number | null | undefined;
+}>;
+
+
+export type AdminTriggerRunsQuery = { trigger: { id: string, runs: Array<{ id: string, action: TriggerAction, channel: string, outcome: TriggerOutcome, durationMs: number, error: string | null, log: Array<unknown>, createdAt: string }> } | null };
+
+export type ChannelEventFieldsFragment = { id: string, action: RealtimeAction, command: string, channel: string, payload: unknown, commandOptions: unknown, createdAt: string, seq: number | null, client: { id: string, authenticated: boolean, extras: unknown } };
+
+export type ChannelEventsSubscriptionVariables = Exact<{
+  name: string;
+  options?: unknown;
+}>;
+
+
+export type ChannelEventsSubscription = { channel: { id: string, action: RealtimeAction, command: string, channel: string, payload: unknown, commandOptions: unknown, createdAt: string, seq: number | null, client: { id: string, authenticated: boolean, extras: unknown } } };
+
+export type SendMessageMutationVariables = Exact<{
+  channel: string;
+  payload: unknown;
+  options?: unknown;
+}>;
+
+
+export type SendMessageMutation = { sendMessage: { delivered: boolean, event: { id: string, action: RealtimeAction, command: string, channel: string, payload: unknown, commandOptions: unknown, createdAt: string, seq: number | null, client: { id: string, authenticated: boolean, extras: unknown } } | null } };
+
+export type ChannelHistoryQueryVariables = Exact<{
+  channel: string;
+  last?: number | null | undefined;
+}>;
+
+
+export type ChannelHistoryQuery = { history: Array<{ id: string, action: RealtimeAction, command: string, channel: string, payload: unknown, commandOptions: unknown, createdAt: string, seq: number | null, client: { id: string, authenticated: boolean, extras: unknown } }> };
+
+export type ChannelPresenceQueryVariables = Exact<{
+  channel: string;
+}>;
+
+
+export type ChannelPresenceQuery = { presence: Array<{ id: string, authenticated: boolean, extras: unknown }> };
+
+export class TypedDocumentString<TResult, TVariables>
+  extends String
+  implements DocumentTypeDecoration<TResult, TVariables>
+{
+  __apiType?: NonNullable<DocumentTypeDecoration<TResult, TVariables>['__apiType']>;
+  private value: string;
+  public __meta__?: Record<string, any> | undefined;
+
+  constructor(value: string, __meta__?: Record<string, any> | undefined) {
+    super(value);
+    this.value = value;
+    this.__meta__ = __meta__;
+  }
+
+  override toString(): string & DocumentTypeDecoration<TResult, TVariables> {
+    return this.value;
+  }
+}
+export const ChannelConfigFieldsFragmentDoc = new TypedDocumentString(`
+    fragment ChannelConfigFields on Channel {
+  id
+  pattern
+  description
+  active
+  anonymousClients
+  messaging
+  presence
+  history
+  createdAt
+  updatedAt
+  triggers {
+    id
+    name
+  }
+}
+    `, {"fragmentName":"ChannelConfigFields"}) as unknown as TypedDocumentString<ChannelConfigFieldsFragment, unknown>;
+export const TriggerFieldsFragmentDoc = new TypedDocumentString(`
+    fragment TriggerFields on Trigger {
+  id
+  name
+  description
+  active
+  tags
+  actions
+  channel
+  order
+  onError
+  stack
+  createdAt
+  updatedAt
+}
+    `, {"fragmentName":"TriggerFields"}) as unknown as TypedDocumentString<TriggerFieldsFragment, unknown>;
+export const ChannelEventFieldsFragmentDoc = new TypedDocumentString(`
+    fragment ChannelEventFields on ChannelEvent {
+  id
+  action
+  command
+  channel
+  payload
+  commandOptions
+  client {
+    id
+    authenticated
+    extras
+  }
+  createdAt
+  seq
+}
+    `, {"fragmentName":"ChannelEventFields"}) as unknown as TypedDocumentString<ChannelEventFieldsFragment, unknown>;
+export const AdminServerInfoDocument = new TypedDocumentString(`
+    query AdminServerInfo {
+  serverInfo {
+    version
+    database
+    pubsub
+    startedAt
+  }
+}
+    `) as unknown as TypedDocumentString<AdminServerInfoQuery, AdminServerInfoQueryVariables>;
+export const AdminChannelsDocument = new TypedDocumentString(`
+    query AdminChannels {
+  channels {
+    ...ChannelConfigFields
+  }
+}
+    fragment ChannelConfigFields on Channel {
+  id
+  pattern
+  description
+  active
+  anonymousClients
+  messaging
+  presence
+  history
+  createdAt
+  updatedAt
+  triggers {
+    id
+    name
+  }
+}`) as unknown as TypedDocumentString<AdminChannelsQuery, AdminChannelsQueryVariables>;
+export const AdminCreateChannelDocument = new TypedDocumentString(`
+    mutation AdminCreateChannel($input: CreateChannelInput!) {
+  createChannel(input: $input) {
+    ...ChannelConfigFields
+  }
+}
+    fragment ChannelConfigFields on Channel {
+  id
+  pattern
+  description
+  active
+  anonymousClients
+  messaging
+  presence
+  history
+  createdAt
+  updatedAt
+  triggers {
+    id
+    name
+  }
+}`) as unknown as TypedDocumentString<AdminCreateChannelMutation, AdminCreateChannelMutationVariables>;
+export const AdminUpdateChannelDocument = new TypedDocumentString(`
+    mutation AdminUpdateChannel($pattern: String!, $input: UpdateChannelInput!) {
+  updateChannel(pattern: $pattern, input: $input) {
+    ...ChannelConfigFields
+  }
+}
+    fragment ChannelConfigFields on Channel {
+  id
+  pattern
+  description
+  active
+  anonymousClients
+  messaging
+  presence
+  history
+  createdAt
+  updatedAt
+  triggers {
+    id
+    name
+  }
+}`) as unknown as TypedDocumentString<AdminUpdateChannelMutation, AdminUpdateChannelMutationVariables>;
+export const AdminDeleteChannelDocument = new TypedDocumentString(`
+    mutation AdminDeleteChannel($pattern: String!) {
+  deleteChannel(pattern: $pattern)
+}
+    `) as unknown as TypedDocumentString<AdminDeleteChannelMutation, AdminDeleteChannelMutationVariables>;
+export const AdminTriggersDocument = new TypedDocumentString(`
+    query AdminTriggers($tag: String) {
+  triggers(tag: $tag) {
+    ...TriggerFields
+  }
+  allTags: triggers {
+    tags
+  }
+}
+    fragment TriggerFields on Trigger {
+  id
+  name
+  description
+  active
+  tags
+  actions
+  channel
+  order
+  onError
+  stack
+  createdAt
+  updatedAt
+}`) as unknown as TypedDocumentString<AdminTriggersQuery, AdminTriggersQueryVariables>;
+export const AdminCreateTriggerDocument = new TypedDocumentString(`
+    mutation AdminCreateTrigger($input: CreateTriggerInput!) {
+  createTrigger(input: $input) {
+    ...TriggerFields
+  }
+}
+    fragment TriggerFields on Trigger {
+  id
+  name
+  description
+  active
+  tags
+  actions
+  channel
+  order
+  onError
+  stack
+  createdAt
+  updatedAt
+}`) as unknown as TypedDocumentString<AdminCreateTriggerMutation, AdminCreateTriggerMutationVariables>;
+export const AdminUpdateTriggerDocument = new TypedDocumentString(`
+    mutation AdminUpdateTrigger($id: ID!, $input: UpdateTriggerInput!) {
+  updateTrigger(id: $id, input: $input) {
+    ...TriggerFields
+  }
+}
+    fragment TriggerFields on Trigger {
+  id
+  name
+  description
+  active
+  tags
+  actions
+  channel
+  order
+  onError
+  stack
+  createdAt
+  updatedAt
+}`) as unknown as TypedDocumentString<AdminUpdateTriggerMutation, AdminUpdateTriggerMutationVariables>;
+export const AdminDeleteTriggerDocument = new TypedDocumentString(`
+    mutation AdminDeleteTrigger($id: ID!) {
+  deleteTrigger(id: $id)
+}
+    `) as unknown as TypedDocumentString<AdminDeleteTriggerMutation, AdminDeleteTriggerMutationVariables>;
+export const AdminTestTriggerDocument = new TypedDocumentString(`
+    mutation AdminTestTrigger($id: ID!, $event: TriggerTestEventInput!) {
+  testTrigger(id: $id, event: $event) {
+    outcome
+    payload
+    error
+    log
+    trace {
+      path
+      step
+      durationMs
+      result
+      error
+    }
+  }
+}
+    `) as unknown as TypedDocumentString<AdminTestTriggerMutation, AdminTestTriggerMutationVariables>;
+export const AdminTriggerRunsDocument = new TypedDocumentString(`
+    query AdminTriggerRuns($id: ID!, $last: Int) {
+  trigger(id: $id) {
+    id
+    runs(last: $last) {
+      id
+      action
+      channel
+      outcome
+      durationMs
+      error
+      log
+      createdAt
+    }
+  }
+}
+    `) as unknown as TypedDocumentString<AdminTriggerRunsQuery, AdminTriggerRunsQueryVariables>;
+export const ChannelEventsDocument = new TypedDocumentString(`
+    subscription ChannelEvents($name: String!, $options: JSON) {
+  channel(name: $name, options: $options) {
+    ...ChannelEventFields
+  }
+}
+    fragment ChannelEventFields on ChannelEvent {
+  id
+  action
+  command
+  channel
+  payload
+  commandOptions
+  client {
+    id
+    authenticated
+    extras
+  }
+  createdAt
+  seq
+}`) as unknown as TypedDocumentString<ChannelEventsSubscription, ChannelEventsSubscriptionVariables>;
+export const SendMessageDocument = new TypedDocumentString(`
+    mutation SendMessage($channel: String!, $payload: JSON!, $options: JSON) {
+  sendMessage(channel: $channel, payload: $payload, options: $options) {
+    delivered
+    event {
+      ...ChannelEventFields
+    }
+  }
+}
+    fragment ChannelEventFields on ChannelEvent {
+  id
+  action
+  command
+  channel
+  payload
+  commandOptions
+  client {
+    id
+    authenticated
+    extras
+  }
+  createdAt
+  seq
+}`) as unknown as TypedDocumentString<SendMessageMutation, SendMessageMutationVariables>;
+export const ChannelHistoryDocument = new TypedDocumentString(`
+    query ChannelHistory($channel: String!, $last: Int) {
+  history(channel: $channel, last: $last) {
+    ...ChannelEventFields
+  }
+}
+    fragment ChannelEventFields on ChannelEvent {
+  id
+  action
+  command
+  channel
+  payload
+  commandOptions
+  client {
+    id
+    authenticated
+    extras
+  }
+  createdAt
+  seq
+}`) as unknown as TypedDocumentString<ChannelHistoryQuery, ChannelHistoryQueryVariables>;
+export const ChannelPresenceDocument = new TypedDocumentString(`
+    query ChannelPresence($channel: String!) {
+  presence(channel: $channel) {
+    id
+    authenticated
+    extras
+  }
+}
+    `) as unknown as TypedDocumentString<ChannelPresenceQuery, ChannelPresenceQueryVariables>;
