@@ -28,6 +28,18 @@ export interface App {
   stop(): Promise<void>;
 }
 
+const SERVER_ONLY_TYPES = new Set(["connection_ack", "next", "error"]);
+
+/** True for a graphql-transport-ws message whose type only servers send. */
+function isServerOnlyMessage(text: string): boolean {
+  if (!/"(connection_ack|next|error)"/.test(text)) return false; // cheap test first: most messages are not
+  try {
+    return SERVER_ONLY_TYPES.has((JSON.parse(text) as { type?: unknown }).type as string);
+  } catch {
+    return false; // not JSON: graphql-ws closes it with 4400 itself
+  }
+}
+
 /** Connection-level state kept for each WebSocket. */
 type SocketExtra = {
   session?: Session;
@@ -56,8 +68,18 @@ function createErrorMasker(logger: Logger, development: boolean) {
         extensions: { ...original.details, code: original.code },
       });
     }
-    if (error instanceof GraphQLError && !original) return error;
-    if (original instanceof GraphQLError) return original;
+    if (error instanceof GraphQLError && (!original || original instanceof GraphQLError)) {
+      // GraphQL's own errors (syntax, validation, variables) and GraphQL errors thrown on purpose:
+      // keep the outer message, which names the argument or field, and give every one a code.
+      const extensions = { ...(original as GraphQLError | undefined)?.extensions, ...error.extensions };
+      return new GraphQLError(error.message, {
+        nodes: error.nodes,
+        source: error.source,
+        positions: error.positions,
+        path: error.path,
+        extensions: { ...extensions, code: extensions.code ?? "BAD_USER_INPUT" },
+      });
+    }
     const errorId = randomUUID();
     logger.error({ err: original, errorId }, "unexpected error");
     return new GraphQLError(development && original instanceof Error ? original.message : message, {
@@ -107,7 +129,10 @@ export async function createApp(env: Env, logger: Logger): Promise<App> {
       debug: (...args) => logger.debug(args.join(" ")),
       info: (...args) => logger.info(args.join(" ")),
       warn: (...args) => logger.warn(args.join(" ")),
-      error: (...args) => logger.error(args.join(" ")),
+      // Yoga logs every error it masks; client errors (GraphQL errors) are not the server's, and the
+      // masker logs unexpected ones itself, with their errorId.
+      error: (...args) =>
+        args.some((arg) => arg instanceof GraphQLError) ? logger.debug(args.join(" ")) : logger.error(args.join(" ")),
     },
     maskedErrors: { maskError: createErrorMasker(logger, development) },
     plugins: hardeningPlugins(env, development),
@@ -152,11 +177,18 @@ export async function createApp(env: Env, logger: Logger): Promise<App> {
   });
 
   const wsServer = new WebSocketServer({ server: httpServer, path: GRAPHQL_PATH, maxPayload: env.MAX_WS_MESSAGE_BYTES });
+  // Message types only a server may send are a client's protocol error (4400), not an internal one.
+  wsServer.on("connection", (socket) => {
+    socket.on("message", (data) => {
+      if (isServerOnlyMessage(String(data))) socket.close(4400, "Bad message: this message type is sent by servers");
+    });
+  });
   const graphqlWs = useServer<Record<string, unknown> | undefined, SocketExtra>(
     {
       execute: (args) => (args.rootValue as { execute: typeof import("graphql").execute }).execute(args),
       subscribe: (args) => (args.rootValue as { subscribe: typeof import("graphql").subscribe }).subscribe(args),
       connectionInitWaitTimeout: env.WS_INIT_TIMEOUT_MS,
+      isProd: !development, // close reasons never carry internal error messages in production
       onConnect: async (ctx) => {
         const { adminToken, authToken } = ctx.connectionParams ?? {};
         const isAdmin = isAdminToken(services.adminToken, typeof adminToken === "string" ? adminToken : null);

@@ -12,3 +12,21 @@ export function parseInput<T extends z.ZodType>(schema: T, input: unknown): z.ou
   const path = ["input", ...issue.path].join(".");
   throw badInput(`${path}: ${issue.message}`, { path });
 }
+
+/** How deeply JSON values from clients (payloads, options, trigger stacks) may nest. */
+export const MAX_JSON_DEPTH = 64;
+
+/**
+ * True when arrays and objects in `value` nest deeper than `max`. Walks with an explicit stack, so
+ * a hostile value cannot overflow the call stack the way `JSON.stringify` would.
+ */
+export function nestsDeeperThan(value: unknown, max: number = MAX_JSON_DEPTH): boolean {
+  const pending: [unknown, number][] = [[value, 0]];
+  while (pending.length > 0) {
+    const [node, depth] = pending.pop()!;
+    if (typeof node !== "object" || node === null) continue;
+    if (depth >= max) return true;
+    for (const child of Object.values(node)) pending.push([child, depth + 1]);
+  }
+  return false;
+}

@@ -1,5 +1,5 @@
 import { EnvelopArmorPlugin } from "@escape.tech/graphql-armor";
-import { NoSchemaIntrospectionCustomRule } from "graphql";
+import { GraphQLError, NoSchemaIntrospectionCustomRule } from "graphql";
 import type { Plugin } from "graphql-yoga";
 import type { Env } from "../env.js";
 
@@ -25,6 +25,46 @@ const csrfPrevention: Plugin = {
   },
 };
 
+/** How deeply brackets may nest in a GraphQL document (the parser recurses per level). */
+const MAX_DOCUMENT_NESTING = 128;
+
+/** The deepest nesting of `{`, `[` and `(` in a document, skipping strings and comments. */
+function documentNesting(source: string): number {
+  let depth = 0;
+  let deepest = 0;
+  for (let i = 0; i < source.length; i++) {
+    const char = source[i];
+    if (char === "#") {
+      while (i < source.length && source[i] !== "\n") i++;
+    } else if (char === '"') {
+      const block = source.startsWith('"""', i);
+      const end = block ? source.indexOf('"""', i + 3) : source.slice(i + 1).search(/(?<!\\)"/) + i + 1;
+      if (end < i) return deepest; // unterminated: the parser reports it
+      i = block ? end + 2 : end;
+    } else if (char === "{" || char === "[" || char === "(") {
+      deepest = Math.max(deepest, ++depth);
+    } else if (char === "}" || char === "]" || char === ")") {
+      depth--;
+    }
+  }
+  return deepest;
+}
+
+/**
+ * Refuses documents nested too deeply before graphql-js parses them: its recursive parser would
+ * otherwise run out of stack on a few thousand nested brackets, well within the token limit.
+ */
+const nestingLimit: Plugin = {
+  onParse({ params }) {
+    const source = typeof params.source === "string" ? params.source : params.source.body;
+    if (documentNesting(source) > MAX_DOCUMENT_NESTING) {
+      throw new GraphQLError(`Syntax Error: the document nests deeper than ${MAX_DOCUMENT_NESTING} levels`, {
+        extensions: { code: "BAD_USER_INPUT" },
+      });
+    }
+  },
+};
+
 const disableIntrospection: Plugin = {
   onValidate: ({ addValidationRule }) => addValidationRule(NoSchemaIntrospectionCustomRule),
 };
@@ -43,5 +83,5 @@ export function hardeningPlugins(env: Env, development: boolean): Plugin[] {
     costLimit: { maxCost: env.GRAPHQL_MAX_COST },
     blockFieldSuggestion: { enabled: !development },
   }) as Plugin;
-  return [armor, csrfPrevention, ...(env.INTROSPECTION ? [] : [disableIntrospection])];
+  return [nestingLimit, armor, csrfPrevention, ...(env.INTROSPECTION ? [] : [disableIntrospection])];
 }

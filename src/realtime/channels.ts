@@ -9,6 +9,7 @@ import type { PresenceTracker } from "./presence.js";
 import type { ChannelPubSub } from "./pubsub.js";
 import { privateRecipient, type Publisher } from "./publisher.js";
 import { RateLimiter } from "./rate-limit.js";
+import { MAX_JSON_DEPTH, nestsDeeperThan } from "../validation.js";
 import { type ChannelEvent, commandOf, type RealtimeAction, type RealtimeClient, type Session } from "./types.js";
 
 /** The result of a send: the event as delivered, or `delivered: false` when a trigger dropped it. */
@@ -208,6 +209,9 @@ export class ChannelService {
   }
 
   private checkSize(field: "payload" | "options", value: unknown): void {
+    if (nestsDeeperThan(value)) {
+      throw badInput(`The ${field} nests deeper than ${MAX_JSON_DEPTH} levels`, { field });
+    }
     const bytes = value === undefined || value === null ? 0 : Buffer.byteLength(JSON.stringify(value));
     if (bytes > this.deps.limits.maxPayloadBytes) {
       throw new AppError(ErrorCode.PayloadTooLarge, `The ${field} is ${bytes} bytes; the limit is ${this.deps.limits.maxPayloadBytes}`, {

@@ -1,3 +1,4 @@
+import { setMaxListeners } from "node:events";
 import { createPubSub, type PubSub, type PubSubEventTarget } from "@graphql-yoga/subscription";
 import type { ChannelEvent } from "./types.js";
 
@@ -14,5 +15,9 @@ export type ChannelEventTarget = PubSubEventTarget<ChannelTopics>;
 
 /** Creates the event bus over the given event target, or an in-memory one. */
 export function createChannelPubSub(eventTarget?: ChannelEventTarget): ChannelPubSub {
-  return createPubSub<ChannelTopics>(eventTarget ? { eventTarget } : {});
+  if (eventTarget) return createPubSub<ChannelTopics>({ eventTarget });
+  // Every subscriber of a channel listens to its topic: many listeners per topic are expected.
+  const inMemory = new EventTarget();
+  setMaxListeners(0, inMemory);
+  return createPubSub<ChannelTopics>({ eventTarget: inMemory as ChannelEventTarget });
 }

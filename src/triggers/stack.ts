@@ -1,6 +1,7 @@
 import jsonata from "jsonata";
 import safeRegex from "safe-regex2";
 import { type AppError, badInput, ErrorCode } from "../errors.js";
+import { MAX_JSON_DEPTH, nestsDeeperThan } from "../validation.js";
 import { RESERVED_HEADERS, WEBHOOK_DEFAULTS, type WebhookClient, type WebhookMethod } from "./webhook.js";
 
 /** Limits on a stack (checked by {@link compileStack}) and the JSONata guardrails its expressions run under. */
@@ -423,6 +424,7 @@ export function describeError(error: unknown): string {
 export function compileStack(stack: unknown, limits: Partial<StackLimits> = {}): CompiledStack {
   const effective = { ...DEFAULT_STACK_LIMITS, ...limits };
   if (!Array.isArray(stack)) throw fail("stack", "must be an array of steps");
+  if (nestsDeeperThan(stack)) throw fail("stack", `nests deeper than ${MAX_JSON_DEPTH} levels`);
   let bytes: number;
   try {
     bytes = Buffer.byteLength(JSON.stringify(stack));

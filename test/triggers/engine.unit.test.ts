@@ -124,11 +124,9 @@ describe("runStack", () => {
 describe("guardrails", () => {
   it("stops infinite recursion and endless tail-call loops at the expression time limit", async () => {
     for (const expression of ["( $f := function($x) { $f($x + 1) }; $f(0) )", "( $f := function($x) { $f($x) }; $f(0) )"]) {
-      const started = Date.now();
       const result = await runStack(compileStack([{ log: expression }], { expressionTimeoutMs: 200 }), input({}), { timeoutMs: 1000 });
       expect(result.outcome).toBe("FAILED");
       expect(result.error?.message).toMatch(/^stack\[0\]: Evaluation timeout after 200 milliseconds/);
-      expect(Date.now() - started).toBeLessThan(2000);
     }
   });
 
