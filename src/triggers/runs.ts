@@ -93,12 +93,27 @@ export class TriggerRunRecorder {
           (trigger) => trigger.id,
         ),
       );
-      const kept = batch.filter((run) => existing.has(run.triggerId)); // runs of deleted triggers go with them
+      // Runs of deleted triggers go with them, and only the newest `keepPerTrigger` of each trigger's
+      // runs in the batch would survive pruning, so only those are written.
+      const kept = this.newestPerTrigger(batch.filter((run) => existing.has(run.triggerId)));
       await this.prisma.triggerRun.createMany({ data: kept.map((run) => ({ ...run, log: run.log as object[] })) });
       for (const triggerId of existing) await this.prune(triggerId);
     } catch (error) {
       this.logger.error({ err: error, runs: batch.length }, "could not record trigger runs");
     }
+  }
+
+  private newestPerTrigger(runs: TriggerRunRecord[]): TriggerRunRecord[] {
+    const seen = new Map<string, number>();
+    const kept: TriggerRunRecord[] = [];
+    for (let i = runs.length - 1; i >= 0; i--) {
+      const run = runs[i]!;
+      const count = seen.get(run.triggerId) ?? 0;
+      if (count >= this.options.keepPerTrigger) continue;
+      seen.set(run.triggerId, count + 1);
+      kept.push(run);
+    }
+    return kept.reverse();
   }
 
   private async prune(triggerId: string): Promise<void> {
