@@ -1,4 +1,5 @@
 import SchemaBuilder from "@pothos/core";
+import { GraphQLScalarType } from "graphql";
 import { DateTimeResolver, JSONResolver } from "graphql-scalars";
 import type { Services } from "../services.js";
 import type { Session } from "../realtime/types.js";
@@ -20,7 +21,12 @@ export const builder = new SchemaBuilder<{
 }>({ defaultFieldNullability: false });
 
 builder.addScalarType("JSON", JSONResolver);
-builder.addScalarType("DateTime", DateTimeResolver);
+// Times leave the server as ISO 8601 strings already (events are plain JSON): pass them through
+// instead of re-parsing each one per delivery; Dates are formatted; inputs are validated as usual.
+builder.addScalarType("DateTime", new GraphQLScalarType({
+  ...DateTimeResolver.toConfig(),
+  serialize: (value) => (typeof value === "string" ? value : DateTimeResolver.serialize(value)),
+}));
 
 builder.queryType({});
 builder.mutationType({});
