@@ -124,6 +124,23 @@ describe("GraphQL hardening", () => {
     expect((await httpGraphQL(server.httpUrl, depth4)).body.errors?.[0]?.message).toMatch(/depth limit of 3 exceeded, found 4/);
   });
 
+  it("limits directives and query cost at n and n+1", async () => {
+    const directives = (n: number) => `{ ${Array.from({ length: n }, () => "__typename @include(if: true)").join(" ")} }`;
+    const strict = await startServer({ GRAPHQL_MAX_DIRECTIVES: "2", GRAPHQL_MAX_COST: "100" });
+    expect((await httpGraphQL(strict.httpUrl, directives(2))).body.errors).toBeUndefined();
+    expect((await httpGraphQL(strict.httpUrl, directives(3))).body.errors?.[0]?.message).toMatch(/Directives limit of 2 exceeded, found 3/);
+
+    // Learn the cost of a query from a refusal, then allow exactly that cost and one less.
+    const query = `{ ${Array.from({ length: 15 }, (_, i) => `h${i}: history(channel: "x") { id seq payload client { id extras } }`).join(" ")} }`;
+    const refusal = (await httpGraphQL(strict.httpUrl, query)).body.errors?.[0]?.message ?? "";
+    const cost = Number(/Query Cost limit of 100 exceeded, found (\d+)/.exec(refusal)?.[1]);
+    expect(cost).toBeGreaterThan(100);
+    const exact = await startServer({ GRAPHQL_MAX_COST: String(cost) });
+    expect((await httpGraphQL(exact.httpUrl, query)).body.errors).toBeUndefined();
+    const oneLess = await startServer({ GRAPHQL_MAX_COST: String(cost - 1) });
+    expect((await httpGraphQL(oneLess.httpUrl, query)).body.errors?.[0]?.message).toMatch(/Query Cost limit/);
+  });
+
   it("refuses cross-site simple POSTs (CSRF) and accepts JSON", async () => {
     const server = await startServer();
     for (const type of ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"]) {
