@@ -6,6 +6,7 @@ import type { Env } from "./env.js";
 import type { Logger } from "./logger.js";
 import { ChannelService } from "./realtime/channels.js";
 import { ChannelConfigStore } from "./realtime/channel-config.js";
+import { ChannelFanout } from "./realtime/fanout.js";
 import { ChannelHistory } from "./realtime/history.js";
 import { Membership } from "./realtime/membership.js";
 import { LocalPresence, type PresenceTracker } from "./realtime/presence.js";
@@ -133,7 +134,7 @@ export async function createServices(env: Env, logger: Logger): Promise<Services
   ).use(createTriggerMiddleware(triggers, triggerRuns, runOptions));
   const channels = new ChannelService({
     publisher,
-    pubsub: bus.pubsub,
+    fanout: new ChannelFanout(bus.pubsub, logger),
     membership,
     configs: channelConfigs,
     history,

@@ -6,8 +6,8 @@ import type { ChannelConfigStore, ChannelRules } from "./channel-config.js";
 import type { ChannelHistory } from "./history.js";
 import type { Membership } from "./membership.js";
 import type { PresenceTracker } from "./presence.js";
-import type { ChannelPubSub } from "./pubsub.js";
-import { privateRecipient, type Publisher } from "./publisher.js";
+import type { ChannelFanout, ChannelListener } from "./fanout.js";
+import type { Publisher } from "./publisher.js";
 import { RateLimiter } from "./rate-limit.js";
 import { MAX_JSON_DEPTH, nestsDeeperThan } from "../validation.js";
 import { type ChannelEvent, commandOf, type RealtimeAction, type RealtimeClient, type Session } from "./types.js";
@@ -18,13 +18,19 @@ export type SendResult = { delivered: true; event: ChannelEvent } | { delivered:
 /** The result of a join: the JOIN event as delivered, or `joined: false` when a trigger dropped it. */
 export type JoinResult = { joined: true; event: ChannelEvent } | { joined: false; event: null };
 
+/** A live channel subscription opened with {@link ChannelService.open}. */
+export interface ChannelSubscription {
+  /** Stops delivery and leaves the channel. Safe to call twice. */
+  close(): void;
+}
+
 /** What a caller wants to do on a channel, for permission checks. */
 type Access = "listen" | "send";
 
 /** The parts of the server the channel operations use. */
 export interface ChannelServiceDeps {
   readonly publisher: Publisher;
-  readonly pubsub: ChannelPubSub;
+  readonly fanout: ChannelFanout;
   readonly membership: Membership;
   readonly configs: ChannelConfigStore;
   readonly history: ChannelHistory;
@@ -93,13 +99,14 @@ export class ChannelService {
   }
 
   /**
-   * Joins the channel as the session's client, then streams every event published on it from the
-   * moment of the call, in publish order. With `options.history: n`, up to n past messages come
-   * first, with no gap or duplicate between them and the live ones. Private messages reach only
-   * their recipient. Throws when the join is refused; the stream is empty when a trigger drops it.
-   * Ending the stream leaves the channel.
+   * Joins the channel as the session's client, then calls `onEvent` with every event published on
+   * it from the moment of the call, in publish order. With `options.history: n`, up to n past
+   * messages come first, with no gap or duplicate between them and the live ones. Private messages
+   * reach only their recipient. Throws when the join is refused; resolves to null when a trigger
+   * drops it. `onEvent` runs synchronously on the publish path and must not throw. Closing the
+   * subscription leaves the channel.
    */
-  async subscribe(session: Session, channel: string, options: unknown): Promise<AsyncIterableIterator<ChannelEvent>> {
+  async open(session: Session, channel: string, options: unknown, onEvent: (event: ChannelEvent) => void): Promise<ChannelSubscription | null> {
     const rules = this.authorize(session, channel, "listen");
     const replay = replayCount(options, rules);
     const socket = session.socket;
@@ -107,55 +114,78 @@ export class ChannelService {
       throw new AppError(ErrorCode.LimitExceeded, `Too many subscriptions: at most ${this.deps.limits.maxSubscriptionsPerSocket} per connection`);
     }
     this.checkChannelCount(session, channel);
-    const events = this.deps.pubsub.subscribe("channel", channel);
-    // Start listening before the join is published, so nothing published after this call is missed.
-    const first = events.next();
-    let joined: JoinResult;
+    // Listen before the join is published, so nothing published after this call is missed, and hold
+    // live events back until the replayed history has been handed over.
+    let held: ChannelEvent[] | null = [];
+    let lastReplayed = 0;
+    const listener: ChannelListener = {
+      clientId: session.client.id,
+      deliver: (event) => {
+        if (held) held.push(event);
+        else if (event.seq === null || event.seq > lastReplayed) onEvent(event); // else: already replayed
+      },
+    };
+    const { fanout } = this.deps;
+    fanout.add(channel, listener);
     let replayed: ChannelEvent[];
     try {
       await this.deps.listening();
-      joined = await this.join(session, channel, options);
-      replayed = joined.joined ? await this.deps.history.latest(channel, replay) : [];
+      const joined = await this.join(session, channel, options);
+      if (!joined.joined) {
+        fanout.remove(channel, listener);
+        return null;
+      }
+      replayed = await this.deps.history.latest(channel, replay);
     } catch (error) {
-      await events.return();
+      fanout.remove(channel, listener);
       throw error;
-    }
-    if (!joined.joined) {
-      await events.return();
-      return emptyStream();
     }
     this.addMember(session.client, channel);
     if (socket) socket.subscriptions += 1;
+    lastReplayed = replayed.at(-1)?.seq ?? 0;
+    const live = held;
+    held = null;
+    for (const event of replayed) onEvent(event);
+    for (const event of live) listener.deliver(event);
 
-    const clientId = session.client.id;
-    const lastReplayed = replayed.at(-1)?.seq ?? 0;
-    const visible = (event: ChannelEvent) => {
-      const to = privateRecipient(event);
-      if (to !== null && to !== clientId) return false;
-      return event.seq === null || event.seq > lastReplayed; // already sent from history
+    let open = true;
+    return {
+      close: () => {
+        if (!open) return;
+        open = false;
+        fanout.remove(channel, listener);
+        if (socket) socket.subscriptions -= 1;
+        this.removeMember(session.client, channel);
+      },
     };
-    let pending: Promise<IteratorResult<ChannelEvent>> | null = first;
+  }
+
+  /**
+   * {@link ChannelService.open} as an async iterator, for transports that pull: the stream is empty
+   * when a trigger drops the join, and ending it leaves the channel.
+   */
+  async subscribe(session: Session, channel: string, options: unknown): Promise<AsyncIterableIterator<ChannelEvent>> {
+    const queue: ChannelEvent[] = [];
+    let wake: (() => void) | null = null;
+    const subscription = await this.open(session, channel, options, (event) => {
+      queue.push(event);
+      wake?.();
+    });
+    if (!subscription) return emptyStream();
     let open = true;
     const close = async (): Promise<IteratorReturnResult<undefined>> => {
-      if (open) {
-        open = false;
-        if (socket) socket.subscriptions -= 1;
-        await events.return();
-        this.removeMember(session.client, channel);
-      }
+      open = false;
+      subscription.close();
+      wake?.();
       return { done: true, value: undefined };
     };
     // An explicit iterator rather than a generator: `return()` must clean up even before the first `next()`.
     const stream: AsyncIterableIterator<ChannelEvent> = {
       next: async () => {
-        const past = replayed.shift();
-        if (past) return { done: false, value: past };
-        for (;;) {
-          const next = await (pending ?? events.next());
-          pending = null;
-          if (next.done) return close();
-          if (visible(next.value)) return next;
-        }
+        while (open && queue.length === 0) await new Promise<void>((resolve) => (wake = resolve));
+        wake = null;
+        const event = queue.shift();
+        return open && event ? { done: false, value: event } : close();
       },
       return: close,
       throw: async (error) => {

@@ -1,0 +1,80 @@
+import type { Logger } from "../logger.js";
+import type { ChannelPubSub } from "./pubsub.js";
+import { privateRecipient } from "./publisher.js";
+import type { ChannelEvent } from "./types.js";
+
+/** Receives the events of one channel, in publish order. */
+export interface ChannelListener {
+  /** The client the listener belongs to: private messages reach only their recipient's listeners. */
+  readonly clientId: string;
+  /** Called synchronously for each event the client may see. Must not throw; errors are logged. */
+  deliver(event: ChannelEvent): void;
+}
+
+/** The listeners of one channel and the one bus subscription that feeds them. */
+interface ChannelFeed {
+  readonly listeners: Set<ChannelListener>;
+  readonly events: AsyncIterator<ChannelEvent>;
+}
+
+/**
+ * Hands each event of a channel to every listener of that channel on this instance. The bus is
+ * subscribed once per channel, not once per subscriber, so an event costs one bus delivery plus a
+ * loop over the listeners; private messages are filtered here, once, for every kind of subscriber.
+ */
+export class ChannelFanout {
+  private readonly feeds = new Map<string, ChannelFeed>();
+
+  constructor(
+    private readonly pubsub: ChannelPubSub,
+    private readonly logger: Logger,
+  ) {}
+
+  /** Starts delivering the channel's events to `listener`; events published from now on reach it. */
+  add(channel: string, listener: ChannelListener): void {
+    let feed = this.feeds.get(channel);
+    if (!feed) {
+      feed = { listeners: new Set(), events: this.pubsub.subscribe("channel", channel)[Symbol.asyncIterator]() };
+      this.feeds.set(channel, feed);
+      void this.pump(channel, feed);
+    }
+    feed.listeners.add(listener);
+  }
+
+  /** Stops delivering to `listener`; the channel's bus subscription ends with its last listener. */
+  remove(channel: string, listener: ChannelListener): void {
+    const feed = this.feeds.get(channel);
+    if (!feed?.listeners.delete(listener) || feed.listeners.size > 0) return;
+    this.feeds.delete(channel);
+    void feed.events.return?.();
+  }
+
+  /** Channels with at least one listener on this instance. */
+  get channelCount(): number {
+    return this.feeds.size;
+  }
+
+  private async pump(channel: string, feed: ChannelFeed): Promise<void> {
+    try {
+      // The first next() subscribes to the bus at once, before any join is published.
+      for (let next = await feed.events.next(); !next.done; next = await feed.events.next()) {
+        this.dispatch(feed.listeners, next.value);
+      }
+    } catch (error) {
+      this.logger.error({ err: error, channel }, "the event bus failed for a channel");
+    }
+    if (this.feeds.get(channel) === feed) this.feeds.delete(channel);
+  }
+
+  private dispatch(listeners: Set<ChannelListener>, event: ChannelEvent): void {
+    const to = privateRecipient(event);
+    for (const listener of listeners) {
+      if (to !== null && listener.clientId !== to) continue;
+      try {
+        listener.deliver(event);
+      } catch (error) {
+        this.logger.error({ err: error, channel: event.channel }, "a channel listener failed");
+      }
+    }
+  }
+}
