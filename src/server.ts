@@ -1,11 +1,9 @@
-import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { GraphQLError } from "graphql";
 import { createYoga, type YogaInitialContext } from "graphql-yoga";
-import { useServer } from "graphql-ws/use/ws";
-import { WebSocketServer } from "ws";
 import { bearerToken, isAdminToken } from "./auth/admin-token.js";
+import { anonymousClient } from "./auth/client-tokens.js";
 import type { Env } from "./env.js";
 import { AppError } from "./errors.js";
 import { createWebHandler } from "./http/web.js";
@@ -13,8 +11,11 @@ import { hardeningPlugins } from "./http/plugins.js";
 import type { Logger } from "./logger.js";
 import type { RealtimeClient, Session } from "./realtime/types.js";
 import type { Context } from "./schema/builder.js";
+import { createErrorMasker } from "./schema/errors.js";
 import { schema } from "./schema/index.js";
 import { createServices, type Services } from "./services.js";
+import { ChannelDelivery } from "./ws/channel-delivery.js";
+import { serveGraphqlOverWebSocket } from "./ws/graphql-ws.js";
 
 /** The GraphQL endpoint, for HTTP, SSE and WebSocket alike. */
 export const GRAPHQL_PATH = "/graphql";
@@ -28,66 +29,8 @@ export interface App {
   stop(): Promise<void>;
 }
 
-const SERVER_ONLY_TYPES = new Set(["connection_ack", "next", "error"]);
-
-/** True for a graphql-transport-ws message whose type only servers send. */
-function isServerOnlyMessage(text: string): boolean {
-  if (!/"(connection_ack|next|error)"/.test(text)) return false; // cheap test first: most messages are not
-  try {
-    return SERVER_ONLY_TYPES.has((JSON.parse(text) as { type?: unknown }).type as string);
-  } catch {
-    return false; // not JSON: graphql-ws closes it with 4400 itself
-  }
-}
-
-/** Connection-level state kept for each WebSocket. */
-type SocketExtra = {
-  session?: Session;
-};
-
-function anonymousClient(): RealtimeClient {
-  return { id: randomUUID(), authenticated: false, extras: null };
-}
-
 function unauthenticated(message: string): GraphQLError {
   return new GraphQLError(message, { extensions: { code: "UNAUTHENTICATED", http: { status: 401 } } });
-}
-
-/**
- * Turns errors into what clients may see: `AppError`s keep their message and code, GraphQL's own
- * errors (syntax, validation) pass through, and everything else becomes a masked error whose id is
- * logged with the real cause.
- */
-function createErrorMasker(logger: Logger, development: boolean) {
-  return (error: unknown, message: string): Error => {
-    const original = error instanceof GraphQLError ? error.originalError : error;
-    if (original instanceof AppError) {
-      return new GraphQLError(original.message, {
-        nodes: error instanceof GraphQLError ? error.nodes : undefined,
-        path: error instanceof GraphQLError ? error.path : undefined,
-        extensions: { ...original.details, code: original.code },
-      });
-    }
-    if (error instanceof GraphQLError && (!original || original instanceof GraphQLError)) {
-      // GraphQL's own errors (syntax, validation, variables) and GraphQL errors thrown on purpose:
-      // keep the outer message, which names the argument or field, and give every one a code.
-      const extensions = { ...(original as GraphQLError | undefined)?.extensions, ...error.extensions };
-      return new GraphQLError(error.message, {
-        nodes: error.nodes,
-        source: error.source,
-        positions: error.positions,
-        path: error.path,
-        extensions: { ...extensions, code: extensions.code ?? "BAD_USER_INPUT" },
-      });
-    }
-    const errorId = randomUUID();
-    logger.error({ err: original, errorId }, "unexpected error");
-    return new GraphQLError(development && original instanceof Error ? original.message : message, {
-      nodes: error instanceof GraphQLError ? error.nodes : undefined,
-      path: error instanceof GraphQLError ? error.path : undefined,
-      extensions: { code: "INTERNAL_SERVER_ERROR", errorId },
-    });
-  };
 }
 
 /**
@@ -118,6 +61,7 @@ function refuseLargeBody(req: IncomingMessage, res: ServerResponse, max: number)
 export async function createApp(env: Env, logger: Logger): Promise<App> {
   const services = await createServices(env, logger);
   const development = env.NODE_ENV === "development";
+  const maskError = createErrorMasker(logger, development);
 
   const yoga = createYoga<Record<string, unknown>, Context>({
     schema,
@@ -134,7 +78,7 @@ export async function createApp(env: Env, logger: Logger): Promise<App> {
       error: (...args) =>
         args.some((arg) => arg instanceof GraphQLError) ? logger.debug(args.join(" ")) : logger.error(args.join(" ")),
     },
-    maskedErrors: { maskError: createErrorMasker(logger, development) },
+    maskedErrors: { maskError },
     plugins: hardeningPlugins(env, development),
     cors: { origin: env.CORS_ORIGINS === "*" ? "*" : env.CORS_ORIGINS.split(",").map((origin) => origin.trim()) },
     context: async (initial): Promise<Context> => {
@@ -176,68 +120,14 @@ export async function createApp(env: Env, logger: Logger): Promise<App> {
     void yoga.handle(req, res);
   });
 
-  const wsServer = new WebSocketServer({ server: httpServer, path: GRAPHQL_PATH, maxPayload: env.MAX_WS_MESSAGE_BYTES });
-  // Message types only a server may send are a client's protocol error (4400), not an internal one.
-  wsServer.on("connection", (socket) => {
-    socket.on("message", (data) => {
-      if (isServerOnlyMessage(String(data))) socket.close(4400, "Bad message: this message type is sent by servers");
-    });
+  const webSockets = serveGraphqlOverWebSocket(httpServer, {
+    path: GRAPHQL_PATH,
+    yoga,
+    services,
+    logger,
+    development,
+    channelDelivery: new ChannelDelivery(services.channels, maskError),
   });
-  const graphqlWs = useServer<Record<string, unknown> | undefined, SocketExtra>(
-    {
-      execute: (args) => (args.rootValue as { execute: typeof import("graphql").execute }).execute(args),
-      subscribe: (args) => (args.rootValue as { subscribe: typeof import("graphql").subscribe }).subscribe(args),
-      connectionInitWaitTimeout: env.WS_INIT_TIMEOUT_MS,
-      isProd: !development, // close reasons never carry internal error messages in production
-      onConnect: async (ctx) => {
-        const { adminToken, authToken } = ctx.connectionParams ?? {};
-        const isAdmin = isAdminToken(services.adminToken, typeof adminToken === "string" ? adminToken : null);
-        if (adminToken !== undefined && !isAdmin) return false; // closes with 4403 Forbidden
-        let client = anonymousClient();
-        if (authToken !== undefined) {
-          try {
-            client = await services.clientTokens.verify(String(authToken));
-          } catch (error) {
-            logger.debug({ reason: error instanceof Error ? error.message : "unknown" }, "refused a WebSocket client token");
-            return false;
-          }
-        }
-        ctx.extra.session = { client, isAdmin, socket: { joins: [], subscriptions: 0 } };
-        return true;
-      },
-      onClose: (ctx) => {
-        if (ctx.extra.session) services.channels.closeSession(ctx.extra.session);
-      },
-      onSubscribe: async (ctx, _id, params) => {
-        const { schema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({
-          ...ctx,
-          req: ctx.extra.request,
-          socket: ctx.extra.socket,
-          params,
-          session: ctx.extra.session,
-        });
-        let document;
-        let errors: readonly GraphQLError[];
-        try {
-          document = parse(params.query);
-          errors = validate(schema, document);
-        } catch (error) {
-          // Parse errors and GraphQL Armor's limits arrive as exceptions: answer them as errors.
-          return [error instanceof GraphQLError ? error : new GraphQLError("Invalid document")];
-        }
-        if (errors.length > 0) return errors;
-        return {
-          schema,
-          document,
-          operationName: params.operationName,
-          variableValues: params.variables,
-          contextValue: await contextFactory(),
-          rootValue: { execute, subscribe },
-        };
-      },
-    },
-    wsServer,
-  );
 
   let stopped: Promise<void> | null = null;
   return {
@@ -263,8 +153,7 @@ export async function createApp(env: Env, logger: Logger): Promise<App> {
         // Let the answers to those sends go out: HTTP responses finish, WebSocket results are written.
         while (activeRequests.size > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
         await new Promise((resolve) => setImmediate(resolve));
-        await graphqlWs.dispose(); // completes subscriptions, closes sockets with 1001
-        wsServer.close();
+        await webSockets.close(); // completes subscriptions, closes sockets with 1001
         httpServer.closeAllConnections();
         await closed;
         await services.close();

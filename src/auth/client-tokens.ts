@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
 import {
   createLocalJWKSet,
@@ -13,6 +14,11 @@ import { AppError, ErrorCode } from "../errors.js";
 import type { ClientExtras, RealtimeClient } from "../realtime/types.js";
 
 /** Where the keys that sign client tokens come from, and what the tokens must say. */
+/** A client without credentials: a fresh id, known for as long as its connection or request lasts. */
+export function anonymousClient(): RealtimeClient {
+  return { id: randomUUID(), authenticated: false, extras: null };
+}
+
 export interface ClientTokenSettings {
   /** Shared HS256 secret (at least 32 characters). Excludes `jwksUrl` and `jwksFile`. */
   secret?: string;

@@ -96,31 +96,16 @@ export interface Subscription<T> {
   unsubscribe(): void;
 }
 
-/** Starts a subscription over the WebSocket. */
-export function wsSubscribe<T = Record<string, any>>(
-  client: Client,
-  query: string,
-  variables: Record<string, unknown> = {},
-): Subscription<T> {
+/** Results queued as they arrive, taken one by one by a test. */
+function resultQueue<T>(): Pick<Subscription<T>, "next" | "collectFor"> & { push(result: ExecutionResult<T>): void } {
   const queue: ExecutionResult<T>[] = [];
   const waiters: ((result: ExecutionResult<T>) => void)[] = [];
-  let settle!: (outcome: { error?: unknown }) => void;
-  const ended = new Promise<{ error?: unknown }>((resolve) => (settle = resolve));
-  const unsubscribe = client.subscribe<T>(
-    { query, variables },
-    {
-      next: (value) => {
-        const waiter = waiters.shift();
-        if (waiter) waiter(value);
-        else queue.push(value);
-      },
-      error: (error) => settle({ error }),
-      complete: () => settle({}),
-    },
-  );
   return {
-    ended,
-    unsubscribe,
+    push: (result) => {
+      const waiter = waiters.shift();
+      if (waiter) waiter(result);
+      else queue.push(result);
+    },
     next: (timeoutMs = 5000) => {
       const queued = queue.shift();
       if (queued) return Promise.resolve(queued);
@@ -141,4 +126,56 @@ export function wsSubscribe<T = Record<string, any>>(
       return queue.splice(0);
     },
   };
+}
+
+/** Starts a subscription over the WebSocket. */
+export function wsSubscribe<T = Record<string, any>>(
+  client: Client,
+  query: string,
+  variables: Record<string, unknown> = {},
+): Subscription<T> {
+  const { push, next, collectFor } = resultQueue<T>();
+  let settle!: (outcome: { error?: unknown }) => void;
+  const ended = new Promise<{ error?: unknown }>((resolve) => (settle = resolve));
+  const unsubscribe = client.subscribe<T>(
+    { query, variables },
+    { next: push, error: (error) => settle({ error }), complete: () => settle({}) },
+  );
+  return { ended, unsubscribe, next, collectFor };
+}
+
+/**
+ * Starts a subscription over HTTP with server-sent events (Yoga's GraphQL over SSE), with the same
+ * queueing as {@link wsSubscribe}. `unsubscribe()` aborts the request.
+ */
+export function sseSubscribe<T = Record<string, any>>(url: string, query: string, variables: Record<string, unknown> = {}): Subscription<T> {
+  const { push, next, collectFor } = resultQueue<T>();
+  const abort = new AbortController();
+  const ended = (async (): Promise<{ error?: unknown }> => {
+    try {
+      const response = await fetch(url, {
+        method: "POST",
+        headers: { "content-type": "application/json", accept: "text/event-stream" },
+        body: JSON.stringify({ query, variables }),
+        signal: abort.signal,
+      });
+      const decoder = new TextDecoder();
+      let buffered = "";
+      for await (const chunk of response.body!) {
+        buffered += decoder.decode(chunk, { stream: true });
+        for (let end = buffered.indexOf("\n\n"); end >= 0; end = buffered.indexOf("\n\n")) {
+          const lines = buffered.slice(0, end).split("\n");
+          buffered = buffered.slice(end + 2);
+          const event = lines.find((line) => line.startsWith("event: "))?.slice(7);
+          const data = lines.filter((line) => line.startsWith("data: ")).map((line) => line.slice(6)).join("\n");
+          if (event === "complete") return {};
+          if (data) push(JSON.parse(data) as ExecutionResult<T>);
+        }
+      }
+      return {};
+    } catch (error) {
+      return abort.signal.aborted ? {} : { error };
+    }
+  })();
+  return { ended, unsubscribe: () => abort.abort(), next, collectFor };
 }

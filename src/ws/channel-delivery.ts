@@ -1,0 +1,200 @@
+import {
+  type DocumentNode,
+  execute,
+  type ExecutionArgs,
+  type ExecutionResult,
+  type FieldNode,
+  getArgumentValues,
+  getOperationAST,
+  getVariableValues,
+  GraphQLError,
+  type GraphQLSchema,
+  Kind,
+  locatedError,
+} from "graphql";
+import type { WebSocket } from "ws";
+import type { ChannelService } from "../realtime/channels.js";
+import type { ChannelEvent, Session } from "../realtime/types.js";
+
+/** Turns an error into what a client may see (the server's error masker). */
+export type MaskError = (error: unknown, message: string) => Error;
+
+/** Who a WebSocket operation belongs to: what {@link ChannelDelivery.subscribe} needs beyond the execution arguments. */
+export interface SocketOperation {
+  readonly socket: WebSocket;
+  /** The graphql-transport-ws operation id. */
+  readonly id: string;
+  readonly session: Session;
+}
+
+/** The field every channel event is executed under. */
+const CHANNEL_FIELD = "channel";
+
+/** Message masked errors carry, as elsewhere in the server. */
+const MASKED_MESSAGE = "Unexpected error.";
+
+/** Resolvers see this context when a channel event is rendered: nothing about any one subscriber. */
+const VIEWER_NEUTRAL_CONTEXT = Object.freeze({});
+
+/**
+ * Subscribers of one channel subscription document with the same variables: they receive the same
+ * result for every event, so it is executed and serialized once per event for all of them.
+ */
+class RenderGroup {
+  subscribers = 0;
+  private lastEvent: ChannelEvent | null = null;
+  private lastPayload = "";
+
+  constructor(
+    private readonly args: ExecutionArgs,
+    private readonly maskError: MaskError,
+  ) {}
+
+  /** The JSON of the `next` payload for an event, executed once however many subscribers ask. */
+  payloadFor(event: ChannelEvent): string {
+    if (event === this.lastEvent) return this.lastPayload;
+    const result = execute({ ...this.args, rootValue: event, contextValue: VIEWER_NEUTRAL_CONTEXT });
+    if (result instanceof Promise) {
+      // Every field under `channel` resolves synchronously; an asynchronous one would break ordering here.
+      throw new Error("A field under the channel subscription resolved asynchronously");
+    }
+    this.lastEvent = event;
+    this.lastPayload = JSON.stringify(this.mask(result));
+    return this.lastPayload;
+  }
+
+  private mask(result: ExecutionResult): ExecutionResult {
+    if (!result.errors) return result;
+    return { ...result, errors: result.errors.map((error) => this.maskError(error, MASKED_MESSAGE) as GraphQLError) };
+  }
+}
+
+/**
+ * Delivers plain `channel` subscriptions over WebSocket without running GraphQL per subscriber.
+ *
+ * A generic GraphQL subscription executes its selection for every event and every subscriber and
+ * serializes each result on its own. A channel event's result depends only on the event, the
+ * document and its variables (no field under `channel` looks at who is asking), so subscribers that
+ * share a document and variables share one {@link RenderGroup}: per event the selection is executed
+ * and serialized once, and each socket receives that JSON inside its own `next` frame, written
+ * straight to the socket. Membership, limits, history replay and private messages are the
+ * {@link ChannelService}'s, exactly as for any other transport.
+ *
+ * Operations this does not recognise (other root fields, directives or fragments at the root) take
+ * the generic path.
+ */
+export class ChannelDelivery {
+  private readonly groups = new WeakMap<DocumentNode, Map<string, RenderGroup>>();
+
+  constructor(
+    private readonly channels: ChannelService,
+    private readonly maskError: MaskError,
+  ) {}
+
+  /**
+   * Opens the subscription when it is a plain channel subscription. Returns null for other operations,
+   * a result with errors when the subscription is refused, or an iterator that yields nothing and
+   * finishes when graphql-ws ends the operation (the events go straight to the socket).
+   */
+  async subscribe(args: ExecutionArgs, operation: SocketOperation): Promise<AsyncIterableIterator<never> | ExecutionResult | null> {
+    const field = plainChannelField(args);
+    if (!field) return null;
+    const channelField = args.schema.getSubscriptionType()?.getFields()[CHANNEL_FIELD];
+    if (!channelField) return null;
+
+    const variables = getVariableValues(args.schema, getOperationAST(args.document, args.operationName)?.variableDefinitions ?? [], args.variableValues ?? {});
+    if (variables.errors) return { errors: variables.errors.map((error) => this.maskError(error, MASKED_MESSAGE) as GraphQLError) };
+    let name: string;
+    let options: unknown;
+    try {
+      ({ name, options } = getArgumentValues(channelField, field, variables.coerced) as { name: string; options?: unknown });
+    } catch (error) {
+      return { errors: [this.maskError(error, MASKED_MESSAGE) as GraphQLError] };
+    }
+
+    const { socket, id, session } = operation;
+    const group = this.groupFor(args);
+    const frameStart = `{"id":${JSON.stringify(id)},"type":"next","payload":`;
+    let subscription;
+    try {
+      subscription = await this.channels.open(session, name, options, (event) => {
+        if (socket.readyState === socket.OPEN) socket.send(frameStart + group.payloadFor(event) + "}");
+      });
+    } catch (error) {
+      this.release(args, group);
+      return { errors: [this.maskError(locatedError(error, [field], [field.alias?.value ?? CHANNEL_FIELD]), MASKED_MESSAGE) as GraphQLError] };
+    }
+    if (!subscription) {
+      this.release(args, group);
+      return emptyStream();
+    }
+    const opened = subscription;
+    return untilClosed(() => {
+      opened.close();
+      this.release(args, group);
+    });
+  }
+
+  private groupFor(args: ExecutionArgs): RenderGroup {
+    let byVariables = this.groups.get(args.document);
+    if (!byVariables) this.groups.set(args.document, (byVariables = new Map()));
+    const key = groupKey(args);
+    let group = byVariables.get(key);
+    if (!group) {
+      const { schema, document, operationName, variableValues } = args;
+      byVariables.set(key, (group = new RenderGroup({ schema, document, operationName, variableValues }, this.maskError)));
+    }
+    group.subscribers += 1;
+    return group;
+  }
+
+  private release(args: ExecutionArgs, group: RenderGroup): void {
+    group.subscribers -= 1;
+    if (group.subscribers === 0) this.groups.get(args.document)?.delete(groupKey(args));
+  }
+}
+
+function groupKey(args: ExecutionArgs): string {
+  return `${args.operationName ?? ""}\n${JSON.stringify(args.variableValues ?? null)}`;
+}
+
+/** The `channel` field of a subscription whose root selects only it, with no directives. */
+function plainChannelField(args: ExecutionArgs): FieldNode | null {
+  const operation = getOperationAST(args.document, args.operationName);
+  if (operation?.operation !== "subscription") return null;
+  const selections = operation.selectionSet.selections;
+  if (selections.length !== 1) return null;
+  const [field] = selections;
+  if (field?.kind !== Kind.FIELD || field.name.value !== CHANNEL_FIELD || field.directives?.length) return null;
+  return field;
+}
+
+/** An iterator that yields nothing and finishes when `return()` is called, running `onReturn` once. */
+function untilClosed(onReturn: () => void): AsyncIterableIterator<never> {
+  let finish: (() => void) | null = null;
+  let closed = false;
+  const finished = new Promise<void>((resolve) => (finish = resolve));
+  const close = async (): Promise<IteratorReturnResult<undefined>> => {
+    if (!closed) {
+      closed = true;
+      onReturn();
+      finish?.();
+    }
+    return { done: true, value: undefined };
+  };
+  const iterator: AsyncIterableIterator<never> = {
+    next: async () => {
+      await finished;
+      return { done: true, value: undefined };
+    },
+    return: close,
+    throw: async (error) => {
+      await close();
+      throw error;
+    },
+    [Symbol.asyncIterator]: () => iterator,
+  };
+  return iterator;
+}
+
+async function* emptyStream(): AsyncGenerator<never> {}

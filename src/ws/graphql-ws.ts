@@ -1,0 +1,139 @@
+import type { Server } from "node:http";
+import { type ExecutionArgs, type execute as graphqlExecute, GraphQLError, type subscribe as graphqlSubscribe } from "graphql";
+import type { YogaServerInstance } from "graphql-yoga";
+import { useServer } from "graphql-ws/use/ws";
+import { WebSocketServer } from "ws";
+import { isAdminToken } from "../auth/admin-token.js";
+import { anonymousClient } from "../auth/client-tokens.js";
+import type { Logger } from "../logger.js";
+import type { Session } from "../realtime/types.js";
+import type { Context } from "../schema/builder.js";
+import type { Services } from "../services.js";
+import type { ChannelDelivery, SocketOperation } from "./channel-delivery.js";
+
+/** What {@link serveGraphqlOverWebSocket} serves with. */
+export interface GraphqlWsOptions {
+  readonly path: string;
+  /** Parses, validates and builds contexts with the same plugins as HTTP. */
+  readonly yoga: YogaServerInstance<Record<string, unknown>, Context>;
+  readonly services: Services;
+  readonly logger: Logger;
+  readonly development: boolean;
+  /** Delivers plain `channel` subscriptions; every other operation runs through Yoga's executor. */
+  readonly channelDelivery: ChannelDelivery;
+}
+
+/** The WebSocket endpoint; `close()` completes every subscription and closes every socket with 1001. */
+export interface GraphqlWsEndpoint {
+  close(): Promise<void>;
+}
+
+/** What each operation's root value carries from `onSubscribe` to `execute`/`subscribe`. */
+interface OperationRoot {
+  readonly execute: typeof graphqlExecute;
+  readonly subscribe: typeof graphqlSubscribe;
+  readonly operation: SocketOperation;
+}
+
+/** Connection-level state kept for each WebSocket. */
+type SocketExtra = {
+  session?: Session;
+};
+
+const SERVER_ONLY_TYPES = new Set(["connection_ack", "next", "error"]);
+
+/** True for a graphql-transport-ws message whose type only servers send. */
+function isServerOnlyMessage(text: string): boolean {
+  if (!/"(connection_ack|next|error)"/.test(text)) return false; // cheap test first: most messages are not
+  try {
+    return SERVER_ONLY_TYPES.has((JSON.parse(text) as { type?: unknown }).type as string);
+  } catch {
+    return false; // not JSON: graphql-ws closes it with 4400 itself
+  }
+}
+
+function rootOf(args: ExecutionArgs): OperationRoot {
+  return args.rootValue as OperationRoot;
+}
+
+/**
+ * Serves GraphQL over WebSocket (graphql-transport-ws) on `path`: authenticates the connection
+ * (`connectionParams.adminToken` or `authToken`), parses and validates with Yoga's plugins, and runs
+ * each operation; plain channel subscriptions go to {@link ChannelDelivery}.
+ */
+export function serveGraphqlOverWebSocket(httpServer: Server, options: GraphqlWsOptions): GraphqlWsEndpoint {
+  const { yoga, services, logger, channelDelivery } = options;
+  const env = services.env;
+  const wsServer = new WebSocketServer({ server: httpServer, path: options.path, maxPayload: env.MAX_WS_MESSAGE_BYTES });
+  // Message types only a server may send are a client's protocol error (4400), not an internal one.
+  wsServer.on("connection", (socket) => {
+    socket.on("message", (data) => {
+      if (isServerOnlyMessage(String(data))) socket.close(4400, "Bad message: this message type is sent by servers");
+    });
+  });
+
+  const graphqlWs = useServer<Record<string, unknown> | undefined, SocketExtra>(
+    {
+      execute: (args) => rootOf(args).execute(args),
+      subscribe: async (args) => (await channelDelivery.subscribe(args, rootOf(args).operation)) ?? rootOf(args).subscribe(args),
+      connectionInitWaitTimeout: env.WS_INIT_TIMEOUT_MS,
+      isProd: !options.development, // close reasons never carry internal error messages in production
+      onConnect: async (ctx) => {
+        const { adminToken, authToken } = ctx.connectionParams ?? {};
+        const isAdmin = isAdminToken(services.adminToken, typeof adminToken === "string" ? adminToken : null);
+        if (adminToken !== undefined && !isAdmin) return false; // closes with 4403 Forbidden
+        let client = anonymousClient();
+        if (authToken !== undefined) {
+          try {
+            client = await services.clientTokens.verify(String(authToken));
+          } catch (error) {
+            logger.debug({ reason: error instanceof Error ? error.message : "unknown" }, "refused a WebSocket client token");
+            return false;
+          }
+        }
+        ctx.extra.session = { client, isAdmin, socket: { joins: [], subscriptions: 0 } };
+        return true;
+      },
+      onClose: (ctx) => {
+        if (ctx.extra.session) services.channels.closeSession(ctx.extra.session);
+      },
+      onSubscribe: async (ctx, id, params) => {
+        const session = ctx.extra.session as Session; // set by onConnect before any subscribe is accepted
+        const { schema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({
+          ...ctx,
+          req: ctx.extra.request,
+          socket: ctx.extra.socket,
+          params,
+          session,
+        });
+        let document;
+        let errors: readonly GraphQLError[];
+        try {
+          document = parse(params.query);
+          errors = validate(schema, document);
+        } catch (error) {
+          // Parse errors and GraphQL Armor's limits arrive as exceptions: answer them as errors.
+          return [error instanceof GraphQLError ? error : new GraphQLError("Invalid document")];
+        }
+        if (errors.length > 0) return errors;
+        const rootValue: OperationRoot = { execute, subscribe, operation: { socket: ctx.extra.socket, id, session } };
+        return {
+          schema,
+          document,
+          operationName: params.operationName,
+          variableValues: params.variables,
+          contextValue: await contextFactory(),
+          rootValue,
+        };
+      },
+    },
+    wsServer,
+  );
+
+  return {
+    close: async () => {
+      await graphqlWs.dispose();
+      wsServer.close();
+    },
+  };
+}
