@@ -60,8 +60,15 @@ class RenderGroup {
     }
     this.lastEvent = event;
     this.lastPayload = JSON.stringify(this.mask(result));
+    // Subscribers receive an event in one synchronous loop: hold the result only until it ends.
+    queueMicrotask(this.forget);
     return this.lastPayload;
   }
+
+  private readonly forget = () => {
+    this.lastEvent = null;
+    this.lastPayload = "";
+  };
 
   private mask(result: ExecutionResult): ExecutionResult {
     if (!result.errors) return result;
@@ -91,16 +98,20 @@ export class ChannelDelivery {
     private readonly maskError: MaskError,
   ) {}
 
+  /** True for the operations {@link ChannelDelivery.subscribe} serves: they need no GraphQL context. */
+  serves(document: DocumentNode, operationName: string | null | undefined): boolean {
+    return plainChannelField(document, operationName) !== null;
+  }
+
   /**
-   * Opens the subscription when it is a plain channel subscription. Returns null for other operations,
-   * a result with errors when the subscription is refused, or an iterator that yields nothing and
-   * finishes when graphql-ws ends the operation (the events go straight to the socket).
+   * Opens a subscription {@link ChannelDelivery.serves} accepts. Resolves to a result with errors
+   * when the subscription is refused, or else to an iterator that yields nothing and finishes when
+   * graphql-ws ends the operation: the events go straight to the socket.
    */
-  async subscribe(args: ExecutionArgs, operation: SocketOperation): Promise<AsyncIterableIterator<never> | ExecutionResult | null> {
-    const field = plainChannelField(args);
-    if (!field) return null;
+  async subscribe(args: ExecutionArgs, operation: SocketOperation): Promise<AsyncIterableIterator<never> | ExecutionResult> {
+    const field = plainChannelField(args.document, args.operationName);
     const channelField = args.schema.getSubscriptionType()?.getFields()[CHANNEL_FIELD];
-    if (!channelField) return null;
+    if (!field || !channelField) throw new Error("Not a channel subscription");
 
     const variables = getVariableValues(args.schema, getOperationAST(args.document, args.operationName)?.variableDefinitions ?? [], args.variableValues ?? {});
     if (variables.errors) return { errors: variables.errors.map((error) => this.maskError(error, MASKED_MESSAGE) as GraphQLError) };
@@ -159,8 +170,8 @@ function groupKey(args: ExecutionArgs): string {
 }
 
 /** The `channel` field of a subscription whose root selects only it, with no directives. */
-function plainChannelField(args: ExecutionArgs): FieldNode | null {
-  const operation = getOperationAST(args.document, args.operationName);
+function plainChannelField(document: DocumentNode, operationName: string | null | undefined): FieldNode | null {
+  const operation = getOperationAST(document, operationName);
   if (operation?.operation !== "subscription") return null;
   const selections = operation.selectionSet.selections;
   if (selections.length !== 1) return null;

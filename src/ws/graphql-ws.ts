@@ -28,7 +28,10 @@ export interface GraphqlWsEndpoint {
   close(): Promise<void>;
 }
 
-/** What each operation's root value carries from `onSubscribe` to `execute`/`subscribe`. */
+/**
+ * What each operation's root value carries from `onSubscribe` to `execute`/`subscribe`: who it
+ * belongs to and, unless it is a channel subscription, Yoga's executor.
+ */
 interface OperationRoot {
   readonly execute: typeof graphqlExecute;
   readonly subscribe: typeof graphqlSubscribe;
@@ -75,7 +78,10 @@ export function serveGraphqlOverWebSocket(httpServer: Server, options: GraphqlWs
   const graphqlWs = useServer<Record<string, unknown> | undefined, SocketExtra>(
     {
       execute: (args) => rootOf(args).execute(args),
-      subscribe: async (args) => (await channelDelivery.subscribe(args, rootOf(args).operation)) ?? rootOf(args).subscribe(args),
+      subscribe: (args) =>
+        channelDelivery.serves(args.document, args.operationName)
+          ? channelDelivery.subscribe(args, rootOf(args).operation)
+          : rootOf(args).subscribe(args),
       connectionInitWaitTimeout: env.WS_INIT_TIMEOUT_MS,
       isProd: !options.development, // close reasons never carry internal error messages in production
       onConnect: async (ctx) => {
@@ -116,15 +122,12 @@ export function serveGraphqlOverWebSocket(httpServer: Server, options: GraphqlWs
           return [error instanceof GraphQLError ? error : new GraphQLError("Invalid document")];
         }
         if (errors.length > 0) return errors;
-        const rootValue: OperationRoot = { execute, subscribe, operation: { socket: ctx.extra.socket, id, session } };
-        return {
-          schema,
-          document,
-          operationName: params.operationName,
-          variableValues: params.variables,
-          contextValue: await contextFactory(),
-          rootValue,
-        };
+        const operation: SocketOperation = { socket: ctx.extra.socket, id, session };
+        const args = { schema, document, operationName: params.operationName, variableValues: params.variables };
+        // Channel subscriptions need neither a context nor Yoga's executor: keep neither for as long as they last.
+        if (channelDelivery.serves(document, params.operationName)) return { ...args, contextValue: undefined, rootValue: { operation } };
+        const rootValue: OperationRoot = { execute, subscribe, operation };
+        return { ...args, contextValue: await contextFactory(), rootValue };
       },
     },
     wsServer,
