@@ -181,6 +181,9 @@ async function startServer(system: SystemId, extraNodeArgs: string[] = []): Prom
       // The bench's one publisher sends every message; the per-client send limit (50/s by default)
       // is for real clients and would cap the ladder instead of the delivery path.
       MAX_MESSAGES_PER_SECOND: "1000000",
+      // R and Y have no slow-consumer guard: past saturation the load generator reads late, and the
+      // 4 MiB default would drop its sockets, ending the ladder by disconnection rather than latency.
+      MAX_WS_BUFFERED_BYTES: String(1024 ** 3),
     });
   }
   const child = spawnNode(SERVER_CORE, ["--import", "tsx", ...extraNodeArgs, script], env, `server ${system}`);

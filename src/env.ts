@@ -54,6 +54,10 @@ const EnvSchema = z.object({
   MAX_HTTP_BODY_BYTES: z.coerce.number().int().min(1024).default(256 * 1024),
   /** Largest WebSocket message in bytes (larger ones close the socket with 1009). */
   MAX_WS_MESSAGE_BYTES: z.coerce.number().int().min(1024).default(256 * 1024),
+  /** Bytes a WebSocket may leave unread in the server's send buffer before it is dropped as too slow. */
+  MAX_WS_BUFFERED_BYTES: z.coerce.number().int().min(64 * 1024).default(4 * 1024 * 1024),
+  /** Events a subscription served per subscriber (SSE, or a root directive or fragment) may have waiting before its reader is cut off. */
+  MAX_QUEUED_EVENTS: z.coerce.number().int().min(1).default(1000),
   /** Open channel subscriptions per WebSocket. */
   MAX_SUBSCRIPTIONS_PER_SOCKET: z.coerce.number().int().min(1).default(100),
   /** Channels one client may be a member of at once. */

@@ -31,6 +31,7 @@ export const ErrorCode = {
   LimitExceeded: "LIMIT_EXCEEDED",
   PayloadTooLarge: "PAYLOAD_TOO_LARGE",
   RateLimited: "RATE_LIMITED",
+  SlowConsumer: "SLOW_CONSUMER",
 } as const;
 
 /** Shorthand for a `BAD_USER_INPUT` error. */

@@ -14,7 +14,6 @@ import type { Context } from "./schema/builder.js";
 import { createErrorMasker } from "./schema/errors.js";
 import { schema } from "./schema/index.js";
 import { createServices, type Services } from "./services.js";
-import { ChannelDelivery } from "./ws/channel-delivery.js";
 import { serveGraphqlOverWebSocket } from "./ws/graphql-ws.js";
 
 /** The GraphQL endpoint, for HTTP, SSE and WebSocket alike. */
@@ -126,7 +125,7 @@ export async function createApp(env: Env, logger: Logger): Promise<App> {
     services,
     logger,
     development,
-    channelDelivery: new ChannelDelivery(services.channels, maskError),
+    maskError,
   });
 
   let stopped: Promise<void> | null = null;

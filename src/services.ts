@@ -145,6 +145,7 @@ export async function createServices(env: Env, logger: Logger): Promise<Services
       maxSubscriptionsPerSocket: env.MAX_SUBSCRIPTIONS_PER_SOCKET,
       maxChannelsPerClient: env.MAX_CHANNELS_PER_CLIENT,
       messagesPerSecond: env.MAX_MESSAGES_PER_SECOND,
+      maxQueuedEvents: env.MAX_QUEUED_EVENTS,
     },
     logger,
   });

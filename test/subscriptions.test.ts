@@ -1,14 +1,11 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { connectWs, httpGraphQL, sseSubscribe, wsSubscribe, type ExecutionResult, type Subscription } from "./helpers/graphql.js";
-import { CHANNEL_SUBSCRIPTION, EVENT_FIELDS, joinBySubscription, SEND_MESSAGE, type TestEvent } from "./helpers/channels.js";
+import { CHANNEL_SUBSCRIPTION, GENERIC_CHANNEL_SUBSCRIPTION, joinBySubscription, SEND_MESSAGE, type TestEvent } from "./helpers/channels.js";
 import { startServer, type TestServer } from "./helpers/server.js";
 
 // Plain `channel` subscriptions over WebSocket are executed once per event for every subscriber
 // sharing a document and variables; anything else (a directive at the root, SSE) runs GraphQL per
 // subscriber. These tests hold both paths to the same behaviour.
-
-/** The same subscription as CHANNEL_SUBSCRIPTION, with a root directive that sends it down the generic path. */
-const GENERIC_CHANNEL_SUBSCRIPTION = `subscription ($name: String!, $options: JSON) { channel(name: $name, options: $options) @include(if: true) { ${EVENT_FIELDS} } }`;
 
 type ChannelData = { channel: TestEvent };
 

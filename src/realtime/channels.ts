@@ -51,6 +51,8 @@ export interface ChannelLimits {
   readonly maxChannelsPerClient: number;
   /** Messages one client may send per second (the admin is exempt). */
   readonly messagesPerSecond: number;
+  /** Events a pulled subscription ({@link ChannelService.subscribe}) may have waiting for its reader. */
+  readonly maxQueuedEvents: number;
 }
 
 /**
@@ -162,19 +164,30 @@ export class ChannelService {
 
   /**
    * {@link ChannelService.open} as an async iterator, for transports that pull: the stream is empty
-   * when a trigger drops the join, and ending it leaves the channel.
+   * when a trigger drops the join, and ending it leaves the channel. A reader that falls
+   * `maxQueuedEvents` behind is cut off: a WebSocket connection is dropped, any other stream fails
+   * with `SLOW_CONSUMER`.
    */
   async subscribe(session: Session, channel: string, options: unknown): Promise<AsyncIterableIterator<ChannelEvent>> {
     const queue: ChannelEvent[] = [];
+    const { maxQueuedEvents } = this.deps.limits;
     let wake: (() => void) | null = null;
+    let overflowed = false;
     const subscription = await this.open(session, channel, options, (event) => {
-      queue.push(event);
-      wake?.();
+      if (queue.length < maxQueuedEvents) {
+        queue.push(event);
+        wake?.();
+        return;
+      }
+      overflowed = true;
+      void close();
+      session.socket?.drop(`more than ${maxQueuedEvents} events waiting on channel ${channel}`);
     });
     if (!subscription) return emptyStream();
     let open = true;
     const close = async (): Promise<IteratorReturnResult<undefined>> => {
       open = false;
+      queue.length = 0;
       subscription.close();
       wake?.();
       return { done: true, value: undefined };
@@ -184,6 +197,9 @@ export class ChannelService {
       next: async () => {
         while (open && queue.length === 0) await new Promise<void>((resolve) => (wake = resolve));
         wake = null;
+        if (overflowed) {
+          throw new AppError(ErrorCode.SlowConsumer, `Too slow: more than ${maxQueuedEvents} events were waiting for this subscription`);
+        }
         const event = queue.shift();
         return open && event ? { done: false, value: event } : close();
       },

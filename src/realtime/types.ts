@@ -61,4 +61,6 @@ export interface SocketState {
   readonly joins: string[];
   /** Open channel subscriptions. */
   subscriptions: number;
+  /** Ends the connection; called when it falls too far behind on its subscriptions. */
+  drop(reason: string): void;
 }

@@ -96,6 +96,8 @@ export class ChannelDelivery {
   constructor(
     private readonly channels: ChannelService,
     private readonly maskError: MaskError,
+    /** Called after each frame written to a socket: drops sockets that do not read their messages. */
+    private readonly afterSend: (socket: WebSocket, session: Session) => void,
   ) {}
 
   /** True for the operations {@link ChannelDelivery.subscribe} serves: they need no GraphQL context. */
@@ -129,7 +131,9 @@ export class ChannelDelivery {
     let subscription;
     try {
       subscription = await this.channels.open(session, name, options, (event) => {
-        if (socket.readyState === socket.OPEN) socket.send(frameStart + group.payloadFor(event) + "}");
+        if (socket.readyState !== socket.OPEN) return;
+        socket.send(frameStart + group.payloadFor(event) + "}");
+        this.afterSend(socket, session);
       });
     } catch (error) {
       this.release(args, group);

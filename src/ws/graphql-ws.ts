@@ -2,14 +2,14 @@ import type { Server } from "node:http";
 import { type ExecutionArgs, type execute as graphqlExecute, GraphQLError, type subscribe as graphqlSubscribe } from "graphql";
 import type { YogaServerInstance } from "graphql-yoga";
 import { useServer } from "graphql-ws/use/ws";
-import { WebSocketServer } from "ws";
+import { type WebSocket, WebSocketServer } from "ws";
 import { isAdminToken } from "../auth/admin-token.js";
 import { anonymousClient } from "../auth/client-tokens.js";
 import type { Logger } from "../logger.js";
 import type { Session } from "../realtime/types.js";
 import type { Context } from "../schema/builder.js";
 import type { Services } from "../services.js";
-import type { ChannelDelivery, SocketOperation } from "./channel-delivery.js";
+import { ChannelDelivery, type MaskError, type SocketOperation } from "./channel-delivery.js";
 
 /** What {@link serveGraphqlOverWebSocket} serves with. */
 export interface GraphqlWsOptions {
@@ -19,8 +19,8 @@ export interface GraphqlWsOptions {
   readonly services: Services;
   readonly logger: Logger;
   readonly development: boolean;
-  /** Delivers plain `channel` subscriptions; every other operation runs through Yoga's executor. */
-  readonly channelDelivery: ChannelDelivery;
+  /** The server's error masker, for the errors of channel subscriptions (Yoga masks the others). */
+  readonly maskError: MaskError;
 }
 
 /** The WebSocket endpoint; `close()` completes every subscription and closes every socket with 1001. */
@@ -65,8 +65,19 @@ function rootOf(args: ExecutionArgs): OperationRoot {
  * each operation; plain channel subscriptions go to {@link ChannelDelivery}.
  */
 export function serveGraphqlOverWebSocket(httpServer: Server, options: GraphqlWsOptions): GraphqlWsEndpoint {
-  const { yoga, services, logger, channelDelivery } = options;
+  const { yoga, services, logger } = options;
   const env = services.env;
+  // A client that does not read would let the server's buffers grow without bound: drop it.
+  const drop = (socket: WebSocket, clientId: string | undefined, reason: string) => {
+    if (socket.readyState !== socket.OPEN) return;
+    logger.warn({ clientId, reason }, "dropped a WebSocket that is not reading its messages");
+    socket.terminate();
+  };
+  const dropIfSlow = (socket: WebSocket, session: Session | undefined) => {
+    if (socket.bufferedAmount > env.MAX_WS_BUFFERED_BYTES) drop(socket, session?.client.id, `${socket.bufferedAmount} bytes unread`);
+  };
+  // Plain `channel` subscriptions are delivered by ChannelDelivery; every other operation runs through Yoga's executor.
+  const channelDelivery = new ChannelDelivery(services.channels, options.maskError, dropIfSlow);
   const wsServer = new WebSocketServer({ server: httpServer, path: options.path, maxPayload: env.MAX_WS_MESSAGE_BYTES });
   // Message types only a server may send are a client's protocol error (4400), not an internal one.
   wsServer.on("connection", (socket) => {
@@ -82,6 +93,7 @@ export function serveGraphqlOverWebSocket(httpServer: Server, options: GraphqlWs
         channelDelivery.serves(args.document, args.operationName)
           ? channelDelivery.subscribe(args, rootOf(args).operation)
           : rootOf(args).subscribe(args),
+      onNext: (ctx) => dropIfSlow(ctx.extra.socket, ctx.extra.session),
       connectionInitWaitTimeout: env.WS_INIT_TIMEOUT_MS,
       isProd: !options.development, // close reasons never carry internal error messages in production
       onConnect: async (ctx) => {
@@ -97,7 +109,8 @@ export function serveGraphqlOverWebSocket(httpServer: Server, options: GraphqlWs
             return false;
           }
         }
-        ctx.extra.session = { client, isAdmin, socket: { joins: [], subscriptions: 0 } };
+        const socket = ctx.extra.socket;
+        ctx.extra.session = { client, isAdmin, socket: { joins: [], subscriptions: 0, drop: (reason) => drop(socket, client.id, reason) } };
         return true;
       },
       onClose: (ctx) => {

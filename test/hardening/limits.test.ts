@@ -1,7 +1,8 @@
+import { type IncomingMessage, request } from "node:http";
 import WebSocket from "ws";
 import { describe, expect, it } from "vitest";
 import { connectWs, httpGraphQL, wsGraphQL, wsSubscribe } from "../helpers/graphql.js";
-import { CHANNEL_SUBSCRIPTION, JOIN_CHANNEL, joinBySubscription, SEND_MESSAGE } from "../helpers/channels.js";
+import { CHANNEL_SUBSCRIPTION, GENERIC_CHANNEL_SUBSCRIPTION, JOIN_CHANNEL, joinBySubscription, SEND_MESSAGE } from "../helpers/channels.js";
 import { ADMIN_TOKEN, startServer } from "../helpers/server.js";
 import { admin, createTrigger } from "../helpers/triggers.js";
 
@@ -96,6 +97,74 @@ describe("limits, each at n and n+1", () => {
     }
     await new Promise((resolve) => setTimeout(resolve, 1100));
     expect((await wsGraphQL(client, SEND_MESSAGE, { channel: "rate", payload: "later" })).data).toMatchObject({ sendMessage: { delivered: true } });
+  });
+});
+
+describe("slow consumers", () => {
+  // Plain channel subscriptions are written straight to the socket, so their backlog is the socket's
+  // unread output; the generic path waits for each write, so its backlog is the subscription's queue.
+  it("drops a WebSocket that stops reading once its unread output passes MAX_WS_BUFFERED_BYTES, or a subscription's queue MAX_QUEUED_EVENTS; readers get everything", { timeout: 60_000 }, async () => {
+    const server = await startServer({ MAX_WS_BUFFERED_BYTES: String(256 * 1024), MAX_QUEUED_EVENTS: "50" });
+    const watcher = await joinBySubscription(await connectWs(server.wsUrl), "limits");
+    let sent = 0;
+    for (const query of [CHANNEL_SUBSCRIPTION, GENERIC_CHANNEL_SUBSCRIPTION]) {
+      const socket = new WebSocket(server.wsUrl, "graphql-transport-ws");
+      const frames: { type: string; payload?: any }[] = [];
+      socket.on("message", (data) => frames.push(JSON.parse(String(data))));
+      await new Promise((resolve) => socket.once("open", resolve));
+      socket.send(JSON.stringify({ type: "connection_init" }));
+      await expect.poll(() => frames.some((frame) => frame.type === "connection_ack")).toBe(true);
+      socket.send(JSON.stringify({ id: "1", type: "subscribe", payload: { query, variables: { name: "limits" } } }));
+      await expect.poll(() => frames.some((frame) => frame.type === "next")).toBe(true);
+      const slowId = frames.find((frame) => frame.type === "next")!.payload.data.channel.client.id;
+      expect((await watcher.subscription.next()).data!.channel).toMatchObject({ action: "JOIN", client: { id: slowId } });
+
+      socket.pause(); // stops reading: the kernel's buffers fill, then the server's
+      let left = false;
+      for (let round = 0; !left; round++) {
+        expect(round, "the slow socket was never dropped").toBeLessThan(400);
+        const body = await sendOver(server.httpUrl, { n: ++sent, pad: "p".repeat(60_000) }, undefined, ADMIN_TOKEN);
+        expect(body.data?.sendMessage.delivered).toBe(true);
+        for (;;) {
+          const event = (await watcher.subscription.next()).data!.channel;
+          if (event.action === "LEAVE") {
+            expect(event.client.id).toBe(slowId);
+            left = true;
+            continue;
+          }
+          expect(event.payload.n).toBe(sent); // the reader misses nothing, in order
+          break;
+        }
+      }
+      await httpGraphQL(server.httpUrl, "{ __typename }").then(({ status }) => expect(status).toBe(200));
+    }
+  });
+
+  it("ends an SSE subscription whose reader falls MAX_QUEUED_EVENTS behind with SLOW_CONSUMER", { timeout: 60_000 }, async () => {
+    const server = await startServer({ MAX_QUEUED_EVENTS: "50" });
+    const watcher = await joinBySubscription(await connectWs(server.wsUrl), "limits");
+    const response = await new Promise<IncomingMessage>((resolve, reject) => {
+      const body = JSON.stringify({ query: CHANNEL_SUBSCRIPTION, variables: { name: "limits" } });
+      const req = request(server.httpUrl, { method: "POST", headers: { "content-type": "application/json", accept: "text/event-stream" } }, resolve);
+      req.on("error", reject);
+      req.end(body);
+    });
+    const joined = (await watcher.subscription.next()).data!.channel;
+    expect(joined.action).toBe("JOIN");
+    response.pause(); // reads nothing more until the end
+    let text = "";
+    let left = false;
+    for (let sent = 1; !left; sent++) {
+      expect(sent, "the slow stream was never ended").toBeLessThan(400);
+      expect((await sendOver(server.httpUrl, { n: sent, pad: "p".repeat(60_000) }, undefined, ADMIN_TOKEN)).data?.sendMessage.delivered).toBe(true);
+      for (let event = (await watcher.subscription.next()).data!.channel; ; event = (await watcher.subscription.next()).data!.channel) {
+        if (event.action === "LEAVE" && event.client.id === joined.client.id) left = true;
+        else if (event.payload?.n === sent) break;
+      }
+    }
+    response.setEncoding("utf8").on("data", (chunk: string) => (text += chunk)).resume();
+    await new Promise((resolve) => response.once("end", resolve));
+    expect(text).toContain('"SLOW_CONSUMER"');
   });
 });
 

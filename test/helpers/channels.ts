@@ -6,6 +6,12 @@ export const EVENT_FIELDS = `id action command channel payload commandOptions cl
 
 export const CHANNEL_SUBSCRIPTION = `subscription ($name: String!, $options: JSON) { channel(name: $name, options: $options) { ${EVENT_FIELDS} } }`;
 
+/**
+ * CHANNEL_SUBSCRIPTION with a directive at the root: it takes the generic GraphQL path, where plain
+ * channel subscriptions over WebSocket are rendered once per event for all their subscribers.
+ */
+export const GENERIC_CHANNEL_SUBSCRIPTION = `subscription ($name: String!, $options: JSON) { channel(name: $name, options: $options) @include(if: true) { ${EVENT_FIELDS} } }`;
+
 export const SEND_MESSAGE = `mutation ($channel: String!, $payload: JSON!, $options: JSON) {
   sendMessage(channel: $channel, payload: $payload, options: $options) { delivered event { ${EVENT_FIELDS} } }
 }`;
