@@ -124,7 +124,6 @@ export async function createApp(env: Env, logger: Logger): Promise<App> {
     yoga,
     services,
     logger,
-    development,
     maskError,
   });
 

@@ -1,7 +1,7 @@
 import type { Server } from "node:http";
 import { type ExecutionArgs, type execute as graphqlExecute, GraphQLError, type subscribe as graphqlSubscribe } from "graphql";
 import type { YogaServerInstance } from "graphql-yoga";
-import { useServer } from "graphql-ws/use/ws";
+import { makeServer } from "graphql-ws";
 import { type WebSocket, WebSocketServer } from "ws";
 import { isAdminToken } from "../auth/admin-token.js";
 import { anonymousClient } from "../auth/client-tokens.js";
@@ -10,6 +10,7 @@ import type { Session } from "../realtime/types.js";
 import type { Context } from "../schema/builder.js";
 import type { Services } from "../services.js";
 import { ChannelDelivery, type MaskError, type SocketOperation } from "./channel-delivery.js";
+import { carryProtocol, type ConnectionExtra } from "./transport.js";
 
 /** What {@link serveGraphqlOverWebSocket} serves with. */
 export interface GraphqlWsOptions {
@@ -18,7 +19,6 @@ export interface GraphqlWsOptions {
   readonly yoga: YogaServerInstance<Record<string, unknown>, Context>;
   readonly services: Services;
   readonly logger: Logger;
-  readonly development: boolean;
   /** The server's error masker, for the errors of channel subscriptions (Yoga masks the others). */
   readonly maskError: MaskError;
 }
@@ -39,21 +39,13 @@ interface OperationRoot {
 }
 
 /** Connection-level state kept for each WebSocket. */
-type SocketExtra = {
+interface SocketExtra extends ConnectionExtra {
+  /** Set once the connection is accepted (`connection_init`). */
   session?: Session;
-};
-
-const SERVER_ONLY_TYPES = new Set(["connection_ack", "next", "error"]);
-
-/** True for a graphql-transport-ws message whose type only servers send. */
-function isServerOnlyMessage(text: string): boolean {
-  if (!/"(connection_ack|next|error)"/.test(text)) return false; // cheap test first: most messages are not
-  try {
-    return SERVER_ONLY_TYPES.has((JSON.parse(text) as { type?: unknown }).type as string);
-  } catch {
-    return false; // not JSON: graphql-ws closes it with 4400 itself
-  }
 }
+
+/** How often each socket is pinged; one that has not answered by the next ping is cut off. */
+const KEEP_ALIVE_MS = 12_000;
 
 function rootOf(args: ExecutionArgs): OperationRoot {
   return args.rootValue as OperationRoot;
@@ -78,78 +70,62 @@ export function serveGraphqlOverWebSocket(httpServer: Server, options: GraphqlWs
   };
   // Plain `channel` subscriptions are delivered by ChannelDelivery; every other operation runs through Yoga's executor.
   const channelDelivery = new ChannelDelivery(services.channels, options.maskError, dropIfSlow);
-  const wsServer = new WebSocketServer({ server: httpServer, path: options.path, maxPayload: env.MAX_WS_MESSAGE_BYTES });
-  // Message types only a server may send are a client's protocol error (4400), not an internal one.
-  wsServer.on("connection", (socket) => {
-    socket.on("message", (data) => {
-      if (isServerOnlyMessage(String(data))) socket.close(4400, "Bad message: this message type is sent by servers");
-    });
-  });
-
-  const graphqlWs = useServer<Record<string, unknown> | undefined, SocketExtra>(
-    {
-      execute: (args) => rootOf(args).execute(args),
-      subscribe: (args) =>
-        channelDelivery.serves(args.document, args.operationName)
-          ? channelDelivery.subscribe(args, rootOf(args).operation)
-          : rootOf(args).subscribe(args),
-      onNext: (ctx) => dropIfSlow(ctx.extra.socket, ctx.extra.session),
-      connectionInitWaitTimeout: env.WS_INIT_TIMEOUT_MS,
-      isProd: !options.development, // close reasons never carry internal error messages in production
-      onConnect: async (ctx) => {
-        const { adminToken, authToken } = ctx.connectionParams ?? {};
-        const isAdmin = isAdminToken(services.adminToken, typeof adminToken === "string" ? adminToken : null);
-        if (adminToken !== undefined && !isAdmin) return false; // closes with 4403 Forbidden
-        let client = anonymousClient();
-        if (authToken !== undefined) {
-          try {
-            client = await services.clientTokens.verify(String(authToken));
-          } catch (error) {
-            logger.debug({ reason: error instanceof Error ? error.message : "unknown" }, "refused a WebSocket client token");
-            return false;
-          }
-        }
-        const socket = ctx.extra.socket;
-        ctx.extra.session = { client, isAdmin, socket: { joins: [], subscriptions: 0, drop: (reason) => drop(socket, client.id, reason) } };
-        return true;
-      },
-      onClose: (ctx) => {
-        if (ctx.extra.session) services.channels.closeSession(ctx.extra.session);
-      },
-      onSubscribe: async (ctx, id, params) => {
-        const session = ctx.extra.session as Session; // set by onConnect before any subscribe is accepted
-        const { schema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({
-          ...ctx,
-          req: ctx.extra.request,
-          socket: ctx.extra.socket,
-          params,
-          session,
-        });
-        let document;
-        let errors: readonly GraphQLError[];
+  const protocol = makeServer<Record<string, unknown> | undefined, SocketExtra>({
+    execute: (args) => rootOf(args).execute(args),
+    subscribe: (args) =>
+      channelDelivery.serves(args.document, args.operationName)
+        ? channelDelivery.subscribe(args, rootOf(args).operation)
+        : rootOf(args).subscribe(args),
+    onNext: (ctx) => dropIfSlow(ctx.extra.socket, ctx.extra.session),
+    connectionInitWaitTimeout: env.WS_INIT_TIMEOUT_MS,
+    onConnect: async (ctx) => {
+      const { adminToken, authToken } = ctx.connectionParams ?? {};
+      const isAdmin = isAdminToken(services.adminToken, typeof adminToken === "string" ? adminToken : null);
+      if (adminToken !== undefined && !isAdmin) return false; // closes with 4403 Forbidden
+      let client = anonymousClient();
+      if (authToken !== undefined) {
         try {
-          document = parse(params.query);
-          errors = validate(schema, document);
+          client = await services.clientTokens.verify(String(authToken));
         } catch (error) {
-          // Parse errors and GraphQL Armor's limits arrive as exceptions: answer them as errors.
-          return [error instanceof GraphQLError ? error : new GraphQLError("Invalid document")];
+          logger.debug({ reason: error instanceof Error ? error.message : "unknown" }, "refused a WebSocket client token");
+          return false;
         }
-        if (errors.length > 0) return errors;
-        const operation: SocketOperation = { socket: ctx.extra.socket, id, session };
-        const args = { schema, document, operationName: params.operationName, variableValues: params.variables };
-        // Channel subscriptions need neither a context nor Yoga's executor: keep neither for as long as they last.
-        if (channelDelivery.serves(document, params.operationName)) return { ...args, contextValue: undefined, rootValue: { operation } };
-        const rootValue: OperationRoot = { execute, subscribe, operation };
-        return { ...args, contextValue: await contextFactory(), rootValue };
-      },
+      }
+      const socket = ctx.extra.socket;
+      ctx.extra.session = { client, isAdmin, socket: { joins: [], subscriptions: 0, drop: (reason) => drop(socket, client.id, reason) } };
+      return true;
     },
-    wsServer,
-  );
-
-  return {
-    close: async () => {
-      await graphqlWs.dispose();
-      wsServer.close();
+    onClose: (ctx) => {
+      if (ctx.extra.session) services.channels.closeSession(ctx.extra.session);
     },
-  };
+    onSubscribe: async (ctx, id, params) => {
+      const session = ctx.extra.session as Session; // set by onConnect before any subscribe is accepted
+      const { schema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({
+        ...ctx,
+        req: ctx.extra.request,
+        socket: ctx.extra.socket,
+        params,
+        session,
+      });
+      let document;
+      let errors: readonly GraphQLError[];
+      try {
+        document = parse(params.query);
+        errors = validate(schema, document);
+      } catch (error) {
+        // Parse errors and GraphQL Armor's limits arrive as exceptions: answer them as errors.
+        return [error instanceof GraphQLError ? error : new GraphQLError("Invalid document")];
+      }
+      if (errors.length > 0) return errors;
+      const operation: SocketOperation = { socket: ctx.extra.socket, id, session };
+      const args = { schema, document, operationName: params.operationName, variableValues: params.variables };
+      // Channel subscriptions need neither a context nor Yoga's executor: keep neither for as long as they last.
+      if (channelDelivery.serves(document, params.operationName)) return { ...args, contextValue: undefined, rootValue: { operation } };
+      const rootValue: OperationRoot = { execute, subscribe, operation };
+      return { ...args, contextValue: await contextFactory(), rootValue };
+    },
+  });
+  const wsServer = new WebSocketServer({ server: httpServer, path: options.path, maxPayload: env.MAX_WS_MESSAGE_BYTES });
+  const transport = carryProtocol(wsServer, protocol, (socket, request) => ({ socket, request }), { logger, keepAliveMs: KEEP_ALIVE_MS });
+  return { close: () => transport.dispose() };
 }

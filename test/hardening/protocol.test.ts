@@ -9,6 +9,7 @@ import WebSocket from "ws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CHANNEL_SUBSCRIPTION, joinBySubscription, SEND_MESSAGE, type TestEvent } from "../helpers/channels.js";
 import { connectWs, httpGraphQL } from "../helpers/graphql.js";
+import { spawnServer } from "../helpers/process.js";
 import { startServer, type TestServer } from "../helpers/server.js";
 
 const PROTOCOL = "graphql-transport-ws";
@@ -216,9 +217,8 @@ describe("graphql-transport-ws abuses close the socket with the protocol's code"
   });
 
   // A client sending a message only the server may send is a protocol error too (the protocol:
-  // "receiving a message of a type or format which is not specified ... 4400"). graphql-ws throws
-  // on these, which closes the socket with 4500 "Internal server error" (with the thrown message as
-  // the reason unless process.env.NODE_ENV is "production") and prints a stack trace to stderr.
+  // "receiving a message of a type or format which is not specified ... 4400"). graphql-ws's own
+  // message handling throws on these, which would close the socket with 4500 "Internal server error".
   describe("server-to-client message types sent by a client", () => {
     const serverOnly: [string, string][] = [
       ["connection_ack", JSON.stringify({ type: "connection_ack" })],
@@ -355,5 +355,39 @@ describe("clients that go away mid-subscription", () => {
     const left = events.filter((event) => event.action === "LEAVE").map((event) => event.client.id).sort();
     expect(left).toEqual(joined);
     await expectServerServes();
+  });
+});
+
+describe("the server's log", () => {
+  it("records a client's protocol mistakes as no error of the server's, and prints nothing outside its JSON log", { timeout: 30_000 }, async () => {
+    const child = await spawnServer({ MAX_WS_MESSAGE_BYTES: "2048" });
+    const open = async () => {
+      const socket = new WebSocket(child.wsUrl, PROTOCOL);
+      await new Promise((resolve) => socket.once("open", resolve));
+      socket.send(INIT);
+      await new Promise((resolve) => socket.once("message", resolve)); // connection_ack
+      return socket;
+    };
+    const closeCode = (socket: WebSocket) => new Promise<number>((resolve) => socket.once("close", resolve));
+    const mistakes: [string | Buffer, number][] = [
+      ["z".repeat(4096), 1009],
+      [JSON.stringify({ type: "next", id: "1", payload: { data: null } }), 4400],
+      [JSON.stringify({ type: "connection_ack" }), 4400],
+      ["{nope", 4400],
+      [Buffer.from([0xff, 0x00]), 4400],
+    ];
+    for (const [frame, code] of mistakes) {
+      const socket = await open();
+      const closed = closeCode(socket);
+      socket.send(frame);
+      expect(await closed).toBe(code);
+    }
+    expect((await httpGraphQL(child.httpUrl, "{ __typename }")).status).toBe(200);
+    const lines = child.output().trim().split("\n");
+    expect(lines.some((line) => line.includes('"msg":"listening on'))).toBe(true);
+    for (const line of lines) {
+      const entry = JSON.parse(line) as { level: number; msg: string }; // every line is pino JSON
+      expect(entry.level, entry.msg).toBeLessThan(40); // nothing at warn or above
+    }
   });
 });

@@ -1,0 +1,94 @@
+import type { IncomingMessage } from "node:http";
+import { CloseCode, handleProtocols, type Server as ProtocolServer } from "graphql-ws";
+import type { WebSocket, WebSocketServer } from "ws";
+import type { Logger } from "../logger.js";
+
+/** What the protocol server keeps for each connection. */
+export interface ConnectionExtra {
+  readonly socket: WebSocket;
+  readonly request: IncomingMessage;
+}
+
+/** Settings of {@link carryProtocol}. */
+export interface TransportOptions {
+  readonly logger: Logger;
+  /** How often each socket is pinged; one that has not answered by the next ping is cut off. */
+  readonly keepAliveMs: number;
+}
+
+const SERVER_ONLY_TYPES = new Set(["connection_ack", "next", "error"]);
+
+/** True for a graphql-transport-ws message whose type only servers send. */
+function isServerOnlyMessage(text: string): boolean {
+  if (!/"(connection_ack|next|error)"/.test(text)) return false; // cheap test first: most messages are not
+  try {
+    return SERVER_ONLY_TYPES.has((JSON.parse(text) as { type?: unknown }).type as string);
+  } catch {
+    return false; // not JSON: the protocol server closes it with 4400 itself
+  }
+}
+
+/**
+ * Carries a graphql-ws protocol server over the sockets of a `ws` server: what graphql-ws's own
+ * adapter (`graphql-ws/use/ws`) does, with these differences. Everything is logged through the
+ * server's logger, never the console, and a client's mistakes are not logged as the server's: a
+ * frame over the size limit is closed by `ws` with 1009, and a message type only servers send is a
+ * bad message (4400), not an internal error (4500). A write to a socket that has just gone away is
+ * not an error either: its close ends its operations.
+ */
+export function carryProtocol<Extra extends ConnectionExtra>(
+  wsServer: WebSocketServer,
+  protocol: ProtocolServer<Extra>,
+  extraFor: (socket: WebSocket, request: IncomingMessage) => Extra,
+  { logger, keepAliveMs }: TransportOptions,
+): { dispose(): Promise<void> } {
+  wsServer.options.handleProtocols = handleProtocols;
+  // The HTTP server's own errors (such as a port in use) reach the caller of listen().
+  wsServer.on("error", (error) => logger.debug({ err: error }, "WebSocket server error"));
+
+  wsServer.on("connection", (socket, request) => {
+    // `ws` has already closed the socket with the matching code (1009 too big, 1002 malformed frame).
+    socket.on("error", (error) => logger.debug({ reason: error.message }, "closed a WebSocket on a protocol error"));
+
+    let answered = true;
+    const keepAlive = setInterval(() => {
+      if (!answered) return void socket.terminate();
+      answered = false;
+      socket.ping();
+    }, keepAliveMs);
+    socket.on("pong", () => (answered = true));
+
+    const closed = protocol.opened(
+      {
+        protocol: socket.protocol,
+        send: (data) =>
+          new Promise<void>((resolve) => {
+            if (socket.readyState !== socket.OPEN) return resolve();
+            socket.send(data, () => resolve());
+          }),
+        close: (code, reason) => socket.close(code, reason),
+        onMessage: (handle) =>
+          socket.on("message", (data) => {
+            const text = String(data);
+            if (isServerOnlyMessage(text)) return socket.close(CloseCode.BadRequest, "Bad message: this message type is sent by servers");
+            handle(text).catch((error: unknown) => {
+              logger.error({ err: error }, "could not handle a WebSocket message");
+              socket.close(CloseCode.InternalServerError, "Internal server error");
+            });
+          }),
+      },
+      extraFor(socket, request),
+    );
+    socket.once("close", (code, reason) => {
+      clearInterval(keepAlive);
+      closed(code, String(reason)).catch((error: unknown) => logger.error({ err: error }, "could not end a WebSocket's operations"));
+    });
+  });
+
+  return {
+    dispose: async () => {
+      for (const client of wsServer.clients) client.close(1001, "Going away");
+      await new Promise<void>((resolve) => wsServer.close(() => resolve()));
+    },
+  };
+}
