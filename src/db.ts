@@ -22,6 +22,19 @@ export interface Database {
   close(): Promise<void>;
 }
 
+/** Prisma's codes for a database it cannot reach, or that dropped or timed out the connection. */
+const UNREACHABLE_CODES = new Set(["P1001", "P1002", "P1008", "P1017"]);
+
+/**
+ * True when an error means the database could not be reached (down, restarting, too slow), as
+ * opposed to a query that failed: such errors go away by themselves and are worth retrying.
+ */
+export function isDatabaseUnreachable(error: unknown): boolean {
+  if (typeof error !== "object" || error === null) return false;
+  const { name, code } = error as { name?: unknown; code?: unknown };
+  return name === "PrismaClientInitializationError" || (typeof code === "string" && UNREACHABLE_CODES.has(code));
+}
+
 /** The folder holding package.json, found from this module's location (works from src/ and dist/). */
 export const projectRoot: string = (() => {
   let dir = dirname(fileURLToPath(import.meta.url));

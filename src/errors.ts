@@ -32,6 +32,7 @@ export const ErrorCode = {
   PayloadTooLarge: "PAYLOAD_TOO_LARGE",
   RateLimited: "RATE_LIMITED",
   SlowConsumer: "SLOW_CONSUMER",
+  ServiceUnavailable: "SERVICE_UNAVAILABLE",
 } as const;
 
 /** Shorthand for a `BAD_USER_INPUT` error. */

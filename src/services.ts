@@ -98,7 +98,10 @@ export async function createServices(env: Env, logger: Logger): Promise<Services
   const redis = env.REDIS_URL ? new RedisConnection(env.REDIS_URL, env.REDIS_PREFIX, logger) : null;
   let presence: PresenceTracker;
   const membership = new Membership();
-  const initialSeq = (channel: string) => history.lastSeq(channel);
+  const historyKept = (channel: string) => (channelConfigs.configFor(channel) ?? defaults).history;
+  // A channel's numbering resumes from its stored history; one that keeps none starts from 0 without
+  // asking the database, so its messages flow even while the database is unreachable.
+  const initialSeq = async (channel: string) => (historyKept(channel) > 0 ? history.lastSeq(channel) : 0);
   let bus: { pubsub: ReturnType<typeof createChannelPubSub>; listening: () => Promise<void>; sequence: LocalSequence | RedisSequence };
   if (redis) {
     try {
@@ -130,7 +133,7 @@ export async function createServices(env: Env, logger: Logger): Promise<Services
     bus.pubsub,
     new ChannelSequencer(bus.sequence),
     history,
-    (channel) => (channelConfigs.configFor(channel) ?? defaults).history,
+    historyKept,
   ).use(createTriggerMiddleware(triggers, triggerRuns, runOptions));
   const channels = new ChannelService({
     publisher,

@@ -1,4 +1,8 @@
+import { execFile, execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { chownSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import pg from "pg";
 import { describe, inject } from "vitest";
 
@@ -89,5 +93,69 @@ export async function createDatabaseFrom(template: string): Promise<{ url: strin
   return {
     url: databaseUrl(name),
     drop: () => withClient(POSTGRES_BASE_URL, (client) => client.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`)).then(() => {}),
+  };
+}
+
+/** A PostgreSQL server of a test's own, which the test may stop and start again. */
+export interface PrivatePostgres {
+  /** The `postgres` database of this server. */
+  readonly url: string;
+  /** Stops the server at once, as a crash would (`pg_ctl stop -m immediate`). */
+  stop(): Promise<void>;
+  /** Starts it again on the same port and data. */
+  start(): Promise<void>;
+  /** Stops it and deletes its data. */
+  destroy(): Promise<void>;
+}
+
+const run = (command: string, args: string[]) =>
+  new Promise<void>((resolve, reject) => {
+    execFile(command, args, (error, _stdout, stderr) => (error ? reject(new Error(`${command} ${args.join(" ")}: ${stderr || error.message}`)) : resolve()));
+  });
+
+/**
+ * Whether this machine can run a {@link startPrivatePostgres} server: PostgreSQL's `initdb` and
+ * `pg_ctl` on the PATH and, when the tests run as root (which PostgreSQL refuses), `runuser` and a
+ * `postgres` user to run them as. Returns the reason when it cannot.
+ */
+export async function privatePostgresUnavailable(): Promise<string | null> {
+  try {
+    await run("initdb", ["--version"]);
+    await run("pg_ctl", ["--version"]);
+  } catch {
+    return "PostgreSQL's initdb and pg_ctl are not on the PATH";
+  }
+  if (process.getuid?.() !== 0) return null;
+  try {
+    await run("runuser", ["-u", "postgres", "--", "true"]);
+    return null;
+  } catch {
+    return "running as root without a postgres user to run PostgreSQL as";
+  }
+}
+
+/**
+ * Starts a PostgreSQL server of the test's own: `initdb` in a temporary folder, listening on a free
+ * port of 127.0.0.1 only, with trust authentication and without fsync (its data is thrown away).
+ */
+export async function startPrivatePostgres(port: number): Promise<PrivatePostgres> {
+  const folder = mkdtempSync(join(tmpdir(), "realtime-pg-"));
+  const asRoot = process.getuid?.() === 0;
+  if (asRoot) chownSync(folder, Number(execFileSync("id", ["-u", "postgres"]).toString()), Number(execFileSync("id", ["-g", "postgres"]).toString()));
+  const pgRun = (command: string, args: string[]) => (asRoot ? run("runuser", ["-u", "postgres", "--", command, ...args]) : run(command, args));
+  const data = join(folder, "data");
+  await pgRun("initdb", ["-D", data, "-A", "trust", "-U", "postgres", "--no-sync"]);
+  const start = () =>
+    pgRun("pg_ctl", ["-D", data, "-l", join(folder, "log"), "-w", "-o", `-p ${port} -c listen_addresses=127.0.0.1 -k ${folder} -c fsync=off`, "start"]);
+  const stop = () => pgRun("pg_ctl", ["-D", data, "-m", "immediate", "-w", "stop"]);
+  await start();
+  return {
+    url: `postgres://postgres@127.0.0.1:${port}/postgres`,
+    stop,
+    start,
+    destroy: async () => {
+      await stop().catch(() => {});
+      rmSync(folder, { recursive: true, force: true });
+    },
   };
 }
