@@ -34,9 +34,12 @@ describe.skipIf(unavailable !== null)("a PostgreSQL outage", () => {
 
     await database.stop();
     await expect.poll(health, { timeout: 10_000 }).toMatchObject({ status: 503, body: { status: "unavailable", database: "unreachable" } });
-    // Channels without history never touch the database on the way: they keep working.
+    // Channels without history never touch the database on the way: joining and sending keep working.
+    const newcomer = await joinBySubscription(await connectWs(server.wsUrl), "live");
+    expect((await live.subscription.next()).data!.channel).toMatchObject({ action: "JOIN", client: { id: newcomer.join.client.id } });
     expect((await send("live", 2)).data?.sendMessage.delivered).toBe(true);
     expect((await live.subscription.next()).data!.channel.payload).toEqual({ n: 2 });
+    expect((await newcomer.subscription.next()).data!.channel.payload).toEqual({ n: 2 });
     // A message that must be stored first is refused, not half-delivered, and the server says why.
     const refused = await send("kept", 3);
     expect(refused.errors?.[0]).toMatchObject({ message: "The database is unreachable; try again shortly", extensions: { code: "SERVICE_UNAVAILABLE" } });
