@@ -10,7 +10,7 @@ import { ChannelFanout } from "./realtime/fanout.js";
 import { ChannelHistory } from "./realtime/history.js";
 import { Membership } from "./realtime/membership.js";
 import { LocalPresence, type PresenceTracker } from "./realtime/presence.js";
-import { createRedisBus, RedisConnection, RedisInvalidation, RedisPresence, RedisSequence } from "./realtime/redis.js";
+import { createRedisBus, RedisConnection, RedisNotices, RedisPresence, RedisSequence } from "./realtime/redis.js";
 import { ChannelSequencer, LocalSequence } from "./realtime/sequence.js";
 import { createClientTokenVerifier, clientTokenSettingsFromEnv, type ClientTokenVerifier } from "./auth/client-tokens.js";
 import { createChannelPubSub } from "./realtime/pubsub.js";
@@ -102,6 +102,7 @@ export async function createServices(env: Env, logger: Logger): Promise<Services
   // A channel's numbering resumes from its stored history; one that keeps none starts from 0 without
   // asking the database, so its messages flow even while the database is unreachable.
   const initialSeq = async (channel: string) => (historyKept(channel) > 0 ? history.lastSeq(channel) : 0);
+  let notices: RedisNotices | null = null;
   let bus: { pubsub: ReturnType<typeof createChannelPubSub>; listening: () => Promise<void>; sequence: LocalSequence | RedisSequence };
   if (redis) {
     try {
@@ -113,17 +114,10 @@ export async function createServices(env: Env, logger: Logger): Promise<Services
     const { target, listening } = createRedisBus(redis);
     bus = { pubsub: createChannelPubSub(target), listening, sequence: new RedisSequence(redis, initialSeq) };
     presence = new RedisPresence(redis, logger, env.REDIS_PRESENCE_TTL_SECONDS);
-    const invalidation = new RedisInvalidation(redis);
-    triggers.onChange((id) => invalidation.publish({ kind: "trigger", id }));
-    channelConfigs.onChange(() => invalidation.publish({ kind: "channel" }));
-    const reloadAll = () => {
-      logger.info("redis reconnected: reloading triggers and channel settings");
-      Promise.all([triggers.reload(), channelConfigs.reload()]).catch((error: unknown) => logger.error({ err: error }, "reload failed"));
-    };
-    await invalidation.listen((change) => {
-      const applied = change.kind === "trigger" ? triggers.refresh(change.id) : channelConfigs.reload();
-      applied.catch((error: unknown) => logger.error({ err: error }, "could not apply a configuration change"));
-    }, reloadAll);
+    notices = new RedisNotices(redis);
+    const tell = notices.publish.bind(notices);
+    triggers.onChange((id) => tell({ kind: "trigger", id }));
+    channelConfigs.onChange(() => tell({ kind: "channel" }));
   } else {
     bus = { pubsub: createChannelPubSub(), listening: async () => {}, sequence: new LocalSequence(initialSeq) };
     presence = new LocalPresence(membership);
@@ -143,6 +137,7 @@ export async function createServices(env: Env, logger: Logger): Promise<Services
     history,
     presence,
     listening: bus.listening,
+    cluster: notices ? { requestLeave: (channel, clientId, announce) => notices.publish({ kind: "leave", channel, clientId, announce }) } : undefined,
     limits: {
       maxPayloadBytes: env.MAX_PAYLOAD_BYTES,
       maxSubscriptionsPerSocket: env.MAX_SUBSCRIPTIONS_PER_SOCKET,
@@ -152,6 +147,17 @@ export async function createServices(env: Env, logger: Logger): Promise<Services
     },
     logger,
   });
+  if (notices) {
+    const reloadAll = () => {
+      logger.info("redis reconnected: reloading triggers and channel settings");
+      Promise.all([triggers.reload(), channelConfigs.reload()]).catch((error: unknown) => logger.error({ err: error }, "reload failed"));
+    };
+    await notices.listen((notice) => {
+      if (notice.kind === "leave") return channels.leaveHere(notice.channel, notice.clientId, notice.announce);
+      const applied = notice.kind === "trigger" ? triggers.refresh(notice.id) : channelConfigs.reload();
+      applied.catch((error: unknown) => logger.error({ err: error }, "could not apply a configuration change"));
+    }, reloadAll);
+  }
 
   return {
     env,

@@ -18,6 +18,15 @@ export type SendResult = { delivered: true; event: ChannelEvent } | { delivered:
 /** The result of a join: the JOIN event as delivered, or `joined: false` when a trigger dropped it. */
 export type JoinResult = { joined: true; event: ChannelEvent } | { joined: false; event: null };
 
+/** Reaches the other instances of a cluster. */
+export interface ClusterLeaves {
+  /**
+   * Asks every other instance to call {@link ChannelService.leaveHere} for the client; with
+   * `announce`, those where it was a member publish its LEAVE event.
+   */
+  requestLeave(channel: string, clientId: string, announce: boolean): void;
+}
+
 /** A live channel subscription opened with {@link ChannelService.open}. */
 export interface ChannelSubscription {
   /** Stops delivery and leaves the channel. Safe to call twice. */
@@ -37,6 +46,8 @@ export interface ChannelServiceDeps {
   readonly presence: PresenceTracker;
   /** Resolves once the bus delivers to every listener added so far (Redis confirms its SUBSCRIBEs). */
   readonly listening: () => Promise<void>;
+  /** The other instances, when there are any (see {@link ChannelService.leaveHere}). */
+  readonly cluster?: ClusterLeaves;
   readonly limits: ChannelLimits;
   readonly logger: Logger;
 }
@@ -214,18 +225,37 @@ export class ChannelService {
   }
 
   /**
-   * Leaves a channel: undoes every join of the client on it and publishes a LEAVE event (which
-   * triggers may enrich but not refuse). Returns false when the client was not a member.
+   * Leaves a channel: undoes every join of the client on it, on every instance, and publishes a
+   * LEAVE event (which triggers may enrich but not refuse). Returns false when the client was not a
+   * member anywhere.
    */
   async leaveChannel(session: Session, channel: string): Promise<boolean> {
     assertChannelName(channel);
-    if (!this.deps.membership.has(channel, session.client.id)) return false;
     const joins = session.socket?.joins;
     if (joins) for (let i = joins.indexOf(channel); i >= 0; i = joins.indexOf(channel)) joins.splice(i, 1);
-    this.deps.membership.remove(channel, session.client.id, true);
-    this.deps.presence.left(channel, session.client.id);
-    await this.publishLeave(session.client, channel);
-    return true;
+    const { membership, cluster, presence } = this.deps;
+    const here = membership.has(channel, session.client.id);
+    if (here) {
+      membership.remove(channel, session.client.id, true);
+      presence.left(channel, session.client.id);
+      await this.publishLeave(session.client, channel);
+    }
+    if (!cluster) return here;
+    // An authenticated client's joins over HTTP may live on another instance: presence knows them all.
+    const elsewhere = !here && (await presence.list(channel)).some((client) => client.id === session.client.id);
+    if (here || elsewhere) cluster.requestLeave(channel, session.client.id, !here);
+    return here || elsewhere;
+  }
+
+  /**
+   * Undoes every join a client made on this instance of a channel, at another instance's request
+   * (see {@link ChannelService.leaveChannel}); with `announce`, publishes its LEAVE event.
+   */
+  leaveHere(channel: string, clientId: string, announce: boolean): void {
+    const client = this.deps.membership.member(channel, clientId);
+    if (!client || !this.deps.membership.remove(channel, clientId, true)) return;
+    this.deps.presence.left(channel, clientId);
+    if (announce) void this.publishLeave(client, channel);
   }
 
   /** Undoes the joins a WebSocket connection made with `joinChannel`; called when it closes. */

@@ -49,6 +49,11 @@ export class Membership {
     return true;
   }
 
+  /** The client, when it is a member of the channel. */
+  member(channel: string, clientId: string): RealtimeClient | undefined {
+    return this.byChannel.get(channel)?.get(clientId)?.client;
+  }
+
   /** True when the client is a member of the channel. */
   has(channel: string, clientId: string): boolean {
     return this.byChannel.get(channel)?.has(clientId) ?? false;

@@ -174,34 +174,39 @@ export class RedisPresence implements PresenceTracker {
   }
 }
 
-/** A configuration change another instance must apply. */
-export type ConfigChange = { readonly kind: "trigger"; readonly id: string } | { readonly kind: "channel" };
+/**
+ * What one instance tells the others: a configuration change to apply (their caches follow at once),
+ * or a client's leave of a channel, for the instances where it joined.
+ */
+export type ClusterNotice =
+  | { readonly kind: "trigger"; readonly id: string }
+  | { readonly kind: "channel" }
+  | { readonly kind: "leave"; readonly channel: string; readonly clientId: string; readonly announce: boolean };
 
 /**
- * Tells every instance about configuration changes over a Redis pub/sub channel, so their caches
- * follow at once. Notices missed while disconnected are not replayed: after a reconnect, the caller
- * reloads everything.
+ * Carries {@link ClusterNotice}s between instances over a Redis pub/sub channel. Notices missed while
+ * disconnected are not replayed: after a reconnect, the caller reloads its configuration.
  */
-export class RedisInvalidation {
+export class RedisNotices {
   private readonly channel: string;
 
   constructor(private readonly redis: RedisConnection) {
-    this.channel = `${redis.prefix}config-changes`;
+    this.channel = `${redis.prefix}notices`;
   }
 
-  /** Starts listening; `apply` is called for each change, `reloadAll` after every reconnect. */
-  async listen(apply: (change: ConfigChange) => void, reloadAll: () => void): Promise<void> {
+  /** Starts listening; `apply` is called for each notice from another instance, `reloadAll` after every reconnect. */
+  async listen(apply: (notice: ClusterNotice) => void, reloadAll: () => void): Promise<void> {
     this.redis.subscriber.on("message", (channel: string, message: string) => {
       if (channel !== this.channel) return;
-      const parsed = JSON.parse(message) as ConfigChange & { from: string };
+      const parsed = JSON.parse(message) as ClusterNotice & { from: string };
       if (parsed.from !== this.redis.instanceId) apply(parsed);
     });
     this.redis.onReconnect(reloadAll);
     await this.redis.subscriber.subscribe(this.channel);
   }
 
-  /** Announces a change made on this instance. */
-  publish(change: ConfigChange): void {
-    void this.redis.commands.publish(this.channel, JSON.stringify({ ...change, from: this.redis.instanceId })).catch(() => undefined);
+  /** Tells every other instance. */
+  publish(notice: ClusterNotice): void {
+    void this.redis.commands.publish(this.channel, JSON.stringify({ ...notice, from: this.redis.instanceId })).catch(() => undefined);
   }
 }

@@ -1,5 +1,6 @@
 import { spawn } from "node:child_process";
 import { Redis } from "ioredis";
+import { SignJWT } from "jose";
 import { afterAll, expect, it } from "vitest";
 import { connectWs, httpGraphQL, wsGraphQL } from "../helpers/graphql.js";
 import { JOIN_CHANNEL, joinBySubscription, SEND_MESSAGE, type TestEvent } from "../helpers/channels.js";
@@ -85,6 +86,28 @@ describeRedis("several instances over PostgreSQL and Redis", () => {
     await admin(a.httpUrl, `mutation { updateChannel(pattern: "team:*", input: { messaging: NOBODY }) { messaging } }`);
     const refused = await until(() => send(b, "team:2", "x"), (result) => result.errors?.[0]?.extensions?.code === "FORBIDDEN", 5000);
     expect(refused.errors?.[0]?.extensions?.code).toBe("FORBIDDEN");
+  }, 90_000);
+
+  it("lets a client leave through any instance: joined over HTTP on A, left over HTTP on B, one LEAVE, gone from presence everywhere", async () => {
+    const secret = "a-cluster-test-secret-that-is-long-enough";
+    const [a, b] = await pair(REDIS_BASE_URL, { JWT_SECRET: secret, CHANNEL_PRESENCE: "true" });
+    const token = await new SignJWT({}).setProtectedHeader({ alg: "HS256" }).setSubject("roamer").setExpirationTime("1h").sign(new TextEncoder().encode(secret));
+    const watcher = await joinBySubscription(await connectWs(b.wsUrl), "roam");
+    const joined = await httpGraphQL(a.httpUrl, JOIN_CHANNEL, { channel: "roam" }, { token });
+    expect(joined.body.data?.joinChannel.joined).toBe(true);
+    expect((await watcher.subscription.next()).data!.channel).toMatchObject({ action: "JOIN", client: { id: "roamer" } });
+    const members = async (server: ServerProcess) =>
+      (await admin(server.httpUrl, `{ presence(channel: "roam") { id } }`)).data!.presence.map((c: { id: string }) => c.id).sort();
+    await expect.poll(() => members(b)).toEqual(["roamer", watcher.join.client.id].sort());
+
+    const leave = (server: ServerProcess) => httpGraphQL(server.httpUrl, `mutation { leaveChannel(channel: "roam") }`, {}, { token }).then((r) => r.body.data?.leaveChannel);
+    expect(await leave(b)).toBe(true);
+    expect((await watcher.subscription.next()).data!.channel).toMatchObject({ action: "LEAVE", client: { id: "roamer" } });
+    expect(await watcher.subscription.collectFor(300)).toEqual([]); // one LEAVE, not one per instance
+    await expect.poll(() => members(a)).toEqual([watcher.join.client.id]);
+    await expect.poll(() => members(b)).toEqual([watcher.join.client.id]);
+    expect(await leave(b)).toBe(false);
+    expect(await leave(a)).toBe(false);
   }, 90_000);
 
   it("forgets the presence of an instance that died, instead of keeping it forever", async () => {
