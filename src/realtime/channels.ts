@@ -7,6 +7,7 @@ import type { ChannelHistory } from "./history.js";
 import type { Membership } from "./membership.js";
 import type { PresenceTracker } from "./presence.js";
 import type { ChannelFanout, ChannelListener } from "./fanout.js";
+import { closableIterator, emptyStream } from "./iterators.js";
 import type { Publisher } from "./publisher.js";
 import { RateLimiter } from "./rate-limit.js";
 import { MAX_JSON_DEPTH, nestsDeeperThan } from "../validation.js";
@@ -203,25 +204,15 @@ export class ChannelService {
       wake?.();
       return { done: true, value: undefined };
     };
-    // An explicit iterator rather than a generator: `return()` must clean up even before the first `next()`.
-    const stream: AsyncIterableIterator<ChannelEvent> = {
-      next: async () => {
-        while (open && queue.length === 0) await new Promise<void>((resolve) => (wake = resolve));
-        wake = null;
-        if (overflowed) {
-          throw new AppError(ErrorCode.SlowConsumer, `Too slow: more than ${maxQueuedEvents} events were waiting for this subscription`);
-        }
-        const event = queue.shift();
-        return open && event ? { done: false, value: event } : close();
-      },
-      return: close,
-      throw: async (error) => {
-        await close();
-        throw error;
-      },
-      [Symbol.asyncIterator]: () => stream,
-    };
-    return stream;
+    return closableIterator(async () => {
+      while (open && queue.length === 0) await new Promise<void>((resolve) => (wake = resolve));
+      wake = null;
+      if (overflowed) {
+        throw new AppError(ErrorCode.SlowConsumer, `Too slow: more than ${maxQueuedEvents} events were waiting for this subscription`);
+      }
+      const event = queue.shift();
+      return open && event ? { done: false, value: event } : close();
+    }, close);
   }
 
   /**
@@ -368,5 +359,3 @@ function replayCount(options: unknown, rules: ChannelRules): number {
   }
   return Math.min(wanted, rules.history);
 }
-
-async function* emptyStream(): AsyncGenerator<never> {}

@@ -14,6 +14,7 @@ import {
 } from "graphql";
 import type { WebSocket } from "ws";
 import type { ChannelService } from "../realtime/channels.js";
+import { closableIterator, emptyStream } from "../realtime/iterators.js";
 import type { ChannelEvent, Session } from "../realtime/types.js";
 
 /** Turns an error into what a client may see (the server's error masker). */
@@ -189,27 +190,16 @@ function untilClosed(onReturn: () => void): AsyncIterableIterator<never> {
   let finish: (() => void) | null = null;
   let closed = false;
   const finished = new Promise<void>((resolve) => (finish = resolve));
-  const close = async (): Promise<IteratorReturnResult<undefined>> => {
-    if (!closed) {
-      closed = true;
-      onReturn();
-      finish?.();
-    }
-    return { done: true, value: undefined };
-  };
-  const iterator: AsyncIterableIterator<never> = {
-    next: async () => {
-      await finished;
-      return { done: true, value: undefined };
+  const done = { done: true, value: undefined } as const;
+  return closableIterator(
+    () => finished.then(() => done),
+    async () => {
+      if (!closed) {
+        closed = true;
+        onReturn();
+        finish?.();
+      }
+      return done;
     },
-    return: close,
-    throw: async (error) => {
-      await close();
-      throw error;
-    },
-    [Symbol.asyncIterator]: () => iterator,
-  };
-  return iterator;
+  );
 }
-
-async function* emptyStream(): AsyncGenerator<never> {}
