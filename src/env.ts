@@ -64,6 +64,8 @@ const EnvSchema = z.object({
   MAX_CHANNELS_PER_CLIENT: z.coerce.number().int().min(1).default(128),
   /** Messages one client may send per second. */
   MAX_MESSAGES_PER_SECOND: z.coerce.number().min(0.1).default(50),
+  /** How often each WebSocket is pinged; one that has not answered by the next ping is cut off. */
+  WS_KEEPALIVE_MS: z.coerce.number().int().min(100).default(12_000),
   /** Time a new WebSocket has to send connection_init (then it is closed with 4408). */
   WS_INIT_TIMEOUT_MS: z.coerce.number().int().min(100).default(3000),
   /** Time shutdown waits for in-flight sends before closing sockets. */

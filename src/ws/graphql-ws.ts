@@ -44,9 +44,6 @@ interface SocketExtra extends ConnectionExtra {
   session?: Session;
 }
 
-/** How often each socket is pinged; one that has not answered by the next ping is cut off. */
-const KEEP_ALIVE_MS = 12_000;
-
 function rootOf(args: ExecutionArgs): OperationRoot {
   return args.rootValue as OperationRoot;
 }
@@ -126,6 +123,6 @@ export function serveGraphqlOverWebSocket(httpServer: Server, options: GraphqlWs
     },
   });
   const wsServer = new WebSocketServer({ server: httpServer, path: options.path, maxPayload: env.MAX_WS_MESSAGE_BYTES });
-  const transport = carryProtocol(wsServer, protocol, (socket, request) => ({ socket, request }), { logger, keepAliveMs: KEEP_ALIVE_MS });
+  const transport = carryProtocol(wsServer, protocol, (socket, request) => ({ socket, request }), { logger, keepAliveMs: env.WS_KEEPALIVE_MS });
   return { close: () => transport.dispose() };
 }

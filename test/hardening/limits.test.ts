@@ -168,6 +168,32 @@ describe("slow consumers", () => {
   });
 });
 
+describe("dead peers", () => {
+  it("cuts off a WebSocket that stops answering pings (checked every WS_KEEPALIVE_MS), and its client leaves; a live one stays", async () => {
+    const server = await startServer({ WS_KEEPALIVE_MS: "200" });
+    const watcher = await joinBySubscription(await connectWs(server.wsUrl), "limits");
+    const open = async (autoPong: boolean) => {
+      const socket = new WebSocket(server.wsUrl, "graphql-transport-ws", { autoPong });
+      const frames: { type: string; payload?: any }[] = [];
+      socket.on("message", (data) => frames.push(JSON.parse(String(data))));
+      await new Promise((resolve) => socket.once("open", resolve));
+      socket.send(JSON.stringify({ type: "connection_init" }));
+      await expect.poll(() => frames.some((frame) => frame.type === "connection_ack")).toBe(true);
+      socket.send(JSON.stringify({ id: "1", type: "subscribe", payload: { query: CHANNEL_SUBSCRIPTION, variables: { name: "limits" } } }));
+      await expect.poll(() => frames.some((frame) => frame.type === "next")).toBe(true);
+      await watcher.subscription.next(); // its JOIN
+      return { socket, clientId: frames.find((frame) => frame.type === "next")!.payload.data.channel.client.id as string };
+    };
+    const silent = await open(false);
+    const alive = await open(true);
+    const closed = new Promise((resolve) => silent.socket.once("close", resolve));
+    expect((await watcher.subscription.next()).data!.channel).toMatchObject({ action: "LEAVE", client: { id: silent.clientId } });
+    await closed;
+    await new Promise((resolve) => setTimeout(resolve, 600)); // three more pings
+    expect(alive.socket.readyState).toBe(WebSocket.OPEN);
+  });
+});
+
 describe("GraphQL hardening", () => {
   it("limits aliases and tokens at n and n+1, over HTTP and the WebSocket", async () => {
     const server = await startServer({ GRAPHQL_MAX_ALIASES: "2", GRAPHQL_MAX_TOKENS: "120" });
