@@ -99,7 +99,6 @@ export function serveGraphqlOverWebSocket(httpServer: Server, options: GraphqlWs
       const session = ctx.extra.session as Session; // set by onConnect before any subscribe is accepted
       const { schema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({
         ...ctx,
-        req: ctx.extra.request,
         socket: ctx.extra.socket,
         params,
         session,
@@ -123,6 +122,6 @@ export function serveGraphqlOverWebSocket(httpServer: Server, options: GraphqlWs
     },
   });
   const wsServer = new WebSocketServer({ server: httpServer, path: options.path, maxPayload: env.MAX_WS_MESSAGE_BYTES });
-  const transport = carryProtocol(wsServer, protocol, (socket, request) => ({ socket, request }), { logger, keepAliveMs: env.WS_KEEPALIVE_MS });
+  const transport = carryProtocol(wsServer, protocol, (socket) => ({ socket }), { logger, keepAliveMs: env.WS_KEEPALIVE_MS });
   return { close: () => transport.dispose() };
 }

@@ -3,10 +3,13 @@ import { CloseCode, handleProtocols, type Server as ProtocolServer } from "graph
 import type { WebSocket, WebSocketServer } from "ws";
 import type { Logger } from "../logger.js";
 
-/** What the protocol server keeps for each connection. */
+/**
+ * What the protocol server keeps for each connection: its socket. Not the upgrade request, which
+ * would stay in memory (headers and all) for as long as the connection lasts; whatever a connection
+ * needs from it is read when it opens.
+ */
 export interface ConnectionExtra {
   readonly socket: WebSocket;
-  readonly request: IncomingMessage;
 }
 
 /** Settings of {@link carryProtocol}. */
