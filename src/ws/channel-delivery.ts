@@ -8,7 +8,6 @@ import {
   getOperationAST,
   getVariableValues,
   GraphQLError,
-  type GraphQLSchema,
   Kind,
   locatedError,
 } from "graphql";

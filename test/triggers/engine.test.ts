@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { DEFAULT_RUN_TIMEOUT_MS, runStack, type RunOptions, type StackRunResult, type TriggerInput } from "../../src/triggers/engine.js";
+import { runStack, type RunOptions, type StackRunResult, type TriggerInput } from "../../src/triggers/engine.js";
 import { compileStack, type StackLimits } from "../../src/triggers/stack.js";
 import type { WebhookClient, WebhookRequest } from "../../src/triggers/webhook.js";
 
