@@ -25,7 +25,6 @@
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { cpus, tmpdir, totalmem, release } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { createInterface } from "node:readline";
@@ -34,6 +33,7 @@ import type { IdleConfig, IdleResult, LadderConfig, LadderResult, StepResult } f
 import { profileMarkdown, readProfile, summarizeProfile } from "./profile-summary.js";
 import { machineBusySeconds, SYSTEM_NAMES, sleep, unrefSleep, type SystemId } from "./shared.js";
 import { BENCH_STACK, type TriggerCostResult } from "./trigger-cost.js";
+import { freePort } from "../test/helpers/net.js";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const RESULTS = join(ROOT, "bench", "results");
@@ -123,17 +123,6 @@ process.once("SIGINT", () => {
   process.exit(130);
 });
 process.once("exit", cleanup);
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 // ---------------------------------------------------------------------------------------------
 // Servers

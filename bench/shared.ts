@@ -90,15 +90,6 @@ export function processRssBytes(pid: number): number {
   return Number(match[1]) * 1024;
 }
 
-/** The CPU cores this process may run on (/proc/self/status Cpus_allowed_list), for the report. */
-export function allowedCpus(pid: number | "self" = "self"): string {
-  try {
-    return /^Cpus_allowed_list:\s+(\S+)/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? "?";
-  } catch {
-    return "?";
-  }
-}
-
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /** Like {@link sleep}, but does not keep the process alive (for timeouts raced against work). */

@@ -22,12 +22,13 @@
  */
 import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { availableParallelism, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createClient, type Client } from "graphql-ws";
 import WebSocket from "ws";
+import { freePort } from "../test/helpers/net.js";
+import { processCpuSeconds, processRssBytes } from "./shared.js";
 
 // ---------------------------------------------------------------------------------------------
 // Settings
@@ -86,32 +87,10 @@ async function within<T>(promise: Promise<T>, ms: number, what: string): Promise
   }
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((done, fail) => {
-    const probe = createServer();
-    probe.once("error", fail);
-    probe.listen(0, "127.0.0.1", () => {
-      const { port } = probe.address() as { port: number };
-      probe.close(() => done(port));
-    });
-  });
-}
-
-function rssBytes(pid: number): number | null {
+/** A reading of /proc, or null once the process is gone. */
+function orNull(read: (pid: number) => number, pid: number): number | null {
   try {
-    const match = /^VmRSS:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
-    return match ? Number(match[1]) * 1024 : null;
-  } catch {
-    return null;
-  }
-}
-
-/** User + system CPU seconds of a process (/proc/<pid>/stat, in clock ticks of 1/100 s). */
-function cpuSeconds(pid: number): number | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return (Number(fields[11]) + Number(fields[12])) / 100;
+    return read(pid);
   } catch {
     return null;
   }
@@ -189,7 +168,7 @@ async function startServer(): Promise<ServerProcess> {
   const onLine = (line: string) => {
     if (line.startsWith("SOAK_PROBE ")) {
       const sample = JSON.parse(line.slice("SOAK_PROBE ".length)) as ProbeSample;
-      sample.procRss = rssBytes(child.pid!);
+      sample.procRss = orNull(processRssBytes, child.pid!);
       samples.push(sample);
       if (sample.reason === "signal") sampleWaiters.splice(0).forEach((waiter) => waiter(sample));
       return;
@@ -656,7 +635,7 @@ async function main(): Promise<void> {
   console.log(`start: heap used ${mib(start?.memory.heapUsed)} MiB after GC, RSS ${mib(start?.procRss)} MiB, ${start?.activeResources.total} active resources`);
 
   const loadBefore = machineLoad();
-  const serverCpuBefore = cpuSeconds(server.child.pid!);
+  const serverCpuBefore = orNull(processCpuSeconds, server.child.pid!);
   const ownCpuBefore = process.cpuUsage();
   const startedAt = Date.now();
   const deadline = startedAt + SECONDS * 1000;
@@ -673,7 +652,7 @@ async function main(): Promise<void> {
   clearInterval(progress);
   const trafficSeconds = (Date.now() - startedAt) / 1000;
   const loadAfter = machineLoad();
-  const serverCpu = (cpuSeconds(server.child.pid!) ?? NaN) - (serverCpuBefore ?? NaN);
+  const serverCpu = (orNull(processCpuSeconds, server.child.pid!) ?? NaN) - (serverCpuBefore ?? NaN);
   const ownCpuUsage = process.cpuUsage(ownCpuBefore);
   const ownCpu = (ownCpuUsage.user + ownCpuUsage.system) / 1e6;
 

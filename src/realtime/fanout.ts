@@ -49,11 +49,6 @@ export class ChannelFanout {
     void feed.events.return?.();
   }
 
-  /** Channels with at least one listener on this instance. */
-  get channelCount(): number {
-    return this.feeds.size;
-  }
-
   private async pump(channel: string, feed: ChannelFeed): Promise<void> {
     try {
       // The first next() subscribes to the bus at once, before any join is published.

@@ -1,7 +1,7 @@
 import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
-import { createServer } from "node:net";
 import { afterAll } from "vitest";
 import { projectRoot } from "../../src/db.js";
+export { freePort } from "./net.js";
 import { ADMIN_TOKEN, freshDataDir } from "./server.js";
 
 /** A server running as its own process (`node --import tsx src/main.ts`). */
@@ -53,16 +53,4 @@ export async function spawnServer(env: Record<string, string> = {}): Promise<Ser
   };
   running.add(server);
   return server;
-}
-
-/** A TCP port that was free a moment ago on 127.0.0.1. */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once("error", reject);
-    probe.listen(0, "127.0.0.1", () => {
-      const { port } = probe.address() as { port: number };
-      probe.close(() => resolve(port));
-    });
-  });
 }

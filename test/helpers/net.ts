@@ -1,0 +1,13 @@
+import { createServer } from "node:net";
+
+/** A TCP port that was free a moment ago on 127.0.0.1 (for tests, the benchmark and the soak test). */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once("error", reject);
+    probe.listen(0, "127.0.0.1", () => {
+      const { port } = probe.address() as { port: number };
+      probe.close(() => resolve(port));
+    });
+  });
+}
