@@ -25,7 +25,10 @@ export interface RunRecorderOptions {
   readonly keepPerTrigger: number;
   /** How often buffered runs are written, in milliseconds. */
   readonly flushIntervalMs: number;
-  /** Buffered runs beyond which new ones are not kept until the next write (counted as discarded). */
+  /**
+   * Buffered runs at most. When full, runs that a write would skip anyway (beyond the newest
+   * `keepPerTrigger` of a trigger) are shed first; only if that frees nothing is a new run discarded.
+   */
   readonly maxBuffered: number;
 }
 
@@ -38,8 +41,6 @@ export class TriggerRunRecorder {
   private buffer: TriggerRunRecord[] = [];
   private writing: Promise<void> = Promise.resolve();
   private readonly timer: NodeJS.Timeout;
-  /** Runs not kept because the buffer was full (the database could not keep up). */
-  discarded = 0;
 
   constructor(
     private readonly prisma: Prisma,
@@ -53,8 +54,8 @@ export class TriggerRunRecorder {
   /** Buffers a run for writing. */
   record(run: Omit<TriggerRunRecord, "id" | "createdAt">): void {
     if (this.buffer.length >= this.options.maxBuffered) {
-      this.discarded += 1;
-      return;
+      this.buffer = this.newestPerTrigger(this.buffer);
+      if (this.buffer.length >= this.options.maxBuffered) return; // more busy triggers than the buffer holds
     }
     this.buffer.push({ ...run, id: sortableId(), createdAt: new Date() });
   }
