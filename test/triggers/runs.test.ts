@@ -2,7 +2,7 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { openDatabase, type Database } from "../../src/db.js";
 import { createLogger } from "../../src/logger.js";
-import { TriggerRunRecorder } from "../../src/triggers/runs.js";
+import { type TriggerRunRecord, TriggerRunRecorder } from "../../src/triggers/runs.js";
 import { freshDataDir } from "../helpers/server.js";
 
 const databases: Database[] = [];
@@ -21,8 +21,15 @@ async function recorder(options: { keepPerTrigger: number; maxBuffered: number }
   return new TriggerRunRecorder(db.prisma, createLogger("silent"), { ...options, flushIntervalMs: 60_000 });
 }
 
-const run = (triggerId: string, n: number) =>
-  ({ triggerId, action: "MESSAGE", channel: "c", outcome: "DELIVERED", durationMs: n, error: null, log: [] }) as const;
+const run = (triggerId: string, n: number): Omit<TriggerRunRecord, "id" | "createdAt"> => ({
+  triggerId,
+  action: "MESSAGE",
+  channel: "c",
+  outcome: "DELIVERED",
+  durationMs: n,
+  error: null,
+  log: [],
+});
 
 describe("the trigger run recorder", () => {
   it("keeps the newest runs of every trigger when more arrive than its buffer holds", async () => {
