@@ -254,6 +254,16 @@ export class ChannelService {
     for (const channel of session.socket?.joins.splice(0) ?? []) this.removeMember(session.client, channel);
   }
 
+  /**
+   * What this instance holds right now: channels with members, memberships, channels the bus feeds
+   * and the listeners it feeds. Every one of them returns to 0 once every connection has closed.
+   */
+  stats(): { channels: number; memberships: number; feeds: number; listeners: number } {
+    const { channels, memberships } = this.deps.membership.counts();
+    const fed = this.deps.fanout.counts();
+    return { channels, memberships, feeds: fed.channels, listeners: fed.listeners };
+  }
+
   /** The latest messages of a channel, oldest first, for callers allowed to listen to it. */
   async history(session: Session, channel: string, last: number): Promise<ChannelEvent[]> {
     const rules = this.authorize(session, channel, "listen");

@@ -49,6 +49,13 @@ export class ChannelFanout {
     void feed.events.return?.();
   }
 
+  /** How many channels have listeners here, and how many listeners there are in all. */
+  counts(): { channels: number; listeners: number } {
+    let listeners = 0;
+    for (const feed of this.feeds.values()) listeners += feed.listeners.size;
+    return { channels: this.feeds.size, listeners };
+  }
+
   private async pump(channel: string, feed: ChannelFeed): Promise<void> {
     try {
       // The first next() subscribes to the bus at once, before any join is published.

@@ -64,6 +64,13 @@ export class Membership {
     return [...(this.byChannel.get(channel)?.values() ?? [])].map((member) => member.client);
   }
 
+  /** How many channels have members, and how many memberships there are in all. */
+  counts(): { channels: number; memberships: number } {
+    let memberships = 0;
+    for (const members of this.byChannel.values()) memberships += members.size;
+    return { channels: this.byChannel.size, memberships };
+  }
+
   /** How many channels a client is a member of. */
   channelCount(clientId: string): number {
     return this.byClient.get(clientId)?.size ?? 0;
