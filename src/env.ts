@@ -76,6 +76,8 @@ const EnvSchema = z.object({
   GRAPHQL_MAX_DIRECTIVES: z.coerce.number().int().min(0).default(50),
   GRAPHQL_MAX_TOKENS: z.coerce.number().int().min(100).default(5000),
   GRAPHQL_MAX_COST: z.coerce.number().int().min(100).default(5000),
+  /** Bearer token a Prometheus scrape of GET /metrics must send; unset leaves /metrics open. */
+  METRICS_TOKEN: z.string().min(16, "must be at least 16 characters").optional(),
   /** Comma-separated origins allowed by CORS, or `*`. */
   CORS_ORIGINS: z.string().default("*"),
   /** Signing secret for the requests of trigger `http` steps (Standard Webhooks, `whsec_...`); unset disables http steps. */

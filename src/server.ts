@@ -2,12 +2,14 @@ import { createServer, type IncomingMessage, type ServerResponse } from "node:ht
 import type { AddressInfo } from "node:net";
 import { GraphQLError } from "graphql";
 import { createYoga, type YogaInitialContext } from "graphql-yoga";
+import { renderGraphiQL } from "@graphql-yoga/render-graphiql";
 import { bearerToken, isAdminToken } from "./auth/admin-token.js";
 import { anonymousClient } from "./auth/client-tokens.js";
 import type { Env } from "./env.js";
 import { AppError } from "./errors.js";
 import { createWebHandler } from "./http/web.js";
 import { hardeningPlugins } from "./http/plugins.js";
+import { createOperationsHandler } from "./http/operations.js";
 import type { Logger } from "./logger.js";
 import type { RealtimeClient, Session } from "./realtime/types.js";
 import type { Context } from "./schema/builder.js";
@@ -66,6 +68,7 @@ export async function createApp(env: Env, logger: Logger): Promise<App> {
     schema,
     graphqlEndpoint: GRAPHQL_PATH,
     graphiql: env.GRAPHIQL ? { subscriptionsProtocol: "WS", title: "Realtime channels" } : false,
+    renderGraphiQL, // served from the package: no CDN, works offline
     landingPage: false,
     healthCheckEndpoint: false as unknown as string,
     logging: {
@@ -78,7 +81,7 @@ export async function createApp(env: Env, logger: Logger): Promise<App> {
         args.some((arg) => arg instanceof GraphQLError) ? logger.debug(args.join(" ")) : logger.error(args.join(" ")),
     },
     maskedErrors: { maskError },
-    plugins: hardeningPlugins(env, development),
+    plugins: [...hardeningPlugins(env, development), services.metrics.yogaPlugin()],
     cors: { origin: env.CORS_ORIGINS === "*" ? "*" : env.CORS_ORIGINS.split(",").map((origin) => origin.trim()) },
     context: async (initial): Promise<Context> => {
       const socketSession = (initial as { session?: Session }).session;
@@ -102,6 +105,7 @@ export async function createApp(env: Env, logger: Logger): Promise<App> {
 
   const web = createWebHandler({ development, logger });
   let draining = false;
+  const operations = createOperationsHandler(services, () => draining); // /metrics, /ready, GET /
   const activeRequests = new Set<ServerResponse>();
   const httpServer = createServer((req: IncomingMessage, res: ServerResponse) => {
     activeRequests.add(res);
@@ -114,11 +118,13 @@ export async function createApp(env: Env, logger: Logger): Promise<App> {
       });
       return;
     }
+    if (operations(req, res)) return;
     if (refuseLargeBody(req, res, env.MAX_HTTP_BODY_BYTES)) return;
     if (web(req, res)) return; // /demo, /admin and their /assets/
     void yoga.handle(req, res);
   });
 
+  services.metrics.watch(httpServer, GRAPHQL_PATH);
   const webSockets = serveGraphqlOverWebSocket(httpServer, {
     path: GRAPHQL_PATH,
     yoga,

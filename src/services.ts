@@ -22,6 +22,9 @@ import { createTriggerMiddleware, runTrigger } from "./triggers/middleware.js";
 import { TriggerRunRecorder } from "./triggers/runs.js";
 import { TriggerStore } from "./triggers/store.js";
 import { createWebhookClient } from "./triggers/webhook.js";
+import { Metrics } from "./observability/metrics.js";
+import { countTriggerRuns, countWebhookCalls } from "./observability/instrument.js";
+import { type ActiveChannel, listActiveChannels } from "./realtime/active-channels.js";
 
 /** Everything the transport and schema layers call into; built once per server. */
 export interface Services {
@@ -43,6 +46,10 @@ export interface Services {
   health(): Promise<{ healthy: boolean; database: "ok" | "unreachable"; redis?: "ok" | "unreachable" }>;
   readonly version: string;
   readonly startedAt: Date;
+  /** The Prometheus metrics (GET /metrics). */
+  readonly metrics: Metrics;
+  /** Channels with members on this instance, for the admin's live view. */
+  activeChannels(prefix: string, first: number): Promise<ActiveChannel[]>;
   /** Releases what the services hold (database connections). */
   close(): Promise<void>;
 }
@@ -69,12 +76,17 @@ export async function createServices(env: Env, logger: Logger): Promise<Services
     logger.warn({ path: join(env.DATA_DIR, "admin-token") }, "ADMIN_TOKEN is not set: generated an admin token and stored it in this file");
   }
 
-  const webhooks = env.WEBHOOK_SECRET
+  const metrics = new Metrics({
+    channelsWithMembers: () => membership.counts().channels,
+    subscriptions: () => fanout.listenersByTransport(),
+  });
+  const webhookClient = env.WEBHOOK_SECRET
     ? createWebhookClient({
         secret: env.WEBHOOK_SECRET,
         allowHosts: env.WEBHOOK_ALLOW_HOSTS.split(",").map((host) => host.trim()).filter(Boolean),
       })
     : undefined;
+  const webhooks = webhookClient && countWebhookCalls(webhookClient, metrics);
   const runOptions = { timeoutMs: env.TRIGGER_TIMEOUT_MS, webhooks };
   const triggers = new TriggerStore(db.prisma, { expressionTimeoutMs: env.TRIGGER_TIMEOUT_MS, allowHttpSteps: webhooks !== undefined });
   await triggers.reload();
@@ -131,10 +143,13 @@ export async function createServices(env: Env, logger: Logger): Promise<Services
     new ChannelSequencer(bus.sequence),
     history,
     historyKept,
-  ).use(createTriggerMiddleware(triggers, triggerRuns, runOptions));
+  )
+    .observe(metrics)
+    .use(createTriggerMiddleware(triggers, countTriggerRuns(triggerRuns, metrics), runOptions));
+  const fanout = new ChannelFanout(bus.pubsub, logger).observe(metrics);
   const channels = new ChannelService({
     publisher,
-    fanout: new ChannelFanout(bus.pubsub, logger),
+    fanout,
     membership,
     configs: channelConfigs,
     history,
@@ -149,6 +164,7 @@ export async function createServices(env: Env, logger: Logger): Promise<Services
       maxQueuedEvents: env.MAX_QUEUED_EVENTS,
     },
     logger,
+    observer: metrics,
   });
   if (notices) {
     const reloadAll = () => {
@@ -199,6 +215,9 @@ export async function createServices(env: Env, logger: Logger): Promise<Services
     },
     version,
     startedAt: new Date(),
+    metrics,
+    activeChannels: (prefix, first) =>
+      listActiveChannels({ membership, fanout, clusterPresence: presence instanceof RedisPresence ? presence : null }, prefix, first),
     close: async () => {
       await triggerRuns.close();
       if (presence instanceof RedisPresence) await presence.close();

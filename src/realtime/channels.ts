@@ -8,6 +8,7 @@ import type { Membership } from "./membership.js";
 import type { PresenceTracker } from "./presence.js";
 import type { ChannelFanout, ChannelListener } from "./fanout.js";
 import { closableIterator, emptyStream } from "./iterators.js";
+import type { RealtimeObserver } from "./observer.js";
 import type { Publisher } from "./publisher.js";
 import { RateLimiter } from "./rate-limit.js";
 import { MAX_JSON_DEPTH, nestsDeeperThan } from "../validation.js";
@@ -51,6 +52,8 @@ export interface ChannelServiceDeps {
   readonly cluster?: ClusterLeaves;
   readonly limits: ChannelLimits;
   readonly logger: Logger;
+  /** Told about subscribers cut off for being slow. */
+  readonly observer?: RealtimeObserver;
 }
 
 /** Per-client limits, each refused with a clear error. */
@@ -134,6 +137,7 @@ export class ChannelService {
     let lastReplayed = 0;
     const listener: ChannelListener = {
       clientId: session.client.id,
+      transport: socket ? "ws" : "http",
       deliver: (event) => {
         if (held) held.push(event);
         else if (event.seq === null || event.seq > lastReplayed) onEvent(event); // else: already replayed
@@ -192,6 +196,7 @@ export class ChannelService {
         return;
       }
       overflowed = true;
+      if (!session.socket) this.deps.observer?.slowConsumerDropped("http"); // a WebSocket's drop() counts its own
       void close();
       session.socket?.drop(`more than ${maxQueuedEvents} events waiting on channel ${channel}`);
     });

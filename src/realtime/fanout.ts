@@ -1,4 +1,5 @@
 import type { Logger } from "../logger.js";
+import { NO_OBSERVER, type RealtimeObserver, type Transport } from "./observer.js";
 import type { ChannelPubSub } from "./pubsub.js";
 import { privateRecipient } from "./publisher.js";
 import type { ChannelEvent } from "./types.js";
@@ -7,6 +8,8 @@ import type { ChannelEvent } from "./types.js";
 export interface ChannelListener {
   /** The client the listener belongs to: private messages reach only their recipient's listeners. */
   readonly clientId: string;
+  /** How the subscription is carried, for metrics; unknown when absent. */
+  readonly transport?: Transport;
   /** Called synchronously for each event the client may see. Must not throw; errors are logged. */
   deliver(event: ChannelEvent): void;
 }
@@ -24,11 +27,18 @@ interface ChannelFeed {
  */
 export class ChannelFanout {
   private readonly feeds = new Map<string, ChannelFeed>();
+  private observer: RealtimeObserver = NO_OBSERVER;
 
   constructor(
     private readonly pubsub: ChannelPubSub,
     private readonly logger: Logger,
   ) {}
+
+  /** Reports each event's deliveries on this instance to `observer`. */
+  observe(observer: RealtimeObserver): this {
+    this.observer = observer;
+    return this;
+  }
 
   /** Starts delivering the channel's events to `listener`; events published from now on reach it. */
   add(channel: string, listener: ChannelListener): void {
@@ -56,6 +66,18 @@ export class ChannelFanout {
     return { channels: this.feeds.size, listeners };
   }
 
+  /** How many listeners the channel has on this instance. */
+  listenerCount(channel: string): number {
+    return this.feeds.get(channel)?.listeners.size ?? 0;
+  }
+
+  /** Listeners on this instance by transport (those without one count as HTTP); walks every listener. */
+  listenersByTransport(): Record<Transport, number> {
+    const counts = { ws: 0, http: 0 };
+    for (const feed of this.feeds.values()) for (const listener of feed.listeners) counts[listener.transport ?? "http"] += 1;
+    return counts;
+  }
+
   private async pump(channel: string, feed: ChannelFeed): Promise<void> {
     try {
       // The first next() subscribes to the bus at once, before any join is published.
@@ -70,13 +92,16 @@ export class ChannelFanout {
 
   private dispatch(listeners: Set<ChannelListener>, event: ChannelEvent): void {
     const to = privateRecipient(event);
+    let reached = 0;
     for (const listener of listeners) {
       if (to !== null && listener.clientId !== to) continue;
+      reached++;
       try {
         listener.deliver(event);
       } catch (error) {
         this.logger.error({ err: error, channel: event.channel }, "a channel listener failed");
       }
     }
+    if (reached > 0) this.observer.delivered(event.action, reached, Date.now() - Date.parse(event.createdAt));
   }
 }

@@ -71,6 +71,17 @@ export class Membership {
     return { channels: this.byChannel.size, memberships };
   }
 
+  /**
+   * Channels with members whose names start with `prefix`, in name order, at most `first` of them,
+   * each with its member count.
+   */
+  channelsWithPrefix(prefix: string, first: number): { channel: string; members: number }[] {
+    const names: string[] = [];
+    for (const channel of this.byChannel.keys()) if (channel.startsWith(prefix)) names.push(channel);
+    names.sort();
+    return names.slice(0, first).map((channel) => ({ channel, members: this.byChannel.get(channel)!.size }));
+  }
+
   /** How many channels a client is a member of. */
   channelCount(clientId: string): number {
     return this.byClient.get(clientId)?.size ?? 0;

@@ -1,4 +1,5 @@
 import type { ChannelHistory } from "./history.js";
+import { NO_OBSERVER, type RealtimeObserver } from "./observer.js";
 import type { ChannelPubSub } from "./pubsub.js";
 import type { ChannelSequencer } from "./sequence.js";
 import type { ChannelEvent } from "./types.js";
@@ -33,6 +34,7 @@ export function privateRecipient(event: ChannelEvent): string | null {
 export class Publisher {
   private readonly middleware: EventMiddleware[] = [];
   private readonly inFlight = new Set<Promise<unknown>>();
+  private observer: RealtimeObserver = NO_OBSERVER;
 
   constructor(
     private readonly pubsub: ChannelPubSub,
@@ -40,6 +42,12 @@ export class Publisher {
     private readonly history: ChannelHistory,
     private readonly historyKept: (channel: string) => number,
   ) {}
+
+  /** Reports every event received, and every one not published, to `observer`. */
+  observe(observer: RealtimeObserver): this {
+    this.observer = observer;
+    return this;
+  }
 
   /** Adds a middleware at the end of the chain. */
   use(middleware: EventMiddleware): this {
@@ -52,10 +60,20 @@ export class Publisher {
    * event is stored (when its channel keeps history) and handed to the bus.
    */
   publish(event: ChannelEvent): Promise<PublishResult> {
+    this.observer.received(event.action);
     const publishing = this.run(event);
     this.inFlight.add(publishing);
     const settled = () => void this.inFlight.delete(publishing);
-    publishing.then(settled, settled);
+    publishing.then(
+      (result) => {
+        settled();
+        if (!result.delivered) this.observer.notPublished(event.action, "dropped");
+      },
+      () => {
+        settled();
+        this.observer.notPublished(event.action, "refused");
+      },
+    );
     return publishing;
   }
 

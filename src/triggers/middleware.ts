@@ -46,7 +46,7 @@ export async function runTrigger(
  */
 export function createTriggerMiddleware(
   store: TriggerStore,
-  recorder: TriggerRunRecorder,
+  recorder: Pick<TriggerRunRecorder, "record">,
   options: RunOptions,
 ): EventMiddleware {
   return async (event) => {

@@ -60,6 +60,7 @@ export function serveGraphqlOverWebSocket(httpServer: Server, options: GraphqlWs
   const drop = (socket: WebSocket, clientId: string | undefined, reason: string) => {
     if (socket.readyState !== socket.OPEN) return;
     logger.warn({ clientId, reason }, "dropped a WebSocket that is not reading its messages");
+    services.metrics.slowConsumerDropped("ws");
     socket.terminate();
   };
   const dropIfSlow = (socket: WebSocket, session: Session | undefined) => {
@@ -71,20 +72,24 @@ export function serveGraphqlOverWebSocket(httpServer: Server, options: GraphqlWs
     execute: (args) => rootOf(args).execute(args),
     subscribe: (args) =>
       channelDelivery.serves(args.document, args.operationName)
-        ? channelDelivery.subscribe(args, rootOf(args).operation)
+        ? services.metrics.subscriptionStarted(args.document, args.operationName, channelDelivery.subscribe(args, rootOf(args).operation))
         : rootOf(args).subscribe(args),
     onNext: (ctx) => dropIfSlow(ctx.extra.socket, ctx.extra.session),
     connectionInitWaitTimeout: env.WS_INIT_TIMEOUT_MS,
     onConnect: async (ctx) => {
       const { adminToken, authToken } = ctx.connectionParams ?? {};
       const isAdmin = isAdminToken(services.adminToken, typeof adminToken === "string" ? adminToken : null);
-      if (adminToken !== undefined && !isAdmin) return false; // closes with 4403 Forbidden
+      if (adminToken !== undefined && !isAdmin) {
+        services.metrics.authFailed("ws", "credentials");
+        return false; // closes with 4403 Forbidden
+      }
       let client = anonymousClient();
       if (authToken !== undefined) {
         try {
           client = await services.clientTokens.verify(String(authToken));
         } catch (error) {
           logger.debug({ reason: error instanceof Error ? error.message : "unknown" }, "refused a WebSocket client token");
+          services.metrics.authFailed("ws", "credentials");
           return false;
         }
       }
