@@ -68,6 +68,8 @@ const EnvSchema = z.object({
   WS_KEEPALIVE_MS: z.coerce.number().int().min(100).default(12_000),
   /** Time a new WebSocket has to send connection_init (then it is closed with 4408). */
   WS_INIT_TIMEOUT_MS: z.coerce.number().int().min(100).default(3000),
+  /** Time shutdown keeps serving with /ready at 503 before it stops accepting connections, so load balancers notice first. */
+  SHUTDOWN_DELAY_MS: z.coerce.number().int().min(0).max(300_000).default(0),
   /** Time shutdown waits for in-flight sends before closing sockets. */
   SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).default(10_000),
   /** GraphQL limits (GraphQL Armor): selection depth, aliases, directives, tokens and cost per operation. */

@@ -150,6 +150,7 @@ export async function createApp(env: Env, logger: Logger): Promise<App> {
       (stopped ??= (async () => {
         // Drain: stop accepting connections, let sends under way finish, then close every socket with 1001.
         draining = true;
+        if (env.SHUTDOWN_DELAY_MS > 0) await new Promise((resolve) => setTimeout(resolve, env.SHUTDOWN_DELAY_MS)); // /ready is 503: let load balancers notice
         const closed = new Promise<void>((resolve) => httpServer.close(() => resolve()));
         httpServer.closeIdleConnections();
         const deadline = Date.now() + env.SHUTDOWN_TIMEOUT_MS;
