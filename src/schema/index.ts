@@ -3,6 +3,7 @@ import "./channels.js";
 import "./server-info.js";
 import "./triggers.js";
 import "./channel-config.js";
+import "./live-view.js";
 
 /** The executable GraphQL schema. */
 export const schema = builder.toSchema({ sortSchema: true });

@@ -8,7 +8,7 @@ interface ServerInfo {
   startedAt: Date;
 }
 
-const ServerInfoRef = builder.objectRef<ServerInfo>("ServerInfo").implement({
+export const ServerInfoRef = builder.objectRef<ServerInfo>("ServerInfo").implement({
   description: "Facts about this server instance (management only).",
   fields: (t) => ({
     version: t.exposeString("version"),

@@ -30,6 +30,7 @@ import {
   UpdateTriggerDocument,
 } from "./operations.js";
 import { parseStack } from "./json-paths.js";
+import { createLiveView } from "./live-view.js";
 import { StackEditor } from "./stack-editor.js";
 
 const TOKEN_KEY = "realtime.adminToken";
@@ -38,6 +39,7 @@ const MAX_WATCHED_EVENTS = 300;
 const EXAMPLE_STACK = [{ set: "payload.text", value: "$uppercase(payload.text)" }];
 
 let token = sessionStorage.getItem(TOKEN_KEY);
+const liveView = createLiveView(admin);
 
 /** Runs an admin operation over HTTP with the token. */
 function admin<TResult, TVariables>(document: TypedDocumentString<TResult, TVariables>, variables: TVariables): Promise<TResult> {
@@ -79,6 +81,7 @@ async function signIn(candidate: string): Promise<void> {
     signOutButton.hidden = false;
     for (const element of signedOutOnly) element.hidden = true;
     signInHeading.textContent = "Signed in";
+    liveView.start();
     await Promise.all([loadChannels(), loadTriggers()]);
   } catch (error) {
     token = null;
@@ -93,6 +96,7 @@ function signOut(): void {
   token = null;
   sessionStorage.removeItem(TOKEN_KEY);
   stopWatching();
+  liveView.stop();
   selectTrigger(null);
   consoleEl.hidden = true;
   nav.hidden = true;

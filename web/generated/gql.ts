@@ -15,6 +15,7 @@ import * as types from './graphql.js';
  * Learn more about it here: https://the-guild.dev/graphql/codegen/plugins/presets/preset-client#reducing-bundle-size
  */
 type Documents = {
+    "\n  query AdminLiveView($prefix: String, $first: Int) {\n    serverInfo {\n      connections {\n        webSockets\n        httpRequests\n        webSocketSubscriptions\n        httpSubscriptions\n        channels\n      }\n    }\n    activeChannels(prefix: $prefix, first: $first) {\n      name\n      members\n      subscribers\n      clusterMembers\n    }\n  }\n": typeof types.AdminLiveViewDocument,
     "\n  query AdminServerInfo {\n    serverInfo {\n      version\n      database\n      pubsub\n      startedAt\n    }\n  }\n": typeof types.AdminServerInfoDocument,
     "\n  fragment ChannelConfigFields on Channel {\n    id\n    pattern\n    description\n    active\n    anonymousClients\n    messaging\n    presence\n    history\n    createdAt\n    updatedAt\n    triggers {\n      id\n      name\n    }\n  }\n": typeof types.ChannelConfigFieldsFragmentDoc,
     "\n  query AdminChannels {\n    channels {\n      ...ChannelConfigFields\n    }\n  }\n": typeof types.AdminChannelsDocument,
@@ -35,6 +36,7 @@ type Documents = {
     "\n  query ChannelPresence($channel: String!) {\n    presence(channel: $channel) {\n      id\n      authenticated\n      extras\n    }\n  }\n": typeof types.ChannelPresenceDocument,
 };
 const documents: Documents = {
+    "\n  query AdminLiveView($prefix: String, $first: Int) {\n    serverInfo {\n      connections {\n        webSockets\n        httpRequests\n        webSocketSubscriptions\n        httpSubscriptions\n        channels\n      }\n    }\n    activeChannels(prefix: $prefix, first: $first) {\n      name\n      members\n      subscribers\n      clusterMembers\n    }\n  }\n": types.AdminLiveViewDocument,
     "\n  query AdminServerInfo {\n    serverInfo {\n      version\n      database\n      pubsub\n      startedAt\n    }\n  }\n": types.AdminServerInfoDocument,
     "\n  fragment ChannelConfigFields on Channel {\n    id\n    pattern\n    description\n    active\n    anonymousClients\n    messaging\n    presence\n    history\n    createdAt\n    updatedAt\n    triggers {\n      id\n      name\n    }\n  }\n": types.ChannelConfigFieldsFragmentDoc,
     "\n  query AdminChannels {\n    channels {\n      ...ChannelConfigFields\n    }\n  }\n": types.AdminChannelsDocument,
@@ -55,6 +57,10 @@ const documents: Documents = {
     "\n  query ChannelPresence($channel: String!) {\n    presence(channel: $channel) {\n      id\n      authenticated\n      extras\n    }\n  }\n": types.ChannelPresenceDocument,
 };
 
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
+export function graphql(source: "\n  query AdminLiveView($prefix: String, $first: Int) {\n    serverInfo {\n      connections {\n        webSockets\n        httpRequests\n        webSocketSubscriptions\n        httpSubscriptions\n        channels\n      }\n    }\n    activeChannels(prefix: $prefix, first: $first) {\n      name\n      members\n      subscribers\n      clusterMembers\n    }\n  }\n"): typeof import('./graphql.js').AdminLiveViewDocument;
 /**
  * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
  */

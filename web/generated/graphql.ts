@@ -88,6 +88,14 @@ export type UpdateTriggerInput = {
   tags?: Array<string> | null | undefined;
 };
 
+export type AdminLiveViewQueryVariables = Exact<{
+  prefix?: string | null | undefined;
+  first?: number | null | undefined;
+}>;
+
+
+export type AdminLiveViewQuery = { serverInfo: { connections: { webSockets: number, httpRequests: number, webSocketSubscriptions: number, httpSubscriptions: number, channels: number } }, activeChannels: Array<{ name: string, members: number, subscribers: number, clusterMembers: number | null }> };
+
 export type AdminServerInfoQueryVariables = Exact<{ [key: string]: never; }>;
 
 
@@ -272,6 +280,25 @@ export const ChannelEventFieldsFragmentDoc = new TypedDocumentString(`
   seq
 }
     `, {"fragmentName":"ChannelEventFields"}) as unknown as TypedDocumentString<ChannelEventFieldsFragment, unknown>;
+export const AdminLiveViewDocument = new TypedDocumentString(`
+    query AdminLiveView($prefix: String, $first: Int) {
+  serverInfo {
+    connections {
+      webSockets
+      httpRequests
+      webSocketSubscriptions
+      httpSubscriptions
+      channels
+    }
+  }
+  activeChannels(prefix: $prefix, first: $first) {
+    name
+    members
+    subscribers
+    clusterMembers
+  }
+}
+    `) as unknown as TypedDocumentString<AdminLiveViewQuery, AdminLiveViewQueryVariables>;
 export const AdminServerInfoDocument = new TypedDocumentString(`
     query AdminServerInfo {
   serverInfo {

@@ -1,0 +1,87 @@
+/**
+ * The admin console's live view: what this server instance carries now (connections, subscriptions,
+ * channels) and its channels with members, filtered by a name prefix. Refreshes every few seconds
+ * while signed in.
+ */
+import { graphql } from "../generated/gql.js";
+import type { TypedDocumentString } from "../generated/graphql.js";
+import { byId, h } from "../shared/dom.js";
+
+const REFRESH_MS = 3000;
+
+export const LiveViewDocument = graphql(`
+  query AdminLiveView($prefix: String, $first: Int) {
+    serverInfo {
+      connections {
+        webSockets
+        httpRequests
+        webSocketSubscriptions
+        httpSubscriptions
+        channels
+      }
+    }
+    activeChannels(prefix: $prefix, first: $first) {
+      name
+      members
+      subscribers
+      clusterMembers
+    }
+  }
+`);
+
+/** Runs an admin operation (the console's, with its token). */
+type RunAdmin = <TResult, TVariables>(document: TypedDocumentString<TResult, TVariables>, variables: TVariables) => Promise<TResult>;
+
+/** The live view's controls: start on sign-in, stop on sign-out. */
+export interface LiveView {
+  start(): void;
+  stop(): void;
+}
+
+/** Wires the live view panel (`#live`) to the server. */
+export function createLiveView(runAdmin: RunAdmin): LiveView {
+  const counts = byId("live-counts");
+  const rows = byId("live-rows");
+  const filter = byId("live-prefix", HTMLInputElement);
+  const error = byId("live-error");
+  let timer: ReturnType<typeof setInterval> | null = null;
+
+  async function refresh(): Promise<void> {
+    try {
+      const { serverInfo, activeChannels } = await runAdmin(LiveViewDocument, { prefix: filter.value.trim() || null, first: 100 });
+      const c = serverInfo.connections;
+      error.textContent = "";
+      counts.textContent =
+        `${c.webSockets} WebSocket connections · ${c.httpRequests} HTTP requests in progress · ` +
+        `${c.webSocketSubscriptions + c.httpSubscriptions} subscriptions (${c.httpSubscriptions} over SSE) · ${c.channels} channels with members`;
+      rows.replaceChildren(
+        ...activeChannels.map((channel) =>
+          h(
+            "tr",
+            {},
+            h("td", {}, channel.name),
+            h("td", {}, channel.members),
+            h("td", {}, channel.subscribers),
+            h("td", {}, channel.clusterMembers ?? "—"),
+          ),
+        ),
+      );
+      if (activeChannels.length === 0) rows.append(h("tr", {}, h("td", { colspan: "4", class: "muted" }, "No channel has members right now.")));
+    } catch (cause) {
+      error.textContent = `Could not load the live view: ${cause instanceof Error ? cause.message : String(cause)}`;
+    }
+  }
+
+  filter.addEventListener("input", () => void refresh());
+  return {
+    start: () => {
+      if (timer) return;
+      void refresh();
+      timer = setInterval(() => void refresh(), REFRESH_MS);
+    },
+    stop: () => {
+      if (timer) clearInterval(timer);
+      timer = null;
+    },
+  };
+}
