@@ -38,6 +38,8 @@ const EnvSchema = z.object({
   REDIS_PREFIX: z.string().min(1).max(100).default("realtime:"),
   /** With Redis: how long a dead instance's presence entries last before they are ignored. */
   REDIS_PRESENCE_TTL_SECONDS: z.coerce.number().int().min(1).max(3600).default(15),
+  /** On start, give the demo room (room:lobby) presence and history when no configuration applies to it. */
+  SEED_DEMO_ROOM: booleanString.default(true),
   /** Refuse channels that no channel configuration matches. */
   REQUIRE_CHANNEL_CONFIG: booleanString.default(false),
   /** Default for unconfigured channels: anonymous clients may join and listen. */

@@ -25,6 +25,7 @@ import { createWebhookClient } from "./triggers/webhook.js";
 import { Metrics } from "./observability/metrics.js";
 import { countTriggerRuns, countWebhookCalls } from "./observability/instrument.js";
 import { type ActiveChannel, listActiveChannels } from "./realtime/active-channels.js";
+import { ensureDemoRoom } from "./realtime/demo-room.js";
 
 /** Everything the transport and schema layers call into; built once per server. */
 export interface Services {
@@ -108,6 +109,7 @@ export async function createServices(env: Env, logger: Logger): Promise<Services
   };
   const channelConfigs = new ChannelConfigStore(db.prisma, defaults, env.REQUIRE_CHANNEL_CONFIG);
   await channelConfigs.reload();
+  if (env.SEED_DEMO_ROOM) await ensureDemoRoom(channelConfigs, logger);
   const history = new ChannelHistory(db.prisma);
 
   const redis = env.REDIS_URL ? new RedisConnection(env.REDIS_URL, env.REDIS_PREFIX, logger) : null;
