@@ -30,6 +30,7 @@ describeBrowser("the admin console's live view", () => {
     await page.getByRole("button", { name: "Sign in" }).click();
 
     const panel = page.locator("#live");
+    await panel.getByText("What this instance carries now").click(); // opens the panel
     const rows = panel.getByRole("row");
     await rows.filter({ hasText: "room:live" }).waitFor();
     await rows.filter({ hasText: "lobby" }).waitFor();

@@ -1,7 +1,7 @@
 /**
  * The admin console's live view: what this server instance carries now (connections, subscriptions,
  * channels) and its channels with members, filtered by a name prefix. Refreshes every few seconds
- * while signed in.
+ * while signed in and open.
  */
 import { graphql } from "../generated/gql.js";
 import type { TypedDocumentString } from "../generated/graphql.js";
@@ -40,11 +40,13 @@ export interface LiveView {
 
 /** Wires the live view panel (`#live`) to the server. */
 export function createLiveView(runAdmin: RunAdmin): LiveView {
+  const panel = byId("live-panel", HTMLDetailsElement);
   const counts = byId("live-counts");
   const rows = byId("live-rows");
   const filter = byId("live-prefix", HTMLInputElement);
   const error = byId("live-error");
   let timer: ReturnType<typeof setInterval> | null = null;
+  let signedIn = false;
 
   async function refresh(): Promise<void> {
     try {
@@ -72,16 +74,28 @@ export function createLiveView(runAdmin: RunAdmin): LiveView {
     }
   }
 
-  filter.addEventListener("input", () => void refresh());
-  return {
-    start: () => {
-      if (timer) return;
+  /** Polls while signed in with the panel open, and only then. */
+  function follow(): void {
+    const wanted = signedIn && panel.open;
+    if (wanted && !timer) {
       void refresh();
       timer = setInterval(() => void refresh(), REFRESH_MS);
+    } else if (!wanted && timer) {
+      clearInterval(timer);
+      timer = null;
+    }
+  }
+
+  filter.addEventListener("input", () => void refresh());
+  panel.addEventListener("toggle", follow);
+  return {
+    start: () => {
+      signedIn = true;
+      follow();
     },
     stop: () => {
-      if (timer) clearInterval(timer);
-      timer = null;
+      signedIn = false;
+      follow();
     },
   };
 }
