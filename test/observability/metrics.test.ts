@@ -1,3 +1,5 @@
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import WebSocket from "ws";
@@ -138,6 +140,28 @@ describe("GET /metrics", () => {
       }
     }
     expect((await scrape(server.httpUrl)).value("realtime_slow_consumers_dropped_total", { transport: "ws" })).toBe(1);
+  });
+
+  it("counts webhook calls by status class, and calls that got no response", async () => {
+    // A stub service on loopback: 200 on /ok, 503 on anything else.
+    const stub = createServer((req, res) => res.writeHead(req.url === "/ok" ? 200 : 503).end());
+    await new Promise<void>((resolve) => stub.listen(0, "127.0.0.1", resolve));
+    const port = (stub.address() as AddressInfo).port;
+    try {
+      const server = await startServer({ WEBHOOK_SECRET: "whsec_" + Buffer.from("a-webhook-secret-for-tests-0123").toString("base64"), WEBHOOK_ALLOW_HOSTS: `127.0.0.1:${port}` });
+      for (const [channel, path] of [["hook:ok", "ok"], ["hook:down", "down"], ["hook:gone", "gone"]] as const) {
+        // hook:gone asks a loopback port WEBHOOK_ALLOW_HOSTS does not allow: refused, so no response at all.
+        const url = channel === "hook:gone" ? `'http://127.0.0.1:1/x'` : `'http://127.0.0.1:${port}/${path}'`;
+        await createTrigger(server.httpUrl, { name: channel, channel, onError: "DELIVER", stack: [{ http: { url, method: "GET", timeoutMs: 2000 }, as: "r" }] });
+        await httpGraphQL(server.httpUrl, SEND_MESSAGE, { channel, payload: 1 });
+      }
+      const metrics = await scrape(server.httpUrl);
+      expect(metrics.value("realtime_webhook_calls_total", { status: "2xx" })).toBe(1);
+      expect(metrics.value("realtime_webhook_calls_total", { status: "5xx" })).toBe(1);
+      expect(metrics.value("realtime_webhook_calls_total", { status: "error" })).toBe(1);
+    } finally {
+      await new Promise<void>((resolve) => stub.close(() => resolve()));
+    }
   });
 
   it("never uses a channel name or a client id as a label value", async () => {
