@@ -2,6 +2,7 @@ import { EnvelopArmorPlugin } from "@escape.tech/graphql-armor";
 import { GraphQLError, NoSchemaIntrospectionCustomRule } from "graphql";
 import type { Plugin } from "graphql-yoga";
 import type { Env } from "../env.js";
+import { MAX_JSON_DEPTH, nestsDeeperThan } from "../validation.js";
 
 /** Content types a browser may POST cross-site without a preflight: refused, so CORS protects every mutation. */
 const SIMPLE_CONTENT_TYPES = new Set(["text/plain", "application/x-www-form-urlencoded", "multipart/form-data"]);
@@ -65,6 +66,18 @@ const nestingLimit: Plugin = {
   },
 };
 
+/** The error for variables that nest too deeply; they are refused before anything reads them. */
+export function deepVariablesError(): GraphQLError {
+  return new GraphQLError(`Variables nest deeper than ${MAX_JSON_DEPTH} levels`, { extensions: { code: "BAD_USER_INPUT" } });
+}
+
+/** Refuses operations whose variables nest deeper than client JSON may (the WebSocket checks the same). */
+const variablesLimit: Plugin = {
+  onParams({ params, setResult }) {
+    if (nestsDeeperThan(params.variables)) setResult({ errors: [deepVariablesError()] });
+  },
+};
+
 const disableIntrospection: Plugin = {
   onValidate: ({ addValidationRule }) => addValidationRule(NoSchemaIntrospectionCustomRule),
 };
@@ -83,5 +96,5 @@ export function hardeningPlugins(env: Env, development: boolean): Plugin[] {
     costLimit: { maxCost: env.GRAPHQL_MAX_COST },
     blockFieldSuggestion: { enabled: !development },
   }) as Plugin;
-  return [nestingLimit, armor, csrfPrevention, ...(env.INTROSPECTION ? [] : [disableIntrospection])];
+  return [nestingLimit, variablesLimit, armor, csrfPrevention, ...(env.INTROSPECTION ? [] : [disableIntrospection])];
 }

@@ -128,12 +128,21 @@ export class ChannelDelivery {
     const { socket, id, session } = operation;
     const group = this.groupFor(args);
     const frameStart = `{"id":${JSON.stringify(id)},"type":"next","payload":`;
+    let stream: ServerEndable | null = null;
+    let endedEarly: { error?: unknown } | null = null;
     let subscription;
     try {
-      subscription = await this.channels.open(session, name, options, (event) => {
-        if (socket.readyState !== socket.OPEN) return;
-        socket.send(frameStart + group.payloadFor(event) + "}");
-        this.afterSend(socket, session);
+      subscription = await this.channels.open(session, name, options, {
+        event: (event) => {
+          if (socket.readyState !== socket.OPEN) return;
+          socket.send(frameStart + group.payloadFor(event) + "}");
+          this.afterSend(socket, session);
+        },
+        end: (error) => {
+          const masked = error && this.maskError(locatedError(error, [field], [field.alias?.value ?? CHANNEL_FIELD]), MASKED_MESSAGE);
+          if (stream) stream.end(masked);
+          else endedEarly = { error: masked };
+        },
       });
     } catch (error) {
       this.release(args, group);
@@ -144,10 +153,12 @@ export class ChannelDelivery {
       return emptyStream();
     }
     const opened = subscription;
-    return untilClosed(() => {
+    stream = untilClosed(() => {
       opened.close();
       this.release(args, group);
     });
+    if (endedEarly) stream.end((endedEarly as { error?: unknown }).error);
+    return stream;
   }
 
   private groupFor(args: ExecutionArgs): RenderGroup {
@@ -184,21 +195,37 @@ function plainChannelField(document: DocumentNode, operationName: string | null 
   return field;
 }
 
-/** An iterator that yields nothing and finishes when `return()` is called, running `onReturn` once. */
-function untilClosed(onReturn: () => void): AsyncIterableIterator<never> {
-  let finish: (() => void) | null = null;
+/** An iterator the server can end: {@link untilClosed}'s. */
+type ServerEndable = AsyncIterableIterator<never> & {
+  /** Finishes the stream from the server's side, failing it with `error` when there is one. */
+  end(error?: unknown): void;
+};
+
+/**
+ * An iterator that yields nothing and finishes when `return()` is called, or fails or finishes when
+ * the server calls `end()`; `onReturn` runs once either way.
+ */
+function untilClosed(onReturn: () => void): ServerEndable {
+  let settle: ((failure: { error?: unknown }) => void) | null = null;
   let closed = false;
-  const finished = new Promise<void>((resolve) => (finish = resolve));
+  const finished = new Promise<{ error?: unknown }>((resolve) => (settle = resolve));
   const done = { done: true, value: undefined } as const;
-  return closableIterator(
-    () => finished.then(() => done),
+  const finish = (failure: { error?: unknown }) => {
+    if (closed) return;
+    closed = true;
+    onReturn();
+    settle?.(failure);
+  };
+  const iterator = closableIterator<never>(
+    () =>
+      finished.then(({ error }) => {
+        if (error) throw error;
+        return done;
+      }),
     async () => {
-      if (!closed) {
-        closed = true;
-        onReturn();
-        finish?.();
-      }
+      finish({});
       return done;
     },
   );
+  return Object.assign(iterator, { end: (error?: unknown) => finish({ error }) });
 }

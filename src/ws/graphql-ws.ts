@@ -1,16 +1,19 @@
 import type { Server } from "node:http";
 import { type ExecutionArgs, type execute as graphqlExecute, GraphQLError, type subscribe as graphqlSubscribe } from "graphql";
 import type { YogaServerInstance } from "graphql-yoga";
-import { makeServer } from "graphql-ws";
+import { CloseCode, makeServer } from "graphql-ws";
 import { type WebSocket, WebSocketServer } from "ws";
 import { isAdminToken } from "../auth/admin-token.js";
-import { anonymousClient } from "../auth/client-tokens.js";
+import { anonymousClient, type VerifiedClient } from "../auth/client-tokens.js";
+import { deepVariablesError } from "../http/plugins.js";
 import type { Logger } from "../logger.js";
 import type { Session } from "../realtime/types.js";
 import type { Context } from "../schema/builder.js";
 import type { Services } from "../services.js";
+import { nestsDeeperThan } from "../validation.js";
 import { ChannelDelivery, type MaskError, type SocketOperation } from "./channel-delivery.js";
 import { carryProtocol, type ConnectionExtra } from "./transport.js";
+import { acceptUpgrades, upgradeAddress } from "./upgrade.js";
 
 /** What {@link serveGraphqlOverWebSocket} serves with. */
 export interface GraphqlWsOptions {
@@ -40,8 +43,24 @@ interface OperationRoot {
 
 /** Connection-level state kept for each WebSocket. */
 interface SocketExtra extends ConnectionExtra {
+  /** The caller's address, for per-address limits. */
+  readonly address: string;
   /** Set once the connection is accepted (`connection_init`). */
   session?: Session;
+  /** Closes the connection when the client's token expires. */
+  expiry?: NodeJS.Timeout;
+}
+
+/** Longest a timer may be set for (about 24.8 days); a later expiry is checked again then. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** Closes `socket` with 4403 once `expiresAt` has passed. */
+function closeAtExpiry(extra: SocketExtra, expiresAt: number): void {
+  const wait = expiresAt - Date.now();
+  extra.expiry = setTimeout(
+    () => (Date.now() >= expiresAt ? extra.socket.close(CloseCode.Forbidden, "Token expired") : closeAtExpiry(extra, expiresAt)),
+    Math.min(Math.max(wait, 0), MAX_TIMER_MS),
+  );
 }
 
 function rootOf(args: ExecutionArgs): OperationRoot {
@@ -79,24 +98,37 @@ export function serveGraphqlOverWebSocket(httpServer: Server, options: GraphqlWs
       const { adminToken, authToken } = ctx.connectionParams ?? {};
       const isAdmin = isAdminToken(services.adminToken, typeof adminToken === "string" ? adminToken : null);
       if (adminToken !== undefined && !isAdmin) return false; // closes with 4403 Forbidden
-      let client = anonymousClient();
+      let verified: VerifiedClient = { client: anonymousClient() };
       if (authToken !== undefined) {
         try {
-          client = await services.clientTokens.verify(String(authToken));
+          verified = await services.clientTokens.verifyToken(String(authToken));
         } catch (error) {
           logger.debug({ reason: error instanceof Error ? error.message : "unknown" }, "refused a WebSocket client token");
           return false;
         }
       }
-      const socket = ctx.extra.socket;
-      ctx.extra.session = { client, isAdmin, socket: { joins: [], subscriptions: 0, drop: (reason) => drop(socket, client.id, reason) } };
+      const { client, expiresAt } = verified;
+      const extra = ctx.extra;
+      const socket = extra.socket;
+      if (socket.readyState !== socket.OPEN) return false; // closed while the token was checked
+      extra.session = {
+        client,
+        isAdmin,
+        address: extra.address,
+        expiresAt,
+        socket: { joins: [], subscriptions: 0, closed: false, drop: (reason) => drop(socket, client.id, reason) },
+      };
+      // Authorization lasts as long as the token: the connection closes when it expires.
+      if (expiresAt !== undefined) closeAtExpiry(extra, expiresAt);
       return true;
     },
     onClose: (ctx) => {
+      clearTimeout(ctx.extra.expiry);
       if (ctx.extra.session) services.channels.closeSession(ctx.extra.session);
     },
     onSubscribe: async (ctx, id, params) => {
       const session = ctx.extra.session as Session; // set by onConnect before any subscribe is accepted
+      if (nestsDeeperThan(params.variables)) return [deepVariablesError()];
       const { schema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({
         ...ctx,
         socket: ctx.extra.socket,
@@ -121,7 +153,23 @@ export function serveGraphqlOverWebSocket(httpServer: Server, options: GraphqlWs
       return { ...args, contextValue: await contextFactory(), rootValue };
     },
   });
-  const wsServer = new WebSocketServer({ server: httpServer, path: options.path, maxPayload: env.MAX_WS_MESSAGE_BYTES });
-  const transport = carryProtocol(wsServer, protocol, (socket) => ({ socket }), { logger, keepAliveMs: env.WS_KEEPALIVE_MS });
-  return { close: () => transport.dispose() };
+  const wsServer = new WebSocketServer({ noServer: true, maxPayload: env.MAX_WS_MESSAGE_BYTES });
+  const stopAccepting = acceptUpgrades(httpServer, wsServer, {
+    path: options.path,
+    allowedOrigins: env.CORS_ORIGINS === "*" ? "*" : env.CORS_ORIGINS.split(",").map((origin) => origin.trim()),
+    trustProxy: env.TRUST_PROXY,
+    maxConnectionsPerAddress: env.MAX_CONNECTIONS_PER_ADDRESS,
+    connectionsPerSecondPerAddress: env.MAX_ADDRESS_CONNECTIONS_PER_SECOND,
+    logger,
+  });
+  const transport = carryProtocol(wsServer, protocol, (socket, request) => ({ socket, address: upgradeAddress(request) }), {
+    logger,
+    keepAliveMs: env.WS_KEEPALIVE_MS,
+  });
+  return {
+    close: () => {
+      stopAccepting();
+      return transport.dispose();
+    },
+  };
 }
