@@ -475,7 +475,7 @@ export class ChannelService {
   /** Refuses client JSON that nests deeper than {@link MAX_JSON_DEPTH} or is larger than the payload limit. */
   private checkJson(field: "payload" | "options", value: unknown): void {
     if (nestsDeeperThan(value)) {
-      throw badInput(`The ${field} nests deeper than ${MAX_JSON_DEPTH} levels`, { field });
+      throw badInput(`The ${field} ${field === "options" ? "nest" : "nests"} deeper than ${MAX_JSON_DEPTH} levels`, { field });
     }
     const bytes = value === undefined || value === null ? 0 : Buffer.byteLength(JSON.stringify(value));
     if (bytes > this.deps.limits.maxPayloadBytes) {

@@ -5,12 +5,11 @@ import { CloseCode, makeServer } from "graphql-ws";
 import { type WebSocket, WebSocketServer } from "ws";
 import { isAdminToken } from "../auth/admin-token.js";
 import { anonymousClient, type VerifiedClient } from "../auth/client-tokens.js";
-import { deepVariablesError } from "../http/plugins.js";
+import { deepVariablesError, variablesTooDeep } from "../http/plugins.js";
 import type { Logger } from "../logger.js";
 import type { Session } from "../realtime/types.js";
 import type { Context } from "../schema/builder.js";
 import type { Services } from "../services.js";
-import { nestsDeeperThan } from "../validation.js";
 import { ChannelDelivery, type MaskError, type SocketOperation } from "./channel-delivery.js";
 import { carryProtocol, type ConnectionExtra } from "./transport.js";
 import { acceptUpgrades, upgradeAddress } from "./upgrade.js";
@@ -128,7 +127,7 @@ export function serveGraphqlOverWebSocket(httpServer: Server, options: GraphqlWs
     },
     onSubscribe: async (ctx, id, params) => {
       const session = ctx.extra.session as Session; // set by onConnect before any subscribe is accepted
-      if (nestsDeeperThan(params.variables)) return [deepVariablesError()];
+      if (variablesTooDeep(params.variables)) return [deepVariablesError()];
       const { schema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({
         ...ctx,
         socket: ctx.extra.socket,
