@@ -19,12 +19,18 @@ import type { ChannelEvent, Session } from "../realtime/types.js";
 /** Turns an error into what a client may see (the server's error masker). */
 export type MaskError = (error: unknown, message: string) => Error;
 
-/** Who a WebSocket operation belongs to: what {@link ChannelDelivery.subscribe} needs beyond the execution arguments. */
-export interface SocketOperation {
+/**
+ * A plain channel subscription over a WebSocket: who it belongs to and the `channel` field
+ * {@link ChannelDelivery.recognize} found, what {@link ChannelDelivery.subscribe} needs beyond the
+ * execution arguments.
+ */
+export interface ChannelOperation {
   readonly socket: WebSocket;
   /** The graphql-transport-ws operation id. */
   readonly id: string;
   readonly session: Session;
+  /** The `channel` field at the operation's root. */
+  readonly field: FieldNode;
 }
 
 /** The field every channel event is executed under. */
@@ -100,20 +106,25 @@ export class ChannelDelivery {
     private readonly afterSend: (socket: WebSocket, session: Session) => void,
   ) {}
 
-  /** True for the operations {@link ChannelDelivery.subscribe} serves: they need no GraphQL context. */
-  serves(document: DocumentNode, operationName: string | null | undefined): boolean {
-    return plainChannelField(document, operationName) !== null;
+  /**
+   * The `channel` field of an operation this class serves (a subscription whose root selects only
+   * `channel`, with no directives), or null for one that takes the generic path. Asked once per
+   * operation; the answer travels with it.
+   */
+  recognize(document: DocumentNode, operationName: string | null | undefined): FieldNode | null {
+    return plainChannelField(document, operationName);
   }
 
   /**
-   * Opens a subscription {@link ChannelDelivery.serves} accepts. Resolves to a result with errors
-   * when the subscription is refused, or else to an iterator that yields nothing and finishes when
-   * graphql-ws ends the operation: the events go straight to the socket.
+   * Opens a subscription {@link ChannelDelivery.recognize} accepted. Resolves to a result with
+   * errors when the subscription is refused, or else to an iterator that yields nothing and
+   * finishes when graphql-ws ends the operation (or fails when the server ends it): the events go
+   * straight to the socket.
    */
-  async subscribe(args: ExecutionArgs, operation: SocketOperation): Promise<AsyncIterableIterator<never> | ExecutionResult> {
-    const field = plainChannelField(args.document, args.operationName);
+  async subscribe(args: ExecutionArgs, operation: ChannelOperation): Promise<AsyncIterableIterator<never> | ExecutionResult> {
+    const { field } = operation;
     const channelField = args.schema.getSubscriptionType()?.getFields()[CHANNEL_FIELD];
-    if (!field || !channelField) throw new Error("Not a channel subscription");
+    if (!channelField) throw new Error("The schema has no channel subscription");
 
     const variables = getVariableValues(args.schema, getOperationAST(args.document, args.operationName)?.variableDefinitions ?? [], args.variableValues ?? {});
     if (variables.errors) return { errors: variables.errors.map((error) => this.maskError(error, MASKED_MESSAGE) as GraphQLError) };

@@ -10,7 +10,7 @@ import type { Logger } from "../logger.js";
 import type { Session } from "../realtime/types.js";
 import type { Context } from "../schema/builder.js";
 import type { Services } from "../services.js";
-import { ChannelDelivery, type MaskError, type SocketOperation } from "./channel-delivery.js";
+import { type ChannelOperation, ChannelDelivery, type MaskError } from "./channel-delivery.js";
 import { carryProtocol, type ConnectionExtra } from "./transport.js";
 import { acceptUpgrades, upgradeAddress } from "./upgrade.js";
 
@@ -31,14 +31,13 @@ export interface GraphqlWsEndpoint {
 }
 
 /**
- * What each operation's root value carries from `onSubscribe` to `execute`/`subscribe`: who it
- * belongs to and, unless it is a channel subscription, Yoga's executor.
+ * What each operation's root value carries from `onSubscribe` to `execute`/`subscribe`: which path
+ * it takes, decided once, and what that path needs. Plain channel subscriptions are delivered by
+ * {@link ChannelDelivery}; every other operation runs through Yoga's executor.
  */
-interface OperationRoot {
-  readonly execute: typeof graphqlExecute;
-  readonly subscribe: typeof graphqlSubscribe;
-  readonly operation: SocketOperation;
-}
+type OperationRoute =
+  | { readonly path: "channel"; readonly operation: ChannelOperation }
+  | { readonly path: "generic"; readonly execute: typeof graphqlExecute; readonly subscribe: typeof graphqlSubscribe };
 
 /** Connection-level state kept for each WebSocket. */
 interface SocketExtra extends ConnectionExtra {
@@ -62,8 +61,8 @@ function closeAtExpiry(extra: SocketExtra, expiresAt: number): void {
   );
 }
 
-function rootOf(args: ExecutionArgs): OperationRoot {
-  return args.rootValue as OperationRoot;
+function routeOf(args: ExecutionArgs): OperationRoute {
+  return args.rootValue as OperationRoute;
 }
 
 /**
@@ -86,11 +85,15 @@ export function serveGraphqlOverWebSocket(httpServer: Server, options: GraphqlWs
   // Plain `channel` subscriptions are delivered by ChannelDelivery; every other operation runs through Yoga's executor.
   const channelDelivery = new ChannelDelivery(services.channels, options.maskError, dropIfSlow);
   const protocol = makeServer<Record<string, unknown> | undefined, SocketExtra>({
-    execute: (args) => rootOf(args).execute(args),
-    subscribe: (args) =>
-      channelDelivery.serves(args.document, args.operationName)
-        ? channelDelivery.subscribe(args, rootOf(args).operation)
-        : rootOf(args).subscribe(args),
+    execute: (args) => {
+      const route = routeOf(args);
+      if (route.path !== "generic") throw new Error("A channel subscription cannot be executed as a query");
+      return route.execute(args);
+    },
+    subscribe: (args) => {
+      const route = routeOf(args);
+      return route.path === "channel" ? channelDelivery.subscribe(args, route.operation) : route.subscribe(args);
+    },
     onNext: (ctx) => dropIfSlow(ctx.extra.socket, ctx.extra.session),
     connectionInitWaitTimeout: env.WS_INIT_TIMEOUT_MS,
     onConnect: async (ctx) => {
@@ -144,12 +147,15 @@ export function serveGraphqlOverWebSocket(httpServer: Server, options: GraphqlWs
         return [error instanceof GraphQLError ? error : new GraphQLError("Invalid document")];
       }
       if (errors.length > 0) return errors;
-      const operation: SocketOperation = { socket: ctx.extra.socket, id, session };
       const args = { schema, document, operationName: params.operationName, variableValues: params.variables };
-      // Channel subscriptions need neither a context nor Yoga's executor: keep neither for as long as they last.
-      if (channelDelivery.serves(document, params.operationName)) return { ...args, contextValue: undefined, rootValue: { operation } };
-      const rootValue: OperationRoot = { execute, subscribe, operation };
-      return { ...args, contextValue: await contextFactory(), rootValue };
+      const field = channelDelivery.recognize(document, params.operationName);
+      if (field) {
+        // Channel subscriptions need neither a context nor Yoga's executor: keep neither for as long as they last.
+        const route: OperationRoute = { path: "channel", operation: { socket: ctx.extra.socket, id, session, field } };
+        return { ...args, contextValue: undefined, rootValue: route };
+      }
+      const route: OperationRoute = { path: "generic", execute, subscribe };
+      return { ...args, contextValue: await contextFactory(), rootValue: route };
     },
   });
   const wsServer = new WebSocketServer({ noServer: true, maxPayload: env.MAX_WS_MESSAGE_BYTES });
