@@ -2,8 +2,9 @@ import type { IncomingMessage, Server } from "node:http";
 import type { Duplex } from "node:stream";
 import { type DocumentNode, type ExecutionResult, getOperationAST, Kind } from "graphql";
 import type { Plugin } from "graphql-yoga";
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
+import { collectDefaultMetrics, Counter, Gauge, Registry } from "prom-client";
 import { AppError } from "../errors.js";
+import { FastHistogram } from "./fast-histogram.js";
 import type { DropReason, RealtimeObserver, Transport } from "../realtime/observer.js";
 import type { RealtimeAction } from "../realtime/types.js";
 
@@ -46,13 +47,13 @@ export class Metrics implements RealtimeObserver {
   private readonly deliveredCounts = [0, 0, 0];
   /** Indexed by action * 2 + reason. */
   private readonly notPublishedCounts = [0, 0, 0, 0, 0, 0];
-  private readonly latency: Histogram;
+  private readonly latency: FastHistogram;
   private readonly open: Record<Transport, number> = { ws: 0, http: 0 };
   private readonly slowConsumers: Counter<"transport">;
   private readonly authFailures: Counter<"transport" | "reason">;
   private readonly rateLimitedCounter: Counter;
   private readonly triggerRuns: Counter<"outcome">;
-  private readonly triggerDuration: Histogram;
+  private readonly triggerDuration: FastHistogram;
   private readonly webhookCalls: Counter<"status">;
   private readonly operations: Counter<"type" | "field" | "result">;
 
@@ -92,12 +93,12 @@ export class Metrics implements RealtimeObserver {
         );
       },
     });
-    this.latency = new Histogram({
-      name: "realtime_delivery_latency_seconds",
-      help: "Time from an event's creation to its delivery to this instance's subscriptions, once per event.",
-      buckets: LATENCY_BUCKETS,
-      registers,
-    });
+    this.latency = new FastHistogram(
+      "realtime_delivery_latency_seconds",
+      "Time from an event's creation to its delivery to this instance's subscriptions, once per event.",
+      LATENCY_BUCKETS,
+      this.registry,
+    );
     new Gauge({
       name: "realtime_connections",
       help: "Open connections by transport: WebSockets on the GraphQL path, and HTTP requests in progress (SSE streams included).",
@@ -150,12 +151,12 @@ export class Metrics implements RealtimeObserver {
       labelNames: ["outcome"],
       registers,
     });
-    this.triggerDuration = new Histogram({
-      name: "realtime_trigger_run_duration_seconds",
-      help: "Duration of trigger runs, whatever their outcome (realtime_trigger_runs_total counts them by outcome).",
-      buckets: TRIGGER_BUCKETS,
-      registers,
-    });
+    this.triggerDuration = new FastHistogram(
+      "realtime_trigger_run_duration_seconds",
+      "Duration of trigger runs, whatever their outcome (realtime_trigger_runs_total counts them by outcome).",
+      TRIGGER_BUCKETS,
+      this.registry,
+    );
     this.webhookCalls = new Counter({
       name: "realtime_webhook_calls_total",
       help: "Requests made by trigger http steps, by status class (2xx..5xx) or error (refused, timed out, unreachable).",
@@ -174,9 +175,9 @@ export class Metrics implements RealtimeObserver {
     this.receivedCounts[ACTION_INDEX[action]]! += 1;
   }
 
-  delivered(action: RealtimeAction, listeners: number, latencyMs: number): void {
+  delivered(action: RealtimeAction, listeners: number, createdAt: string): void {
     this.deliveredCounts[ACTION_INDEX[action]]! += listeners;
-    this.latency.observe(latencyMs / 1000);
+    this.latency.observe((Date.now() - Date.parse(createdAt)) / 1000);
   }
 
   notPublished(action: RealtimeAction, reason: DropReason): void {

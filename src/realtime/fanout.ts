@@ -102,6 +102,6 @@ export class ChannelFanout {
         this.logger.error({ err: error, channel: event.channel }, "a channel listener failed");
       }
     }
-    if (reached > 0) this.observer.delivered(event.action, reached, Date.now() - Date.parse(event.createdAt));
+    if (reached > 0) this.observer.delivered(event.action, reached, event.createdAt);
   }
 }

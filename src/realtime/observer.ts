@@ -15,10 +15,10 @@ export interface RealtimeObserver {
   /** An event entered the publish path (before triggers). */
   received(action: RealtimeAction): void;
   /**
-   * An event reached `listeners` subscriptions on this instance, `latencyMs` after it was created
-   * (publish to delivery; across instances this includes the clocks' difference).
+   * An event reached `listeners` subscriptions on this instance; `createdAt` is the event's ISO 8601
+   * creation time, for the publish-to-delivery latency.
    */
-  delivered(action: RealtimeAction, listeners: number, latencyMs: number): void;
+  delivered(action: RealtimeAction, listeners: number, createdAt: string): void;
   /** An event was not published. */
   notPublished(action: RealtimeAction, reason: DropReason): void;
   /** A subscriber was cut off for falling too far behind. */
