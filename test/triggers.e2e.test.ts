@@ -229,6 +229,23 @@ describe("trigger management", () => {
     expect(recorded[1].durationMs).toBeGreaterThanOrEqual(0);
   });
 
+  it("records a log step that logs a missing value as null, and serves it in runs and testTrigger", async () => {
+    const trigger = await createTrigger(server.httpUrl, { channel: "log-missing", stack: [{ log: "payload.absent" }, { log: "'after'" }] });
+    expect((await send("log-missing", { text: "hi" })).data!.sendMessage.delivered).toBe(true);
+    const runs = await admin(server.httpUrl, `query ($id: ID!) { trigger(id: $id) { runs { outcome log } } }`, { id: trigger.id });
+    expect(runs.errors).toBeUndefined();
+    expect(runs.data!.trigger.runs).toEqual([{ outcome: "DELIVERED", log: [null, "after"] }]);
+    const listed = await admin(server.httpUrl, `query { triggers(channel: "log-missing") { runs { log } } }`);
+    expect(listed.errors).toBeUndefined();
+    expect(listed.data!.triggers.map((t: { runs: { log: unknown[] }[] }) => t.runs[0]?.log)).toContainEqual([null, "after"]);
+    const tested = await admin(
+      server.httpUrl,
+      `mutation ($id: ID!, $event: TriggerTestEventInput!) { testTrigger(id: $id, event: $event) { outcome log } }`,
+      { id: trigger.id, event: { action: "MESSAGE", channel: "log-missing", payload: {} } },
+    );
+    expect(tested).toEqual({ data: { testTrigger: { outcome: "DELIVERED", log: [null, "after"] } } });
+  });
+
   it("keeps only the latest runs per trigger", async () => {
     const small = await startServer({ TRIGGER_RUNS_KEPT: "3" });
     const trigger = await createTrigger(small.httpUrl, { channel: "pruned", stack: [{ log: "payload" }] });
