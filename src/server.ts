@@ -6,12 +6,14 @@ import { bearerToken, isAdminToken } from "./auth/admin-token.js";
 import { anonymousClient } from "./auth/client-tokens.js";
 import type { Env } from "./env.js";
 import { AppError } from "./errors.js";
+import { corsSettings } from "./http/cors.js";
 import { createWebHandler } from "./http/web.js";
 import { hardeningPlugins } from "./http/plugins.js";
 import type { Logger } from "./logger.js";
 import type { RealtimeClient, Session } from "./realtime/types.js";
 import type { Context } from "./schema/builder.js";
 import { createErrorMasker } from "./schema/errors.js";
+import { safeSerialization } from "./schema/results.js";
 import { schema } from "./schema/index.js";
 import { createServices, type Services } from "./services.js";
 import { serveGraphqlOverWebSocket } from "./ws/graphql-ws.js";
@@ -78,17 +80,27 @@ export async function createApp(env: Env, logger: Logger): Promise<App> {
         args.some((arg) => arg instanceof GraphQLError) ? logger.debug(args.join(" ")) : logger.error(args.join(" ")),
     },
     maskedErrors: { maskError },
-    plugins: hardeningPlugins(env, development),
-    cors: { origin: env.CORS_ORIGINS === "*" ? "*" : env.CORS_ORIGINS.split(",").map((origin) => origin.trim()) },
+    plugins: [...hardeningPlugins(env, development), safeSerialization(maskError)],
+    cors: corsSettings(env),
     context: async (initial): Promise<Context> => {
       const socketSession = (initial as { session?: Session }).session;
       if (socketSession) return { session: socketSession, services };
-      const token = bearerToken((initial as unknown as YogaInitialContext).request.headers.get("authorization"));
+      const token = readBearerToken((initial as unknown as YogaInitialContext).request.headers.get("authorization"));
       if (!token) return { session: { client: anonymousClient(), isAdmin: false }, services };
       if (isAdminToken(services.adminToken, token)) return { session: { client: anonymousClient(), isAdmin: true }, services };
       return { session: { client: await verifyClientToken(token), isAdmin: false }, services };
     },
   });
+
+  /** The request's bearer token, or null without one; a malformed `Authorization` header is refused with 401. */
+  function readBearerToken(header: string | null): string | null {
+    try {
+      return bearerToken(header);
+    } catch (error) {
+      if (error instanceof AppError) throw unauthenticated(error.message);
+      throw error;
+    }
+  }
 
   /** Verifies a client token; a bad one is refused with 401, never downgraded to anonymous. */
   async function verifyClientToken(token: string): Promise<RealtimeClient> {

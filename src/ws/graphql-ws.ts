@@ -1,6 +1,6 @@
 import type { Server } from "node:http";
-import { type ExecutionArgs, type execute as graphqlExecute, GraphQLError, type subscribe as graphqlSubscribe } from "graphql";
-import type { YogaServerInstance } from "graphql-yoga";
+import { type ExecutionArgs, type ExecutionResult, type execute as graphqlExecute, GraphQLError, type subscribe as graphqlSubscribe } from "graphql";
+import { isAsyncIterable, type YogaServerInstance } from "graphql-yoga";
 import { makeServer } from "graphql-ws";
 import { type WebSocket, WebSocketServer } from "ws";
 import { isAdminToken } from "../auth/admin-token.js";
@@ -8,6 +8,7 @@ import { anonymousClient } from "../auth/client-tokens.js";
 import type { Logger } from "../logger.js";
 import type { Session } from "../realtime/types.js";
 import type { Context } from "../schema/builder.js";
+import { MASKED_MESSAGE, maskedResult, serializableResult } from "../schema/results.js";
 import type { Services } from "../services.js";
 import { ChannelDelivery, type MaskError, type SocketOperation } from "./channel-delivery.js";
 import { carryProtocol, type ConnectionExtra } from "./transport.js";
@@ -67,12 +68,27 @@ export function serveGraphqlOverWebSocket(httpServer: Server, options: GraphqlWs
   };
   // Plain `channel` subscriptions are delivered by ChannelDelivery; every other operation runs through Yoga's executor.
   const channelDelivery = new ChannelDelivery(services.channels, options.maskError, dropIfSlow);
+  // Every error leaving over the socket is masked here, at the exit: an operation that throws, or a
+  // result that cannot be serialized, ends that operation with a masked error; the socket stays open.
+  const { maskError } = options;
+  type Outcome = ExecutionResult | AsyncIterable<ExecutionResult>;
+  const masked = async (run: () => Promise<Outcome> | Outcome): Promise<Outcome> => {
+    try {
+      const outcome = await run();
+      return isAsyncIterable(outcome) ? outcome : serializableResult(outcome, maskError);
+    } catch (error) {
+      return maskedResult(error, maskError);
+    }
+  };
   const protocol = makeServer<Record<string, unknown> | undefined, SocketExtra>({
-    execute: (args) => rootOf(args).execute(args),
+    execute: (args) => masked(() => rootOf(args).execute(args)),
     subscribe: (args) =>
-      channelDelivery.serves(args.document, args.operationName)
-        ? channelDelivery.subscribe(args, rootOf(args).operation)
-        : rootOf(args).subscribe(args),
+      masked(() =>
+        channelDelivery.serves(args.document, args.operationName)
+          ? channelDelivery.subscribe(args, rootOf(args).operation)
+          : rootOf(args).subscribe(args),
+      ),
+    onError: (_ctx, _id, _payload, errors) => errors.map((error) => (maskError(error, MASKED_MESSAGE) as GraphQLError).toJSON()),
     onNext: (ctx) => dropIfSlow(ctx.extra.socket, ctx.extra.session),
     connectionInitWaitTimeout: env.WS_INIT_TIMEOUT_MS,
     onConnect: async (ctx) => {
@@ -81,8 +97,9 @@ export function serveGraphqlOverWebSocket(httpServer: Server, options: GraphqlWs
       if (adminToken !== undefined && !isAdmin) return false; // closes with 4403 Forbidden
       let client = anonymousClient();
       if (authToken !== undefined) {
+        if (typeof authToken !== "string") return false; // a token is a string: anything else is refused, never coerced
         try {
-          client = await services.clientTokens.verify(String(authToken));
+          client = await services.clientTokens.verify(authToken);
         } catch (error) {
           logger.debug({ reason: error instanceof Error ? error.message : "unknown" }, "refused a WebSocket client token");
           return false;
