@@ -146,6 +146,16 @@ async function appliedMigrations(db: Database): Promise<Set<string>> {
 }
 
 /**
+ * A JSON value for a `Json` column that is stored exactly as given. Prisma copies the objects of a
+ * JSON value key by key, and assigning a `"__proto__"` key sets a prototype instead, so the key is
+ * lost. A value tagged `Raw` (what Prisma itself sends for an object with a `$type` key) is passed to
+ * the database untouched; `toJSON` is how Prisma takes a value already in its wire form.
+ */
+export function exactJson(value: unknown): { toJSON(): unknown } {
+  return { toJSON: () => ({ $type: "Raw", value }) };
+}
+
+/**
  * Opens the database named by `url` (see {@link resolveDatabaseUrl}): SQLite for `file:` URLs, PostgreSQL
  * for `postgres://` ones (see {@link postgresConfig}). SQLite runs in WAL mode, which keeps the file
  * consistent if the process is killed at any point.
