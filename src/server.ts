@@ -6,7 +6,7 @@ import { bearerToken, isAdminToken } from "./auth/admin-token.js";
 import { anonymousClient } from "./auth/client-tokens.js";
 import type { Env } from "./env.js";
 import { AppError } from "./errors.js";
-import { corsSettings } from "./http/cors.js";
+import { corsSettings, varyOnOrigin } from "./http/cors.js";
 import { createWebHandler } from "./http/web.js";
 import { hardeningPlugins } from "./http/plugins.js";
 import type { Logger } from "./logger.js";
@@ -80,7 +80,7 @@ export async function createApp(env: Env, logger: Logger): Promise<App> {
         args.some((arg) => arg instanceof GraphQLError) ? logger.debug(args.join(" ")) : logger.error(args.join(" ")),
     },
     maskedErrors: { maskError },
-    plugins: [...hardeningPlugins(env, development), safeSerialization(maskError)],
+    plugins: [...hardeningPlugins(env, development), safeSerialization(maskError), varyOnOrigin(env)],
     cors: corsSettings(env),
     context: async (initial): Promise<Context> => {
       const socketSession = (initial as { session?: Session }).session;

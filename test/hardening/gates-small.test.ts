@@ -125,6 +125,10 @@ describe("CORS", () => {
         expect(headers.get("access-control-allow-origin")).toBe(origin);
         expect(headers.get("access-control-allow-credentials")).toBeNull();
       }
+      // The answer depends on the Origin: shared caches must key on it.
+      for (const headers of [credentialed.preflight, credentialed.simple, plain.preflight, plain.simple]) {
+        expect(headers.get("vary")?.toLowerCase()).toMatch(/(^|, ?)origin(,|$)/);
+      }
     }
     // An origin not listed, and the opaque origin of sandboxed pages, get no CORS headers at all.
     for (const origin of ["https://evil.example", "null"]) {
@@ -132,6 +136,7 @@ describe("CORS", () => {
       for (const headers of [refused.preflight, refused.simple]) {
         expect(headers.get("access-control-allow-origin")).toBeNull();
         expect(headers.get("access-control-allow-credentials")).toBeNull();
+        expect(headers.get("vary")?.toLowerCase()).toMatch(/(^|, ?)origin(,|$)/);
       }
     }
   });
