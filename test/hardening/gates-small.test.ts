@@ -11,7 +11,13 @@ import fc from "fast-check";
 import { SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
+import { GraphQLObjectType, GraphQLSchema } from "graphql";
+import { JSONResolver } from "graphql-scalars";
+import { createYoga } from "graphql-yoga";
+import { pino } from "pino";
 import { EnvError, parseEnv } from "../../src/env.js";
+import { createErrorMasker } from "../../src/schema/errors.js";
+import { safeSerialization, serializableResult, stringifyResult } from "../../src/schema/results.js";
 import { connectWs, httpGraphQL, wsGraphQL } from "../helpers/graphql.js";
 import { ADMIN_TOKEN, freshDataDir, startServer, type TestServer } from "../helpers/server.js";
 
@@ -273,7 +279,7 @@ describe("errors at every exit", () => {
     "WebSocket mutation": `mutation ($options: JSON) { joinChannel(channel: "deep", options: $options) { event ${SELECTION} } }`,
   };
 
-  it("masks what JSON.stringify cannot serialize on every WebSocket path and keeps the socket serving", async () => {
+  it("answers variables nested thousands deep with a coded or masked error on every WebSocket path, and the socket keeps serving", async () => {
     const cases = fc.record({
       door: fc.constantFrom(...(Object.keys(OPERATIONS) as (keyof typeof OPERATIONS)[])),
       depth: fc.integer({ min: 5_000, max: 40_000 }),
@@ -292,7 +298,7 @@ describe("errors at every exit", () => {
     );
   });
 
-  it("masks it over HTTP and SSE, and the server keeps serving", async () => {
+  it("answers them with a coded or masked error over HTTP and SSE, and the server keeps serving", async () => {
     const options = `{"options":${deepJson(5_000, "object")}}`;
     const doors = [
       ["HTTP mutation", OPERATIONS["WebSocket mutation"], false],
@@ -307,5 +313,67 @@ describe("errors at every exit", () => {
     }
     expect((await fetch(server.httpUrl.replace("/graphql", "/health"))).status).toBe(200);
     expect((await httpGraphQL(server.httpUrl, `{ __typename }`)).body.data).toEqual({ __typename: "Query" });
+  });
+});
+
+/**
+ * The masking at the exit, in-process with the server's masker and a real Yoga: since inputs are
+ * bounded where they enter (variables, claims, trigger output), no request reaches it end to end,
+ * so these hold it to its contract directly.
+ */
+describe("masking where results leave", () => {
+  const logged: Record<string, any>[] = [];
+  const logger = pino({ level: "info", base: undefined }, { write: (line: string) => void logged.push(JSON.parse(line)) });
+  const maskError = createErrorMasker(logger, false);
+  const deep = (depth: number) => {
+    let value: unknown = 1;
+    for (let i = 0; i < depth; i++) value = { a: value };
+    return value;
+  };
+
+  it("stringifyResult and serializableResult pass a serializable result through unchanged", () => {
+    const result = { data: { x: [1, { y: "z" }] } };
+    expect(stringifyResult(result, maskError)).toBe(JSON.stringify(result));
+    expect(serializableResult(result, maskError)).toBe(result);
+  });
+
+  it("turn a result JSON.stringify cannot serialize into the masked error, logging the cause with its id", () => {
+    const result = { data: { deep: deep(100_000) } };
+    logged.length = 0;
+    const text = JSON.parse(stringifyResult(result, maskError)) as { errors: { message: string; extensions: Record<string, unknown> }[] };
+    expect(text).toEqual({ data: null, errors: [{ message: "Unexpected error.", extensions: { code: "INTERNAL_SERVER_ERROR", errorId: expect.any(String) } }] });
+    expect(logged).toContainEqual(expect.objectContaining({ errorId: text.errors[0]!.extensions.errorId, err: expect.objectContaining({ type: "RangeError" }) }));
+    const replaced = serializableResult(result, maskError);
+    expect(replaced.data).toBeNull();
+    expect(replaced.errors?.map((error) => [error.message, error.extensions.code])).toEqual([["Unexpected error.", "INTERNAL_SERVER_ERROR"]]);
+  });
+
+  it("makes Yoga answer a result it cannot serialize with the masked error, over JSON and SSE", async () => {
+    const Query = new GraphQLObjectType({ name: "Query", fields: { deep: { type: JSONResolver, resolve: () => deep(100_000) } } });
+    const Subscription = new GraphQLObjectType({
+      name: "Subscription",
+      fields: {
+        deep: {
+          type: JSONResolver,
+          subscribe: async function* () {
+            yield { deep: deep(100_000) };
+            yield { deep: 1 };
+          },
+        },
+      },
+    });
+    const yoga = createYoga({ schema: new GraphQLSchema({ query: Query, subscription: Subscription }), plugins: [safeSerialization(maskError)], logging: false });
+    const json = await yoga.fetch("http://yoga/graphql", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ query: "{ deep }" }) });
+    expect(await json.json()).toEqual({ data: null, errors: [{ message: "Unexpected error.", extensions: { code: "INTERNAL_SERVER_ERROR", errorId: expect.any(String) } }] });
+    const sse = await yoga.fetch("http://yoga/graphql", {
+      method: "POST",
+      headers: { "content-type": "application/json", accept: "text/event-stream" },
+      body: JSON.stringify({ query: "subscription { deep }" }),
+    });
+    const events = (await sse.text()).split("\n").filter((line) => line.startsWith("data: {")).map((line) => JSON.parse(line.slice(6)));
+    expect(events).toEqual([
+      { data: null, errors: [{ message: "Unexpected error.", extensions: { code: "INTERNAL_SERVER_ERROR", errorId: expect.any(String) } }] },
+      { data: { deep: 1 } }, // the stream goes on
+    ]);
   });
 });
