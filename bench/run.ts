@@ -33,7 +33,7 @@ import type { IdleConfig, IdleResult, LadderConfig, LadderResult, StepResult } f
 import { profileMarkdown, readProfile, summarizeProfile } from "./profile-summary.js";
 import { machineBusySeconds, SYSTEM_NAMES, sleep, unrefSleep, type SystemId } from "./shared.js";
 import { BENCH_STACK, type TriggerCostResult } from "./trigger-cost.js";
-import { freePort } from "../test/helpers/net.js";
+import { freePort } from "../dev/net.js";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const RESULTS = join(ROOT, "bench", "results");
