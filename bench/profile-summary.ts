@@ -51,18 +51,24 @@ export interface SummaryOptions {
 
 /** Native functions that write to sockets (self time counted as socket writes wherever called from). */
 const SOCKET_WRITES = new Set(["writev", "writeBuffer", "writeUtf8String", "writeLatin1String", "writeAsciiString", "writeUcs2String"]);
+const SOCKET_AREA = "socket writes (writev, node streams)";
+const WS_AREA = "ws library (frames, masking, parsing)";
+const NODE_AREA = "node internals (events, timers, promises, buffers)";
 
 /**
  * What a function's code does, from its script and name: GraphQL's parser, validation or execution,
- * Yoga / envelop / Armor, graphql-ws, the project's own folders, Prisma and SQLite, JSONata, the
+ * Yoga / envelop / Armor, graphql-ws, the project's own folders, Prisma (its query compiler is
+ * the server's WebAssembly) and SQLite, JSONata, the
  * `ws` library, socket writes, garbage collection. Native and builtin frames without a script
  * (JSON, Map, …) return null: they are counted where they were called from.
  */
 export function areaOf(url: string, name: string): string | null {
   if (name === "(garbage collector)") return "garbage collection";
   if (name === "(program)") return "V8 / native, not attributed (program)";
-  if (SOCKET_WRITES.has(name)) return "socket writes (writev, node streams)";
+  if (SOCKET_WRITES.has(name)) return SOCKET_AREA;
   if (!url) return null;
+  // The only WebAssembly in the server is Prisma's query compiler.
+  if (url.startsWith("wasm://")) return "Prisma / SQLite";
   const pkg = packageOf(url, name);
   if (pkg === "graphql") {
     if (url.includes("/language/")) return "GraphQL parse (graphql-js language)";
@@ -75,17 +81,19 @@ export function areaOf(url: string, name: string): string | null {
     return "Yoga / envelop / whatwg-node";
   if (pkg.startsWith("@pothos/")) return "Pothos";
   if (pkg === "graphql-ws") return "graphql-ws";
-  if (pkg === "ws") return "ws library (frames, masking, parsing)";
+  if (pkg === "ws") return WS_AREA;
   if (pkg.startsWith("@prisma/") || pkg === "prisma" || pkg === "better-sqlite3") return "Prisma / SQLite";
   if (pkg === "jsonata") return "JSONata";
+  if (pkg === "@repeaterjs/repeater") return "Repeater (async iterators)";
+  if (pkg === "lru-cache") return "Yoga / envelop / whatwg-node";
   if (pkg === "pino" || pkg.startsWith("pino-")) return "logging (pino)";
   if (pkg === "src/realtime") return "channel core (src/realtime)";
   if (pkg === "src/triggers") return "trigger engine and run recording (src/triggers)";
   if (pkg === "src/ws") return "our WebSocket layer (src/ws)";
   if (pkg.startsWith("src/")) return "our GraphQL surface and plumbing (src/schema, src/http, …)";
   if (pkg === "node (internal)") {
-    if (/internal\/(streams|stream_base_commons)|^node:net$|node:net\b/.test(url)) return "socket writes (writev, node streams)";
-    return "node internals (events, timers, promises, buffers)";
+    if (/internal\/(streams|stream_base_commons)|node:net\b/.test(url)) return SOCKET_AREA;
+    return NODE_AREA;
   }
   return "other";
 }
@@ -119,13 +127,23 @@ export function summarizeProfile(profile: CpuProfile, window: { from?: number; t
   const parentOf = new Map<number, number>();
   for (const node of profile.nodes) for (const child of node.children ?? []) parentOf.set(child, node.id);
   /** A frame's area, or its nearest caller's for native and builtin frames. */
-  const areaOfNode = (id: number): string => {
+  const areaAt = (id: number): { area: string; node: number } => {
     for (let at: number | undefined = id; at !== undefined; at = parentOf.get(at)) {
       const frame = byId.get(at)!.callFrame;
       const area = areaOf(frame.url, frame.functionName);
-      if (area) return area;
+      if (area) return { area, node: at };
     }
-    return "V8 builtins and native, no caller";
+    return { area: "V8 builtins and native, no caller", node: id };
+  };
+  /** Socket writes and the `ws` library also name the file that wrote (none: a drained buffer, later). */
+  const areaOfNode = (id: number): string => {
+    const { area, node } = areaAt(id);
+    if (area !== SOCKET_AREA && area !== WS_AREA) return area;
+    for (let at: number | undefined = node; at !== undefined; at = parentOf.get(at)) {
+      const url = byId.get(at)!.callFrame.url;
+      if (url && !url.startsWith("node:") && packageOf(url, "") !== "ws") return `${area}, from ${shortUrl(url)}`;
+    }
+    return `${area}, from a callback (a buffered write)`;
   };
   const selfUs = new Map<number, number>();
   let time = profile.startTime;
