@@ -124,8 +124,8 @@ class PhaseStats {
 }
 
 let phase: PhaseStats | null = null;
-/** Called with each reply to a send (true: delivered), during a phase. */
-let onReply: ((ok: boolean) => void) | null = null;
+/** Called with each reply to a send, delivered or refused (setup: probes; phases: messages). */
+let onReply: (() => void) | null = null;
 /** The first failed send outside a phase (a readiness probe). */
 let setupError: string | null = null;
 
@@ -186,8 +186,8 @@ class RoomClient {
       if (kind === Q) return this.onProbe(data, bar);
     }
     if (data.indexOf(DELIVERED) >= 0 || data.indexOf(PUBLISHED) >= 0) {
-      phase && phase.replies++;
-      onReply?.(true);
+      if (phase) phase.replies++;
+      onReply?.();
       return;
     }
     let frame: { id?: string; type?: string; payload?: unknown };
@@ -225,7 +225,7 @@ class RoomClient {
       phase.errors++;
       phase.firstError ??= reason;
     } else setupError ??= reason;
-    onReply?.(false);
+    onReply?.();
   }
 
   private onBench(data: Buffer, bar: number) {
