@@ -25,8 +25,11 @@ async function endProfiled(server: RunningServer): Promise<void> {
   await Promise.race([exited, unrefSleep(30_000)]);
 }
 
+/** The main thread's profile: V8 names them CPU.<date>.<time>.<pid>.<thread>.<seq>, thread 0 first. */
 function profileFile(dir: string): string {
-  const file = readdirSync(dir).find((f) => f.endsWith(".cpuprofile"));
+  const file = readdirSync(dir)
+    .filter((f) => f.endsWith(".cpuprofile"))
+    .sort()[0];
   if (!file) throw new Error(`no .cpuprofile in ${dir}`);
   return join(dir, file);
 }
