@@ -461,7 +461,7 @@ async function runCase(fuzz: FuzzCase): Promise<string[]> {
 
     const health = await fetch(healthUrl).then((response) => response.status, (error: unknown) => `unreachable: ${String(error)}`);
     if (health !== 200) problems.push(`GET /health answered ${health}`);
-    const sent = await adminPost(server.httpUrl, SEND, { channel: BYSTANDER, payload: { mark } }).catch((error: unknown) => ({ errors: [{ message: String(error) }] }));
+    const sent = await adminPost(server.httpUrl, SEND, { channel: BYSTANDER, payload: { mark } }).catch((error: unknown): GraphQLResponse => ({ errors: [{ message: String(error) }] }));
     if (sent.data?.sendMessage?.delivered !== true) problems.push(`the bystander's message was not sent: ${JSON.stringify(sent).slice(0, 300)}`);
     else {
       try {
