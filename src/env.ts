@@ -64,6 +64,18 @@ const EnvSchema = z.object({
   MAX_CHANNELS_PER_CLIENT: z.coerce.number().int().min(1).default(128),
   /** Messages one client may send per second. */
   MAX_MESSAGES_PER_SECOND: z.coerce.number().min(0.1).default(50),
+  /** Joins (joinChannel or a channel subscription) one client may make per second. */
+  MAX_JOINS_PER_SECOND: z.coerce.number().min(0.1).default(100),
+  /** Messages anonymous clients may send per second from one address, all together. */
+  MAX_ADDRESS_MESSAGES_PER_SECOND: z.coerce.number().min(0.1).default(100),
+  /** Joins anonymous clients may make per second from one address, all together. */
+  MAX_ADDRESS_JOINS_PER_SECOND: z.coerce.number().min(0.1).default(200),
+  /** Open WebSocket connections from one address. */
+  MAX_CONNECTIONS_PER_ADDRESS: z.coerce.number().int().min(1).default(1000),
+  /** New WebSocket connections one address may open per second. */
+  MAX_ADDRESS_CONNECTIONS_PER_SECOND: z.coerce.number().min(0.1).default(50),
+  /** Proxies in front of the server whose `X-Forwarded-For` entries are believed (0: use the peer address). */
+  TRUST_PROXY: z.coerce.number().int().min(0).max(10).default(0),
   /** How often each WebSocket is pinged; one that has not answered by the next ping is cut off. */
   WS_KEEPALIVE_MS: z.coerce.number().int().min(100).default(12_000),
   /** Time a new WebSocket has to send connection_init (then it is closed with 4408). */

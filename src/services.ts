@@ -89,6 +89,7 @@ export async function createServices(env: Env, logger: Logger): Promise<Services
 
   const defaults = {
     active: true,
+    membersOnly: false,
     anonymousClients: env.CHANNEL_ANONYMOUS_CLIENTS,
     messaging: env.CHANNEL_MESSAGING,
     presence: env.CHANNEL_PRESENCE,
@@ -136,7 +137,7 @@ export async function createServices(env: Env, logger: Logger): Promise<Services
     publisher,
     fanout: new ChannelFanout(bus.pubsub, logger),
     membership,
-    configs: channelConfigs,
+    rules: channelConfigs,
     history,
     presence,
     listening: bus.listening,
@@ -146,10 +147,15 @@ export async function createServices(env: Env, logger: Logger): Promise<Services
       maxSubscriptionsPerSocket: env.MAX_SUBSCRIPTIONS_PER_SOCKET,
       maxChannelsPerClient: env.MAX_CHANNELS_PER_CLIENT,
       messagesPerSecond: env.MAX_MESSAGES_PER_SECOND,
+      joinsPerSecond: env.MAX_JOINS_PER_SECOND,
+      addressMessagesPerSecond: env.MAX_ADDRESS_MESSAGES_PER_SECOND,
+      addressJoinsPerSecond: env.MAX_ADDRESS_JOINS_PER_SECOND,
       maxQueuedEvents: env.MAX_QUEUED_EVENTS,
     },
     logger,
   });
+  // A subscriber who may no longer listen after a configuration change (made here or elsewhere) is removed.
+  channelConfigs.onRulesChanged(() => channels.enforceRules());
   if (notices) {
     const reloadAll = () => {
       logger.info("redis reconnected: reloading triggers and channel settings");

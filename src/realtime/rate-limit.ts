@@ -6,7 +6,7 @@ export class RateLimiter {
   private readonly buckets = new Map<string, { tokens: number; at: number }>();
   private lastSweep = Date.now();
 
-  constructor(private readonly perSecond: number) {}
+  constructor(readonly perSecond: number) {}
 
   /** Spends one token for `key`; false when its bucket is empty. */
   take(key: string, now = Date.now()): boolean {
