@@ -46,6 +46,8 @@ const SERVER_ENV = {
   CHANNEL_HISTORY: "5",
   // Per-address limits for anonymous traffic: every peer here comes from 127.0.0.1.
   MAX_ADDRESS_MESSAGES_PER_SECOND: "100000",
+  MAX_ADDRESS_JOINS_PER_SECOND: "100000",
+  MAX_JOINS_PER_SECOND: "100000",
   MAX_CONNECTIONS_PER_ADDRESS: "100000",
   MAX_ADDRESS_CONNECTIONS_PER_SECOND: "100000",
 };
@@ -421,12 +423,17 @@ class World {
         for (const [id, channel] of slot.subs) {
           const log = peer.log(id);
           const arrived = await peer.until(() => log.sentinels.has(sentinel) || peer.closed !== null, ANSWER_MS);
-          if (!arrived || !log.sentinels.has(sentinel)) broken.push(`slot ${index}'s live subscription ${id} on ${channel} missed sentinel ${sentinel}${peer.closed ? ` (socket closed ${peer.closed.code} ${peer.closed.reason})` : ""}`);
+          if (peer.closed) break; // the next round judges the close
+          if (!arrived || !log.sentinels.has(sentinel)) broken.push(`slot ${index}'s live subscription ${id} on ${channel} missed sentinel ${sentinel}`);
           else if (log.sentinels.get(sentinel)! > 1) broken.push(`slot ${index}'s subscription ${id} on ${channel} received sentinel ${sentinel} ${log.sentinels.get(sentinel)} times`);
           if (log.strays.length) broken.push(`slot ${index}'s subscription ${id} on ${channel} received events of other channels: ${log.strays.join(", ")}`);
         }
       }
       if (broken.length) throw new Error(broken.join("\n"));
+      if (model.slots.some((slot, index) => slot.open && this.peers[index]?.closed)) {
+        lagging = ["a socket closed during the last round"];
+        continue;
+      }
       lagging = await this.laggingProblems(model, sentinel);
       if (lagging.length === 0) return;
     }
@@ -559,7 +566,19 @@ abstract class SlotCommand implements Command {
   check(model: Readonly<Model>): boolean {
     return model.slots[this.index]!.open;
   }
-  abstract run(model: Model, world: World): Promise<void>;
+  /** Runs the command; when the slot's token expired under it (4403 `Token expired`), the model follows and the rest is checked. */
+  async run(model: Model, world: World): Promise<void> {
+    try {
+      await this.act(model, world);
+    } catch (error) {
+      const slot = model.slots[this.index]!;
+      const closed = this.peer(world).closed;
+      if (!slot.expiring || closed?.code !== 4403 || closed.reason !== "Token expired" || Date.now() < world.expiresAt - 50) throw error;
+      closeSlot(slot);
+      await world.settle(model);
+    }
+  }
+  protected abstract act(model: Model, world: World): Promise<void>;
   abstract toString(): string;
   protected peer(world: World): Peer {
     return world.peers[this.index]!;
@@ -571,7 +590,7 @@ class Subscribe extends SlotCommand {
   constructor(index: number, readonly channel: Channel, readonly path: Path) {
     super(index);
   }
-  async run(model: Model, world: World): Promise<void> {
+  protected async act(model: Model, world: World): Promise<void> {
     const slot = model.slots[this.index]!;
     const peer = this.peer(world);
     const allowed = refusalsFor(model, slot, this.channel, "subscribe");
@@ -608,7 +627,7 @@ class Complete extends SlotCommand {
   override check(model: Readonly<Model>): boolean {
     return super.check(model) && model.slots[this.index]!.subs.size > 0;
   }
-  async run(model: Model, world: World): Promise<void> {
+  protected async act(model: Model, world: World): Promise<void> {
     const slot = model.slots[this.index]!;
     const id = [...slot.subs.keys()][this.pick % slot.subs.size]!;
     this.peer(world).write([{ id, type: "complete" }]);
@@ -628,7 +647,7 @@ class Resubscribe extends SlotCommand {
   override check(model: Readonly<Model>): boolean {
     return super.check(model) && model.slots[this.index]!.subs.size > 0;
   }
-  async run(model: Model, world: World): Promise<void> {
+  protected async act(model: Model, world: World): Promise<void> {
     const slot = model.slots[this.index]!;
     const peer = this.peer(world);
     const [id, channel] = [...slot.subs][this.pick % slot.subs.size]!;
@@ -649,7 +668,7 @@ class SubscribeCompleteSubscribe extends SlotCommand {
   constructor(index: number, readonly channel: Channel) {
     super(index);
   }
-  async run(model: Model, world: World): Promise<void> {
+  protected async act(model: Model, world: World): Promise<void> {
     const slot = model.slots[this.index]!;
     const peer = this.peer(world);
     const allowed = refusalsFor(model, slot, this.channel, "subscribe");
@@ -680,7 +699,7 @@ class Burst extends SlotCommand {
   constructor(index: number, readonly channels: Channel[], readonly path: Path) {
     super(index);
   }
-  async run(model: Model, world: World): Promise<void> {
+  protected async act(model: Model, world: World): Promise<void> {
     const slot = model.slots[this.index]!;
     const peer = this.peer(world);
     // In frame order, each subscribe is admitted while there is room: limits are reserved before any await.
@@ -722,7 +741,7 @@ class BurstSameId extends SlotCommand {
   constructor(index: number, readonly channel: Channel, readonly count: number) {
     super(index);
   }
-  async run(model: Model, world: World): Promise<void> {
+  protected async act(model: Model, world: World): Promise<void> {
     const slot = model.slots[this.index]!;
     const peer = this.peer(world);
     const id = peer.nextId("d");
@@ -742,7 +761,7 @@ class JoinChannel extends SlotCommand {
   constructor(index: number, readonly channel: Channel) {
     super(index);
   }
-  async run(model: Model, world: World): Promise<void> {
+  protected async act(model: Model, world: World): Promise<void> {
     const slot = model.slots[this.index]!;
     const peer = this.peer(world);
     const allowed = refusalsFor(model, slot, this.channel, "join");
@@ -766,7 +785,7 @@ class LeaveChannel extends SlotCommand {
   constructor(index: number, readonly channel: Channel) {
     super(index);
   }
-  async run(model: Model, world: World): Promise<void> {
+  protected async act(model: Model, world: World): Promise<void> {
     const slot = model.slots[this.index]!;
     const peer = this.peer(world);
     const wasMember = isMember(slot, this.channel);
@@ -792,7 +811,7 @@ class ReadOrSend extends SlotCommand {
   constructor(index: number, readonly operation: "send" | "history" | "presence", readonly channel: Channel, readonly door: Door) {
     super(index);
   }
-  async run(model: Model, world: World): Promise<void> {
+  protected async act(model: Model, world: World): Promise<void> {
     const slot = model.slots[this.index]!;
     const allowed = readOrSendRefusals(model, slot, this.channel, this.operation, this.door);
     const [query, variables] =
@@ -867,7 +886,7 @@ class AwaitTokenExpiry implements Command {
 }
 
 class CloseSocket extends SlotCommand {
-  async run(model: Model, world: World): Promise<void> {
+  protected async act(model: Model, world: World): Promise<void> {
     const peer = this.peer(world);
     peer.close();
     if (!(await peer.until(() => peer.closed !== null, ANSWER_MS))) throw new Error(`${this}: the socket did not close`);
@@ -929,7 +948,7 @@ const commands = [
 ];
 
 const SEED = Number(process.env.GATES_SEED ?? 1_212);
-const NUM_RUNS = Number(process.env.GATES_RUNS ?? 6);
+const NUM_RUNS = Number(process.env.GATES_RUNS ?? 8);
 
 describe("channel gates, model-based", () => {
   it("presence, deliveries, LEAVEs and limits follow the model through every interleaving", { timeout: 120_000 }, async () => {
