@@ -366,7 +366,7 @@ class World {
 
   /** An operation over HTTP as the slot's identity (its token, or none). */
   async http(slot: SlotModel, query: string, variables: Record<string, unknown>): Promise<GraphQLResponse<Record<string, any>>> {
-    const token = slot.sub ? await tokenFor(slot.sub, 600) : undefined;
+    const token = slot.sub ? await tokenFor(slot.sub, Math.floor(Date.now() / 1000) + 600) : undefined;
     const response = await fetch(this.server.httpUrl, {
       method: "POST",
       headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) },
@@ -389,9 +389,9 @@ class World {
   async connect(index: number, slot: SlotModel): Promise<void> {
     let connectionParams: Record<string, unknown> = {};
     if (slot.sub) {
-      const seconds = slot.expiring ? EXPIRING_TOKEN_SECONDS : 600;
-      connectionParams = { authToken: await tokenFor(slot.sub, seconds) };
-      if (slot.expiring) this.expiresAt = Date.now() + seconds * 1000;
+      const exp = Math.floor(Date.now() / 1000) + (slot.expiring ? EXPIRING_TOKEN_SECONDS : 600);
+      connectionParams = { authToken: await tokenFor(slot.sub, exp) };
+      if (slot.expiring) this.expiresAt = exp * 1000;
     }
     this.peers[index] = await Peer.open(this.server.wsUrl, connectionParams);
     if (slot.sub) this.peers[index]!.clientId = slot.sub;
@@ -530,13 +530,9 @@ class World {
 const sameSet = <T>(a: Set<T>, b: Set<T>) => a.size === b.size && [...a].every((item) => b.has(item));
 
 const secretKey = new TextEncoder().encode(JWT_SECRET);
-function tokenFor(sub: string, seconds: number): Promise<string> {
-  return new SignJWT({ name: sub })
-    .setProtectedHeader({ alg: "HS256" })
-    .setSubject(sub)
-    .setIssuedAt()
-    .setExpirationTime(Math.floor(Date.now() / 1000) + seconds)
-    .sign(secretKey);
+/** An HS256 client token for `sub` that expires at `exp` (seconds since the epoch). */
+function tokenFor(sub: string, exp: number): Promise<string> {
+  return new SignJWT({ name: sub }).setProtectedHeader({ alg: "HS256" }).setSubject(sub).setIssuedAt().setExpirationTime(exp).sign(secretKey);
 }
 
 function closeSlot(slot: SlotModel): void {
