@@ -944,7 +944,7 @@ const commands = [
 ];
 
 const SEED = Number(process.env.GATES_SEED ?? 1_212);
-const NUM_RUNS = Number(process.env.GATES_RUNS ?? 8);
+const NUM_RUNS = Number(process.env.GATES_RUNS ?? 15);
 
 describe("channel gates, model-based", () => {
   it("presence, deliveries, LEAVEs and limits follow the model through every interleaving", { timeout: 120_000 }, async () => {
