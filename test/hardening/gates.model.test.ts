@@ -444,6 +444,7 @@ class World {
   private adoptExpiry(model: Model, broken: string[]): void {
     for (const [index, slot] of model.slots.entries()) {
       const closed = this.peers[index]?.closed;
+      if (slot.open && slot.expiring && !closed && Date.now() > this.expiresAt + EXPIRY_GRACE_MS) broken.push(`slot ${index}'s socket is still open ${Date.now() - this.expiresAt} ms after its token expired`);
       if (!slot.open || !closed) continue;
       if (slot.expiring && closed.code === 4403 && closed.reason === "Token expired" && Date.now() >= this.expiresAt - 50) closeSlot(slot);
       else broken.push(`slot ${index}'s socket closed unexpectedly: ${closed.code} ${closed.reason}`);
@@ -569,6 +570,9 @@ abstract class SlotCommand implements Command {
     } catch (error) {
       const slot = model.slots[this.index]!;
       const closed = this.peer(world).closed;
+      if (slot.expiring && !closed && Date.now() > world.expiresAt) {
+        throw new Error(`${(error as Error).message} (its token expired ${Date.now() - world.expiresAt} ms ago and the socket is still open)`);
+      }
       if (!slot.expiring || closed?.code !== 4403 || closed.reason !== "Token expired" || Date.now() < world.expiresAt - 50) throw error;
       closeSlot(slot);
       await world.settle(model);
