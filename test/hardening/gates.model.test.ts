@@ -3,8 +3,10 @@
  * peers speak graphql-transport-ws (so a command can write many frames in one tick and reuse
  * operation ids): two anonymous clients, one client with a long-lived HS256 token and one whose
  * token expires during the run. Commands subscribe (fast and generic path), complete, re-subscribe
- * with the same id, join, leave, send, read history and presence, change a channel's configuration
- * as the admin, wait for the token to expire, close and reconnect sockets, and write bursts.
+ * with the same id, join and leave (over the socket, and over HTTP where an authenticated client's
+ * membership outlives its socket), send, read history and presence, change a channel's
+ * configuration as the admin, wait for the token to expire, close and reconnect sockets, and write
+ * bursts.
  *
  * After every command the test waits for quiescence by round trips (a sentinel message on every
  * channel, sent as the admin, until every watcher and every live subscription has it) and checks:
@@ -90,8 +92,10 @@ interface SlotModel {
   open: boolean;
   /** Live subscriptions: operation id → channel. */
   subs: Map<string, Channel>;
-  /** Channels joined with joinChannel. */
+  /** Channels joined with joinChannel over the socket. */
   joins: Set<Channel>;
+  /** Channels joined with joinChannel over HTTP (authenticated clients only): these outlive the socket. */
+  httpJoins: Set<Channel>;
   /** Channels where the contract leaves open whether a joinChannel membership survived; the next check adopts what the server says. */
   undecided: Set<Channel>;
   /** True while the socket's token is the short-lived one. */
@@ -104,8 +108,8 @@ interface Model {
 }
 
 const rulesOf = (model: Model, channel: Channel) => model.configs.get(channel) ?? DEFAULT_RULES;
-const isMember = (slot: SlotModel, channel: Channel) => slot.joins.has(channel) || [...slot.subs.values()].includes(channel);
-const memberships = (slot: SlotModel) => new Set<Channel>([...slot.joins, ...slot.subs.values()]);
+const isMember = (slot: SlotModel, channel: Channel) => slot.joins.has(channel) || slot.httpJoins.has(channel) || [...slot.subs.values()].includes(channel);
+const memberships = (slot: SlotModel) => new Set<Channel>([...slot.joins, ...slot.httpJoins, ...slot.subs.values()]);
 const canListen = (model: Model, slot: SlotModel, channel: Channel) => slot.kind !== "anonymous" || rulesOf(model, channel).anonymousClients;
 
 /** The codes a subscribe or join may be refused with; empty when it must succeed. */
@@ -349,6 +353,8 @@ class World {
   readonly watchers: Watcher[];
   /** When the expiring token expires (ms since the epoch). */
   expiresAt = 0;
+  /** Anonymous HTTP clients that joined: they last one request, so their JOIN has no LEAVE. */
+  readonly oneRequestClients = new Set<string>();
   private sentinel = 0;
 
   constructor(readonly server: TestServer) {
@@ -474,8 +480,8 @@ class World {
       }
       const expected = new Set<string>();
       for (const [index, slot] of model.slots.entries()) {
-        const id = this.peers[index]?.clientId;
-        if (slot.open && isMember(slot, channel)) {
+        const id = slot.sub ?? this.peers[index]?.clientId;
+        if (isMember(slot, channel)) {
           if (id === undefined) problems.push(`slot ${index} is a member of ${channel} but its client id never showed`);
           else expected.add(id);
         }
@@ -484,7 +490,7 @@ class World {
       // LEAVEs: JOIN and LEAVE alternate per client (one LEAVE per going away), and the last word matches the model.
       const watcher = this.watchers[channelIndex]!;
       const inside = new Map<string, boolean>();
-      for (const [action, id] of watcher.comings) {
+      for (const [action, id] of watcher.comings.filter(([, id]) => !this.oneRequestClients.has(id))) {
         if (action === "LEAVE" && inside.get(id) === false) problems.push(`a second LEAVE of ${id} on ${channel} with no JOIN between`);
         if (action === "LEAVE" && !inside.has(id)) problems.push(`a LEAVE of ${id} on ${channel} that never joined`);
         inside.set(id, action === "JOIN");
@@ -509,7 +515,7 @@ class World {
     // What the server holds: one listener per live subscription, one membership per member (the watchers included).
     const stats = this.server.app.services.channels.stats();
     const listeners = model.slots.reduce((sum, slot) => sum + (slot.open ? slot.subs.size : 0), 0) + this.watchers.length;
-    const members = model.slots.reduce((sum, slot) => sum + (slot.open ? memberships(slot).size : 0), 0) + this.watchers.length;
+    const members = model.slots.reduce((sum, slot) => sum + memberships(slot).size, 0) + this.watchers.length;
     if (stats.listeners !== listeners) problems.push(`the server holds ${stats.listeners} listeners, the model ${listeners}`);
     if (stats.memberships !== members) problems.push(`the server holds ${stats.memberships} memberships, the model ${members}`);
     return problems;
@@ -798,11 +804,66 @@ class LeaveChannel extends SlotCommand {
     }
     for (const id of ending) slot.subs.delete(id);
     slot.joins.delete(this.channel);
+    slot.httpJoins.delete(this.channel);
     slot.undecided.delete(this.channel);
     await world.settle(model);
   }
   toString() {
     return `LeaveChannel(${this.index}, ${this.channel})`;
+  }
+}
+
+/** joinChannel over HTTP as the slot's identity: an authenticated client stays a member, an anonymous one is gone with its request. */
+class HttpJoin implements Command {
+  constructor(readonly index: number, readonly channel: Channel) {}
+  check(): boolean {
+    return true;
+  }
+  async run(model: Model, world: World): Promise<void> {
+    const slot = model.slots[this.index]!;
+    // An anonymous HTTP request is a client of its own: no membership to count, none that stays.
+    const asClient: SlotModel = slot.kind === "anonymous" ? { ...slot, subs: new Map(), joins: new Set(), httpJoins: new Set() } : slot;
+    const allowed = refusalsFor(model, asClient, this.channel, "join");
+    const result = await world.http(slot, JOIN, { channel: this.channel });
+    const problem = refusalProblem(String(this), allowed, result);
+    if (problem) throw new Error(problem);
+    if (result.data?.joinChannel?.joined && slot.kind !== "anonymous") slot.httpJoins.add(this.channel);
+    // An anonymous HTTP client's JOIN is published, but it is never a member: no LEAVE is owed.
+    if (result.data?.joinChannel?.joined && slot.kind === "anonymous") world.oneRequestClients.add(result.data.joinChannel.event.client.id);
+    await world.settle(model);
+  }
+  toString() {
+    return `HttpJoin(${this.index}, ${this.channel})`;
+  }
+}
+
+/** leaveChannel over HTTP as the slot's identity: for an authenticated client, every subscription and join of it on the channel ends. */
+class HttpLeave implements Command {
+  constructor(readonly index: number, readonly channel: Channel) {}
+  check(): boolean {
+    return true;
+  }
+  async run(model: Model, world: World): Promise<void> {
+    const slot = model.slots[this.index]!;
+    const anonymous = slot.kind === "anonymous";
+    const wasMember = !anonymous && isMember(slot, this.channel);
+    const peer = world.peers[this.index];
+    const ending = anonymous || !slot.open ? [] : [...slot.subs].filter(([, channel]) => channel === this.channel).map(([id]) => id);
+    const result = await world.http(slot, LEAVE, { channel: this.channel });
+    if (result.errors || result.data?.leaveChannel !== wasMember) throw new Error(`${this}: answered ${JSON.stringify(result)}, the model says ${wasMember}`);
+    if (ending.length && peer && !(await peer.until(() => ending.every((id) => peer.log(id).completed), ANSWER_MS))) {
+      throw new Error(`${this}: the subscriptions [${ending.filter((id) => !peer.log(id).completed)}] on ${this.channel} did not complete`);
+    }
+    if (!anonymous) {
+      for (const id of ending) slot.subs.delete(id);
+      slot.joins.delete(this.channel);
+      slot.httpJoins.delete(this.channel);
+      slot.undecided.delete(this.channel);
+    }
+    await world.settle(model);
+  }
+  toString() {
+    return `HttpLeave(${this.index}, ${this.channel})`;
   }
 }
 
@@ -940,6 +1001,8 @@ const commands = [
   fc.tuple(slotIndex, channel, fc.integer({ min: 2, max: 4 })).map(([i, c, n]) => new BurstSameId(i, c, n)),
   fc.tuple(slotIndex, channel).map(([i, c]) => new JoinChannel(i, c)),
   fc.tuple(slotIndex, channel).map(([i, c]) => new LeaveChannel(i, c)),
+  fc.tuple(slotIndex, channel).map(([i, c]) => new HttpJoin(i, c)),
+  fc.tuple(slotIndex, channel).map(([i, c]) => new HttpLeave(i, c)),
   fc.tuple(slotIndex, fc.constantFrom("send" as const, "history" as const, "presence" as const), channel, fc.constantFrom<Door>("ws", "http")).map(([i, o, c, d]) => new ReadOrSend(i, o, c, d)),
   fc.tuple(channel, rules).map(([c, r]) => new ChangeConfig(c, r)),
   fc.constant(new AwaitTokenExpiry()),
@@ -961,11 +1024,13 @@ describe("channel gates, model-based", () => {
             if (!(await watcher.until(0, ANSWER_MS))) throw new Error(`the watcher of ${watcher.channel} did not start: ${watcher.failure}`);
           }
           const model: Model = {
-            slots: SLOTS.map(({ kind, sub }) => ({ kind, sub, open: true, subs: new Map(), joins: new Set(), undecided: new Set(), expiring: kind === "expiring" })),
+            slots: SLOTS.map(({ kind, sub }) => ({ kind, sub, open: true, subs: new Map(), joins: new Set(), httpJoins: new Set(), undecided: new Set(), expiring: kind === "expiring" })),
             configs: new Map(),
           };
           for (const [index, slot] of model.slots.entries()) await world.connect(index, slot);
           await fc.asyncModelRun(() => ({ model, real: world }), sequence);
+          // Joins over HTTP outlive sockets by design: leave them first.
+          for (const slot of model.slots) for (const channel of slot.httpJoins) await new HttpLeave(model.slots.indexOf(slot), channel).run(model, world);
           // Nothing outlives its socket.
           expect(await world.shutDown()).toEqual({ channels: 0, memberships: 0, feeds: 0, listeners: 0 });
         } finally {
