@@ -1011,12 +1011,12 @@ const commands = [
 ];
 
 const SEED = Number(process.env.GATES_SEED ?? 1_212);
-const NUM_RUNS = Number(process.env.GATES_RUNS ?? 15);
+const NUM_RUNS = Number(process.env.GATES_RUNS ?? 10);
 
 describe("channel gates, model-based", () => {
   it("presence, deliveries, LEAVEs and limits follow the model through every interleaving", { timeout: 120_000 }, async () => {
     await fc.assert(
-      fc.asyncProperty(fc.commands(commands, { maxCommands: 30 }), async (sequence) => {
+      fc.asyncProperty(fc.commands(commands, { maxCommands: 30, size: "max" }), async (sequence) => {
         const server = await startServer(SERVER_ENV);
         const world = new World(server);
         try {
