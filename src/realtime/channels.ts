@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { AppError, badInput, ErrorCode } from "../errors.js";
 import type { Logger } from "../logger.js";
-import { MAX_JSON_DEPTH, nestsDeeperThan } from "../validation.js";
+import { clientJsonProblem, MAX_JSON_DEPTH } from "../validation.js";
 import type { ChannelRules } from "./channel-config.js";
 import { assertChannelName } from "./channel-name.js";
 import type { ChannelListener } from "./fanout.js";
@@ -472,10 +472,17 @@ export class ChannelService {
     return { joined: true, event: result.event };
   }
 
-  /** Refuses client JSON that nests deeper than {@link MAX_JSON_DEPTH} or is larger than the payload limit. */
+  /**
+   * Refuses client JSON that nests deeper than {@link MAX_JSON_DEPTH}, holds text no database
+   * stores faithfully, or is larger than the payload limit.
+   */
   private checkJson(field: "payload" | "options", value: unknown): void {
-    if (nestsDeeperThan(value)) {
+    const problem = clientJsonProblem(value);
+    if (problem === "depth") {
       throw badInput(`The ${field} ${field === "options" ? "nest" : "nests"} deeper than ${MAX_JSON_DEPTH} levels`, { field });
+    }
+    if (problem === "text") {
+      throw badInput(`The ${field} must be Unicode text: no lone surrogates and no NUL characters`, { field });
     }
     const bytes = value === undefined || value === null ? 0 : Buffer.byteLength(JSON.stringify(value));
     if (bytes > this.deps.limits.maxPayloadBytes) {
