@@ -255,6 +255,17 @@ describe("ChannelService gates", () => {
     expect((await core.channels.sendMessage(session, "room", { text: "emoji \ud83d\ude00 fine" }, null)).delivered).toBe(true);
   });
 
+  it("follows an anonymous HTTP client's JOIN with its LEAVE: it lasts one request", async () => {
+    const core = createCore();
+    const caller = requestSession();
+    expect((await core.channels.joinChannel(caller, "room", null)).joined).toBe(true);
+    expect(core.published.filter((event) => event.client.id === caller.client.id).map((event) => event.action)).toEqual(["JOIN", "LEAVE"]);
+    expect(core.channels.stats().memberships).toBe(0);
+    const signedIn = requestSession(client(true));
+    await core.channels.joinChannel(signedIn, "room", null);
+    expect(core.channels.stats().memberships).toBe(1);
+  });
+
   it("never makes a join private: options.to only addresses messages", async () => {
     const core = createCore();
     const watcher = recorder();
