@@ -75,7 +75,7 @@ export async function createServices(env: Env, logger: Logger): Promise<Services
         allowHosts: env.WEBHOOK_ALLOW_HOSTS.split(",").map((host) => host.trim()).filter(Boolean),
       })
     : undefined;
-  const runOptions = { timeoutMs: env.TRIGGER_TIMEOUT_MS, webhooks };
+  const runOptions = { timeoutMs: env.TRIGGER_TIMEOUT_MS, maxMemoryBytes: env.TRIGGER_MEMORY_MB * 1024 * 1024, webhooks };
   const triggers = new TriggerStore(db.prisma, { expressionTimeoutMs: env.TRIGGER_TIMEOUT_MS, allowHttpSteps: webhooks !== undefined });
   await triggers.reload();
   const triggerRuns = new TriggerRunRecorder(db.prisma, logger, {
