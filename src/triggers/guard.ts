@@ -1,4 +1,5 @@
 import jsonata from "jsonata";
+import RE2 from "re2";
 
 /**
  * What keeps one trigger run from stalling or endangering the server, whatever its expressions and
@@ -10,8 +11,9 @@ import jsonata from "jsonata";
  * - a memory budget: the strings, arrays and objects a run builds are charged to it (an
  *   over-estimate: a value handed back through several function calls is charged at each);
  * - bounded versions of the built-ins that could otherwise allocate or loop a lot inside one call
- *   (`$pad`, `$join`, `$split`, `$match`, `$replace`, `$distinct`, `$sort`, `$clone`), which check
- *   their arguments before working, and run in time linear (or n log n) in their input.
+ *   (`$pad`, `$join`, `$split`, `$match`, `$replace`, `$distinct`, `$sort`, `$zip`, `$clone`, and
+ *   those taking a picture string), which check their arguments before working, and run in time
+ *   linear (or n log n) in their input.
  * Together with linear-time regular expressions (./regex.ts), every single step of evaluation is
  * bounded, so the event loop is never held for more than a time slice plus one such step.
  */
@@ -41,8 +43,8 @@ export interface GuardLimits {
 export class RunGuard {
   /** Bytes charged so far (estimated). */
   charged = 0;
-  /** Arrays and objects already charged: one charged once, however often it is handed around. */
-  private readonly seen = new WeakSet<object>();
+  /** Arrays and objects already charged: one charged once, however often it is handed around (made on first use). */
+  private seen: WeakSet<object> | undefined;
 
   constructor(
     /** Bytes the run may build (estimated). */
@@ -63,6 +65,7 @@ export class RunGuard {
 
   /** Charges an array or object once; false when it was charged already. */
   chargeOnce(value: object, bytes: number): boolean {
+    this.seen ??= new WeakSet();
     if (this.seen.has(value)) return false;
     this.seen.add(value);
     this.charge(bytes);
@@ -200,13 +203,33 @@ function tooLong(what: string, length: number, limit: number, unit: string): Gua
 /** A built-in as JSONata stores it. */
 interface Builtin {
   readonly implementation: (this: unknown, ...args: unknown[]) => unknown;
-  readonly signature: { readonly definition: string };
 }
 
 /** JSONata's own implementations of the built-ins replaced below. */
 const ORIGINAL = (await jsonata(
-  "{ 'pad': $pad, 'split': $split, 'match': $match, 'replace': $replace, 'sort': $sort, 'string': $string }",
-).evaluate(undefined)) as Record<"pad" | "split" | "match" | "replace" | "sort" | "string", Builtin>;
+  "{ 'split': $split, 'match': $match, 'replace': $replace, 'sort': $sort, 'string': $string," +
+    " 'toMillis': $toMillis, 'fromMillis': $fromMillis, 'formatNumber': $formatNumber, 'formatInteger': $formatInteger, 'parseInteger': $parseInteger }",
+).evaluate(undefined)) as Record<BuiltinName, Builtin>;
+
+type BuiltinName = "split" | "match" | "replace" | "sort" | "string" | "toMillis" | "fromMillis" | "formatNumber" | "formatInteger" | "parseInteger";
+
+/** Characters in a picture string (`$formatNumber`, `$fromMillis`...): work grows with it, and real pictures are short. */
+export const MAX_PICTURE_LENGTH = 1000;
+
+/**
+ * Runs JSONata's `$toMillis` with a picture, whose parser builds a regular expression from the
+ * picture and runs it natively: `[Y][M][D][H]...` on a long string of digits backtracks for seconds.
+ * For the length of that synchronous call, `RegExp` is RE2, so the match is linear too.
+ */
+function toMillisLinear(this: unknown, text: unknown, picture: unknown): unknown {
+  const native = globalThis.RegExp;
+  globalThis.RegExp = RE2 as unknown as RegExpConstructor;
+  try {
+    return ORIGINAL.toMillis.implementation.call(this, text, picture);
+  } finally {
+    globalThis.RegExp = native;
+  }
+}
 
 /** `this` of a built-in: JSONata passes the calling frame. */
 interface Focus {
@@ -230,12 +253,40 @@ function replacements(limits: GuardLimits): Record<string, Replacement> {
     if (Array.isArray(result) && result.length > limits.maxSequenceLength) throw tooLong(what, result.length, limits.maxSequenceLength, "items");
     return result;
   };
+  const checkPicture = (name: string, picture: unknown) => {
+    if (typeof picture === "string" && picture.length > MAX_PICTURE_LENGTH) {
+      throw tooLong(`${name}'s picture`, picture.length, MAX_PICTURE_LENGTH, "characters");
+    }
+  };
+  /** A built-in whose argument at `pictureAt` is a picture string, bounded. */
+  const pictured = (name: BuiltinName, signature: string, pictureAt: number): Record<string, Replacement> => ({
+    [name]: {
+      signature,
+      implementation(this: Focus, ...args: unknown[]) {
+        checkPicture(`$${name}`, args[pictureAt]);
+        return ORIGINAL[name].implementation.apply(this, args);
+      },
+    },
+  });
   return {
     pad: {
       signature: "<s-ns?:s>",
       implementation(this: Focus, text: string | undefined, width: number, char?: string) {
-        if (text !== undefined) checkLength("$pad's result", Math.abs(Math.trunc(width)));
-        return ORIGINAL.pad.implementation.call(this, text, width, char);
+        if (text === undefined) return undefined;
+        const length = Math.abs(Math.trunc(width));
+        checkLength("$pad's result", length);
+        // As JSONata's, counting code points; but the pad text is repeated only as often as needed
+        // (JSONata repeats all of it `length` times, then cuts).
+        const padLength = length - codePointLength(text);
+        if (padLength <= 0) return text;
+        const padText = char === undefined || char === "" ? " " : char;
+        let padding: string;
+        if (!SURROGATE.test(padText)) padding = padText.repeat(Math.ceil(padLength / padText.length)).slice(0, padLength);
+        else {
+          const unit = Array.from(padText);
+          padding = Array.from(padText.repeat(Math.ceil(padLength / unit.length))).slice(0, padLength).join("");
+        }
+        return width > 0 ? text + padding : padding + text;
       },
     },
     join: {
@@ -312,6 +363,37 @@ function replacements(limits: GuardLimits): Record<string, Replacement> {
         return ORIGINAL.sort.implementation.call(this, values, comparator);
       },
     },
+    zip: {
+      signature: "<a+>",
+      async implementation(this: Focus, ...arrays: unknown[][]) {
+        // n tuples of k items from k arrays of n: charged before they are built, built a slice at a time.
+        const length = Math.min(...arrays.map((array) => (Array.isArray(array) ? array.length : 0)));
+        if (length > limits.maxSequenceLength) throw tooLong("$zip's result", length, limits.maxSequenceLength, "items");
+        const guard = guardOf(this.environment);
+        guard?.charge(length * (OBJECT_BYTES + SLOT_BYTES * arrays.length));
+        const tuples: unknown[][] = [];
+        for (let i = 0; i < length; i++) {
+          if ((i & 0xfff) === 0xfff && sliceIsOver()) {
+            await yieldToEventLoop();
+            if (guard?.signal.aborted) throw guard.outOfTime();
+          }
+          tuples.push(arrays.map((array) => array[i]));
+        }
+        return tuples;
+      },
+    },
+    toMillis: {
+      signature: "<s-s?:n>",
+      implementation(this: Focus, text: string | undefined, picture?: string) {
+        if (picture === undefined) return ORIGINAL.toMillis.implementation.call(this, text, picture);
+        checkPicture("$toMillis", picture);
+        return toMillisLinear.call(this, text, picture);
+      },
+    },
+    ...pictured("fromMillis", "<n-s?s?:s>", 1),
+    ...pictured("formatNumber", "<n-so?:s>", 1),
+    ...pictured("formatInteger", "<n-s:s>", 1),
+    ...pictured("parseInteger", "<s-s:n>", 1),
     clone: {
       signature: "<(oa)-:o>",
       implementation(this: Focus, value: unknown) {
@@ -323,6 +405,14 @@ function replacements(limits: GuardLimits): Record<string, Replacement> {
       },
     },
   };
+}
+
+/** Half of a surrogate pair: a string without any has as many code points as UTF-16 units. */
+const SURROGATE = /[\uD800-\uDFFF]/;
+
+/** Characters of a string as JSONata's `$length` counts them (code points). */
+function codePointLength(text: string): number {
+  return SURROGATE.test(text) ? Array.from(text).length : text.length;
 }
 
 /** How often `pattern` (not empty) occurs in `text`, without overlaps. */
