@@ -18,8 +18,11 @@ import RE2 from "re2";
  * bounded, so the event loop is never held for more than a time slice plus one such step.
  */
 
-/** Which bound a failed run hit; the run's error message starts with it after the step's path. */
-export type GuardReason = "timeout" | "memory" | "size" | "regex";
+/**
+ * Which bound a failed run hit; the run's error message names it after the step's path. (A regular
+ * expression RE2 cannot run is refused earlier, when the stack is compiled: `regex`.)
+ */
+export type GuardReason = "timeout" | "memory" | "size";
 
 /** A run stopped by one of its bounds. */
 export class GuardFailure extends Error {
@@ -74,7 +77,7 @@ export class RunGuard {
 }
 
 function formatBytes(bytes: number): string {
-  return bytes % (1024 * 1024) === 0 ? `${bytes / (1024 * 1024)} MB` : `${bytes} bytes`;
+  return bytes % (1024 * 1024) === 0 ? `${bytes / (1024 * 1024)} MiB` : `${bytes} bytes`;
 }
 
 /** The binding a run's {@link RunGuard} is passed in; a space keeps expressions from naming it. */

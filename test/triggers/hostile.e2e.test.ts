@@ -74,6 +74,18 @@ describe("the hostile corpus, through a real server", () => {
     }
   });
 
+  it("takes the memory budget from TRIGGER_MEMORY_MB", async () => {
+    const small = await startServer({ TRIGGER_MEMORY_MB: "1" });
+    const stack = [{ set: "payload.n", value: "$count([1..10].$pad('', 100000, 'x'))" }]; // about 2 MiB of strings
+    await createTrigger(small.httpUrl, { name: "budget", channel: "budget", stack });
+    await createTrigger(server.httpUrl, { name: "budget", channel: "budget", stack });
+    const refused = await httpGraphQL<SendData>(small.httpUrl, SEND_MESSAGE, { channel: "budget", payload: {} });
+    expect(refused.body.errors?.[0]?.extensions?.code).toBe("TRIGGER_FAILED");
+    const tested = await admin(small.httpUrl, `{ triggers(channel: "budget") { runs(last: 1) { error } } }`);
+    expect(tested.data!.triggers[0].runs[0].error).toBe("stack[0]: memory: the trigger built more than its memory budget of 1 MiB");
+    expect((await send("budget", {})).data?.sendMessage.event?.payload).toEqual({ n: 10 });
+  });
+
   it("shows the bound in testTrigger's result", async () => {
     const trigger = await createTrigger(server.httpUrl, { name: "pad", channel: "pad", stack: [{ log: "$pad('', 120000000, 'x')" }] });
     const tested = await admin(
