@@ -1,5 +1,6 @@
 import { isDeepStrictEqual } from "node:util";
 import { ErrorCode } from "../errors.js";
+import { MAX_JSON_DEPTH, nestsDeeperThan } from "../validation.js";
 import {
   type CompiledExpression,
   type CompiledStack,
@@ -115,6 +116,18 @@ function toJson(value: unknown): unknown {
   return text === undefined ? undefined : JSON.parse(text);
 }
 
+/**
+ * A value that nests no deeper than a client's message may (what a trigger builds is delivered,
+ * stored and logged like one).
+ * @throws GuardFailure `size` otherwise
+ */
+function shallowEnough<T>(value: T): T {
+  if (typeof value === "object" && value !== null && nestsDeeperThan(value)) {
+    throw new GuardFailure("size", `a value nests deeper than ${MAX_JSON_DEPTH} levels`);
+  }
+  return value;
+}
+
 /** A deep copy of a value that is plain JSON already (an event's input): no replacer needed. */
 function copyJson<T>(value: T): T {
   return value === undefined ? value : (JSON.parse(JSON.stringify(value)) as T);
@@ -189,7 +202,7 @@ class StackRun implements StepContext {
   async evaluate(compiled: CompiledExpression, options: { readonly keepFunction?: boolean } = {}): Promise<unknown> {
     const value: unknown = await compiled.expression.evaluate(this.data, this.bindings);
     if (options.keepFunction && isFunction(value)) return value;
-    return toJson(value);
+    return shallowEnough(toJson(value));
   }
 
   bind(name: string, value: unknown): void {
@@ -274,7 +287,10 @@ export async function runStack(stack: CompiledStack, input: TriggerInput, option
     });
     const stop = await Promise.race([current.run(stack.steps), outOfTime]);
     // Expressions can reach the response through $response, so it is made plain JSON again.
-    const response = { payload: toJson(current.response.payload) ?? null, commandOptions: toJson(current.response.commandOptions) ?? null };
+    const response = {
+      payload: shallowEnough(toJson(current.response.payload) ?? null),
+      commandOptions: shallowEnough(toJson(current.response.commandOptions) ?? null),
+    };
     if (stop?.kind === "drop") return finish("DROPPED", response);
     if (stop?.kind === "reject") return finish("REJECTED", response, { code: stop.code, message: stop.message });
     return finish(isDeepStrictEqual(response, current.original) ? "DELIVERED" : "MODIFIED", response);

@@ -96,6 +96,14 @@ describe("bounds of single built-ins", () => {
     expect(await guarded("$length($pad('ab', 1000000, $pad('', 1000000, 'xy')))", null)).toBe(1_000_000);
   });
 
+  it("charges each copy the transform operator makes", async () => {
+    const input = { action: "message", command: "message", channel: "c", commandOptions: null, payload: { text: "x".repeat(50_000) }, client: { id: "a", authenticated: false, extras: null } } as const;
+    const stack = compileStack([{ log: "$count([1..100].($$ ~> | payload | { 'seen': true } |))" }]);
+    const result = await runStack(stack, input, { maxMemoryBytes: 1024 * 1024 });
+    expect(result.error?.message).toBe("stack[0]: memory: the trigger built more than its memory budget of 1 MiB");
+    expect((await runStack(stack, input, { maxMemoryBytes: 64 * 1024 * 1024 })).log).toEqual([100]);
+  });
+
   it("charges $zip's tuples before building them", async () => {
     const arrays = Array.from({ length: 40 }, () => "$a").join(", ");
     expect(await guarded(`( $a := [1..100000]; $count($zip(${arrays})) )`, null)).toEqual({ error: expect.stringMatching(/^stack\[0\]: memory: /) });
