@@ -27,7 +27,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createClient, type Client } from "graphql-ws";
 import WebSocket from "ws";
-import { freePort } from "../test/helpers/net.js";
+import { freePort } from "../dev/net.js";
 import { processCpuSeconds, processRssBytes } from "./shared.js";
 
 // ---------------------------------------------------------------------------------------------
@@ -157,6 +157,11 @@ async function startServer(): Promise<ServerProcess> {
       ADMIN_TOKEN,
       LOG_LEVEL: "warn",
       CHANNEL_PRESENCE: "true",
+      // Every soak client connects from 127.0.0.1; the per-address limits are for real hosts.
+      MAX_ADDRESS_MESSAGES_PER_SECOND: "1000000",
+      MAX_ADDRESS_JOINS_PER_SECOND: "1000000",
+      MAX_CONNECTIONS_PER_ADDRESS: "1000000",
+      MAX_ADDRESS_CONNECTIONS_PER_SECOND: "1000000",
       SOAK_PROBE_INTERVAL_MS: String(PROBE_INTERVAL_MS),
     },
   });

@@ -64,6 +64,18 @@ const EnvSchema = z.object({
   MAX_CHANNELS_PER_CLIENT: z.coerce.number().int().min(1).default(128),
   /** Messages one client may send per second. */
   MAX_MESSAGES_PER_SECOND: z.coerce.number().min(0.1).default(50),
+  /** Joins (joinChannel or a channel subscription) one client may make per second. */
+  MAX_JOINS_PER_SECOND: z.coerce.number().min(0.1).default(100),
+  /** Messages anonymous clients may send per second from one address, all together. */
+  MAX_ADDRESS_MESSAGES_PER_SECOND: z.coerce.number().min(0.1).default(100),
+  /** Joins anonymous clients may make per second from one address, all together. */
+  MAX_ADDRESS_JOINS_PER_SECOND: z.coerce.number().min(0.1).default(200),
+  /** Open WebSocket connections from one address. */
+  MAX_CONNECTIONS_PER_ADDRESS: z.coerce.number().int().min(1).default(1000),
+  /** New WebSocket connections one address may open per second. */
+  MAX_ADDRESS_CONNECTIONS_PER_SECOND: z.coerce.number().min(0.1).default(50),
+  /** Proxies in front of the server whose `X-Forwarded-For` entries are believed (0: use the peer address). */
+  TRUST_PROXY: z.coerce.number().int().min(0).max(10).default(0),
   /** How often each WebSocket is pinged; one that has not answered by the next ping is cut off. */
   WS_KEEPALIVE_MS: z.coerce.number().int().min(100).default(12_000),
   /** Time a new WebSocket has to send connection_init (then it is closed with 4408). */
@@ -78,6 +90,8 @@ const EnvSchema = z.object({
   GRAPHQL_MAX_COST: z.coerce.number().int().min(100).default(5000),
   /** Comma-separated origins allowed by CORS, or `*`. */
   CORS_ORIGINS: z.string().default("*"),
+  /** Send `Access-Control-Allow-Credentials: true` (browsers then attach cookies); never with `CORS_ORIGINS=*`. */
+  CORS_CREDENTIALS: booleanString.default(false),
   /** Signing secret for the requests of trigger `http` steps (Standard Webhooks, `whsec_...`); unset disables http steps. */
   WEBHOOK_SECRET: z.string().min(16, "must be at least 16 characters").optional(),
   /** Comma-separated hosts (`host` or `host:port`) trigger `http` steps may reach although they are internal. */
@@ -108,6 +122,14 @@ const EnvSchema = z.object({
       message: "set either JWT_SECRET or a JWKS (JWT_JWKS_URL / JWT_JWKS_FILE), not both",
     });
   }
+  // Credentials for every origin would let any web page make requests with the user's cookies.
+  if (env.CORS_CREDENTIALS && corsOrigins(env.CORS_ORIGINS) === "*") {
+    ctx.addIssue({
+      code: "custom",
+      path: ["CORS_CREDENTIALS"],
+      message: "cannot be true while CORS_ORIGINS allows every origin (*): list the origins",
+    });
+  }
   if (env.JWT_JWKS_URL && env.JWT_JWKS_FILE) {
     ctx.addIssue({
       code: "custom",
@@ -116,6 +138,12 @@ const EnvSchema = z.object({
     });
   }
 });
+
+/** The origins `CORS_ORIGINS` allows: `*` for every origin (also when `*` is one of several), else the list. */
+export function corsOrigins(setting: string): "*" | string[] {
+  const origins = setting.split(",").map((origin) => origin.trim()).filter(Boolean);
+  return origins.length === 0 || origins.includes("*") ? "*" : origins;
+}
 
 /** Parsed, validated server settings. */
 export type Env = z.infer<typeof EnvSchema>;

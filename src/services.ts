@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { loadAdminToken } from "./auth/admin-token.js";
-import { migrate, openDatabase, projectRoot, resolveDatabaseUrl, type Database } from "./db.js";
+import { migrate, openDatabase, projectRoot, resolveDatabaseUrl, secureDataDir, type Database } from "./db.js";
 import type { Env } from "./env.js";
 import type { Logger } from "./logger.js";
 import { ChannelService } from "./realtime/channels.js";
@@ -61,6 +61,7 @@ const version: string = JSON.parse(readFileSync(join(projectRoot, "package.json"
 /** Opens and migrates the database, then builds the realtime core on top of it. */
 export async function createServices(env: Env, logger: Logger): Promise<Services> {
   const clientTokens = createClientTokenVerifier(clientTokenSettingsFromEnv(env));
+  secureDataDir(env.DATA_DIR);
   const databaseUrl = resolveDatabaseUrl(env.DATABASE_URL, env.DATA_DIR);
   await migrate(databaseUrl);
   const db = await openDatabase(databaseUrl);
@@ -89,6 +90,7 @@ export async function createServices(env: Env, logger: Logger): Promise<Services
 
   const defaults = {
     active: true,
+    membersOnly: false,
     anonymousClients: env.CHANNEL_ANONYMOUS_CLIENTS,
     messaging: env.CHANNEL_MESSAGING,
     presence: env.CHANNEL_PRESENCE,
@@ -136,7 +138,7 @@ export async function createServices(env: Env, logger: Logger): Promise<Services
     publisher,
     fanout: new ChannelFanout(bus.pubsub, logger),
     membership,
-    configs: channelConfigs,
+    rules: channelConfigs,
     history,
     presence,
     listening: bus.listening,
@@ -146,10 +148,15 @@ export async function createServices(env: Env, logger: Logger): Promise<Services
       maxSubscriptionsPerSocket: env.MAX_SUBSCRIPTIONS_PER_SOCKET,
       maxChannelsPerClient: env.MAX_CHANNELS_PER_CLIENT,
       messagesPerSecond: env.MAX_MESSAGES_PER_SECOND,
+      joinsPerSecond: env.MAX_JOINS_PER_SECOND,
+      addressMessagesPerSecond: env.MAX_ADDRESS_MESSAGES_PER_SECOND,
+      addressJoinsPerSecond: env.MAX_ADDRESS_JOINS_PER_SECOND,
       maxQueuedEvents: env.MAX_QUEUED_EVENTS,
     },
     logger,
   });
+  // A subscriber who may no longer listen after a configuration change (made here or elsewhere) is removed.
+  channelConfigs.onRulesChanged(() => channels.enforceRules());
   if (notices) {
     const reloadAll = () => {
       logger.info("redis reconnected: reloading triggers and channel settings");

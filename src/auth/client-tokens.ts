@@ -34,6 +34,13 @@ export interface ClientTokenSettings {
   clockToleranceSeconds?: number;
 }
 
+/** A verified token's client, and when the token stops being valid. */
+export interface VerifiedClient {
+  readonly client: RealtimeClient;
+  /** The token's `exp` in ms since the epoch; absent when it has none. */
+  readonly expiresAt?: number;
+}
+
 /** Turns client JWTs into {@link RealtimeClient}s. */
 export interface ClientTokenVerifier {
   /** False when no key source is configured; `verify` then refuses every token. */
@@ -44,6 +51,8 @@ export interface ClientTokenVerifier {
    * @throws AppError `UNAUTHENTICATED` with a short message that never includes the token or key
    */
   verify(token: string): Promise<RealtimeClient>;
+  /** {@link ClientTokenVerifier.verify}, also telling when the token expires. */
+  verifyToken(token: string): Promise<VerifiedClient>;
 }
 
 /** Algorithms accepted with a JWKS: asymmetric only, so a public key can never act as an HMAC secret. */
@@ -91,10 +100,8 @@ export function createClientTokenVerifier(settings: ClientTokenSettings): Client
   const sources = [settings.secret, settings.jwksUrl, settings.jwksFile].filter((value) => value);
   if (sources.length > 1) throw new Error("Client tokens: set only one of secret, JWKS URL and JWKS file");
   if (sources.length === 0) {
-    return {
-      enabled: false,
-      verify: () => Promise.reject(unauthenticated("Token authentication is not configured")),
-    };
+    const refuse = () => Promise.reject(unauthenticated("Token authentication is not configured"));
+    return { enabled: false, verify: refuse, verifyToken: refuse };
   }
 
   const options = {
@@ -117,24 +124,23 @@ export function createClientTokenVerifier(settings: ClientTokenSettings): Client
       (await jwtVerify(token, keys, { ...options, algorithms: [...JWKS_ALGORITHMS] })).payload;
   }
 
-  return {
-    enabled: true,
-    async verify(token) {
-      if (typeof token !== "string" || token.length === 0 || token.length > MAX_TOKEN_LENGTH) {
-        throw unauthenticated("Invalid token");
-      }
-      let payload: JWTPayload;
-      try {
-        payload = await verifyJwt(token);
-      } catch (error) {
-        throw refusal(error);
-      }
-      const { sub } = payload;
-      if (typeof sub !== "string" || sub.length === 0) throw unauthenticated("Token is missing the sub claim");
-      if (sub.length > MAX_SUBJECT_LENGTH) throw unauthenticated("Token sub claim is too long");
-      return { id: sub, authenticated: true, extras: extrasOf(payload) };
-    },
+  const verifyToken = async (token: string): Promise<VerifiedClient> => {
+    if (typeof token !== "string" || token.length === 0 || token.length > MAX_TOKEN_LENGTH) {
+      throw unauthenticated("Invalid token");
+    }
+    let payload: JWTPayload;
+    try {
+      payload = await verifyJwt(token);
+    } catch (error) {
+      throw refusal(error);
+    }
+    const { sub } = payload;
+    if (typeof sub !== "string" || sub.length === 0) throw unauthenticated("Token is missing the sub claim");
+    if (sub.length > MAX_SUBJECT_LENGTH) throw unauthenticated("Token sub claim is too long");
+    const client = { id: sub, authenticated: true, extras: extrasOf(payload) };
+    return typeof payload.exp === "number" ? { client, expiresAt: payload.exp * 1000 } : { client };
   };
+  return { enabled: true, verifyToken, verify: async (token) => (await verifyToken(token)).client };
 }
 
 /** Reads and checks a JWKS file: JSON `{ keys: [...] }` holding public keys only. */

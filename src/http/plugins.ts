@@ -2,6 +2,7 @@ import { EnvelopArmorPlugin } from "@escape.tech/graphql-armor";
 import { GraphQLError, NoSchemaIntrospectionCustomRule } from "graphql";
 import type { Plugin } from "graphql-yoga";
 import type { Env } from "../env.js";
+import { nestsDeeperThan } from "../validation.js";
 
 /** Content types a browser may POST cross-site without a preflight: refused, so CORS protects every mutation. */
 const SIMPLE_CONTENT_TYPES = new Set(["text/plain", "application/x-www-form-urlencoded", "multipart/form-data"]);
@@ -65,6 +66,30 @@ const nestingLimit: Plugin = {
   },
 };
 
+/**
+ * How deeply an operation's variables may nest: a backstop far above what a valid value reaches
+ * (JSON values are refused past 64 levels (`MAX_JSON_DEPTH`), with their field's name, where they
+ * are used), so that no variable deep enough to overflow a recursive walk reaches any code at all.
+ */
+export const MAX_VARIABLES_DEPTH = 1000;
+
+/** True when an operation's variables nest deeper than {@link MAX_VARIABLES_DEPTH}. */
+export function variablesTooDeep(variables: unknown): boolean {
+  return nestsDeeperThan(variables, MAX_VARIABLES_DEPTH);
+}
+
+/** The error for variables that nest too deeply; they are refused before anything reads them. */
+export function deepVariablesError(): GraphQLError {
+  return new GraphQLError(`Variables nest deeper than ${MAX_VARIABLES_DEPTH} levels`, { extensions: { code: "BAD_USER_INPUT" } });
+}
+
+/** Refuses operations whose variables nest absurdly deep (the WebSocket checks the same). */
+const variablesLimit: Plugin = {
+  onParams({ params, setResult }) {
+    if (variablesTooDeep(params.variables)) setResult({ errors: [deepVariablesError()] });
+  },
+};
+
 const disableIntrospection: Plugin = {
   onValidate: ({ addValidationRule }) => addValidationRule(NoSchemaIntrospectionCustomRule),
 };
@@ -83,5 +108,5 @@ export function hardeningPlugins(env: Env, development: boolean): Plugin[] {
     costLimit: { maxCost: env.GRAPHQL_MAX_COST },
     blockFieldSuggestion: { enabled: !development },
   }) as Plugin;
-  return [nestingLimit, armor, csrfPrevention, ...(env.INTROSPECTION ? [] : [disableIntrospection])];
+  return [nestingLimit, variablesLimit, armor, csrfPrevention, ...(env.INTROSPECTION ? [] : [disableIntrospection])];
 }

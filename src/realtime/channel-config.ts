@@ -21,6 +21,8 @@ export interface ChannelRules {
   readonly presence: boolean;
   /** Messages kept, 0..1000. */
   readonly history: number;
+  /** Only current members may send, read history and read presence (the admin is exempt). */
+  readonly membersOnly: boolean;
 }
 
 /** A stored channel configuration, applying to the names its pattern matches. */
@@ -39,6 +41,7 @@ const rules = {
   messaging: z.enum(CHANNEL_MESSAGING),
   presence: z.boolean(),
   history: z.number().int().min(0, `must be 0..${MAX_HISTORY}`).max(MAX_HISTORY, `must be 0..${MAX_HISTORY}`),
+  membersOnly: z.boolean(),
 };
 
 /** Fields a channel configuration is created with; unset rules take the server-wide defaults. */
@@ -69,6 +72,7 @@ export class ChannelConfigStore {
   private channels = new Map<string, LoadedChannel>();
   private readonly memo = new Map<string, LoadedChannel | null>();
   private readonly changeListeners: ((pattern: string) => void)[] = [];
+  private readonly appliedListeners: (() => void)[] = [];
 
   constructor(
     private readonly prisma: Prisma,
@@ -80,12 +84,20 @@ export class ChannelConfigStore {
   async reload(): Promise<void> {
     const rows = await this.prisma.channel.findMany();
     this.channels = new Map(rows.map((row) => [row.pattern, this.load(row)]));
-    this.memo.clear();
+    this.applied();
   }
 
   /** Calls `listener` with the pattern after every change made through this store. */
   onChange(listener: (pattern: string) => void): void {
     this.changeListeners.push(listener);
+  }
+
+  /**
+   * Calls `listener` whenever the rules in force may have changed: after a change made through
+   * this store and after every reload (which is how changes made on other instances arrive).
+   */
+  onRulesChanged(listener: () => void): void {
+    this.appliedListeners.push(listener);
   }
 
   /** The stored configuration that applies to a channel name, if any. */
@@ -150,7 +162,7 @@ export class ChannelConfigStore {
   async delete(pattern: string): Promise<boolean> {
     const { count } = await this.prisma.channel.deleteMany({ where: { pattern } });
     this.channels.delete(pattern);
-    this.memo.clear();
+    this.applied();
     if (count > 0) for (const listener of this.changeListeners) listener(pattern);
     return count > 0;
   }
@@ -164,9 +176,14 @@ export class ChannelConfigStore {
   private changed(row: ChannelRow, previousPattern: string): ChannelSettings {
     const loaded = this.load(row);
     this.channels.set(row.pattern, loaded);
-    this.memo.clear();
+    this.applied();
     for (const listener of this.changeListeners) listener(previousPattern);
     return loaded.settings;
+  }
+
+  private applied(): void {
+    this.memo.clear();
+    for (const listener of this.appliedListeners) listener();
   }
 
   private load(row: ChannelRow): LoadedChannel {

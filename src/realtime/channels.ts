@@ -1,16 +1,15 @@
 import { randomUUID } from "node:crypto";
 import { AppError, badInput, ErrorCode } from "../errors.js";
 import type { Logger } from "../logger.js";
+import { clientJsonProblem, MAX_JSON_DEPTH } from "../validation.js";
+import type { ChannelRules } from "./channel-config.js";
 import { assertChannelName } from "./channel-name.js";
-import type { ChannelConfigStore, ChannelRules } from "./channel-config.js";
-import type { ChannelHistory } from "./history.js";
+import type { ChannelListener } from "./fanout.js";
+import { closableIterator, emptyStream } from "./iterators.js";
 import type { Membership } from "./membership.js";
 import type { PresenceTracker } from "./presence.js";
-import type { ChannelFanout, ChannelListener } from "./fanout.js";
-import { closableIterator, emptyStream } from "./iterators.js";
-import type { Publisher } from "./publisher.js";
+import type { PublishResult } from "./publisher.js";
 import { RateLimiter } from "./rate-limit.js";
-import { MAX_JSON_DEPTH, nestsDeeperThan } from "../validation.js";
 import { type ChannelEvent, commandOf, type RealtimeAction, type RealtimeClient, type Session } from "./types.js";
 
 /** The result of a send: the event as delivered, or `delivered: false` when a trigger dropped it. */
@@ -34,16 +33,48 @@ export interface ChannelSubscription {
   close(): void;
 }
 
-/** What a caller wants to do on a channel, for permission checks. */
-type Access = "listen" | "send";
+/** Where the events of a subscription opened with {@link ChannelService.open} go. */
+export interface SubscriptionSink {
+  /** Called synchronously for each event, in publish order. Must not throw. */
+  event(event: ChannelEvent): void;
+  /**
+   * The server ended the subscription; no event follows. With an error the subscriber may no longer
+   * listen (the channel's rules changed, its token expired); without one its client left the channel.
+   */
+  end(error?: AppError): void;
+}
+
+/** Publishes events through the middleware chain (the {@link Publisher}). */
+export interface EventPublisher {
+  publish(event: ChannelEvent): Promise<PublishResult>;
+}
+
+/** Hands a channel's events to its listeners on this instance (the {@link ChannelFanout}). */
+export interface ChannelFeeds {
+  add(channel: string, listener: ChannelListener): void;
+  remove(channel: string, listener: ChannelListener): void;
+  counts(): { channels: number; listeners: number };
+}
+
+/** Resolves the rules of a channel name (the {@link ChannelConfigStore}). */
+export interface ChannelRulesSource {
+  /** @throws AppError `FORBIDDEN` when the channel may not be used at all */
+  rulesFor(name: string): ChannelRules;
+}
+
+/** Reads a channel's stored messages (the {@link ChannelHistory}). */
+export interface HistoryReader {
+  /** The latest `last` messages, oldest first. */
+  latest(channel: string, last: number): Promise<ChannelEvent[]>;
+}
 
 /** The parts of the server the channel operations use. */
 export interface ChannelServiceDeps {
-  readonly publisher: Publisher;
-  readonly fanout: ChannelFanout;
+  readonly publisher: EventPublisher;
+  readonly fanout: ChannelFeeds;
   readonly membership: Membership;
-  readonly configs: ChannelConfigStore;
-  readonly history: ChannelHistory;
+  readonly rules: ChannelRulesSource;
+  readonly history: HistoryReader;
   readonly presence: PresenceTracker;
   /** Resolves once the bus delivers to every listener added so far (Redis confirms its SUBSCRIBEs). */
   readonly listening: () => Promise<void>;
@@ -53,46 +84,88 @@ export interface ChannelServiceDeps {
   readonly logger: Logger;
 }
 
-/** Per-client limits, each refused with a clear error. */
+/** Per-client and per-address limits, each refused with a clear error. The admin is exempt from rates. */
 export interface ChannelLimits {
-  /** Bytes of a message's payload (and, separately, of its options) as JSON. */
+  /** Bytes of a message's payload (and, separately, of any options) as JSON. */
   readonly maxPayloadBytes: number;
   /** Open channel subscriptions on one WebSocket. */
   readonly maxSubscriptionsPerSocket: number;
   /** Channels one client may be a member of at once. */
   readonly maxChannelsPerClient: number;
-  /** Messages one client may send per second (the admin is exempt). */
+  /** Messages one client may send per second. */
   readonly messagesPerSecond: number;
+  /** Joins (a `joinChannel` or a channel subscription) one client may make per second. */
+  readonly joinsPerSecond: number;
+  /** Messages anonymous clients may send per second from one address, all together. */
+  readonly addressMessagesPerSecond: number;
+  /** Joins anonymous clients may make per second from one address, all together. */
+  readonly addressJoinsPerSecond: number;
   /** Events a pulled subscription ({@link ChannelService.subscribe}) may have waiting for its reader. */
   readonly maxQueuedEvents: number;
 }
 
+/** What a caller wants to do on a channel; each operation passes {@link ChannelService} `gate` once. */
+type Operation = "send" | "join" | "read" | "listen";
+
+/** An open subscription, as the service tracks it. */
+interface OpenSubscription {
+  readonly session: Session;
+  readonly channel: string;
+  readonly listener: ChannelListener;
+  readonly sink: SubscriptionSink;
+  readonly releaseSlot: () => void;
+  expiry?: NodeJS.Timeout;
+  closed: boolean;
+}
+
+/** Options the server acts on itself; they are not part of the JOIN event members receive. */
+const SERVER_OPTIONS = new Set(["history"]);
+
+/** Longest a timer may be set for (about 24.8 days). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /**
  * The channel operations clients perform: send, join, subscribe, leave, and read history and
- * presence. Each checks the channel's rules first; every event they create goes through the
- * {@link Publisher}, so triggers see it before anyone receives it.
+ * presence. Every one of them passes one gate (channel name, token validity, the channel's rules,
+ * rate limits, and for members-only channels membership) whatever transport it came through, and
+ * every event they create goes through the {@link EventPublisher}, so triggers see it before anyone
+ * receives it.
+ *
+ * Memberships and subscriptions end exactly once: slots are taken synchronously before the first
+ * await and released on every path, and a client that goes away yields one LEAVE per channel.
  */
 export class ChannelService {
   private readonly sendRate: RateLimiter;
+  private readonly joinRate: RateLimiter;
+  private readonly addressSendRate: RateLimiter;
+  private readonly addressJoinRate: RateLimiter;
+  /** Channels each client is joining right now, with how many joins are under way. */
+  private readonly joining = new Map<string, Map<string, number>>();
+  private readonly subscriptions = new Map<string, Set<OpenSubscription>>();
+  private readonly bySession = new WeakMap<Session, Set<OpenSubscription>>();
+  /** WebSocket sessions holding `joinChannel` memberships, by channel. */
+  private readonly joinedSockets = new Map<string, Set<Session>>();
 
   constructor(private readonly deps: ChannelServiceDeps) {
-    this.sendRate = new RateLimiter(deps.limits.messagesPerSecond);
+    const { limits } = deps;
+    this.sendRate = new RateLimiter(limits.messagesPerSecond);
+    this.joinRate = new RateLimiter(limits.joinsPerSecond);
+    this.addressSendRate = new RateLimiter(limits.addressMessagesPerSecond);
+    this.addressJoinRate = new RateLimiter(limits.addressJoinsPerSecond);
   }
 
   /** Publishes a MESSAGE event; with `options.to`, only that client's subscriptions receive it. */
   async sendMessage(session: Session, channel: string, payload: unknown, options: unknown): Promise<SendResult> {
-    this.authorize(session, channel, "send");
-    this.checkSize("payload", payload);
-    this.checkSize("options", options);
-    if (!session.isAdmin && !this.sendRate.take(session.client.id)) {
-      throw new AppError(ErrorCode.RateLimited, `Too many messages: at most ${this.deps.limits.messagesPerSecond} per second`);
-    }
+    const rules = this.gate(session, channel, "send");
+    this.checkJson("payload", payload);
+    this.checkJson("options", options);
     if (options != null && (typeof options !== "object" || Array.isArray(options))) {
       throw badInput("options must be a JSON object", { field: "options" });
     }
     if (options != null && "to" in options && typeof options.to !== "string") {
       throw badInput("options.to must be a client id", { field: "options.to" });
     }
+    await this.requireMember(session, channel, rules, "send to it");
     const result = await this.deps.publisher.publish(this.createEvent("MESSAGE", session.client, channel, payload, options));
     return result.delivered ? { delivered: true, event: result.event } : { delivered: false, event: null };
   }
@@ -100,34 +173,50 @@ export class ChannelService {
   /**
    * Publishes a JOIN event and, when it is delivered, makes the client a member of the channel.
    * Over a WebSocket the membership lasts until `leaveChannel` or the connection closes; over HTTP
-   * only authenticated clients, whose identity outlives the request, stay members.
+   * only authenticated clients, whose identity outlives the request, stay members: an anonymous
+   * client's JOIN is followed by its LEAVE, so members never count someone who cannot leave.
    */
   async joinChannel(session: Session, channel: string, options: unknown): Promise<JoinResult> {
-    if (session.socket || session.client.authenticated) this.checkChannelCount(session, channel);
-    const result = await this.join(session, channel, options);
-    if (result.joined && (session.socket || session.client.authenticated)) {
+    this.gate(session, channel, "join");
+    this.checkJson("options", options);
+    const stays = session.socket !== undefined || session.client.authenticated;
+    const releaseChannel = stays ? this.reserveChannel(session, channel) : () => {};
+    try {
+      const result = await this.join(session, channel, options);
+      if (!result.joined) return result;
+      if (!stays) {
+        await this.publishLeave(session.client, channel);
+        return result;
+      }
       this.addMember(session.client, channel);
-      session.socket?.joins.push(channel);
+      // The connection closed while the JOIN was under way: it leaves at once.
+      if (session.socket?.closed) this.removeMember(session.client, channel);
+      else if (session.socket) this.trackJoin(session, channel);
+      return result;
+    } finally {
+      releaseChannel();
     }
-    return result;
   }
 
   /**
-   * Joins the channel as the session's client, then calls `onEvent` with every event published on
-   * it from the moment of the call, in publish order. With `options.history: n`, up to n past
-   * messages come first, with no gap or duplicate between them and the live ones. Private messages
-   * reach only their recipient. Throws when the join is refused; resolves to null when a trigger
-   * drops it. `onEvent` runs synchronously on the publish path and must not throw. Closing the
-   * subscription leaves the channel.
+   * Joins the channel as the session's client, then hands `sink` every event published on it from
+   * the moment of the call, in publish order. With `options.history: n`, up to n past messages come
+   * first, with no gap or duplicate between them and the live ones. Private messages reach only
+   * their recipient. Throws when the join is refused; resolves to null when a trigger drops it.
+   * Closing the subscription leaves the channel; the server may also end it (`sink.end`).
    */
-  async open(session: Session, channel: string, options: unknown, onEvent: (event: ChannelEvent) => void): Promise<ChannelSubscription | null> {
-    const rules = this.authorize(session, channel, "listen");
+  async open(session: Session, channel: string, options: unknown, sink: SubscriptionSink): Promise<ChannelSubscription | null> {
+    const rules = this.gate(session, channel, "join");
+    this.checkJson("options", options);
     const replay = replayCount(options, rules);
-    const socket = session.socket;
-    if (socket && socket.subscriptions >= this.deps.limits.maxSubscriptionsPerSocket) {
-      throw new AppError(ErrorCode.LimitExceeded, `Too many subscriptions: at most ${this.deps.limits.maxSubscriptionsPerSocket} per connection`);
+    const releaseSlot = this.takeSubscriptionSlot(session);
+    let releaseChannel: () => void;
+    try {
+      releaseChannel = this.reserveChannel(session, channel);
+    } catch (error) {
+      releaseSlot();
+      throw error;
     }
-    this.checkChannelCount(session, channel);
     // Listen before the join is published, so nothing published after this call is missed, and hold
     // live events back until the replayed history has been handed over.
     let held: ChannelEvent[] | null = [];
@@ -136,122 +225,195 @@ export class ChannelService {
       clientId: session.client.id,
       deliver: (event) => {
         if (held) held.push(event);
-        else if (event.seq === null || event.seq > lastReplayed) onEvent(event); // else: already replayed
+        else if (event.seq === null || event.seq > lastReplayed) sink.event(event); // else: already replayed
       },
     };
     const { fanout } = this.deps;
     fanout.add(channel, listener);
+    let member = false;
     let replayed: ChannelEvent[];
     try {
       await this.deps.listening();
       const joined = await this.join(session, channel, options);
       if (!joined.joined) {
         fanout.remove(channel, listener);
+        releaseSlot();
         return null;
       }
+      this.addMember(session.client, channel);
+      member = true;
       replayed = await this.deps.history.latest(channel, replay);
+      // The rules may have changed, or the connection closed, while the join was under way.
+      this.gate(session, channel, "listen");
+      if (session.socket?.closed) throw new AppError(ErrorCode.Forbidden, "The connection has closed");
     } catch (error) {
       fanout.remove(channel, listener);
+      releaseSlot();
+      if (member) this.removeMember(session.client, channel);
       throw error;
+    } finally {
+      releaseChannel();
     }
-    this.addMember(session.client, channel);
-    if (socket) socket.subscriptions += 1;
+
+    const subscription: OpenSubscription = { session, channel, listener, sink, releaseSlot, closed: false };
+    this.track(subscription);
+    if (session.expiresAt !== undefined && !session.socket) {
+      // A WebSocket is closed when its token expires; a stream over HTTP (SSE) ends on its own.
+      subscription.expiry = setTimeout(
+        () => this.end(subscription, new AppError(ErrorCode.Unauthenticated, "Token expired")),
+        Math.min(Math.max(session.expiresAt - Date.now(), 0), MAX_TIMER_MS),
+      );
+    }
     lastReplayed = replayed.at(-1)?.seq ?? 0;
     const live = held;
     held = null;
-    for (const event of replayed) onEvent(event);
+    for (const event of replayed) sink.event(event);
     for (const event of live) listener.deliver(event);
-
-    let open = true;
-    return {
-      close: () => {
-        if (!open) return;
-        open = false;
-        fanout.remove(channel, listener);
-        if (socket) socket.subscriptions -= 1;
-        this.removeMember(session.client, channel);
-      },
-    };
+    return { close: () => this.close(subscription, true) };
   }
 
   /**
    * {@link ChannelService.open} as an async iterator, for transports that pull: the stream is empty
    * when a trigger drops the join, and ending it leaves the channel. A reader that falls
    * `maxQueuedEvents` behind is cut off: a WebSocket connection is dropped, any other stream fails
-   * with `SLOW_CONSUMER`.
+   * with `SLOW_CONSUMER`. A subscription the server ends fails with the reason, or finishes when the
+   * client left the channel.
    */
   async subscribe(session: Session, channel: string, options: unknown): Promise<AsyncIterableIterator<ChannelEvent>> {
     const queue: ChannelEvent[] = [];
     const { maxQueuedEvents } = this.deps.limits;
     let wake: (() => void) | null = null;
-    let overflowed = false;
-    const subscription = await this.open(session, channel, options, (event) => {
-      if (queue.length < maxQueuedEvents) {
-        queue.push(event);
-        wake?.();
-        return;
-      }
-      overflowed = true;
-      void close();
-      session.socket?.drop(`more than ${maxQueuedEvents} events waiting on channel ${channel}`);
+    let ended = false;
+    let failure: AppError | null = null;
+    let opened: ChannelSubscription | null = null;
+    const finish = (error?: AppError) => {
+      if (ended) return;
+      ended = true;
+      failure = error ?? null;
+      wake?.();
+    };
+    const subscription = await this.open(session, channel, options, {
+      event: (event) => {
+        if (ended) return;
+        if (queue.length < maxQueuedEvents) {
+          queue.push(event);
+          wake?.();
+          return;
+        }
+        queue.length = 0;
+        finish(new AppError(ErrorCode.SlowConsumer, `Too slow: more than ${maxQueuedEvents} events were waiting for this subscription`));
+        opened?.close(); // leaves at once; during the replay `opened` is not known yet, see below
+        session.socket?.drop(`more than ${maxQueuedEvents} events waiting on channel ${channel}`);
+      },
+      end: finish,
     });
     if (!subscription) return emptyStream();
-    let open = true;
+    opened = subscription;
+    if (ended) subscription.close(); // cut off while the history was replayed
     const close = async (): Promise<IteratorReturnResult<undefined>> => {
-      open = false;
+      finish();
       queue.length = 0;
       subscription.close();
-      wake?.();
       return { done: true, value: undefined };
     };
-    return closableIterator(async () => {
-      while (open && queue.length === 0) await new Promise<void>((resolve) => (wake = resolve));
+    return closableIterator<ChannelEvent>(async () => {
+      while (!ended && queue.length === 0) await new Promise<void>((resolve) => (wake = resolve));
       wake = null;
-      if (overflowed) {
-        throw new AppError(ErrorCode.SlowConsumer, `Too slow: more than ${maxQueuedEvents} events were waiting for this subscription`);
-      }
       const event = queue.shift();
-      return open && event ? { done: false, value: event } : close();
+      if (event) return { done: false, value: event };
+      const error = failure;
+      await close();
+      if (error) throw error;
+      return { done: true, value: undefined };
     }, close);
   }
 
   /**
-   * Leaves a channel: undoes every join of the client on it, on every instance, and publishes a
-   * LEAVE event (which triggers may enrich but not refuse). Returns false when the client was not a
-   * member anywhere.
+   * Leaves a channel: ends the client's subscriptions to it (each completes), undoes every join of
+   * the client on it, on every instance, and publishes one LEAVE event (which triggers may enrich
+   * but not refuse). Returns false when the client was not a member anywhere.
    */
   async leaveChannel(session: Session, channel: string): Promise<boolean> {
     assertChannelName(channel);
-    const joins = session.socket?.joins;
-    if (joins) for (let i = joins.indexOf(channel); i >= 0; i = joins.indexOf(channel)) joins.splice(i, 1);
     const { membership, cluster, presence } = this.deps;
-    const here = membership.has(channel, session.client.id);
+    const clientId = session.client.id;
+    this.untrackJoins(channel, clientId);
+    this.endClientSubscriptions(channel, clientId);
+    const client = membership.member(channel, clientId) ?? session.client;
+    const here = membership.remove(channel, clientId, true);
     if (here) {
-      membership.remove(channel, session.client.id, true);
-      presence.left(channel, session.client.id);
-      await this.publishLeave(session.client, channel);
+      presence.left(channel, clientId);
+      await this.publishLeave(client, channel);
     }
     if (!cluster) return here;
     // An authenticated client's joins over HTTP may live on another instance: presence knows them all.
-    const elsewhere = !here && (await presence.list(channel)).some((client) => client.id === session.client.id);
-    if (here || elsewhere) cluster.requestLeave(channel, session.client.id, !here);
+    const elsewhere = !here && (await presence.list(channel)).some((member) => member.id === clientId);
+    if (here || elsewhere) cluster.requestLeave(channel, clientId, !here);
     return here || elsewhere;
   }
 
   /**
-   * Undoes every join a client made on this instance of a channel, at another instance's request
-   * (see {@link ChannelService.leaveChannel}); with `announce`, publishes its LEAVE event.
+   * Undoes every join a client made on this instance of a channel, and ends its subscriptions to
+   * it, at another instance's request (see {@link ChannelService.leaveChannel}); with `announce`,
+   * publishes its LEAVE event.
    */
   leaveHere(channel: string, clientId: string, announce: boolean): void {
+    this.untrackJoins(channel, clientId);
+    this.endClientSubscriptions(channel, clientId);
     const client = this.deps.membership.member(channel, clientId);
     if (!client || !this.deps.membership.remove(channel, clientId, true)) return;
     this.deps.presence.left(channel, clientId);
     if (announce) void this.publishLeave(client, channel);
   }
 
-  /** Undoes the joins a WebSocket connection made with `joinChannel`; called when it closes. */
+  /**
+   * Ends what a WebSocket connection holds when it closes: its subscriptions and the joins it made
+   * with `joinChannel`. Joins still under way when it closes leave as soon as they finish.
+   */
   closeSession(session: Session): void {
-    for (const channel of session.socket?.joins.splice(0) ?? []) this.removeMember(session.client, channel);
+    if (session.socket) session.socket.closed = true;
+    for (const subscription of this.bySession.get(session) ?? []) this.close(subscription, true);
+    for (const channel of session.socket?.joins.splice(0) ?? []) {
+      this.joinedSockets.get(channel)?.delete(session);
+      if (this.joinedSockets.get(channel)?.size === 0) this.joinedSockets.delete(channel);
+      this.removeMember(session.client, channel);
+    }
+  }
+
+  /**
+   * Applies the channels' current rules to every open subscription and every WebSocket's
+   * `joinChannel` membership: a client that may no longer listen (the channel became inactive or
+   * closed to anonymous clients, or is no longer configured) is removed: its subscription ends with
+   * the refusal and its LEAVE is published. Called after every channel configuration change,
+   * wherever it was made.
+   */
+  enforceRules(): void {
+    const refusal = (session: Session, channel: string): AppError | null => {
+      try {
+        this.gate(session, channel, "listen");
+        return null;
+      } catch (error) {
+        return error instanceof AppError ? error : new AppError(ErrorCode.Forbidden, "No longer allowed");
+      }
+    };
+    for (const subscriptions of this.subscriptions.values()) {
+      for (const subscription of [...subscriptions]) {
+        const error = refusal(subscription.session, subscription.channel);
+        if (error) this.end(subscription, error);
+      }
+    }
+    for (const [channel, sessions] of [...this.joinedSockets]) {
+      for (const session of [...sessions]) {
+        if (!refusal(session, channel)) continue;
+        const joins = session.socket!.joins;
+        for (let i = joins.indexOf(channel); i >= 0; i = joins.indexOf(channel)) {
+          joins.splice(i, 1);
+          this.removeMember(session.client, channel);
+        }
+        sessions.delete(session);
+      }
+      if (sessions.size === 0) this.joinedSockets.delete(channel);
+    }
   }
 
   /**
@@ -264,30 +426,91 @@ export class ChannelService {
     return { channels, memberships, feeds: fed.channels, listeners: fed.listeners };
   }
 
-  /** The latest messages of a channel, oldest first, for callers allowed to listen to it. */
+  /** The latest messages of a channel, oldest first, for callers allowed to read it. */
   async history(session: Session, channel: string, last: number): Promise<ChannelEvent[]> {
-    const rules = this.authorize(session, channel, "listen");
+    const rules = this.gate(session, channel, "read");
     if (last < 0) throw badInput("last must be 0 or more", { field: "last" });
+    await this.requireMember(session, channel, rules, "read its history");
     return this.deps.history.latest(channel, Math.min(last, rules.history));
   }
 
-  /** Who has joined a channel and not left, for callers allowed to listen to it, where presence is on. */
+  /** Who has joined a channel and not left, for callers allowed to read it, where presence is on. */
   async presence(session: Session, channel: string): Promise<RealtimeClient[]> {
-    const rules = this.authorize(session, channel, "listen");
+    const rules = this.gate(session, channel, "read");
     if (!rules.presence) throw new AppError(ErrorCode.Forbidden, `Presence is off for channel ${channel}`, { channel });
+    await this.requireMember(session, channel, rules, "see who is in it");
     return this.deps.presence.list(channel);
   }
 
+  /**
+   * The one gate of every operation: the channel name, the client's token, the channel's rules
+   * for the operation, and the rate limits of sends and joins. Returns the rules.
+   * @throws AppError `BAD_USER_INPUT`, `UNAUTHENTICATED`, `FORBIDDEN` or `RATE_LIMITED`
+   */
+  private gate(session: Session, channel: string, operation: Operation): ChannelRules {
+    assertChannelName(channel);
+    if (session.expiresAt !== undefined && Date.now() >= session.expiresAt) {
+      throw new AppError(ErrorCode.Unauthenticated, "Token expired");
+    }
+    const rules = this.deps.rules.rulesFor(channel);
+    if (!rules.active) throw new AppError(ErrorCode.Forbidden, `Channel ${channel} is inactive`, { channel });
+    if (session.isAdmin) return rules;
+    const { authenticated } = session.client;
+    if (!authenticated && !rules.anonymousClients) {
+      throw new AppError(ErrorCode.Unauthenticated, `Channel ${channel} is for authenticated clients`, { channel });
+    }
+    if (operation === "send") {
+      if (rules.messaging === "NOBODY") throw new AppError(ErrorCode.Forbidden, `Only the admin may send to channel ${channel}`, { channel });
+      if (rules.messaging === "AUTHENTICATED" && !authenticated) {
+        throw new AppError(ErrorCode.Unauthenticated, `Only authenticated clients may send to channel ${channel}`, { channel });
+      }
+      this.limitRate(session, this.sendRate, this.addressSendRate, "messages");
+    } else if (operation === "join") {
+      this.limitRate(session, this.joinRate, this.addressJoinRate, "joins");
+    }
+    return rules;
+  }
+
+  /** Spends a token of the client's bucket and, for anonymous clients, of their address's. */
+  private limitRate(session: Session, perClient: RateLimiter, perAddress: RateLimiter, what: "messages" | "joins"): void {
+    if (!perClient.take(session.client.id)) {
+      throw new AppError(ErrorCode.RateLimited, `Too many ${what}: at most ${perClient.perSecond} per second`);
+    }
+    if (!session.client.authenticated && !perAddress.take(session.address)) {
+      throw new AppError(ErrorCode.RateLimited, `Too many ${what} from anonymous clients at your address: at most ${perAddress.perSecond} per second`);
+    }
+  }
+
+  /**
+   * On a members-only channel, refuses callers that are not members (the admin is exempt). In a
+   * cluster an authenticated client may have joined through another instance: presence knows.
+   */
+  private async requireMember(session: Session, channel: string, rules: ChannelRules, what: string): Promise<void> {
+    if (!rules.membersOnly || session.isAdmin) return;
+    const { membership, cluster, presence } = this.deps;
+    const clientId = session.client.id;
+    if (membership.has(channel, clientId)) return;
+    if (cluster && session.client.authenticated && (await presence.list(channel)).some((member) => member.id === clientId)) return;
+    throw new AppError(ErrorCode.Forbidden, `Only members of channel ${channel} may ${what}`, { channel });
+  }
+
   private async join(session: Session, channel: string, options: unknown): Promise<JoinResult> {
-    this.authorize(session, channel, "listen");
-    const result = await this.deps.publisher.publish(this.createEvent("JOIN", session.client, channel, null, options));
+    const result = await this.deps.publisher.publish(this.createEvent("JOIN", session.client, channel, null, broadcastOptions(options)));
     if (!result.delivered) return { joined: false, event: null };
     return { joined: true, event: result.event };
   }
 
-  private checkSize(field: "payload" | "options", value: unknown): void {
-    if (nestsDeeperThan(value)) {
-      throw badInput(`The ${field} nests deeper than ${MAX_JSON_DEPTH} levels`, { field });
+  /**
+   * Refuses client JSON that nests deeper than {@link MAX_JSON_DEPTH}, holds text no database
+   * stores faithfully, or is larger than the payload limit.
+   */
+  private checkJson(field: "payload" | "options", value: unknown): void {
+    const problem = clientJsonProblem(value);
+    if (problem === "depth") {
+      throw badInput(`The ${field} ${field === "options" ? "nest" : "nests"} deeper than ${MAX_JSON_DEPTH} levels`, { field });
+    }
+    if (problem === "text") {
+      throw badInput(`The ${field} must be Unicode text: no lone surrogates and no NUL characters`, { field });
     }
     const bytes = value === undefined || value === null ? 0 : Buffer.byteLength(JSON.stringify(value));
     if (bytes > this.deps.limits.maxPayloadBytes) {
@@ -298,10 +521,97 @@ export class ChannelService {
     }
   }
 
-  private checkChannelCount(session: Session, channel: string): void {
+  /** Takes one of the socket's subscription slots; the returned release gives it back once. */
+  private takeSubscriptionSlot(session: Session): () => void {
+    const socket = session.socket;
+    if (!socket) return () => {};
+    if (socket.closed) throw new AppError(ErrorCode.Forbidden, "The connection has closed");
+    const max = this.deps.limits.maxSubscriptionsPerSocket;
+    if (socket.subscriptions >= max) throw new AppError(ErrorCode.LimitExceeded, `Too many subscriptions: at most ${max} per connection`);
+    socket.subscriptions += 1;
+    return once(() => (socket.subscriptions -= 1));
+  }
+
+  /**
+   * Holds a place for the channel among the client's channels while a join is under way (a join
+   * that succeeds becomes a membership, which counts instead); the returned release runs once.
+   */
+  private reserveChannel(session: Session, channel: string): () => void {
     const { membership, limits } = this.deps;
-    if (membership.has(channel, session.client.id) || membership.channelCount(session.client.id) < limits.maxChannelsPerClient) return;
-    throw new AppError(ErrorCode.LimitExceeded, `Too many channels: a client may be in at most ${limits.maxChannelsPerClient}`);
+    const clientId = session.client.id;
+    let pending = this.joining.get(clientId);
+    const counted = membership.has(channel, clientId) || (pending?.has(channel) ?? false);
+    if (!counted && membership.channelCount(clientId) + (pending?.size ?? 0) >= limits.maxChannelsPerClient) {
+      throw new AppError(ErrorCode.LimitExceeded, `Too many channels: a client may be in at most ${limits.maxChannelsPerClient}`);
+    }
+    if (!pending) this.joining.set(clientId, (pending = new Map()));
+    pending.set(channel, (pending.get(channel) ?? 0) + 1);
+    const held = pending;
+    return once(() => {
+      const left = (held.get(channel) ?? 1) - 1;
+      if (left > 0) held.set(channel, left);
+      else held.delete(channel);
+      if (held.size === 0 && this.joining.get(clientId) === held) this.joining.delete(clientId);
+    });
+  }
+
+  private trackJoin(session: Session, channel: string): void {
+    session.socket!.joins.push(channel);
+    let sessions = this.joinedSockets.get(channel);
+    if (!sessions) this.joinedSockets.set(channel, (sessions = new Set()));
+    sessions.add(session);
+  }
+
+  /** Forgets a client's `joinChannel` memberships of a channel (the caller undoes the membership itself). */
+  private untrackJoins(channel: string, clientId: string): void {
+    const sessions = this.joinedSockets.get(channel);
+    for (const session of sessions ?? []) {
+      if (session.client.id !== clientId) continue;
+      const joins = session.socket!.joins;
+      for (let i = joins.indexOf(channel); i >= 0; i = joins.indexOf(channel)) joins.splice(i, 1);
+      sessions!.delete(session);
+    }
+    if (sessions?.size === 0) this.joinedSockets.delete(channel);
+  }
+
+  private track(subscription: OpenSubscription): void {
+    let onChannel = this.subscriptions.get(subscription.channel);
+    if (!onChannel) this.subscriptions.set(subscription.channel, (onChannel = new Set()));
+    onChannel.add(subscription);
+    let ofSession = this.bySession.get(subscription.session);
+    if (!ofSession) this.bySession.set(subscription.session, (ofSession = new Set()));
+    ofSession.add(subscription);
+  }
+
+  /** Stops a subscription's delivery and gives back its slot, once; with `leave`, leaves the channel. */
+  private close(subscription: OpenSubscription, leave: boolean): void {
+    if (subscription.closed) return;
+    subscription.closed = true;
+    clearTimeout(subscription.expiry);
+    const { channel, session } = subscription;
+    this.deps.fanout.remove(channel, subscription.listener);
+    const onChannel = this.subscriptions.get(channel);
+    onChannel?.delete(subscription);
+    if (onChannel?.size === 0) this.subscriptions.delete(channel);
+    this.bySession.get(session)?.delete(subscription);
+    subscription.releaseSlot();
+    if (leave) this.removeMember(session.client, channel);
+  }
+
+  /** Ends a subscription from the server's side: it leaves the channel and its subscriber is told why. */
+  private end(subscription: OpenSubscription, error: AppError): void {
+    if (subscription.closed) return;
+    this.close(subscription, true);
+    subscription.sink.end(error);
+  }
+
+  /** Completes every subscription a client holds on a channel, without a LEAVE each (the caller publishes one). */
+  private endClientSubscriptions(channel: string, clientId: string): void {
+    for (const subscription of [...(this.subscriptions.get(channel) ?? [])]) {
+      if (subscription.session.client.id !== clientId) continue;
+      this.close(subscription, false);
+      subscription.sink.end();
+    }
   }
 
   private addMember(client: RealtimeClient, channel: string): void {
@@ -323,28 +633,6 @@ export class ChannelService {
     }
   }
 
-  /**
-   * Checks the channel name and its rules for a caller; returns the rules.
-   * @throws AppError `BAD_USER_INPUT`, `UNAUTHENTICATED` or `FORBIDDEN`
-   */
-  private authorize(session: Session, channel: string, access: Access): ChannelRules {
-    assertChannelName(channel);
-    const rules = this.deps.configs.rulesFor(channel);
-    if (!rules.active) throw new AppError(ErrorCode.Forbidden, `Channel ${channel} is inactive`, { channel });
-    if (session.isAdmin) return rules;
-    const { authenticated } = session.client;
-    if (!authenticated && !rules.anonymousClients) {
-      throw new AppError(ErrorCode.Unauthenticated, `Channel ${channel} is for authenticated clients`, { channel });
-    }
-    if (access === "send" && rules.messaging === "NOBODY") {
-      throw new AppError(ErrorCode.Forbidden, `Only the admin may send to channel ${channel}`, { channel });
-    }
-    if (access === "send" && rules.messaging === "AUTHENTICATED" && !authenticated) {
-      throw new AppError(ErrorCode.Unauthenticated, `Only authenticated clients may send to channel ${channel}`, { channel });
-    }
-    return rules;
-  }
-
   private createEvent(action: RealtimeAction, client: RealtimeClient, channel: string, payload: unknown, commandOptions: unknown): ChannelEvent {
     return {
       id: randomUUID(),
@@ -358,6 +646,24 @@ export class ChannelService {
       seq: null,
     };
   }
+}
+
+/** A function that does its work the first time it is called only. */
+function once(fn: () => void): () => void {
+  let done = false;
+  return () => {
+    if (done) return;
+    done = true;
+    fn();
+  };
+}
+
+/** The join options members see: without the ones the server acts on itself (`history`). */
+function broadcastOptions(options: unknown): unknown {
+  if (typeof options !== "object" || options === null || Array.isArray(options)) return options;
+  if (!Object.keys(options).some((key) => SERVER_OPTIONS.has(key))) return options;
+  const shown = Object.fromEntries(Object.entries(options).filter(([key]) => !SERVER_OPTIONS.has(key)));
+  return Object.keys(shown).length > 0 ? shown : null;
 }
 
 /** How many past messages a subscription asked for, capped by what the channel keeps. */

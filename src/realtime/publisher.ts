@@ -1,4 +1,3 @@
-import type { ChannelHistory } from "./history.js";
 import type { ChannelPubSub } from "./pubsub.js";
 import type { ChannelSequencer } from "./sequence.js";
 import type { ChannelEvent } from "./types.js";
@@ -16,8 +15,15 @@ export type EventMiddleware = (event: ChannelEvent) => Promise<MiddlewareDecisio
 /** What became of a published event. */
 export type PublishResult = { readonly delivered: true; readonly event: ChannelEvent } | { readonly delivered: false };
 
-/** The recipient of a private message (`options: { to }`), if the event is one. */
+/** Where delivered messages are kept (the {@link ChannelHistory}). */
+export interface HistoryWriter {
+  /** Stores a numbered event and trims the channel to its latest `keep` events. */
+  append(event: ChannelEvent & { seq: number }, keep: number): Promise<void>;
+}
+
+/** The recipient of a private message (`options: { to }`), if the event is one. Joins and leaves are never private. */
 export function privateRecipient(event: ChannelEvent): string | null {
+  if (event.action !== "MESSAGE") return null;
   const options = event.commandOptions;
   if (typeof options !== "object" || options === null) return null;
   const to = (options as { to?: unknown }).to;
@@ -37,7 +43,7 @@ export class Publisher {
   constructor(
     private readonly pubsub: ChannelPubSub,
     private readonly sequencer: ChannelSequencer,
-    private readonly history: ChannelHistory,
+    private readonly history: HistoryWriter,
     private readonly historyKept: (channel: string) => number,
   ) {}
 

@@ -45,12 +45,19 @@ export interface ChannelEvent {
 
 /**
  * Who is calling, and over what. A WebSocket session lives as long as its connection; an HTTP
- * session lives for one request.
+ * session lives for one request (or one SSE stream).
  */
 export interface Session {
   readonly client: RealtimeClient;
   /** True when the caller presented the admin token. */
   readonly isAdmin: boolean;
+  /**
+   * The caller's network address (`X-Forwarded-For` is believed only through `TRUST_PROXY` hops),
+   * for the limits that apply per address. IPv6 callers are grouped by their /64 network.
+   */
+  readonly address: string;
+  /** When the client's token stops being valid, in ms since the epoch; absent when it never does. */
+  readonly expiresAt?: number;
   /** State of the WebSocket connection the session lives on. Absent over HTTP. */
   readonly socket?: SocketState;
 }
@@ -59,8 +66,10 @@ export interface Session {
 export interface SocketState {
   /** Channels joined with `joinChannel`, undone when the connection closes. */
   readonly joins: string[];
-  /** Open channel subscriptions. */
+  /** Channel subscriptions open or being opened (a slot is taken before the first await). */
   subscriptions: number;
+  /** Set once the connection has closed: nothing may join through it any more. */
+  closed: boolean;
   /** Ends the connection; called when it falls too far behind on its subscriptions. */
   drop(reason: string): void;
 }

@@ -19,6 +19,9 @@ const ChannelRef = builder.objectRef<ChannelSettings>("Channel").implement({
     messaging: t.field({ type: ChannelMessagingEnum, resolve: (channel) => channel.messaging }),
     presence: t.exposeBoolean("presence"),
     history: t.exposeInt("history", { description: "Messages kept, 0..1000." }),
+    membersOnly: t.exposeBoolean("membersOnly", {
+      description: "Only current members (joined and not left) may send, read history and read presence; the admin is exempt.",
+    }),
     triggers: t.field({
       type: [TriggerRef],
       description: "The triggers attached to this pattern; for a plain name, every trigger that runs on it.",
@@ -39,6 +42,7 @@ const ruleFields = (t: PothosSchemaTypes.InputFieldBuilder<PothosSchemaTypes.Ext
   messaging: t.field({ type: ChannelMessagingEnum }),
   presence: t.boolean(),
   history: t.int(),
+  membersOnly: t.boolean(),
 });
 
 const CreateChannelInput = builder.inputType("CreateChannelInput", {

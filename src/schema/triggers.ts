@@ -28,7 +28,7 @@ const TriggerRunRef = builder.objectRef<TriggerRunRecord>("TriggerRun").implemen
     outcome: t.field({ type: TriggerOutcomeEnum, resolve: (run) => run.outcome }),
     durationMs: t.exposeFloat("durationMs"),
     error: t.exposeString("error", { nullable: true }),
-    log: t.field({ type: ["JSON"], resolve: (run) => run.log }),
+    log: t.field({ type: ["JSON"], nullable: { list: false, items: true }, description: "What the run's log steps logged, in order; a missing value is logged as null.", resolve: (run) => run.log }),
     createdAt: t.field({ type: "DateTime", resolve: (run) => run.createdAt }),
   }),
 });
@@ -75,7 +75,7 @@ const TriggerTestResultRef = builder.objectRef<StackRunResult>("TriggerTestResul
     outcome: t.field({ type: TriggerOutcomeEnum, resolve: (result) => result.outcome }),
     payload: t.field({ type: "JSON", nullable: true, resolve: (result) => result.payload }),
     error: t.string({ nullable: true, resolve: (result) => result.error?.message ?? null }),
-    log: t.field({ type: ["JSON"], resolve: (result) => result.log }),
+    log: t.field({ type: ["JSON"], nullable: { list: false, items: true }, description: "What the run's log steps logged, in order; a missing value is logged as null.", resolve: (result) => result.log }),
     trace: t.field({ type: [TriggerStepTraceRef], resolve: (result) => result.trace ?? [] }),
   }),
 });

@@ -19,12 +19,18 @@ import type { ChannelEvent, Session } from "../realtime/types.js";
 /** Turns an error into what a client may see (the server's error masker). */
 export type MaskError = (error: unknown, message: string) => Error;
 
-/** Who a WebSocket operation belongs to: what {@link ChannelDelivery.subscribe} needs beyond the execution arguments. */
-export interface SocketOperation {
+/**
+ * A plain channel subscription over a WebSocket: who it belongs to and the `channel` field
+ * {@link ChannelDelivery.recognize} found, what {@link ChannelDelivery.subscribe} needs beyond the
+ * execution arguments.
+ */
+export interface ChannelOperation {
   readonly socket: WebSocket;
   /** The graphql-transport-ws operation id. */
   readonly id: string;
   readonly session: Session;
+  /** The `channel` field at the operation's root. */
+  readonly field: FieldNode;
 }
 
 /** The field every channel event is executed under. */
@@ -100,20 +106,25 @@ export class ChannelDelivery {
     private readonly afterSend: (socket: WebSocket, session: Session) => void,
   ) {}
 
-  /** True for the operations {@link ChannelDelivery.subscribe} serves: they need no GraphQL context. */
-  serves(document: DocumentNode, operationName: string | null | undefined): boolean {
-    return plainChannelField(document, operationName) !== null;
+  /**
+   * The `channel` field of an operation this class serves (a subscription whose root selects only
+   * `channel`, with no directives), or null for one that takes the generic path. Asked once per
+   * operation; the answer travels with it.
+   */
+  recognize(document: DocumentNode, operationName: string | null | undefined): FieldNode | null {
+    return plainChannelField(document, operationName);
   }
 
   /**
-   * Opens a subscription {@link ChannelDelivery.serves} accepts. Resolves to a result with errors
-   * when the subscription is refused, or else to an iterator that yields nothing and finishes when
-   * graphql-ws ends the operation: the events go straight to the socket.
+   * Opens a subscription {@link ChannelDelivery.recognize} accepted. Resolves to a result with
+   * errors when the subscription is refused, or else to an iterator that yields nothing and
+   * finishes when graphql-ws ends the operation (or fails when the server ends it): the events go
+   * straight to the socket.
    */
-  async subscribe(args: ExecutionArgs, operation: SocketOperation): Promise<AsyncIterableIterator<never> | ExecutionResult> {
-    const field = plainChannelField(args.document, args.operationName);
+  async subscribe(args: ExecutionArgs, operation: ChannelOperation): Promise<AsyncIterableIterator<never> | ExecutionResult> {
+    const { field } = operation;
     const channelField = args.schema.getSubscriptionType()?.getFields()[CHANNEL_FIELD];
-    if (!field || !channelField) throw new Error("Not a channel subscription");
+    if (!channelField) throw new Error("The schema has no channel subscription");
 
     const variables = getVariableValues(args.schema, getOperationAST(args.document, args.operationName)?.variableDefinitions ?? [], args.variableValues ?? {});
     if (variables.errors) return { errors: variables.errors.map((error) => this.maskError(error, MASKED_MESSAGE) as GraphQLError) };
@@ -128,12 +139,21 @@ export class ChannelDelivery {
     const { socket, id, session } = operation;
     const group = this.groupFor(args);
     const frameStart = `{"id":${JSON.stringify(id)},"type":"next","payload":`;
+    let stream: ServerEndable | null = null;
+    let endedEarly: { error?: unknown } | null = null;
     let subscription;
     try {
-      subscription = await this.channels.open(session, name, options, (event) => {
-        if (socket.readyState !== socket.OPEN) return;
-        socket.send(frameStart + group.payloadFor(event) + "}");
-        this.afterSend(socket, session);
+      subscription = await this.channels.open(session, name, options, {
+        event: (event) => {
+          if (socket.readyState !== socket.OPEN) return;
+          socket.send(frameStart + group.payloadFor(event) + "}");
+          this.afterSend(socket, session);
+        },
+        end: (error) => {
+          const masked = error && this.maskError(locatedError(error, [field], [field.alias?.value ?? CHANNEL_FIELD]), MASKED_MESSAGE);
+          if (stream) stream.end(masked);
+          else endedEarly = { error: masked };
+        },
       });
     } catch (error) {
       this.release(args, group);
@@ -144,10 +164,12 @@ export class ChannelDelivery {
       return emptyStream();
     }
     const opened = subscription;
-    return untilClosed(() => {
+    stream = untilClosed(() => {
       opened.close();
       this.release(args, group);
     });
+    if (endedEarly) stream.end((endedEarly as { error?: unknown }).error);
+    return stream;
   }
 
   private groupFor(args: ExecutionArgs): RenderGroup {
@@ -184,21 +206,37 @@ function plainChannelField(document: DocumentNode, operationName: string | null 
   return field;
 }
 
-/** An iterator that yields nothing and finishes when `return()` is called, running `onReturn` once. */
-function untilClosed(onReturn: () => void): AsyncIterableIterator<never> {
-  let finish: (() => void) | null = null;
+/** An iterator the server can end: {@link untilClosed}'s. */
+type ServerEndable = AsyncIterableIterator<never> & {
+  /** Finishes the stream from the server's side, failing it with `error` when there is one. */
+  end(error?: unknown): void;
+};
+
+/**
+ * An iterator that yields nothing and finishes when `return()` is called, or fails or finishes when
+ * the server calls `end()`; `onReturn` runs once either way.
+ */
+function untilClosed(onReturn: () => void): ServerEndable {
+  let settle: ((failure: { error?: unknown }) => void) | null = null;
   let closed = false;
-  const finished = new Promise<void>((resolve) => (finish = resolve));
+  const finished = new Promise<{ error?: unknown }>((resolve) => (settle = resolve));
   const done = { done: true, value: undefined } as const;
-  return closableIterator(
-    () => finished.then(() => done),
+  const finish = (failure: { error?: unknown }) => {
+    if (closed) return;
+    closed = true;
+    onReturn();
+    settle?.(failure);
+  };
+  const iterator = closableIterator<never>(
+    () =>
+      finished.then(({ error }) => {
+        if (error) throw error;
+        return done;
+      }),
     async () => {
-      if (!closed) {
-        closed = true;
-        onReturn();
-        finish?.();
-      }
+      finish({});
       return done;
     },
   );
+  return Object.assign(iterator, { end: (error?: unknown) => finish({ error }) });
 }

@@ -1,16 +1,19 @@
 import type { Server } from "node:http";
-import { type ExecutionArgs, type execute as graphqlExecute, GraphQLError, type subscribe as graphqlSubscribe } from "graphql";
-import type { YogaServerInstance } from "graphql-yoga";
-import { makeServer } from "graphql-ws";
+import { type ExecutionArgs, type ExecutionResult, type execute as graphqlExecute, GraphQLError, type subscribe as graphqlSubscribe } from "graphql";
+import { isAsyncIterable, type YogaServerInstance } from "graphql-yoga";
+import { CloseCode, makeServer } from "graphql-ws";
 import { type WebSocket, WebSocketServer } from "ws";
 import { isAdminToken } from "../auth/admin-token.js";
-import { anonymousClient } from "../auth/client-tokens.js";
+import { anonymousClient, type VerifiedClient } from "../auth/client-tokens.js";
+import { deepVariablesError, variablesTooDeep } from "../http/plugins.js";
 import type { Logger } from "../logger.js";
 import type { Session } from "../realtime/types.js";
 import type { Context } from "../schema/builder.js";
+import { MASKED_MESSAGE, maskedResult, serializableResult } from "../schema/results.js";
 import type { Services } from "../services.js";
-import { ChannelDelivery, type MaskError, type SocketOperation } from "./channel-delivery.js";
+import { type ChannelOperation, ChannelDelivery, type MaskError } from "./channel-delivery.js";
 import { carryProtocol, type ConnectionExtra } from "./transport.js";
+import { acceptUpgrades, upgradeAddress } from "./upgrade.js";
 
 /** What {@link serveGraphqlOverWebSocket} serves with. */
 export interface GraphqlWsOptions {
@@ -29,23 +32,38 @@ export interface GraphqlWsEndpoint {
 }
 
 /**
- * What each operation's root value carries from `onSubscribe` to `execute`/`subscribe`: who it
- * belongs to and, unless it is a channel subscription, Yoga's executor.
+ * What each operation's root value carries from `onSubscribe` to `execute`/`subscribe`: which path
+ * it takes, decided once, and what that path needs. Plain channel subscriptions are delivered by
+ * {@link ChannelDelivery}; every other operation runs through Yoga's executor.
  */
-interface OperationRoot {
-  readonly execute: typeof graphqlExecute;
-  readonly subscribe: typeof graphqlSubscribe;
-  readonly operation: SocketOperation;
-}
+type OperationRoute =
+  | { readonly path: "channel"; readonly operation: ChannelOperation }
+  | { readonly path: "generic"; readonly execute: typeof graphqlExecute; readonly subscribe: typeof graphqlSubscribe };
 
 /** Connection-level state kept for each WebSocket. */
 interface SocketExtra extends ConnectionExtra {
+  /** The caller's address, for per-address limits. */
+  readonly address: string;
   /** Set once the connection is accepted (`connection_init`). */
   session?: Session;
+  /** Closes the connection when the client's token expires. */
+  expiry?: NodeJS.Timeout;
 }
 
-function rootOf(args: ExecutionArgs): OperationRoot {
-  return args.rootValue as OperationRoot;
+/** Longest a timer may be set for (about 24.8 days); a later expiry is checked again then. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** Closes `socket` with 4403 once `expiresAt` has passed. */
+function closeAtExpiry(extra: SocketExtra, expiresAt: number): void {
+  const wait = expiresAt - Date.now();
+  extra.expiry = setTimeout(
+    () => (Date.now() >= expiresAt ? extra.socket.close(CloseCode.Forbidden, "Token expired") : closeAtExpiry(extra, expiresAt)),
+    Math.min(Math.max(wait, 0), MAX_TIMER_MS),
+  );
+}
+
+function routeOf(args: ExecutionArgs): OperationRoute {
+  return args.rootValue as OperationRoute;
 }
 
 /**
@@ -67,36 +85,69 @@ export function serveGraphqlOverWebSocket(httpServer: Server, options: GraphqlWs
   };
   // Plain `channel` subscriptions are delivered by ChannelDelivery; every other operation runs through Yoga's executor.
   const channelDelivery = new ChannelDelivery(services.channels, options.maskError, dropIfSlow);
+  // Every error leaving over the socket is masked here, at the exit: an operation that throws, or a
+  // result that cannot be serialized, ends that operation with a masked error; the socket stays open.
+  const { maskError } = options;
+  type Outcome = ExecutionResult | AsyncIterable<ExecutionResult>;
+  const masked = async (run: () => Promise<Outcome> | Outcome): Promise<Outcome> => {
+    try {
+      const outcome = await run();
+      return isAsyncIterable(outcome) ? outcome : serializableResult(outcome, maskError);
+    } catch (error) {
+      return maskedResult(error, maskError);
+    }
+  };
   const protocol = makeServer<Record<string, unknown> | undefined, SocketExtra>({
-    execute: (args) => rootOf(args).execute(args),
+    execute: (args) =>
+      masked(() => {
+        const route = routeOf(args);
+        if (route.path !== "generic") throw new Error("A channel subscription cannot be executed as a query");
+        return route.execute(args);
+      }),
     subscribe: (args) =>
-      channelDelivery.serves(args.document, args.operationName)
-        ? channelDelivery.subscribe(args, rootOf(args).operation)
-        : rootOf(args).subscribe(args),
+      masked(() => {
+        const route = routeOf(args);
+        return route.path === "channel" ? channelDelivery.subscribe(args, route.operation) : route.subscribe(args);
+      }),
+    onError: (_ctx, _id, _payload, errors) => errors.map((error) => (maskError(error, MASKED_MESSAGE) as GraphQLError).toJSON()),
     onNext: (ctx) => dropIfSlow(ctx.extra.socket, ctx.extra.session),
     connectionInitWaitTimeout: env.WS_INIT_TIMEOUT_MS,
     onConnect: async (ctx) => {
       const { adminToken, authToken } = ctx.connectionParams ?? {};
       const isAdmin = isAdminToken(services.adminToken, typeof adminToken === "string" ? adminToken : null);
       if (adminToken !== undefined && !isAdmin) return false; // closes with 4403 Forbidden
-      let client = anonymousClient();
+      let verified: VerifiedClient = { client: anonymousClient() };
       if (authToken !== undefined) {
+        if (typeof authToken !== "string") return false; // a token is a string: anything else is refused, never coerced
         try {
-          client = await services.clientTokens.verify(String(authToken));
+          verified = await services.clientTokens.verifyToken(authToken);
         } catch (error) {
           logger.debug({ reason: error instanceof Error ? error.message : "unknown" }, "refused a WebSocket client token");
           return false;
         }
       }
-      const socket = ctx.extra.socket;
-      ctx.extra.session = { client, isAdmin, socket: { joins: [], subscriptions: 0, drop: (reason) => drop(socket, client.id, reason) } };
+      const { client, expiresAt } = verified;
+      const extra = ctx.extra;
+      const socket = extra.socket;
+      if (socket.readyState !== socket.OPEN) return false; // closed while the token was checked
+      extra.session = {
+        client,
+        isAdmin,
+        address: extra.address,
+        expiresAt,
+        socket: { joins: [], subscriptions: 0, closed: false, drop: (reason) => drop(socket, client.id, reason) },
+      };
+      // Authorization lasts as long as the token: the connection closes when it expires.
+      if (expiresAt !== undefined) closeAtExpiry(extra, expiresAt);
       return true;
     },
     onClose: (ctx) => {
+      clearTimeout(ctx.extra.expiry);
       if (ctx.extra.session) services.channels.closeSession(ctx.extra.session);
     },
     onSubscribe: async (ctx, id, params) => {
       const session = ctx.extra.session as Session; // set by onConnect before any subscribe is accepted
+      if (variablesTooDeep(params.variables)) return [deepVariablesError()];
       const { schema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({
         ...ctx,
         socket: ctx.extra.socket,
@@ -113,15 +164,34 @@ export function serveGraphqlOverWebSocket(httpServer: Server, options: GraphqlWs
         return [error instanceof GraphQLError ? error : new GraphQLError("Invalid document")];
       }
       if (errors.length > 0) return errors;
-      const operation: SocketOperation = { socket: ctx.extra.socket, id, session };
       const args = { schema, document, operationName: params.operationName, variableValues: params.variables };
-      // Channel subscriptions need neither a context nor Yoga's executor: keep neither for as long as they last.
-      if (channelDelivery.serves(document, params.operationName)) return { ...args, contextValue: undefined, rootValue: { operation } };
-      const rootValue: OperationRoot = { execute, subscribe, operation };
-      return { ...args, contextValue: await contextFactory(), rootValue };
+      const field = channelDelivery.recognize(document, params.operationName);
+      if (field) {
+        // Channel subscriptions need neither a context nor Yoga's executor: keep neither for as long as they last.
+        const route: OperationRoute = { path: "channel", operation: { socket: ctx.extra.socket, id, session, field } };
+        return { ...args, contextValue: undefined, rootValue: route };
+      }
+      const route: OperationRoute = { path: "generic", execute, subscribe };
+      return { ...args, contextValue: await contextFactory(), rootValue: route };
     },
   });
-  const wsServer = new WebSocketServer({ server: httpServer, path: options.path, maxPayload: env.MAX_WS_MESSAGE_BYTES });
-  const transport = carryProtocol(wsServer, protocol, (socket) => ({ socket }), { logger, keepAliveMs: env.WS_KEEPALIVE_MS });
-  return { close: () => transport.dispose() };
+  const wsServer = new WebSocketServer({ noServer: true, maxPayload: env.MAX_WS_MESSAGE_BYTES });
+  const stopAccepting = acceptUpgrades(httpServer, wsServer, {
+    path: options.path,
+    allowedOrigins: env.CORS_ORIGINS === "*" ? "*" : env.CORS_ORIGINS.split(",").map((origin) => origin.trim()),
+    trustProxy: env.TRUST_PROXY,
+    maxConnectionsPerAddress: env.MAX_CONNECTIONS_PER_ADDRESS,
+    connectionsPerSecondPerAddress: env.MAX_ADDRESS_CONNECTIONS_PER_SECOND,
+    logger,
+  });
+  const transport = carryProtocol(wsServer, protocol, (socket, request) => ({ socket, address: upgradeAddress(request) }), {
+    logger,
+    keepAliveMs: env.WS_KEEPALIVE_MS,
+  });
+  return {
+    close: () => {
+      stopAccepting();
+      return transport.dispose();
+    },
+  };
 }

@@ -31,6 +31,65 @@ function isServerOnlyMessage(text: string): boolean {
   }
 }
 
+/** The type and id of a `subscribe` or `complete` message; null for any other message. */
+function operationFrame(text: string): { type: "subscribe" | "complete"; id: string } | null {
+  if (!text.includes('"subscribe"') && !text.includes('"complete"')) return null; // cheap test first
+  try {
+    const { type, id } = JSON.parse(text) as { type?: unknown; id?: unknown };
+    return (type === "subscribe" || type === "complete") && typeof id === "string" ? { type, id } : null;
+  } catch {
+    return null; // not JSON: the protocol server closes it with 4400 itself
+  }
+}
+
+/**
+ * Keeps one operation per id at a time. The protocol server forgets an id as soon as the client
+ * completes it, although the operation may still be starting (joining its channel) or stopping; a
+ * `subscribe` that reuses the id then would share its bookkeeping with the old one, and one of the
+ * two would be orphaned, never to leave its channel. So a `subscribe` for an id whose earlier
+ * operation the client completed waits until that operation has ended, and a `complete` for a
+ * waiting `subscribe` withdraws it. Everything else passes straight through, in order.
+ */
+class OperationIds {
+  /** Ids whose `subscribe` the protocol server is handling, with whether the client completed it. */
+  private readonly running = new Map<string, { completed: boolean }>();
+  /** A `subscribe` per id, waiting for the id's earlier operation to end. */
+  private readonly waiting = new Map<string, string>();
+
+  constructor(
+    private readonly handle: (text: string) => Promise<void>,
+    private readonly refuseDuplicate: (id: string) => void,
+  ) {}
+
+  receive(text: string): void {
+    const frame = operationFrame(text);
+    if (!frame) return void this.handle(text);
+    const running = this.running.get(frame.id);
+    if (frame.type === "complete") {
+      if (this.waiting.delete(frame.id)) return; // withdrawn before it started
+      if (running) running.completed = true;
+      return void this.handle(text);
+    }
+    // The id is in use by a waiting subscribe: refused as the protocol refuses any id in use.
+    if (this.waiting.has(frame.id)) return this.refuseDuplicate(frame.id);
+    if (running?.completed) return void this.waiting.set(frame.id, text);
+    // An id in use and not completed is the protocol server's to refuse (4409).
+    this.start(frame.id, text);
+  }
+
+  private start(id: string, text: string): void {
+    const state = { completed: false };
+    this.running.set(id, state);
+    void this.handle(text).then(() => {
+      if (this.running.get(id) === state) this.running.delete(id);
+      const next = this.waiting.get(id);
+      if (next === undefined) return;
+      this.waiting.delete(id);
+      this.start(id, next);
+    });
+  }
+}
+
 /**
  * Carries a graphql-ws protocol server over the sockets of a `ws` server: what graphql-ws's own
  * adapter (`graphql-ws/use/ws`) does, with these differences. Everything is logged through the
@@ -70,15 +129,21 @@ export function carryProtocol<Extra extends ConnectionExtra>(
             socket.send(data, () => resolve());
           }),
         close: (code, reason) => socket.close(code, reason),
-        onMessage: (handle) =>
+        onMessage: (handle) => {
+          const operations = new OperationIds(
+            (text) =>
+              handle(text).catch((error: unknown) => {
+                logger.error({ err: error }, "could not handle a WebSocket message");
+                socket.close(CloseCode.InternalServerError, "Internal server error");
+              }),
+            (id) => socket.close(CloseCode.SubscriberAlreadyExists, `Subscriber for ${id.slice(0, 64)} already exists`),
+          );
           socket.on("message", (data) => {
             const text = String(data);
             if (isServerOnlyMessage(text)) return socket.close(CloseCode.BadRequest, "Bad message: this message type is sent by servers");
-            handle(text).catch((error: unknown) => {
-              logger.error({ err: error }, "could not handle a WebSocket message");
-              socket.close(CloseCode.InternalServerError, "Internal server error");
-            });
-          }),
+            operations.receive(text);
+          });
+        },
       },
       extraFor(socket, request),
     );

@@ -110,6 +110,30 @@ describeRedis("several instances over PostgreSQL and Redis", () => {
     expect(await leave(a)).toBe(false);
   }, 90_000);
 
+  it("holds the gates across instances: members-only by cluster presence, leaving and config changes end subscriptions everywhere", async () => {
+    const secret = "a-cluster-test-secret-that-is-long-enough";
+    const [a, b] = await pair(REDIS_BASE_URL, { JWT_SECRET: secret });
+    const token = await new SignJWT({}).setProtectedHeader({ alg: "HS256" }).setSubject("member").setExpirationTime("1h").sign(new TextEncoder().encode(secret));
+    await admin(a.httpUrl, `mutation { createChannel(input: { pattern: "club", membersOnly: true, presence: true }) { id } }`);
+    const sendAs = (server: ServerProcess) =>
+      httpGraphQL<SendData>(server.httpUrl, SEND_MESSAGE, { channel: "club", payload: { hi: 1 } }, { token }).then((r) => r.body);
+    expect((await sendAs(b)).errors?.[0]?.extensions?.code).toBe("FORBIDDEN");
+    expect((await httpGraphQL(a.httpUrl, JOIN_CHANNEL, { channel: "club" }, { token })).body.data?.joinChannel.joined).toBe(true);
+    // Joined on A, a member on B too: B learns it from the cluster's presence.
+    await expect.poll(async () => (await sendAs(b)).errors?.[0]?.extensions?.code ?? "sent").toBe("sent");
+
+    // The same client subscribed on A; leaving through B completes that subscription.
+    const onA = await connectWs(a.wsUrl, { authToken: token });
+    const subscribed = await joinBySubscription(onA, "club");
+    expect((await httpGraphQL(b.httpUrl, `mutation { leaveChannel(channel: "club") }`, {}, { token })).body.data?.leaveChannel).toBe(true);
+    expect(await subscribed.subscription.ended).toEqual({});
+
+    // A configuration change made on B removes the anonymous subscribers on A.
+    const anonymous = await joinBySubscription(await connectWs(a.wsUrl), "open");
+    await admin(b.httpUrl, `mutation { createChannel(input: { pattern: "open", anonymousClients: false }) { id } }`);
+    expect(JSON.stringify((await anonymous.subscription.ended).error)).toContain("UNAUTHENTICATED");
+  }, 90_000);
+
   it("forgets the presence of an instance that died, instead of keeping it forever", async () => {
     const [a, b] = await pair(REDIS_BASE_URL, { REDIS_PRESENCE_TTL_SECONDS: "2", CHANNEL_PRESENCE: "true" });
     await joinBySubscription(await connectWs(a.wsUrl), "lobby");

@@ -6,13 +6,13 @@
  */
 import { randomUUID } from "node:crypto";
 import WebSocket from "ws";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { CHANNEL_SUBSCRIPTION, joinBySubscription, SEND_MESSAGE, type TestEvent } from "../helpers/channels.js";
 import { connectWs, httpGraphQL } from "../helpers/graphql.js";
 import { spawnServer } from "../helpers/process.js";
+import { PROTOCOL, rawSocket as openRawSocket, type RawSocket } from "../helpers/raw-ws.js";
 import { startServer, type TestServer } from "../helpers/server.js";
 
-const PROTOCOL = "graphql-transport-ws";
 const INIT = JSON.stringify({ type: "connection_init" });
 
 /** How long a silent socket may stay open: graphql-ws's default (3 s) plus slack, whether or not WS_INIT_TIMEOUT_MS is honoured. */
@@ -26,74 +26,9 @@ beforeAll(async () => {
   healthUrl = server.httpUrl.replace("/graphql", "/health");
 });
 
-/** A raw graphql-transport-ws socket that records everything it sees. */
-interface RawSocket {
-  readonly ws: WebSocket;
-  /** Resolves when the socket opens; rejects if it closes or errors first. */
-  readonly opened: Promise<void>;
-  /** Resolves with the close code, reason and time since the socket was created. */
-  readonly closed: Promise<{ code: number; reason: string; afterMs: number }>;
-  /** Errors the client saw (e.g. a handshake refused). */
-  readonly errors: string[];
-  /** Waits up to `timeoutMs` for the next message, parsed. */
-  next(timeoutMs?: number): Promise<Record<string, any>>;
-  /** Sends a text frame. */
-  send(frame: string | Buffer): void;
-}
-
-const sockets = new Set<WebSocket>();
-afterAll(() => {
-  for (const ws of sockets) ws.terminate();
-});
-
 /** `protocols: null` offers no subprotocol at all. */
 function rawSocket(protocols: string | string[] | null = PROTOCOL): RawSocket {
-  const createdAt = Date.now();
-  const ws = protocols === null ? new WebSocket(server.wsUrl) : new WebSocket(server.wsUrl, protocols);
-  sockets.add(ws);
-  const queue: Record<string, any>[] = [];
-  const waiters: ((message: Record<string, any>) => void)[] = [];
-  const errors: string[] = [];
-  ws.on("message", (data) => {
-    const message = JSON.parse(String(data)) as Record<string, any>;
-    const waiter = waiters.shift();
-    if (waiter) waiter(message);
-    else queue.push(message);
-  });
-  ws.on("error", (error) => errors.push(error.message));
-  const closed = new Promise<{ code: number; reason: string; afterMs: number }>((resolve) =>
-    ws.once("close", (code, reason) => {
-      sockets.delete(ws);
-      resolve({ code, reason: String(reason), afterMs: Date.now() - createdAt });
-    }),
-  );
-  const opened = new Promise<void>((resolve, reject) => {
-    ws.once("open", () => resolve());
-    void closed.then(({ code }) => reject(new Error(`closed with ${code} before opening: ${errors.join("; ")}`)));
-  });
-  opened.catch(() => {}); // observed by the tests that care
-  return {
-    ws,
-    opened,
-    closed,
-    errors,
-    send: (frame) => ws.send(frame),
-    next: (timeoutMs = 5000) => {
-      const queued = queue.shift();
-      if (queued) return Promise.resolve(queued);
-      return new Promise((resolve, reject) => {
-        const waiter = (message: Record<string, any>) => {
-          clearTimeout(timer);
-          resolve(message);
-        };
-        const timer = setTimeout(() => {
-          waiters.splice(waiters.indexOf(waiter), 1);
-          reject(new Error(`no message within ${timeoutMs} ms`));
-        }, timeoutMs);
-        waiters.push(waiter);
-      });
-    },
-  };
+  return openRawSocket(server.wsUrl, protocols);
 }
 
 /** Opens a raw socket, sends connection_init and waits for connection_ack. */

@@ -148,14 +148,19 @@ export function wsSubscribe<T = Record<string, any>>(
  * Starts a subscription over HTTP with server-sent events (Yoga's GraphQL over SSE), with the same
  * queueing as {@link wsSubscribe}. `unsubscribe()` aborts the request.
  */
-export function sseSubscribe<T = Record<string, any>>(url: string, query: string, variables: Record<string, unknown> = {}): Subscription<T> {
+export function sseSubscribe<T = Record<string, any>>(
+  url: string,
+  query: string,
+  variables: Record<string, unknown> = {},
+  headers: Record<string, string> = {},
+): Subscription<T> {
   const { push, next, collectFor } = resultQueue<T>();
   const abort = new AbortController();
   const ended = (async (): Promise<{ error?: unknown }> => {
     try {
       const response = await fetch(url, {
         method: "POST",
-        headers: { "content-type": "application/json", accept: "text/event-stream" },
+        headers: { "content-type": "application/json", accept: "text/event-stream", ...headers },
         body: JSON.stringify({ query, variables }),
         signal: abort.signal,
       });

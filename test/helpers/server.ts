@@ -13,6 +13,17 @@ import { createDatabaseFrom, createTestSchema } from "./postgres.js";
  */
 export const SERVER_DATABASE = process.env.TEST_SERVER_DATABASE === "postgres" ? "postgres" : "sqlite";
 
+/**
+ * Every test client connects from 127.0.0.1, so the per-address limits would treat a test file as
+ * one busy host: they are raised here, and the tests of those limits set their own.
+ */
+export const LOOPBACK_LIMITS = {
+  MAX_ADDRESS_MESSAGES_PER_SECOND: "1000000",
+  MAX_ADDRESS_JOINS_PER_SECOND: "1000000",
+  MAX_CONNECTIONS_PER_ADDRESS: "1000000",
+  MAX_ADDRESS_CONNECTIONS_PER_SECOND: "1000000",
+};
+
 /** The admin token test servers use. */
 export const ADMIN_TOKEN = "test-admin-token-0123456789";
 
@@ -78,7 +89,7 @@ export async function freshPostgresUrl(): Promise<string> {
  */
 export async function startServer(env: Record<string, string> = {}, dataDir = freshDataDir()): Promise<TestServer> {
   const DATABASE_URL = env.DATABASE_URL ?? (await defaultDatabaseUrl(dataDir));
-  const settings = parseEnv({ DATA_DIR: dataDir, ADMIN_TOKEN, LOG_LEVEL: "silent", ...(DATABASE_URL ? { DATABASE_URL } : {}), ...env });
+  const settings = parseEnv({ DATA_DIR: dataDir, ADMIN_TOKEN, LOG_LEVEL: "silent", ...LOOPBACK_LIMITS, ...(DATABASE_URL ? { DATABASE_URL } : {}), ...env });
   const app = await createApp(settings, createLogger(settings.LOG_LEVEL));
   const { port } = await app.start(0, "127.0.0.1");
   const server: TestServer = {

@@ -10,9 +10,9 @@ import net, { type AddressInfo } from "node:net";
 import fc from "fast-check";
 import { Webhook } from "standardwebhooks";
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
+import { isForbiddenAddress } from "../../src/triggers/address-policy.js";
 import {
   createWebhookClient,
-  isForbiddenAddress,
   type ConnectTarget,
   type ResolvedAddress,
   type WebhookSettings,

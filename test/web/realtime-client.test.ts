@@ -221,7 +221,7 @@ describe("reconnecting and resuming", () => {
     const app: App = await createApp(settings, createLogger(settings.LOG_LEVEL));
     cleanups.push(() => app.stop());
     // Published before the new server accepts connections, so the client can only learn of them from history.
-    const sender = { client: { id: "offline-sender", authenticated: false, extras: null }, isAdmin: false };
+    const sender = { client: { id: "offline-sender", authenticated: false, extras: null }, isAdmin: false, address: "127.0.0.1" };
     for (const n of range(4, 6)) await app.services.channels.sendMessage(sender, "kept:restart", { n }, null);
     await app.start(port, "127.0.0.1");
     await waitFor("connected again", () => realtime.status === "connected", 10_000);

@@ -329,7 +329,9 @@ export class RealtimeClient {
     for (const state of this.channels.values()) state.token = null;
     void Promise.resolve(connection.gql.dispose()).catch(() => {});
     const code = typeof event === "object" && event !== null && "code" in event ? Number(event.code) : undefined;
-    if (code !== undefined && FATAL_CLOSE_CODES.has(code)) {
+    // An expired token is worth a reconnect when the token comes from a function: it is asked again.
+    const renewable = code === 4403 && String((event as { reason?: unknown }).reason) === "Token expired" && typeof this.options.authToken === "function";
+    if (code !== undefined && FATAL_CLOSE_CODES.has(code) && !renewable) {
       const reason = CLOSE_REASONS[code] ?? String((event as { reason?: unknown }).reason ?? "");
       this.shutdown(new RealtimeError(`The server refused the connection: ${code} ${reason}`.trim(), "CONNECTION_REFUSED"));
       return;

@@ -16,6 +16,7 @@ export type CreateChannelInput = {
   anonymousClients?: boolean | null | undefined;
   description?: string | null | undefined;
   history?: number | null | undefined;
+  membersOnly?: boolean | null | undefined;
   messaging?: ChannelMessaging | null | undefined;
   pattern: string;
   presence?: boolean | null | undefined;
@@ -71,6 +72,7 @@ export type UpdateChannelInput = {
   anonymousClients?: boolean | null | undefined;
   description?: string | null | undefined;
   history?: number | null | undefined;
+  membersOnly?: boolean | null | undefined;
   messaging?: ChannelMessaging | null | undefined;
   pattern?: string | null | undefined;
   presence?: boolean | null | undefined;
