@@ -104,6 +104,11 @@ const EnvSchema = z.object({
   WEBHOOK_ALLOW_HOSTS: z.string().default(""),
   /** Recorded runs kept per trigger. */
   TRIGGER_RUNS_KEPT: z.coerce.number().int().min(0).max(100_000).default(100),
+  /**
+   * Memory one trigger run may build, in MiB: the strings, arrays and objects its expressions produce
+   * (estimated, on the high side). A run past it fails with `memory`.
+   */
+  TRIGGER_MEMORY_MB: z.coerce.number().int().min(1).max(256).default(32),
   /** Shared secret for HS256 client tokens. Set this or a JWKS source, not both. */
   JWT_SECRET: z.string().min(32, "must be at least 32 characters").optional(),
   /** `http(s)://` URL of a JWKS with the public keys that sign client tokens (RS256, ES256, EdDSA...). */

@@ -89,7 +89,7 @@ export async function createServices(env: Env, logger: Logger): Promise<Services
       })
     : undefined;
   const webhooks = webhookClient && countWebhookCalls(webhookClient, metrics);
-  const runOptions = { timeoutMs: env.TRIGGER_TIMEOUT_MS, webhooks };
+  const runOptions = { timeoutMs: env.TRIGGER_TIMEOUT_MS, maxMemoryBytes: env.TRIGGER_MEMORY_MB * 1024 * 1024, webhooks };
   const triggers = new TriggerStore(db.prisma, { expressionTimeoutMs: env.TRIGGER_TIMEOUT_MS, allowHttpSteps: webhooks !== undefined });
   await triggers.reload();
   const triggerRuns = new TriggerRunRecorder(db.prisma, logger, {

@@ -1,5 +1,6 @@
 import { isDeepStrictEqual } from "node:util";
 import { ErrorCode } from "../errors.js";
+import { MAX_JSON_DEPTH, nestsDeeperThan } from "../validation.js";
 import {
   type CompiledExpression,
   type CompiledStack,
@@ -9,6 +10,7 @@ import {
   type StepContext,
   type StepResult,
 } from "./stack.js";
+import { GuardFailure, type GuardReason, RUN_GUARD_BINDING, RunGuard } from "./guard.js";
 import type { WebhookClient } from "./webhook.js";
 
 /** The event a trigger runs on. */
@@ -62,13 +64,35 @@ export interface RunOptions {
   readonly trace?: boolean;
   /** Sends the requests of `http` steps (SSRF-safe and signed); without it, http steps fail. */
   readonly webhooks?: WebhookClient;
+  /** Bytes of strings, arrays and objects a run may build (estimated); {@link DEFAULT_RUN_MEMORY_BYTES} when absent. */
+  readonly maxMemoryBytes?: number;
 }
 
 /** The wall-clock limit of a run when {@link RunOptions.timeoutMs} is absent. */
 export const DEFAULT_RUN_TIMEOUT_MS = 1000;
 
+/** The memory budget of a run when {@link RunOptions.maxMemoryBytes} is absent. */
+export const DEFAULT_RUN_MEMORY_BYTES = 32 * 1024 * 1024;
+
 /** A failure already described with the path of the step it happened in. */
 class StackFailure extends Error {}
+
+/** JSONata's guardrail errors and JavaScript's own limits, by the bound they stand for. */
+const REASON_BY_CODE: Readonly<Record<string, GuardReason>> = { D1012: "timeout", D1011: "memory", D2014: "size", D2015: "size" };
+
+/** The bound an error stands for, if it is one: a run's error message then says so after the step's path. */
+function boundHit(error: unknown): GuardReason | undefined {
+  if (error instanceof GuardFailure) return error.reason;
+  if (error instanceof RangeError) return /call stack/i.test(error.message) ? "memory" : "size";
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === "string" ? REASON_BY_CODE[code] : undefined;
+}
+
+/** `path: reason: cause` for a bound, `path: cause` for any other error. */
+function failureMessage(path: string, error: unknown): string {
+  const reason = boundHit(error);
+  return reason ? `${path}: ${reason}: ${describeError(error)}` : `${path}: ${describeError(error)}`;
+}
 
 /** Expressions may not build and run new expressions: that would bypass the checks made at save time. */
 function evalDisabled(): never {
@@ -90,6 +114,18 @@ function isFunction(value: unknown): boolean {
 function toJson(value: unknown): unknown {
   const text = JSON.stringify(value, (_key, inner: unknown) => (isFunction(inner) ? undefined : inner));
   return text === undefined ? undefined : JSON.parse(text);
+}
+
+/**
+ * A value that nests no deeper than a client's message may (what a trigger builds is delivered,
+ * stored and logged like one).
+ * @throws GuardFailure `size` otherwise
+ */
+function shallowEnough<T>(value: T): T {
+  if (typeof value === "object" && value !== null && nestsDeeperThan(value)) {
+    throw new GuardFailure("size", `a value nests deeper than ${MAX_JSON_DEPTH} levels`);
+  }
+  return value;
 }
 
 /** A deep copy of a value that is plain JSON already (an event's input): no replacer needed. */
@@ -148,22 +184,25 @@ class StackRun implements StepContext {
     trace: boolean,
     readonly webhooks: WebhookClient | undefined,
     readonly signal: AbortSignal,
+    maxMemoryBytes: number,
   ) {
     this.trace = trace ? [] : undefined;
     this.data = copyJson(input);
     this.original = { payload: copyJson(input.payload) ?? null, commandOptions: copyJson(input.commandOptions) ?? null };
     this.response = { payload: copyJson(this.original.payload), commandOptions: copyJson(this.original.commandOptions) };
-    this.bindings = { eval: evalDisabled, response: this.response };
+    const guard = new RunGuard(maxMemoryBytes, signal, () => this.outOfTime());
+    this.bindings = { eval: evalDisabled, response: this.response, [RUN_GUARD_BINDING]: guard };
   }
 
   /** The failure for a run that went past its time limit. */
   outOfTime(): StackFailure {
-    return new StackFailure(`${this.current}: the trigger ran out of time (limit ${this.timeoutMs} ms)`);
+    return new StackFailure(`${this.current}: timeout: the trigger ran out of time (limit ${this.timeoutMs} ms)`);
   }
 
   async evaluate(compiled: CompiledExpression, options: { readonly keepFunction?: boolean } = {}): Promise<unknown> {
     const value: unknown = await compiled.expression.evaluate(this.data, this.bindings);
-    return options.keepFunction && isFunction(value) ? value : toJson(value);
+    if (options.keepFunction && isFunction(value)) return value;
+    return shallowEnough(toJson(value));
   }
 
   bind(name: string, value: unknown): void {
@@ -197,7 +236,7 @@ class StackRun implements StepContext {
     try {
       outcome = await step.run(this);
     } catch (error) {
-      const message = error instanceof StackFailure ? error.message : `${step.path}: ${describeError(error)}`;
+      const message = error instanceof StackFailure ? error.message : failureMessage(step.path, error);
       traced({ error: message });
       throw new StackFailure(message);
     }
@@ -215,11 +254,13 @@ class StackRun implements StepContext {
  * commandOptions differ (deeply) from the input's, else DELIVERED; DROPPED and REJECTED when a step
  * says so.
  *
- * Never throws or rejects for a failing stack: an evaluation error, a JSONata guardrail (evaluation
- * depth, sequence length, the per-expression timeout) or running past `timeoutMs` gives outcome
- * FAILED with a `TRIGGER_FAILED` error naming the step's path and the cause. The time limit is a
+ * Never throws or rejects for a failing stack: an evaluation error or a bound gives outcome FAILED
+ * with a `TRIGGER_FAILED` error naming the step's path and the cause. A bound's message names it
+ * after the path: `timeout` (past `timeoutMs`, or an expression's own timeout), `memory` (past
+ * `maxMemoryBytes`, or evaluation nested too deep), `size` (a string, array or range over its
+ * limit); e.g. `stack[0]: size: a string of ... characters is over the limit of ...`. The time limit is a
  * timer (expressions yield to the event loop every few milliseconds, so it fires during a long one)
- * and is also checked after every step.
+ * and is also checked after every step; a run that is over stops evaluating (see ./guard.ts).
  */
 export async function runStack(stack: CompiledStack, input: TriggerInput, options: RunOptions = {}): Promise<StackRunResult> {
   const started = performance.now();
@@ -238,19 +279,23 @@ export async function runStack(stack: CompiledStack, input: TriggerInput, option
   });
   let timer: NodeJS.Timeout | undefined;
   try {
-    const current = new StackRun(input, Date.now() + timeoutMs, timeoutMs, options.trace === true, options.webhooks, abort.signal);
+    const maxMemoryBytes = options.maxMemoryBytes ?? DEFAULT_RUN_MEMORY_BYTES;
+    const current = new StackRun(input, Date.now() + timeoutMs, timeoutMs, options.trace === true, options.webhooks, abort.signal, maxMemoryBytes);
     run = current;
     const outOfTime = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(current.outOfTime()), timeoutMs);
     });
     const stop = await Promise.race([current.run(stack.steps), outOfTime]);
     // Expressions can reach the response through $response, so it is made plain JSON again.
-    const response = { payload: toJson(current.response.payload) ?? null, commandOptions: toJson(current.response.commandOptions) ?? null };
+    const response = {
+      payload: shallowEnough(toJson(current.response.payload) ?? null),
+      commandOptions: shallowEnough(toJson(current.response.commandOptions) ?? null),
+    };
     if (stop?.kind === "drop") return finish("DROPPED", response);
     if (stop?.kind === "reject") return finish("REJECTED", response, { code: stop.code, message: stop.message });
     return finish(isDeepStrictEqual(response, current.original) ? "DELIVERED" : "MODIFIED", response);
   } catch (error) {
-    const message = error instanceof StackFailure ? error.message : `stack: ${describeError(error)}`;
+    const message = error instanceof StackFailure ? error.message : failureMessage("stack", error);
     return finish("FAILED", { payload: input.payload, commandOptions: input.commandOptions }, { code: ErrorCode.TriggerFailed, message });
   } finally {
     clearTimeout(timer);

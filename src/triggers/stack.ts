@@ -1,7 +1,8 @@
 import jsonata from "jsonata";
-import safeRegex from "safe-regex2";
 import { type AppError, badInput, ErrorCode } from "../errors.js";
 import { MAX_JSON_DEPTH, nestsDeeperThan } from "../validation.js";
+import { guardExpression } from "./guard.js";
+import { LinearRegex, regexProblem } from "./regex.js";
 import { RESERVED_HEADERS, WEBHOOK_DEFAULTS, type WebhookClient, type WebhookMethod } from "./webhook.js";
 
 /** Limits on a stack (checked by {@link compileStack}) and the JSONata guardrails its expressions run under. */
@@ -18,8 +19,10 @@ export interface StackLimits {
   readonly expressionTimeoutMs: number;
   /** JSONata's `stack`: how deeply evaluation may nest (non-tail recursion hits this). */
   readonly maxEvaluationDepth: number;
-  /** JSONata's `sequence`: how many items a sequence built during evaluation may hold. */
+  /** JSONata's `sequence`: how many items a sequence (or any array) built during evaluation may hold. */
   readonly maxSequenceLength: number;
+  /** How many characters a string built during evaluation may hold. */
+  readonly maxStringLength: number;
   /** Whether `http` steps may be saved (the server has a webhook signing secret). */
   readonly allowHttpSteps: boolean;
 }
@@ -33,6 +36,7 @@ export const DEFAULT_STACK_LIMITS: StackLimits = {
   expressionTimeoutMs: 1000,
   maxEvaluationDepth: 500,
   maxSequenceLength: 100_000,
+  maxStringLength: 1_000_000,
   allowHttpSteps: false,
 };
 
@@ -266,25 +270,6 @@ function setTarget(step: StepSource): string[] {
   return segments;
 }
 
-/** How long an expression may keep the event loop before it yields to other work. */
-const TIME_SLICE_MS = 10;
-let sliceStarted = performance.now();
-let evaluations = 0;
-
-/**
- * Called by JSONata on entry to every evaluation step. JSONata never yields to timers or I/O on
- * its own, so a long expression would stall every client until its timeout; this lets the event
- * loop run every few milliseconds while a long expression evaluates.
- */
-function yieldNowAndThen(): Promise<void> | undefined {
-  // Not async: JSONata awaits the result on every node, and awaiting undefined is the cheap case.
-  if ((++evaluations & 0xff) !== 0) return undefined;
-  if (performance.now() - sliceStarted < TIME_SLICE_MS) return undefined;
-  return new Promise((resolve) => setImmediate(resolve)).then(() => {
-    sliceStarted = performance.now();
-  });
-}
-
 /** One step (or an object inside one) being compiled: its fields, with helpers that compile them or report errors at their path. */
 class StepSource {
   constructor(
@@ -337,7 +322,12 @@ class StackCompiler {
   private readonly guardrails: jsonata.JsonataOptions;
 
   constructor(readonly limits: StackLimits) {
-    this.guardrails = { timeout: limits.expressionTimeoutMs, stack: limits.maxEvaluationDepth, sequence: limits.maxSequenceLength };
+    this.guardrails = {
+      timeout: limits.expressionTimeoutMs,
+      stack: limits.maxEvaluationDepth,
+      sequence: limits.maxSequenceLength,
+      RegexEngine: LinearRegex as unknown as RegExpConstructor,
+    };
   }
 
   steps(value: unknown, path: string, depth: number): CompiledStep[] {
@@ -382,20 +372,23 @@ class StackCompiler {
     } catch (error) {
       throw fail(path, `expression does not compile: ${describeError(error)}`);
     }
-    const unsafe = unsafeRegex(expression.ast(), new Set());
-    if (unsafe) throw fail(path, `regular expression ${String(unsafe)} can take exponential time (nested repetition); rewrite it`);
-    expression.assign(Symbol.for("jsonata.__evaluate_entry") as unknown as string, yieldNowAndThen);
+    const refused = unsupportedRegex(expression.ast(), new Set());
+    if (refused) throw fail(path, `regex: ${String(refused.pattern)} is not supported (${refused.problem}); triggers match in linear time, without lookaround or backreferences`);
+    guardExpression(expression, this.limits);
     return { source: value, expression };
   }
 }
 
-/** The first regular expression literal in a JSONata AST that safe-regex2 considers catastrophic. */
-function unsafeRegex(node: unknown, seen: Set<object>): RegExp | undefined {
+/** The first regular expression literal in a JSONata AST that the linear-time engine cannot run, with why. */
+function unsupportedRegex(node: unknown, seen: Set<object>): { pattern: RegExp; problem: string } | undefined {
   if (typeof node !== "object" || node === null || seen.has(node)) return undefined;
   seen.add(node);
-  if (node instanceof RegExp) return safeRegex(node) ? undefined : node;
+  if (node instanceof RegExp) {
+    const problem = regexProblem(node);
+    return problem === undefined ? undefined : { pattern: node, problem };
+  }
   for (const child of Object.values(node)) {
-    const found = unsafeRegex(child, seen);
+    const found = unsupportedRegex(child, seen);
     if (found) return found;
   }
   return undefined;
@@ -418,7 +411,8 @@ export function describeError(error: unknown): string {
 
 /**
  * Validates a stack and compiles its expressions, with {@link DEFAULT_STACK_LIMITS} unless `limits`
- * overrides some of them. Regular expression literals that can backtrack catastrophically are refused.
+ * overrides some of them. Regular expression literals the linear-time engine cannot run (lookaround,
+ * backreferences) are refused.
  * @throws AppError `BAD_USER_INPUT` whose message starts with the offending field's path, e.g.
  * `stack[2].then[0].value: expression does not compile: ...`, and whose `details.path` is that path
  */

@@ -276,21 +276,21 @@ describe("guardrails", () => {
   it("fails fast on deep recursion (JSONata's evaluation depth limit)", async () => {
     const result = await run([{ log: "( $f := function($x) { 1 + $f($x) }; $f(1) )" }]);
     expect(result.outcome).toBe("FAILED");
-    expect(result.error?.message).toMatch(/^stack\[0\]: Stack overflow.*\(D1011/);
+    expect(result.error?.message).toMatch(/^stack\[0\]: memory: Stack overflow.*\(D1011/);
   });
 
   it("fails endless tail recursion, which does not deepen the stack, at the first time limit", async () => {
     const expression = "( $f := function($x) { $f($x) }; $f(1) )";
     const byExpression = await run([{ log: expression }], {}, {}, { expressionTimeoutMs: 100 });
-    expect(byExpression.error?.message).toMatch(/^stack\[0\]: Evaluation timeout after 100 milliseconds.*\(D1012/);
+    expect(byExpression.error?.message).toMatch(/^stack\[0\]: timeout: Evaluation timeout after 100 milliseconds.*\(D1012/);
     const byRun = await run([{ log: expression }], {}, { timeoutMs: 100 });
-    expect(byRun.error?.message).toBe("stack[0]: the trigger ran out of time (limit 100 ms)");
+    expect(byRun.error?.message).toBe("stack[0]: timeout: the trigger ran out of time (limit 100 ms)");
     expect((await run([{ log: expression }])).outcome).toBe("FAILED");
   });
 
   it("refuses huge sequences without allocating them", async () => {
-    expect((await run([{ log: "[1..100000000]" }])).error?.message).toMatch(/\(D2014/);
-    expect((await run([{ log: "$count([1..1000000])" }])).error?.message).toMatch(/\(D2015/);
+    expect((await run([{ log: "[1..100000000]" }])).error?.message).toMatch(/^stack\[0\]: size: .*\(D2014/);
+    expect((await run([{ log: "$count([1..1000000])" }])).error?.message).toMatch(/^stack\[0\]: size: .*\(D2015/);
     expect((await run([{ log: "$count([1..10])" }], {}, {}, { maxSequenceLength: 10 })).log).toEqual([10]);
     expect((await run([{ log: "$count([1..11])" }], {}, {}, { maxSequenceLength: 10 })).outcome).toBe("FAILED");
   });
@@ -298,7 +298,7 @@ describe("guardrails", () => {
   it("fails a stack whose steps together run past the run's time limit, and runs no further step", async () => {
     const result = await run(Array.from({ length: 100 }, () => ({ log: SLOW })), {}, { timeoutMs: 20, trace: true });
     expect(result.outcome).toBe("FAILED");
-    expect(result.error?.message).toMatch(/^stack\[\d+\]: the trigger ran out of time \(limit 20 ms\)$/);
+    expect(result.error?.message).toMatch(/^stack\[\d+\]: timeout: the trigger ran out of time \(limit 20 ms\)$/);
     expect(result.trace!.length).toBeLessThan(100);
   });
 });
@@ -347,7 +347,7 @@ describe("http steps", () => {
   it("gives a request at most the run's remaining time, and aborts it when the run times out", async () => {
     const { client, requests } = fakeWebhooks();
     const result = await run([{ log: "1" }, { http: { url: "'https://example.com/'" }, as: "r" }], {}, { webhooks: client, timeoutMs: 100 }, limits);
-    expect(result.error?.message).toBe("stack[1]: the trigger ran out of time (limit 100 ms)");
+    expect(result.error?.message).toBe("stack[1]: timeout: the trigger ran out of time (limit 100 ms)");
     expect(requests[0]!.timeoutMs).toBeLessThanOrEqual(100);
     expect(requests[0]!.signal?.aborted).toBe(true);
   });
