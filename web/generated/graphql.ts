@@ -40,6 +40,14 @@ export type RealtimeAction =
   | 'LEAVE'
   | 'MESSAGE';
 
+/** Who a test event comes from. Defaults: id test-client, anonymous, no extras. */
+export type TestClientInput = {
+  authenticated?: boolean | null | undefined;
+  /** The token's own claims (authenticated clients only). */
+  extras?: unknown;
+  id?: string | null | undefined;
+};
+
 /** The events a trigger runs on. */
 export type TriggerAction =
   | 'JOIN'
@@ -62,6 +70,8 @@ export type TriggerOutcome =
 export type TriggerTestEventInput = {
   action: TriggerAction;
   channel: string;
+  client?: TestClientInput | null | undefined;
+  /** Shorthand for client: { id }. */
   clientId?: string | null | undefined;
   commandOptions?: unknown;
   payload?: unknown;
