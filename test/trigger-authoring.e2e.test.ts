@@ -131,6 +131,38 @@ describe.each<Transport>(["HTTP", "WebSocket"])("testTrigger over %s", (transpor
   });
 });
 
+describe("a draft is validated exactly as createTrigger validates", () => {
+  const expression = fc.constantFrom("payload.text", "$uppercase(payload.text)", "(((", "'a' &", "$eval('1')", "client.id", "");
+  const step = fc.oneof(
+    fc.record({ set: fc.constantFrom("payload.text", "commandOptions.x", "__proto__.x", "other.x"), value: expression }),
+    fc.record({ log: expression }),
+    fc.record({ var: fc.constantFrom("v", "1bad"), value: expression }),
+    fc.record({ if: expression, then: fc.constant([{ drop: true }]) }),
+    fc.record({ reject: expression, code: fc.constantFrom("NOPE", "bad code") }),
+    fc.record({ drop: fc.boolean() }),
+    fc.record({ unknown: expression }),
+  );
+  const draft = fc.record({
+    name: fc.constantFrom("ok", "", "x".repeat(201)),
+    channel: fc.constantFrom("room:*", "bad channel", "*"),
+    actions: fc.constantFrom(["MESSAGE"], [], ["JOIN", "LEAVE"]),
+    stack: fc.oneof(fc.array(step, { maxLength: 4 }), fc.constant({ not: "a list" })),
+  });
+
+  it("refuses the same drafts with the same message, and accepts the same ones", async () => {
+    await fc.assert(
+      fc.asyncProperty(draft, async (input) => {
+        const tested = await admin(server.httpUrl, TEST_TRIGGER, { draft: input, event: { action: "MESSAGE", channel: "room:1" } });
+        const created = await admin(server.httpUrl, CREATE, { input });
+        expect(tested.errors?.[0]?.message).toBe(created.errors?.[0]?.message);
+        expect(tested.errors?.[0]?.extensions?.code).toBe(created.errors?.[0]?.extensions?.code);
+        if (created.data) await admin(server.httpUrl, `mutation ($id: ID!) { deleteTrigger(id: $id) }`, { id: created.data.createTrigger.id });
+      }),
+      { numRuns: 40 },
+    );
+  });
+});
+
 describe.each<Transport>(["HTTP", "WebSocket"])("revisions over %s", (transport) => {
   it("stores a revision per change, refuses a stale expectedRevision with CONFLICT and rolls back", async () => {
     const created = (await adminOver(transport, CREATE, { input: { name: "v1", channel: `rev-${transport}`, actions: ["MESSAGE"], stack: [{ set: "payload.v", value: "1" }] } })).data!.createTrigger;
