@@ -9,8 +9,12 @@
  * - `ladder`: N subscribers on one channel, one separate publisher socket publishing open-loop at
  *   a fixed rate per step (send timestamps in the payload), a rate ladder that stops at the first
  *   failing step, then a few bisection steps between the last pass and the first failure.
+ *   With `halfMaxStep`, one more step at half of the highest ladder rate kept up with (the p99 a server
+ *   shows with headroom). With no rates, only the setup is measured (N subscribers joining one
+ *   channel).
  * - `idle`: N idle connections (handshake only, then one subscription each on a channel of its
  *   own), server RSS before and after.
+ * - `rooms`: many small rooms, clients sending over their own sockets (bench/load-rooms.ts).
  *
  * Writes its result as JSON to `config.out`, prints `RESULT <path>`, and stays alive (its sockets
  * open) until the orchestrator has stopped the server and sends SIGTERM, or for at most 60 s.
@@ -24,13 +28,15 @@ import {
   machineBusySeconds,
   probePayload,
   processCpuSeconds,
-  processDemandSeconds,
   processRssBytes,
   PROTOCOL_OF,
+  round3,
+  settle,
   sleep,
   type Protocol,
   type SystemId,
 } from "./shared.js";
+import { runRooms, type RoomsConfig } from "./load-rooms.js";
 
 export interface LadderConfig {
   readonly mode: "ladder";
@@ -62,6 +68,8 @@ export interface LadderConfig {
   readonly retryAboveOtherCores: number;
   /** Bound on the ladder after setup; the ladder stops when it is reached. */
   readonly deadlineSeconds: number;
+  /** After the climb, one step at half of the highest ladder rate kept up with. */
+  readonly halfMaxStep: boolean;
   readonly out: string;
 }
 
@@ -75,10 +83,10 @@ export interface IdleConfig {
   readonly out: string;
 }
 
-export type LoadConfig = LadderConfig | IdleConfig;
+export type LoadConfig = LadderConfig | IdleConfig | RoomsConfig;
 
 export interface StepResult {
-  readonly kind: "warmup" | "ladder" | "refine" | "refine-p99";
+  readonly kind: "warmup" | "ladder" | "refine" | "refine-p99" | "half-max";
   readonly offeredPerSec: number;
   readonly messagesPerSec: number;
   readonly seconds: number;
@@ -135,6 +143,8 @@ export interface LadderResult {
   /** Highest offered deliveries/s the server kept up with (100% delivery, no p99 bound; 0 when none). */
   readonly maxKeepUpPerSec: number;
   readonly firstNotKeepingUpPerSec: number | null;
+  /** The step at half of the highest ladder rate kept up with (before bisection), when asked for. */
+  readonly halfMax: StepResult | null;
   readonly stoppedBy: string;
   readonly notes: string[];
 }
@@ -466,23 +476,6 @@ async function machineQuiet(serverPid: number, cores: number, maxMs: number): Pr
   return false;
 }
 
-/**
- * Waits until the server's main thread wants less than 10% of a core (CPU time plus time spent
- * runnable but waiting for a CPU, from /proc/<pid>/schedstat, sampled every 250 ms), or `maxMs`.
- * Counting the wait matters on a busy machine, where a starved server would look idle.
- */
-async function settle(pid: number, maxMs: number): Promise<boolean> {
-  const until = performance.now() + maxMs;
-  let before = processDemandSeconds(pid);
-  while (performance.now() < until) {
-    await sleep(250);
-    const after = processDemandSeconds(pid);
-    if (after - before <= 0.025) return true;
-    before = after;
-  }
-  return false;
-}
-
 function quantileMs(histogram: StepStats["histogram"], q: number): number {
   return histogram.totalCount === 0 ? Number.NaN : histogram.getValueAtPercentile(q) / 1000;
 }
@@ -515,8 +508,9 @@ async function runLadder(config: LadderConfig): Promise<LadderResult> {
     if (performance.now() > deadlineMs) throw new Error("the last readiness probe never reached every subscriber");
     await sleep(50);
   }
-  await settle(config.serverPid, 60_000);
+  // Every subscriber is live and nothing of the setup is in flight: that is the setup time.
   const setupSeconds = (performance.now() - started) / 1000;
+  await settle(config.serverPid, 60_000);
   const rssAfterSetupBytes = processRssBytes(config.serverPid);
   log(`${config.system}: ${config.subscribers} subscribers ready in ${setupSeconds.toFixed(1)} s`);
   deadlineMs = performance.now() + config.deadlineSeconds * 1000;
@@ -658,8 +652,8 @@ async function runLadder(config: LadderConfig): Promise<LadderResult> {
   }
   // Bisection of each boundary (keep-up, then p99), while every subscriber is still alive.
   const boundary = (ok: (s: StepResult) => boolean) => {
-    // A step that was retried is superseded by its retry.
-    const final = steps.filter((s, i) => !(s.attempt === 1 && steps[i + 1]?.attempt === 2));
+    // A step that was retried is superseded by its retry; the half-max step bounds nothing.
+    const final = steps.filter((s, i) => s.kind !== "half-max" && !(s.attempt === 1 && steps[i + 1]?.attempt === 2));
     const passes = final.filter(ok).map((s) => s.offeredPerSec);
     const low = passes.length ? Math.max(...passes) : null;
     const fails = final.filter((s) => !ok(s) && (low === null || s.offeredPerSec > low)).map((s) => s.offeredPerSec);
@@ -677,6 +671,17 @@ async function runLadder(config: LadderConfig): Promise<LadderResult> {
       await measure(kind, Math.sqrt(low * high));
     }
   };
+  // Half of the highest rate kept up with on the ladder (before the bisection, which may use up the
+  // time left): the latency with headroom.
+  let halfMax: StepResult | null = null;
+  const climbed = boundary((s) => s.keepsUp).low;
+  if (config.halfMaxStep && climbed !== null && deadSubscribers() === 0) {
+    if (remaining() < (config.stepSeconds + config.drainSeconds + 25) * 1000) notes.push("half-max step skipped: time limit");
+    else {
+      await settle(config.serverPid, 20_000);
+      halfMax = await measure("half-max", climbed / 2);
+    }
+  }
   await refine("refine", (s) => s.keepsUp);
   await refine("refine-p99", (s) => s.pass);
   const strict = boundary((s) => s.pass);
@@ -695,6 +700,7 @@ async function runLadder(config: LadderConfig): Promise<LadderResult> {
     firstFailingPerSec: strict.high,
     maxKeepUpPerSec: keepUp.low ?? 0,
     firstNotKeepingUpPerSec: keepUp.high,
+    halfMax,
     stoppedBy,
     notes,
   };
@@ -752,16 +758,12 @@ async function runIdle(config: IdleConfig): Promise<IdleResult> {
   };
 }
 
-function round3(value: number): number {
-  return Number.isFinite(value) ? Math.round(value * 1000) / 1000 : value;
-}
-
 async function main(): Promise<void> {
   const path = process.argv[2];
   if (!path) throw new Error("usage: load.ts <config.json>");
   const config = JSON.parse(readFileSync(path, "utf8")) as LoadConfig;
   process.once("SIGTERM", () => process.exit(0));
-  const result = config.mode === "ladder" ? await runLadder(config) : await runIdle(config);
+  const result = config.mode === "ladder" ? await runLadder(config) : config.mode === "idle" ? await runIdle(config) : await runRooms(config);
   writeFileSync(config.out, JSON.stringify(result, null, 2));
   console.log(`RESULT ${config.out}`);
   // Keep the sockets open until the orchestrator has stopped the server (closing them first would

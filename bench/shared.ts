@@ -37,7 +37,8 @@ export function probePayload(round: number): string {
   return padded(`Q|${round}|`);
 }
 
-function padded(prefix: string): string {
+/** `{"text":"<prefix>xxxx…"}`, exactly {@link PAYLOAD_BYTES} bytes of JSON. */
+export function padded(prefix: string): string {
   const text = prefix.padEnd(PAYLOAD_BYTES - '{"text":""}'.length, "x");
   return `{"text":"${text}"}`;
 }
@@ -101,4 +102,26 @@ export function machineBusySeconds(): number {
   const ticks = line.trim().split(/\s+/).slice(1).map(Number);
   const total = ticks.slice(0, 8).reduce((a, b) => a + b, 0); // user..steal (guest time is inside user)
   return (total - ticks[3]! - ticks[4]!) / CLOCK_TICKS;
+}
+
+/** Rounds to three decimals (NaN and infinities pass through). */
+export function round3(value: number): number {
+  return Number.isFinite(value) ? Math.round(value * 1000) / 1000 : value;
+}
+
+/**
+ * Waits until the server's main thread wants less than 10% of a core (CPU time plus time spent
+ * runnable but waiting for a CPU, from /proc/<pid>/schedstat, sampled every 250 ms), or `maxMs`.
+ * Counting the wait matters on a busy machine, where a starved server would look idle.
+ */
+export async function settle(pid: number, maxMs: number): Promise<boolean> {
+  const until = performance.now() + maxMs;
+  let before = processDemandSeconds(pid);
+  while (performance.now() < until) {
+    await sleep(250);
+    const after = processDemandSeconds(pid);
+    if (after - before <= 0.025) return true;
+    before = after;
+  }
+  return false;
 }

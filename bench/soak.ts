@@ -27,7 +27,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createClient, type Client } from "graphql-ws";
 import WebSocket from "ws";
-import { freePort } from "../test/helpers/net.js";
+import { freePort } from "../dev/net.js";
 import { processCpuSeconds, processRssBytes } from "./shared.js";
 
 // ---------------------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { existsSync, mkdirSync, readdirSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -46,12 +46,33 @@ export const projectRoot: string = (() => {
   return dir;
 })();
 
-/** Resolves the database URL, making SQLite paths absolute and their folder present. */
+/** Access for the data folder and the folders the server creates: the owner only. */
+const OWNER_ONLY_DIR = 0o700;
+/** Access for the SQLite database and its companion files: the owner only (they hold trigger stacks and history). */
+const OWNER_ONLY_FILE = 0o600;
+/** The files SQLite keeps next to a database: write-ahead log, shared memory index, rollback journal. */
+const SQLITE_COMPANIONS = ["-wal", "-shm", "-journal"];
+
+/** Makes the data folder accessible to its owner only, when it exists (it is created on demand, owner-only too). */
+export function secureDataDir(dataDir: string): void {
+  if (existsSync(dataDir)) chmodSync(dataDir, OWNER_ONLY_DIR);
+}
+
+/**
+ * Resolves the database URL, making SQLite paths absolute and their folder present (created
+ * owner-only). The SQLite file is created empty if missing, and it and its companion files are
+ * made owner-only before anything opens them: SQLite gives the files it creates later the
+ * database file's permissions.
+ */
 export function resolveDatabaseUrl(databaseUrl: string | undefined, dataDir: string): string {
   const url = databaseUrl ?? `file:${join(dataDir, "realtime.db")}`;
   if (!url.startsWith("file:")) return url;
   const file = resolve(url.slice("file:".length));
-  mkdirSync(dirname(file), { recursive: true });
+  mkdirSync(dirname(file), { recursive: true, mode: OWNER_ONLY_DIR });
+  if (!existsSync(file)) writeFileSync(file, "", { mode: OWNER_ONLY_FILE, flag: "a" }); // an empty file is an empty database
+  for (const path of [file, ...SQLITE_COMPANIONS.map((suffix) => file + suffix)]) {
+    if (existsSync(path)) chmodSync(path, OWNER_ONLY_FILE);
+  }
   return `file:${file}`;
 }
 
@@ -122,6 +143,16 @@ async function appliedMigrations(db: Database): Promise<Set<string>> {
   } catch {
     return new Set(); // no migrations table yet: a new database
   }
+}
+
+/**
+ * A JSON value for a `Json` column that is stored exactly as given. Prisma copies the objects of a
+ * JSON value key by key, and assigning a `"__proto__"` key sets a prototype instead, so the key is
+ * lost. A value tagged `Raw` (what Prisma itself sends for an object with a `$type` key) is passed to
+ * the database untouched; `toJSON` is how Prisma takes a value already in its wire form.
+ */
+export function exactJson(value: unknown): { toJSON(): unknown } {
+  return { toJSON: () => ({ $type: "Raw", value }) };
 }
 
 /**

@@ -90,6 +90,8 @@ const EnvSchema = z.object({
   GRAPHQL_MAX_COST: z.coerce.number().int().min(100).default(5000),
   /** Comma-separated origins allowed by CORS, or `*`. */
   CORS_ORIGINS: z.string().default("*"),
+  /** Send `Access-Control-Allow-Credentials: true` (browsers then attach cookies); never with `CORS_ORIGINS=*`. */
+  CORS_CREDENTIALS: booleanString.default(false),
   /** Signing secret for the requests of trigger `http` steps (Standard Webhooks, `whsec_...`); unset disables http steps. */
   WEBHOOK_SECRET: z.string().min(16, "must be at least 16 characters").optional(),
   /** Comma-separated hosts (`host` or `host:port`) trigger `http` steps may reach although they are internal. */
@@ -115,6 +117,14 @@ const EnvSchema = z.object({
       message: "set either JWT_SECRET or a JWKS (JWT_JWKS_URL / JWT_JWKS_FILE), not both",
     });
   }
+  // Credentials for every origin would let any web page make requests with the user's cookies.
+  if (env.CORS_CREDENTIALS && corsOrigins(env.CORS_ORIGINS) === "*") {
+    ctx.addIssue({
+      code: "custom",
+      path: ["CORS_CREDENTIALS"],
+      message: "cannot be true while CORS_ORIGINS allows every origin (*): list the origins",
+    });
+  }
   if (env.JWT_JWKS_URL && env.JWT_JWKS_FILE) {
     ctx.addIssue({
       code: "custom",
@@ -123,6 +133,12 @@ const EnvSchema = z.object({
     });
   }
 });
+
+/** The origins `CORS_ORIGINS` allows: `*` for every origin (also when `*` is one of several), else the list. */
+export function corsOrigins(setting: string): "*" | string[] {
+  const origins = setting.split(",").map((origin) => origin.trim()).filter(Boolean);
+  return origins.length === 0 || origins.includes("*") ? "*" : origins;
+}
 
 /** Parsed, validated server settings. */
 export type Env = z.infer<typeof EnvSchema>;

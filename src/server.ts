@@ -7,12 +7,14 @@ import { anonymousClient, type VerifiedClient } from "./auth/client-tokens.js";
 import type { Env } from "./env.js";
 import { AppError } from "./errors.js";
 import { clientAddress } from "./http/client-address.js";
+import { corsSettings, varyOnOrigin } from "./http/cors.js";
 import { createWebHandler } from "./http/web.js";
 import { hardeningPlugins } from "./http/plugins.js";
 import type { Logger } from "./logger.js";
 import type { Session } from "./realtime/types.js";
 import type { Context } from "./schema/builder.js";
 import { createErrorMasker } from "./schema/errors.js";
+import { safeSerialization } from "./schema/results.js";
 import { schema } from "./schema/index.js";
 import { createServices, type Services } from "./services.js";
 import { serveGraphqlOverWebSocket } from "./ws/graphql-ws.js";
@@ -79,20 +81,30 @@ export async function createApp(env: Env, logger: Logger): Promise<App> {
         args.some((arg) => arg instanceof GraphQLError) ? logger.debug(args.join(" ")) : logger.error(args.join(" ")),
     },
     maskedErrors: { maskError },
-    plugins: hardeningPlugins(env, development),
-    cors: { origin: env.CORS_ORIGINS === "*" ? "*" : env.CORS_ORIGINS.split(",").map((origin) => origin.trim()) },
+    plugins: [...hardeningPlugins(env, development), safeSerialization(maskError), varyOnOrigin(env)],
+    cors: corsSettings(env),
     context: async (initial): Promise<Context> => {
       const socketSession = (initial as { session?: Session }).session;
       if (socketSession) return { session: socketSession, services };
       const { request, req } = initial as unknown as YogaInitialContext & { req?: IncomingMessage };
       const address = clientAddress(req?.socket.remoteAddress, request.headers.get("x-forwarded-for"), env.TRUST_PROXY);
-      const token = bearerToken(request.headers.get("authorization"));
+      const token = readBearerToken(request.headers.get("authorization"));
       if (!token) return { session: { client: anonymousClient(), isAdmin: false, address }, services };
       if (isAdminToken(services.adminToken, token)) return { session: { client: anonymousClient(), isAdmin: true, address }, services };
       const { client, expiresAt } = await verifyClientToken(token);
       return { session: { client, isAdmin: false, address, expiresAt }, services };
     },
   });
+
+  /** The request's bearer token, or null without one; a malformed `Authorization` header is refused with 401. */
+  function readBearerToken(header: string | null): string | null {
+    try {
+      return bearerToken(header);
+    } catch (error) {
+      if (error instanceof AppError) throw unauthenticated(error.message);
+      throw error;
+    }
+  }
 
   /** Verifies a client token; a bad one is refused with 401, never downgraded to anonymous. */
   async function verifyClientToken(token: string): Promise<VerifiedClient> {

@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { loadAdminToken } from "./auth/admin-token.js";
-import { migrate, openDatabase, projectRoot, resolveDatabaseUrl, type Database } from "./db.js";
+import { migrate, openDatabase, projectRoot, resolveDatabaseUrl, secureDataDir, type Database } from "./db.js";
 import type { Env } from "./env.js";
 import type { Logger } from "./logger.js";
 import { ChannelService } from "./realtime/channels.js";
@@ -50,6 +50,7 @@ const version: string = JSON.parse(readFileSync(join(projectRoot, "package.json"
 /** Opens and migrates the database, then builds the realtime core on top of it. */
 export async function createServices(env: Env, logger: Logger): Promise<Services> {
   const clientTokens = createClientTokenVerifier(clientTokenSettingsFromEnv(env));
+  secureDataDir(env.DATA_DIR);
   const databaseUrl = resolveDatabaseUrl(env.DATABASE_URL, env.DATA_DIR);
   await migrate(databaseUrl);
   const db = await openDatabase(databaseUrl);

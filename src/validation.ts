@@ -30,3 +30,29 @@ export function nestsDeeperThan(value: unknown, max: number = MAX_JSON_DEPTH): b
   }
   return false;
 }
+
+/** A lone UTF-16 surrogate (not Unicode text) or a NUL character (which PostgreSQL cannot store). */
+const UNSTORABLE_TEXT = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]|\u0000/;
+
+/**
+ * What is wrong with a client's JSON value, if anything: `depth` when arrays and objects nest
+ * deeper than `max`, `text` when a string (or key) holds a lone surrogate or a NUL character, which
+ * no database here stores faithfully. Walks with an explicit stack, like {@link nestsDeeperThan}.
+ */
+export function clientJsonProblem(value: unknown, max: number = MAX_JSON_DEPTH): "depth" | "text" | null {
+  const pending: [unknown, number][] = [[value, 0]];
+  while (pending.length > 0) {
+    const [node, depth] = pending.pop()!;
+    if (typeof node === "string") {
+      if (UNSTORABLE_TEXT.test(node)) return "text";
+      continue;
+    }
+    if (typeof node !== "object" || node === null) continue;
+    if (depth >= max) return "depth";
+    for (const [key, child] of Object.entries(node)) {
+      if (UNSTORABLE_TEXT.test(key)) return "text";
+      pending.push([child, depth + 1]);
+    }
+  }
+  return null;
+}

@@ -1,3 +1,4 @@
+import fc from "fast-check";
 import { SignJWT } from "jose";
 import { beforeAll, describe, expect, it } from "vitest";
 import { connectWs, httpGraphQL, wsGraphQL, wsSubscribe } from "./helpers/graphql.js";
@@ -23,6 +24,23 @@ async function token(sub: string, claims: Record<string, unknown> = {}, options:
 type SendData = { sendMessage: { delivered: boolean; event: TestEvent | null } };
 const sendAs = (channel: string, payload: unknown, bearer?: string, options?: unknown) =>
   httpGraphQL<SendData>(server.httpUrl, SEND_MESSAGE, { channel, payload, options }, { token: bearer });
+
+/** An object with these keys as its own properties, `"__proto__"` included (assignment would set the prototype instead). */
+function objectFromEntries(entries: [string, unknown][]): Record<string, unknown> {
+  const object: Record<string, unknown> = {};
+  for (const [key, value] of entries) Object.defineProperty(object, key, { value, enumerable: true, writable: true, configurable: true });
+  return object;
+}
+
+/** JSON text with object keys sorted at every level: equal for equal JSON, whatever order a database keeps keys in. */
+function canonical(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonical).join(",")}]`;
+  if (typeof value === "object" && value !== null) {
+    const keys = Object.keys(value).sort();
+    return `{${keys.map((key) => `${JSON.stringify(key)}:${canonical((value as Record<string, unknown>)[key])}`).join(",")}}`;
+  }
+  return JSON.stringify(value);
+}
 
 async function createChannel(input: Record<string, unknown>, target = server) {
   const result = await admin(target.httpUrl, `mutation ($input: CreateChannelInput!) { createChannel(input: $input) { id pattern active anonymousClients messaging presence history } }`, { input });
@@ -167,6 +185,38 @@ describe("history", () => {
     expect(history.body.data!.history[2]).toMatchObject({ id: sent[4]!.id, action: "MESSAGE" });
     const lastTwo = await httpGraphQL(server.httpUrl, `{ history(channel: "log", last: 2) { seq } }`);
     expect(lastTwo.body.data!.history).toEqual([{ seq: 4 }, { seq: 5 }]);
+  });
+
+  it("keeps exactly the JSON that was delivered, \"__proto__\" and \"$type\" keys included", async () => {
+    await createChannel({ pattern: "exact:*", history: 100 });
+    const watcher = await joinBySubscription(await connectWs(server.wsUrl), "exact:1");
+    const payloads: unknown[] = [
+      JSON.parse('{"__proto__": {"x": 1}, "a": 1}'),
+      JSON.parse('{"nested": [{"__proto__": null}, {"__proto__": [1, {"__proto__": "deep"}]}], "constructor": {"prototype": 1}}'),
+      { $type: "DateTime", value: "2020-01-01T00:00:00.000Z", inner: { $type: "Bytes", value: "AAAA" }, toJSON: 1 },
+    ];
+    const keyish = fc.constantFrom("__proto__", "constructor", "prototype", "$type", "value", "toJSON", "a");
+    const json = fc.letrec((tie) => ({
+      value: fc.oneof({ depthSize: "small" }, fc.integer(), fc.boolean(), fc.constant(null), fc.string({ unit: "grapheme-ascii" }), tie("array"), tie("object")),
+      array: fc.array(tie("value"), { maxLength: 3 }),
+      object: fc.array(fc.tuple(fc.oneof(keyish, fc.string({ unit: "grapheme-ascii", maxLength: 5 })), tie("value")), { maxLength: 4 }).map(objectFromEntries),
+    }));
+    payloads.push(...fc.sample(json.object, { numRuns: 40, seed: 12 }));
+
+    const delivered: string[] = [];
+    for (const payload of payloads) {
+      const sent = await sendAs("exact:1", payload);
+      expect(sent.body.errors, canonical(payload)).toBeUndefined();
+      const event = (await watcher.subscription.next()).data!.channel;
+      expect(canonical(event.payload)).toBe(canonical(payload));
+      expect(canonical(sent.body.data!.sendMessage.event!.payload)).toBe(canonical(payload));
+      delivered.push(canonical(event.payload));
+    }
+    const history = await httpGraphQL(server.httpUrl, `{ history(channel: "exact:1", last: 100) { payload } }`);
+    expect(history.body.data!.history.map((entry: { payload: unknown }) => canonical(entry.payload))).toEqual(delivered);
+    // A subscription's replay comes from the same store.
+    const replay = wsSubscribe<{ channel: TestEvent }>(await connectWs(server.wsUrl), `subscription { channel(name: "exact:1", options: { history: 100 }) { action payload } }`);
+    for (const expected of delivered) expect(canonical((await replay.next()).data!.channel.payload)).toBe(expected);
   });
 
   it("keeps nothing for channels without history", async () => {

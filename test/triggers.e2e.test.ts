@@ -158,6 +158,46 @@ describe("triggers on joins", () => {
   });
 });
 
+describe("triggers on leaves", () => {
+  it("always delivers a LEAVE: enrichments apply, a drop, reject or failure is recorded and the LEAVE goes on as received", async () => {
+    const failing = { set: "payload.failed", value: "$notAFunction(1)" };
+    const enrich = await createTrigger(server.httpUrl, { channel: "leaving", actions: ["LEAVE"], order: 0, stack: [{ set: "payload", value: "{ 'bye': client.id }" }] });
+    const drop = await createTrigger(server.httpUrl, { channel: "leaving", actions: ["LEAVE"], order: 1, stack: [{ set: "payload.dropper", value: "true" }, { drop: true }] });
+    const reject = await createTrigger(server.httpUrl, { channel: "leaving", actions: ["LEAVE"], order: 2, stack: [{ set: "payload.rejecter", value: "true" }, { reject: "'no leaving'" }] });
+    const failReject = await createTrigger(server.httpUrl, { channel: "leaving", actions: ["LEAVE"], order: 3, stack: [failing] });
+    const failDrop = await createTrigger(server.httpUrl, { channel: "leaving", actions: ["LEAVE"], order: 4, onError: "DROP", stack: [failing] });
+    const last = await createTrigger(server.httpUrl, { channel: "leaving", actions: ["LEAVE"], order: 5, stack: [{ set: "payload.last", value: "true" }] });
+
+    const watcher = await joinBySubscription(await connectWs(server.wsUrl), "leaving");
+    const leaver = await connectWs(server.wsUrl);
+    const joined = await wsGraphQL<{ joinChannel: { event: TestEvent } }>(leaver, JOIN_CHANNEL, { channel: "leaving" });
+    const leaverId = joined.data!.joinChannel.event.client.id;
+    expect((await watcher.subscription.next()).data!.channel).toMatchObject({ action: "JOIN", client: { id: leaverId } });
+
+    expect((await wsGraphQL(leaver, `mutation { leaveChannel(channel: "leaving") }`)).data).toEqual({ leaveChannel: true });
+    const leave = (await watcher.subscription.next()).data!.channel;
+    expect(leave).toMatchObject({ action: "LEAVE", client: { id: leaverId }, payload: { bye: leaverId, last: true } });
+    expect(Object.keys(leave.payload).sort()).toEqual(["bye", "last"]);
+
+    // A leave by disconnecting goes through the same triggers.
+    const other = await joinBySubscription(await connectWs(server.wsUrl), "leaving");
+    expect((await watcher.subscription.next()).data!.channel).toMatchObject({ action: "JOIN", client: { id: other.join.client.id } });
+    other.subscription.unsubscribe();
+    expect((await watcher.subscription.next()).data!.channel).toMatchObject({ action: "LEAVE", client: { id: other.join.client.id }, payload: { bye: other.join.client.id, last: true } });
+
+    const outcomes = async (id: string) =>
+      ((await admin(server.httpUrl, `query ($id: ID!) { trigger(id: $id) { runs { action outcome } } }`, { id })).data!.trigger.runs as { action: string; outcome: string }[])
+        .filter((run) => run.action === "LEAVE")
+        .map((run) => run.outcome);
+    expect(await outcomes(enrich.id)).toEqual(["MODIFIED", "MODIFIED"]);
+    expect(await outcomes(drop.id)).toEqual(["DROPPED", "DROPPED"]);
+    expect(await outcomes(reject.id)).toEqual(["REJECTED", "REJECTED"]);
+    expect(await outcomes(failReject.id)).toEqual(["FAILED", "FAILED"]);
+    expect(await outcomes(failDrop.id)).toEqual(["FAILED", "FAILED"]);
+    expect(await outcomes(last.id)).toEqual(["MODIFIED", "MODIFIED"]);
+  });
+});
+
 describe("trigger management", () => {
   it("refuses trigger operations without the admin token", async () => {
     const list = await httpGraphQL(server.httpUrl, `{ triggers { id } }`);
@@ -227,6 +267,23 @@ describe("trigger management", () => {
     expect(recorded[0]).toMatchObject({ triggerId: trigger.id, action: "MESSAGE", channel: "recorded", outcome: "DROPPED", error: null, log: ["saw 2"] });
     expect(recorded[1]).toMatchObject({ outcome: "DELIVERED", log: ["saw 1"] });
     expect(recorded[1].durationMs).toBeGreaterThanOrEqual(0);
+  });
+
+  it("records a log step that logs a missing value as null, and serves it in runs and testTrigger", async () => {
+    const trigger = await createTrigger(server.httpUrl, { channel: "log-missing", stack: [{ log: "payload.absent" }, { log: "'after'" }] });
+    expect((await send("log-missing", { text: "hi" })).data!.sendMessage.delivered).toBe(true);
+    const runs = await admin(server.httpUrl, `query ($id: ID!) { trigger(id: $id) { runs { outcome log } } }`, { id: trigger.id });
+    expect(runs.errors).toBeUndefined();
+    expect(runs.data!.trigger.runs).toEqual([{ outcome: "DELIVERED", log: [null, "after"] }]);
+    const listed = await admin(server.httpUrl, `query { triggers(channel: "log-missing") { runs { log } } }`);
+    expect(listed.errors).toBeUndefined();
+    expect(listed.data!.triggers.map((t: { runs: { log: unknown[] }[] }) => t.runs[0]?.log)).toContainEqual([null, "after"]);
+    const tested = await admin(
+      server.httpUrl,
+      `mutation ($id: ID!, $event: TriggerTestEventInput!) { testTrigger(id: $id, event: $event) { outcome log } }`,
+      { id: trigger.id, event: { action: "MESSAGE", channel: "log-missing", payload: {} } },
+    );
+    expect(tested).toEqual({ data: { testTrigger: { outcome: "DELIVERED", log: [null, "after"] } } });
   });
 
   it("keeps only the latest runs per trigger", async () => {

@@ -6,10 +6,12 @@
  *   mutation     sendMessage(channel: String!, payload: JSON!): { delivered }
  *   subscription channel(name: String!): { id action channel payload createdAt }
  *
- * No membership, no JOIN/LEAVE events, no triggers, no sequence numbers, no auth.
+ * Any socket may subscribe to several channels and send with the same socket (graphql-ws carries
+ * mutations too). No membership, no JOIN/LEAVE events, no triggers, no sequence numbers, no auth.
  * PORT from the environment (0 picks one); prints `READY <port>` once listening.
  */
 import { randomUUID } from "node:crypto";
+import { setMaxListeners } from "node:events";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { ExecutionArgs } from "graphql";
@@ -26,7 +28,11 @@ interface BenchEvent {
   createdAt: string;
 }
 
-const pubsub = createPubSub<{ channel: [channel: string, event: BenchEvent] }>();
+// One EventTarget listener per subscriber: without raising its listener limit, Node warns at the
+// 11th subscriber of a channel.
+const eventTarget = new EventTarget();
+setMaxListeners(0, eventTarget);
+const pubsub = createPubSub<{ channel: [channel: string, event: BenchEvent] }>({ eventTarget });
 
 const schema = createSchema({
   typeDefs: /* GraphQL */ `

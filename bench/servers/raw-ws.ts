@@ -7,6 +7,9 @@
  *   → {"type":"publish","id":"1","channel":"c","payload":{…}} ← {"type":"published","id":"1","delivered":n}
  *   ← {"type":"event","event":{"id","action":"MESSAGE","channel","payload","createdAt"}} to each subscriber
  *
+ * A socket may subscribe to several channels and publish to any channel, subscribed or not (the
+ * rooms workload's clients send over the socket they listen on).
+ *
  * PORT from the environment (0 picks one); prints `READY <port>` once listening.
  */
 import { randomUUID } from "node:crypto";

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { AppError, badInput, ErrorCode } from "../errors.js";
 import type { Logger } from "../logger.js";
-import { MAX_JSON_DEPTH, nestsDeeperThan } from "../validation.js";
+import { clientJsonProblem, MAX_JSON_DEPTH } from "../validation.js";
 import type { ChannelRules } from "./channel-config.js";
 import { assertChannelName } from "./channel-name.js";
 import type { ChannelListener } from "./fanout.js";
@@ -143,6 +143,8 @@ export class ChannelService {
   private readonly joining = new Map<string, Map<string, number>>();
   private readonly subscriptions = new Map<string, Set<OpenSubscription>>();
   private readonly bySession = new WeakMap<Session, Set<OpenSubscription>>();
+  /** WebSocket sessions holding `joinChannel` memberships, by channel. */
+  private readonly joinedSockets = new Map<string, Set<Session>>();
 
   constructor(private readonly deps: ChannelServiceDeps) {
     const { limits } = deps;
@@ -171,7 +173,8 @@ export class ChannelService {
   /**
    * Publishes a JOIN event and, when it is delivered, makes the client a member of the channel.
    * Over a WebSocket the membership lasts until `leaveChannel` or the connection closes; over HTTP
-   * only authenticated clients, whose identity outlives the request, stay members.
+   * only authenticated clients, whose identity outlives the request, stay members: an anonymous
+   * client's JOIN is followed by its LEAVE, so members never count someone who cannot leave.
    */
   async joinChannel(session: Session, channel: string, options: unknown): Promise<JoinResult> {
     this.gate(session, channel, "join");
@@ -180,12 +183,15 @@ export class ChannelService {
     const releaseChannel = stays ? this.reserveChannel(session, channel) : () => {};
     try {
       const result = await this.join(session, channel, options);
-      if (result.joined && stays) {
-        this.addMember(session.client, channel);
-        // The connection closed while the JOIN was under way: it leaves at once.
-        if (session.socket?.closed) this.removeMember(session.client, channel);
-        else session.socket?.joins.push(channel);
+      if (!result.joined) return result;
+      if (!stays) {
+        await this.publishLeave(session.client, channel);
+        return result;
       }
+      this.addMember(session.client, channel);
+      // The connection closed while the JOIN was under way: it leaves at once.
+      if (session.socket?.closed) this.removeMember(session.client, channel);
+      else if (session.socket) this.trackJoin(session, channel);
       return result;
     } finally {
       releaseChannel();
@@ -329,10 +335,9 @@ export class ChannelService {
    */
   async leaveChannel(session: Session, channel: string): Promise<boolean> {
     assertChannelName(channel);
-    const joins = session.socket?.joins;
-    if (joins) for (let i = joins.indexOf(channel); i >= 0; i = joins.indexOf(channel)) joins.splice(i, 1);
     const { membership, cluster, presence } = this.deps;
     const clientId = session.client.id;
+    this.untrackJoins(channel, clientId);
     this.endClientSubscriptions(channel, clientId);
     const client = membership.member(channel, clientId) ?? session.client;
     const here = membership.remove(channel, clientId, true);
@@ -353,6 +358,7 @@ export class ChannelService {
    * publishes its LEAVE event.
    */
   leaveHere(channel: string, clientId: string, announce: boolean): void {
+    this.untrackJoins(channel, clientId);
     this.endClientSubscriptions(channel, clientId);
     const client = this.deps.membership.member(channel, clientId);
     if (!client || !this.deps.membership.remove(channel, clientId, true)) return;
@@ -367,24 +373,46 @@ export class ChannelService {
   closeSession(session: Session): void {
     if (session.socket) session.socket.closed = true;
     for (const subscription of this.bySession.get(session) ?? []) this.close(subscription, true);
-    for (const channel of session.socket?.joins.splice(0) ?? []) this.removeMember(session.client, channel);
+    for (const channel of session.socket?.joins.splice(0) ?? []) {
+      this.joinedSockets.get(channel)?.delete(session);
+      if (this.joinedSockets.get(channel)?.size === 0) this.joinedSockets.delete(channel);
+      this.removeMember(session.client, channel);
+    }
   }
 
   /**
-   * Applies the channels' current rules to every open subscription: a subscriber that may no longer
-   * listen (the channel became inactive or closed to anonymous clients, or is no longer configured)
-   * is removed: its subscription ends with the refusal and its LEAVE is published. Called after
-   * every channel configuration change, wherever it was made.
+   * Applies the channels' current rules to every open subscription and every WebSocket's
+   * `joinChannel` membership: a client that may no longer listen (the channel became inactive or
+   * closed to anonymous clients, or is no longer configured) is removed: its subscription ends with
+   * the refusal and its LEAVE is published. Called after every channel configuration change,
+   * wherever it was made.
    */
   enforceRules(): void {
+    const refusal = (session: Session, channel: string): AppError | null => {
+      try {
+        this.gate(session, channel, "listen");
+        return null;
+      } catch (error) {
+        return error instanceof AppError ? error : new AppError(ErrorCode.Forbidden, "No longer allowed");
+      }
+    };
     for (const subscriptions of this.subscriptions.values()) {
       for (const subscription of [...subscriptions]) {
-        try {
-          this.gate(subscription.session, subscription.channel, "listen");
-        } catch (error) {
-          this.end(subscription, error instanceof AppError ? error : new AppError(ErrorCode.Forbidden, "No longer allowed"));
-        }
+        const error = refusal(subscription.session, subscription.channel);
+        if (error) this.end(subscription, error);
       }
+    }
+    for (const [channel, sessions] of [...this.joinedSockets]) {
+      for (const session of [...sessions]) {
+        if (!refusal(session, channel)) continue;
+        const joins = session.socket!.joins;
+        for (let i = joins.indexOf(channel); i >= 0; i = joins.indexOf(channel)) {
+          joins.splice(i, 1);
+          this.removeMember(session.client, channel);
+        }
+        sessions.delete(session);
+      }
+      if (sessions.size === 0) this.joinedSockets.delete(channel);
     }
   }
 
@@ -472,10 +500,17 @@ export class ChannelService {
     return { joined: true, event: result.event };
   }
 
-  /** Refuses client JSON that nests deeper than {@link MAX_JSON_DEPTH} or is larger than the payload limit. */
+  /**
+   * Refuses client JSON that nests deeper than {@link MAX_JSON_DEPTH}, holds text no database
+   * stores faithfully, or is larger than the payload limit.
+   */
   private checkJson(field: "payload" | "options", value: unknown): void {
-    if (nestsDeeperThan(value)) {
+    const problem = clientJsonProblem(value);
+    if (problem === "depth") {
       throw badInput(`The ${field} ${field === "options" ? "nest" : "nests"} deeper than ${MAX_JSON_DEPTH} levels`, { field });
+    }
+    if (problem === "text") {
+      throw badInput(`The ${field} must be Unicode text: no lone surrogates and no NUL characters`, { field });
     }
     const bytes = value === undefined || value === null ? 0 : Buffer.byteLength(JSON.stringify(value));
     if (bytes > this.deps.limits.maxPayloadBytes) {
@@ -518,6 +553,25 @@ export class ChannelService {
       else held.delete(channel);
       if (held.size === 0 && this.joining.get(clientId) === held) this.joining.delete(clientId);
     });
+  }
+
+  private trackJoin(session: Session, channel: string): void {
+    session.socket!.joins.push(channel);
+    let sessions = this.joinedSockets.get(channel);
+    if (!sessions) this.joinedSockets.set(channel, (sessions = new Set()));
+    sessions.add(session);
+  }
+
+  /** Forgets a client's `joinChannel` memberships of a channel (the caller undoes the membership itself). */
+  private untrackJoins(channel: string, clientId: string): void {
+    const sessions = this.joinedSockets.get(channel);
+    for (const session of sessions ?? []) {
+      if (session.client.id !== clientId) continue;
+      const joins = session.socket!.joins;
+      for (let i = joins.indexOf(channel); i >= 0; i = joins.indexOf(channel)) joins.splice(i, 1);
+      sessions!.delete(session);
+    }
+    if (sessions?.size === 0) this.joinedSockets.delete(channel);
   }
 
   private track(subscription: OpenSubscription): void {

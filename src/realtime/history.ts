@@ -1,4 +1,4 @@
-import type { Prisma } from "../db.js";
+import { exactJson, type Prisma } from "../db.js";
 import type { ChannelEvent } from "./types.js";
 
 /** Delivered MESSAGE events kept per channel in the database, for catching up. */
@@ -8,7 +8,8 @@ export class ChannelHistory {
   /** Stores a delivered event and trims the channel to its latest `keep` events. */
   async append(event: ChannelEvent & { seq: number }, keep: number): Promise<void> {
     await this.prisma.historyEntry.create({
-      data: { id: event.id, channel: event.channel, seq: event.seq, event: event as object, createdAt: new Date(event.createdAt) },
+      // exactJson: the event as delivered, `"__proto__"` keys in a payload included.
+      data: { id: event.id, channel: event.channel, seq: event.seq, event: exactJson(event) as object, createdAt: new Date(event.createdAt) },
     });
     if (event.seq > keep) {
       await this.prisma.historyEntry.deleteMany({ where: { channel: event.channel, seq: { lte: event.seq - keep } } });

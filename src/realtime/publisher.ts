@@ -21,8 +21,9 @@ export interface HistoryWriter {
   append(event: ChannelEvent & { seq: number }, keep: number): Promise<void>;
 }
 
-/** The recipient of a private message (`options: { to }`), if the event is one. */
+/** The recipient of a private message (`options: { to }`), if the event is one. Joins and leaves are never private. */
 export function privateRecipient(event: ChannelEvent): string | null {
+  if (event.action !== "MESSAGE") return null;
   const options = event.commandOptions;
   if (typeof options !== "object" || options === null) return null;
   const to = (options as { to?: unknown }).to;

@@ -4,20 +4,65 @@ export interface SequenceSource {
   next(channel: string): Promise<number>;
 }
 
+/** How many channels {@link LocalSequence} keeps numbering for by default. */
+export const DEFAULT_SEQUENCE_CHANNELS = 10_000;
+
 /**
- * Sequence numbers kept in this process, resuming where a channel's history ends (asked once per
- * channel), for a single server instance.
+ * Sequence numbers kept in this process, for a single server instance. A channel's numbering
+ * resumes from `initial` (where its stored history ends) the first time it is used; a failure
+ * there is not kept, so the channel's next message asks again.
+ *
+ * Only the `maxChannels` most recently used channels are kept. A channel forgotten and used again
+ * resumes from `initial`, but never below the highest number a forgotten channel had reached: its
+ * numbers may jump forward (clients read a jump as "check history"), never go back, whether or not
+ * the channel keeps history to resume from.
  */
 export class LocalSequence implements SequenceSource {
+  /** Each channel's latest number, in least-recently-used order (a Map iterates in insertion order). */
   private readonly last = new Map<string, Promise<number>>();
+  /** The highest number handed out by a channel that has been forgotten; resumed channels start above it. */
+  private floor = 0;
+  /** Settles once the channels forgotten so far have raised {@link floor}. */
+  private floorSettled: Promise<void> = Promise.resolve();
 
-  /** @param initial - where a channel's sequence resumes (e.g. its last stored history entry) */
-  constructor(private readonly initial: (channel: string) => Promise<number>) {}
+  /**
+   * @param initial - where a channel's sequence resumes (e.g. its last stored history entry)
+   * @param maxChannels - how many channels' numbering to keep in memory
+   */
+  constructor(
+    private readonly initial: (channel: string) => Promise<number>,
+    private readonly maxChannels: number = DEFAULT_SEQUENCE_CHANNELS,
+  ) {}
 
   next(channel: string): Promise<number> {
-    const next = (this.last.get(channel) ?? this.initial(channel)).then((last) => last + 1);
+    const previous = this.last.get(channel);
+    // A failed lookup of where to resume is retried by the next message rather than kept.
+    const last = previous ? previous.catch(() => this.resume(channel)) : this.resume(channel);
+    const next = last.then((value) => value + 1);
+    this.last.delete(channel); // re-inserted last: the most recently used
     this.last.set(channel, next);
+    if (this.last.size > this.maxChannels) this.forgetLeastRecent();
     return next;
+  }
+
+  /** How many channels are numbered in memory. */
+  get size(): number {
+    return this.last.size;
+  }
+
+  private async resume(channel: string): Promise<number> {
+    const [initial] = await Promise.all([this.initial(channel), this.floorSettled]);
+    return Math.max(initial, this.floor);
+  }
+
+  private forgetLeastRecent(): void {
+    const [channel, latest] = this.last.entries().next().value!;
+    this.last.delete(channel);
+    const raised = latest.then(
+      (value) => void (this.floor = Math.max(this.floor, value)),
+      () => undefined, // it never handed out a number
+    );
+    this.floorSettled = Promise.all([this.floorSettled, raised]).then(() => undefined);
   }
 }
 

@@ -74,7 +74,12 @@ const TriggerTestResultRef = builder.objectRef<TriggerTestResult>("TriggerTestRe
       description: "For REJECTED, the code the sender would get; for FAILED, TRIGGER_FAILED.",
       resolve: (result) => result.error?.code ?? null,
     }),
-    log: t.field({ type: ["JSON"], resolve: (result) => result.log }),
+    log: t.field({
+      type: ["JSON"],
+      nullable: { list: false, items: true },
+      description: "What the run's log steps logged, in order; a missing value is logged as null.",
+      resolve: (result) => result.log,
+    }),
     trace: t.field({ type: [TriggerStepTraceRef], description: "One entry per step run, in stack order.", resolve: (result) => result.trace ?? [] }),
     matches: t.exposeBoolean("matches", {
       description: "True when the trigger would run on this event: active, and its actions and channel cover it. The stack runs either way.",

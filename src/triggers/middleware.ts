@@ -41,8 +41,9 @@ export async function runTrigger(
  * The trigger middleware: for each event, runs the active triggers matching its channel and action in
  * order, each receiving the previous one's output, and records every run. A drop stops the event
  * quietly; a reject refuses it with the trigger's code and message; a failure follows the trigger's
- * `onError` policy (REJECT fails closed with `TRIGGER_FAILED`). A LEAVE cannot be refused: for
- * leaves, drops and rejects only keep the LEAVE event from being delivered.
+ * `onError` policy (REJECT fails closed with `TRIGGER_FAILED`). A LEAVE cannot be refused, so it is
+ * always delivered: a LEAVE trigger's changes apply, but when it drops, rejects or fails (recorded
+ * in its run as usual) the LEAVE goes on as that trigger received it, to the next trigger and out.
  */
 export function createTriggerMiddleware(
   store: TriggerStore,
@@ -52,6 +53,7 @@ export function createTriggerMiddleware(
   return async (event) => {
     const triggers = store.matching(event.channel, event.action);
     let current = event;
+    const leave = event.action === "LEAVE";
     for (const trigger of triggers) {
       const result = await runTrigger(trigger, triggerInput(current), options);
       recorder.record({
@@ -73,13 +75,14 @@ export function createTriggerMiddleware(
           current = { ...current, payload: result.payload, commandOptions: result.commandOptions };
           break;
         case "DROPPED":
+          if (leave) break; // the LEAVE goes on unchanged
           return { deliver: false };
         case "REJECTED":
-          if (event.action === "LEAVE") return { deliver: false };
+          if (leave) break;
           throw new AppError(result.error!.code, result.error!.message, { trigger: trigger.config.name });
         case "FAILED":
-          if (trigger.config.onError === "DELIVER") break;
-          if (trigger.config.onError === "DROP" || event.action === "LEAVE") return { deliver: false };
+          if (leave || trigger.config.onError === "DELIVER") break;
+          if (trigger.config.onError === "DROP") return { deliver: false };
           throw new AppError(ErrorCode.TriggerFailed, `Trigger "${trigger.config.name}" failed`, { trigger: trigger.config.name });
       }
     }

@@ -1,6 +1,6 @@
 import type { Server } from "node:http";
-import { type ExecutionArgs, type execute as graphqlExecute, GraphQLError, type subscribe as graphqlSubscribe } from "graphql";
-import type { YogaServerInstance } from "graphql-yoga";
+import { type ExecutionArgs, type ExecutionResult, type execute as graphqlExecute, GraphQLError, type subscribe as graphqlSubscribe } from "graphql";
+import { isAsyncIterable, type YogaServerInstance } from "graphql-yoga";
 import { CloseCode, makeServer } from "graphql-ws";
 import { type WebSocket, WebSocketServer } from "ws";
 import { isAdminToken } from "../auth/admin-token.js";
@@ -9,6 +9,7 @@ import { deepVariablesError, variablesTooDeep } from "../http/plugins.js";
 import type { Logger } from "../logger.js";
 import type { Session } from "../realtime/types.js";
 import type { Context } from "../schema/builder.js";
+import { MASKED_MESSAGE, maskedResult, serializableResult } from "../schema/results.js";
 import type { Services } from "../services.js";
 import { type ChannelOperation, ChannelDelivery, type MaskError } from "./channel-delivery.js";
 import { carryProtocol, type ConnectionExtra } from "./transport.js";
@@ -84,16 +85,31 @@ export function serveGraphqlOverWebSocket(httpServer: Server, options: GraphqlWs
   };
   // Plain `channel` subscriptions are delivered by ChannelDelivery; every other operation runs through Yoga's executor.
   const channelDelivery = new ChannelDelivery(services.channels, options.maskError, dropIfSlow);
+  // Every error leaving over the socket is masked here, at the exit: an operation that throws, or a
+  // result that cannot be serialized, ends that operation with a masked error; the socket stays open.
+  const { maskError } = options;
+  type Outcome = ExecutionResult | AsyncIterable<ExecutionResult>;
+  const masked = async (run: () => Promise<Outcome> | Outcome): Promise<Outcome> => {
+    try {
+      const outcome = await run();
+      return isAsyncIterable(outcome) ? outcome : serializableResult(outcome, maskError);
+    } catch (error) {
+      return maskedResult(error, maskError);
+    }
+  };
   const protocol = makeServer<Record<string, unknown> | undefined, SocketExtra>({
-    execute: (args) => {
-      const route = routeOf(args);
-      if (route.path !== "generic") throw new Error("A channel subscription cannot be executed as a query");
-      return route.execute(args);
-    },
-    subscribe: (args) => {
-      const route = routeOf(args);
-      return route.path === "channel" ? channelDelivery.subscribe(args, route.operation) : route.subscribe(args);
-    },
+    execute: (args) =>
+      masked(() => {
+        const route = routeOf(args);
+        if (route.path !== "generic") throw new Error("A channel subscription cannot be executed as a query");
+        return route.execute(args);
+      }),
+    subscribe: (args) =>
+      masked(() => {
+        const route = routeOf(args);
+        return route.path === "channel" ? channelDelivery.subscribe(args, route.operation) : route.subscribe(args);
+      }),
+    onError: (_ctx, _id, _payload, errors) => errors.map((error) => (maskError(error, MASKED_MESSAGE) as GraphQLError).toJSON()),
     onNext: (ctx) => dropIfSlow(ctx.extra.socket, ctx.extra.session),
     connectionInitWaitTimeout: env.WS_INIT_TIMEOUT_MS,
     onConnect: async (ctx) => {
@@ -102,8 +118,9 @@ export function serveGraphqlOverWebSocket(httpServer: Server, options: GraphqlWs
       if (adminToken !== undefined && !isAdmin) return false; // closes with 4403 Forbidden
       let verified: VerifiedClient = { client: anonymousClient() };
       if (authToken !== undefined) {
+        if (typeof authToken !== "string") return false; // a token is a string: anything else is refused, never coerced
         try {
-          verified = await services.clientTokens.verifyToken(String(authToken));
+          verified = await services.clientTokens.verifyToken(authToken);
         } catch (error) {
           logger.debug({ reason: error instanceof Error ? error.message : "unknown" }, "refused a WebSocket client token");
           return false;

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { configCommand } from "../../src/cli/config.js";
 import { normalizeConfig, type ConfigFile } from "../../src/cli/config-file.js";
 import { projectRoot } from "../../src/db.js";
-import { freePort } from "../helpers/net.js";
+import { freePort } from "../../dev/net.js";
 import { ADMIN_TOKEN, startServer, type TestServer } from "../helpers/server.js";
 import { admin, createTrigger } from "../helpers/triggers.js";
 

@@ -7,7 +7,8 @@ import { spawnServer } from "../helpers/process.js";
 import { freshDataDir } from "../helpers/server.js";
 
 describe("durability", () => {
-  it("loses no acknowledged message when the process is killed mid-traffic, and restarts on an intact database", async () => {
+  // Two server processes start here (each loads TypeScript through tsx): allow for a busy machine.
+  it("loses no acknowledged message when the process is killed mid-traffic, and restarts on an intact database", { timeout: 90_000 }, async () => {
     const dataDir = freshDataDir();
     const env = { DATA_DIR: dataDir, CHANNEL_HISTORY: "1000" };
     const first = await spawnServer(env);

@@ -1,7 +1,7 @@
 import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { afterAll } from "vitest";
 import { projectRoot } from "../../src/db.js";
-export { freePort } from "./net.js";
+export { freePort } from "../../dev/net.js";
 import { ADMIN_TOKEN, freshDataDir, LOOPBACK_LIMITS } from "./server.js";
 
 /** A server running as its own process (`node --import tsx src/main.ts`). */

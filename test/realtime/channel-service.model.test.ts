@@ -193,8 +193,9 @@ const commands: fc.Arbitrary<Command>[] = [
     run: async (model: Model, real: Real) => {
       changeMembership(model, () => {
         model.rules[channel] = { anonymousClients, membersOnly };
-        // Subscribers who may no longer listen are removed; joinChannel members stay (they receive nothing).
+        // Subscribers and joinChannel members who may no longer listen are removed.
         for (const [handle, s] of model.subscriptions) if (s.channel === channel && !mayListen(model, s.session, channel)) model.subscriptions.delete(handle);
+        for (const [other, channels] of model.joins) if (!mayListen(model, other, channel)) model.joins.set(other, channels.filter((c) => c !== channel));
       });
       real.core.rules.set(channel, { ...OPEN_RULES, anonymousClients, membersOnly });
       real.core.channels.enforceRules();

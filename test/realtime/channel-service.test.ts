@@ -244,6 +244,37 @@ describe("ChannelService gates", () => {
     expect(core.published).toHaveLength(0);
   });
 
+  it("refuses text no database stores faithfully: lone surrogates and NUL, in values and keys", async () => {
+    const core = createCore();
+    const session = socketSession();
+    for (const bad of [{ text: "a\ud800" }, ["\udfff\ud9ae"], { "k\u0000": 1 }, "nul\u0000"]) {
+      expect(await codeOf(core.channels.sendMessage(session, "room", bad, null))).toBe("BAD_USER_INPUT");
+      expect(await codeOf(core.channels.sendMessage(session, "room", {}, { note: bad }))).toBe("BAD_USER_INPUT");
+      expect(await codeOf(core.channels.joinChannel(session, "room", { note: bad }))).toBe("BAD_USER_INPUT");
+    }
+    expect((await core.channels.sendMessage(session, "room", { text: "emoji \ud83d\ude00 fine" }, null)).delivered).toBe(true);
+  });
+
+  it("follows an anonymous HTTP client's JOIN with its LEAVE: it lasts one request", async () => {
+    const core = createCore();
+    const caller = requestSession();
+    expect((await core.channels.joinChannel(caller, "room", null)).joined).toBe(true);
+    expect(core.published.filter((event) => event.client.id === caller.client.id).map((event) => event.action)).toEqual(["JOIN", "LEAVE"]);
+    expect(core.channels.stats().memberships).toBe(0);
+    const signedIn = requestSession(client(true));
+    await core.channels.joinChannel(signedIn, "room", null);
+    expect(core.channels.stats().memberships).toBe(1);
+  });
+
+  it("never makes a join private: options.to only addresses messages", async () => {
+    const core = createCore();
+    const watcher = recorder();
+    await core.channels.open(socketSession(), "room", null, watcher);
+    await core.channels.joinChannel(socketSession(), "room", { to: "someone-else" });
+    await settle();
+    expect(watcher.events.filter((event) => event.action === "JOIN")).toHaveLength(2);
+  });
+
   it("does not broadcast the options the server acts on itself", async () => {
     const core = createCore();
     await core.channels.open(socketSession(), "room", { history: 5, mood: "happy" }, recorder());

@@ -1,6 +1,9 @@
 import { createServer } from "node:net";
 
-/** A TCP port that was free a moment ago on 127.0.0.1 (for tests, the benchmark and the soak test). */
+/**
+ * A TCP port that was free a moment ago on 127.0.0.1. Shared by the tests (test/helpers), the
+ * benchmark and the soak test (bench/), which start servers on ports of their own.
+ */
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const probe = createServer();
