@@ -5,7 +5,12 @@ import { defineConfig } from "vitest/config";
 const require = createRequire(import.meta.url);
 
 /** The end-to-end suites that exercise the database; they run on SQLite and again on PostgreSQL. */
-const DATABASE_SUITES = ["test/messaging.test.ts", "test/triggers.e2e.test.ts", "test/channels.e2e.test.ts"];
+const DATABASE_SUITES = [
+  "test/messaging.test.ts",
+  "test/triggers.e2e.test.ts",
+  "test/channels.e2e.test.ts",
+  "test/trigger-authoring.e2e.test.ts",
+];
 
 // Without PostgreSQL (and unless CI requires it), the postgres project is left out, by name.
 const postgres = POSTGRES_REQUIRED || (await postgresReachable());

@@ -26,6 +26,8 @@ export const ErrorCode = {
   Unauthenticated: "UNAUTHENTICATED",
   Forbidden: "FORBIDDEN",
   NotFound: "NOT_FOUND",
+  /** A change based on a stale version of what it changes (e.g. a trigger's `expectedRevision`). */
+  Conflict: "CONFLICT",
   TriggerRejected: "TRIGGER_REJECTED",
   TriggerFailed: "TRIGGER_FAILED",
   LimitExceeded: "LIMIT_EXCEEDED",

@@ -15,12 +15,10 @@ import { ChannelSequencer, LocalSequence } from "./realtime/sequence.js";
 import { createClientTokenVerifier, clientTokenSettingsFromEnv, type ClientTokenVerifier } from "./auth/client-tokens.js";
 import { createChannelPubSub } from "./realtime/pubsub.js";
 import { Publisher } from "./realtime/publisher.js";
-import { assertChannelName } from "./realtime/channel-name.js";
-import type { TriggerAction } from "./triggers/config.js";
-import type { StackRunResult } from "./triggers/engine.js";
-import { createTriggerMiddleware, runTrigger } from "./triggers/middleware.js";
+import { createTriggerMiddleware } from "./triggers/middleware.js";
 import { TriggerRunRecorder } from "./triggers/runs.js";
 import { TriggerStore } from "./triggers/store.js";
+import { TriggerTester } from "./triggers/test-run.js";
 import { createWebhookClient } from "./triggers/webhook.js";
 import { Metrics } from "./observability/metrics.js";
 import { countTriggerRuns, countWebhookCalls } from "./observability/instrument.js";
@@ -40,8 +38,8 @@ export interface Services {
   readonly publisher: Publisher;
   readonly triggers: TriggerStore;
   readonly triggerRuns: TriggerRunRecorder;
-  /** Runs a stored trigger on a sample event with a step trace, publishing nothing. */
-  testTrigger(id: string, event: SampleEvent): Promise<StackRunResult>;
+  /** Runs a stored or draft trigger on a sample event with a step trace, publishing nothing. */
+  readonly triggerTester: TriggerTester;
   readonly pubsubKind: "memory" | "redis";
   /** The state of each backing service, for /health. */
   health(): Promise<{ healthy: boolean; database: "ok" | "unreachable"; redis?: "ok" | "unreachable" }>;
@@ -53,15 +51,6 @@ export interface Services {
   activeChannels(prefix: string, first: number): Promise<ActiveChannel[]>;
   /** Releases what the services hold (database connections). */
   close(): Promise<void>;
-}
-
-/** A sample event for {@link Services.testTrigger}. */
-export interface SampleEvent {
-  readonly action: TriggerAction;
-  readonly channel: string;
-  readonly payload?: unknown;
-  readonly commandOptions?: unknown;
-  readonly clientId?: string | null;
 }
 
 const version: string = JSON.parse(readFileSync(join(projectRoot, "package.json"), "utf8")).version;
@@ -198,23 +187,7 @@ export async function createServices(env: Env, logger: Logger): Promise<Services
     publisher,
     triggers,
     triggerRuns,
-    testTrigger: async (id, event) => {
-      const trigger = triggers.require(id);
-      assertChannelName(event.channel);
-      const command = event.action.toLowerCase() as "message" | "join" | "leave";
-      return runTrigger(
-        trigger,
-        {
-          action: command,
-          command,
-          channel: event.channel,
-          payload: event.payload ?? null,
-          commandOptions: event.commandOptions ?? null,
-          client: { id: event.clientId ?? "test-client", authenticated: false, extras: null },
-        },
-        { ...runOptions, trace: true },
-      );
-    },
+    triggerTester: new TriggerTester(triggers, runOptions),
     pubsubKind: redis ? "redis" : "memory",
     health: async () => {
       const database = (await db.ping()) ? "ok" : "unreachable";

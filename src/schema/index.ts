@@ -2,6 +2,7 @@ import { builder } from "./builder.js";
 import "./channels.js";
 import "./server-info.js";
 import "./triggers.js";
+import "./trigger-authoring.js";
 import "./channel-config.js";
 import "./live-view.js";
 

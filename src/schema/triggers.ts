@@ -1,10 +1,10 @@
 import { TRIGGER_ACTIONS, TRIGGER_ERROR_POLICIES, type TriggerConfig } from "../triggers/config.js";
 import type { TriggerRunRecord } from "../triggers/runs.js";
-import type { StackRunResult, StepTrace } from "../triggers/engine.js";
 import { builder } from "./builder.js";
 import { requireAdmin } from "./guards.js";
 
-const TriggerActionEnum = builder.enumType("TriggerAction", {
+/** The GraphQL enum of trigger actions; other schema files reuse it. */
+export const TriggerActionEnum = builder.enumType("TriggerAction", {
   description: "The events a trigger runs on.",
   values: TRIGGER_ACTIONS,
 });
@@ -14,11 +14,13 @@ const TriggerErrorPolicyEnum = builder.enumType("TriggerErrorPolicy", {
   values: TRIGGER_ERROR_POLICIES,
 });
 
-const TriggerOutcomeEnum = builder.enumType("TriggerOutcome", {
+/** The GraphQL enum of run outcomes; other schema files reuse it. */
+export const TriggerOutcomeEnum = builder.enumType("TriggerOutcome", {
   values: ["DELIVERED", "MODIFIED", "DROPPED", "REJECTED", "FAILED"] as const,
 });
 
-const TriggerRunRef = builder.objectRef<TriggerRunRecord>("TriggerRun").implement({
+/** The GraphQL type of a recorded run; other schema files add fields to it. */
+export const TriggerRunRef = builder.objectRef<TriggerRunRecord>("TriggerRun").implement({
   description: "One recorded execution of a trigger.",
   fields: (t) => ({
     id: t.exposeID("id"),
@@ -51,36 +53,15 @@ export const TriggerRef = builder.objectRef<TriggerConfig>("Trigger").implement(
     updatedAt: t.field({ type: "DateTime", resolve: (trigger) => trigger.updatedAt }),
     runs: t.field({
       type: [TriggerRunRef],
-      description: "The latest recorded runs, newest first.",
-      args: { last: t.arg.int({ defaultValue: 20 }) },
-      resolve: (trigger, args, { services }) => services.triggerRuns.latest(trigger.id, args.last ?? 20),
+      description: "The latest recorded runs, newest first; with `outcome`, only runs that ended so.",
+      args: { last: t.arg.int({ defaultValue: 20 }), outcome: t.arg({ type: TriggerOutcomeEnum }) },
+      resolve: (trigger, args, { services }) => services.triggerRuns.latest(trigger.id, args.last ?? 20, args.outcome),
     }),
   }),
 });
 
-const TriggerStepTraceRef = builder.objectRef<StepTrace>("TriggerStepTrace").implement({
-  description: "What one step of a stack did during a test run.",
-  fields: (t) => ({
-    path: t.exposeString("path", { description: "Where the step is in the stack, e.g. stack[2].then[0]." }),
-    step: t.exposeString("step", { description: "The step kind: var, set, return, if, drop, reject, log." }),
-    durationMs: t.exposeFloat("durationMs"),
-    result: t.field({ type: "JSON", nullable: true, resolve: (step) => step.result }),
-    error: t.exposeString("error", { nullable: true }),
-  }),
-});
-
-const TriggerTestResultRef = builder.objectRef<StackRunResult>("TriggerTestResult").implement({
-  description: "The result of running a trigger on a sample event, without publishing anything.",
-  fields: (t) => ({
-    outcome: t.field({ type: TriggerOutcomeEnum, resolve: (result) => result.outcome }),
-    payload: t.field({ type: "JSON", nullable: true, resolve: (result) => result.payload }),
-    error: t.string({ nullable: true, resolve: (result) => result.error?.message ?? null }),
-    log: t.field({ type: ["JSON"], nullable: { list: false, items: true }, description: "What the run's log steps logged, in order; a missing value is logged as null.", resolve: (result) => result.log }),
-    trace: t.field({ type: [TriggerStepTraceRef], resolve: (result) => result.trace ?? [] }),
-  }),
-});
-
-const CreateTriggerInput = builder.inputType("CreateTriggerInput", {
+/** The fields of a new trigger; other schema files reuse it (a draft to test). */
+export const CreateTriggerInput = builder.inputType("CreateTriggerInput", {
   fields: (t) => ({
     name: t.string({ required: true }),
     description: t.string(),
@@ -105,16 +86,6 @@ const UpdateTriggerInput = builder.inputType("UpdateTriggerInput", {
     order: t.int(),
     onError: t.field({ type: TriggerErrorPolicyEnum }),
     stack: t.field({ type: "JSON" }),
-  }),
-});
-
-const TriggerTestEventInput = builder.inputType("TriggerTestEventInput", {
-  fields: (t) => ({
-    action: t.field({ type: TriggerActionEnum, required: true }),
-    channel: t.string({ required: true }),
-    payload: t.field({ type: "JSON" }),
-    commandOptions: t.field({ type: "JSON" }),
-    clientId: t.string(),
   }),
 });
 
@@ -147,19 +118,31 @@ builder.queryFields((t) => ({
 builder.mutationFields((t) => ({
   createTrigger: t.field({
     type: TriggerRef,
-    args: { input: t.arg({ type: CreateTriggerInput, required: true }) },
+    description: "Creates a trigger as its revision 1.",
+    args: { input: t.arg({ type: CreateTriggerInput, required: true }), note: t.arg.string({ description: "Stored with the revision." }) },
     resolve: (_root, args, context) => {
       requireAdmin(context);
-      return context.services.triggers.create(withoutNulls(args.input) as never);
+      return context.services.triggers.create(withoutNulls(args.input) as never, args.note);
     },
   }),
   updateTrigger: t.field({
     type: TriggerRef,
-    args: { id: t.arg.id({ required: true }), input: t.arg({ type: UpdateTriggerInput, required: true }) },
+    description:
+      "Changes a trigger, storing the result as its next revision. With `expectedRevision`, a trigger changed since that revision is left as it is and the change fails with CONFLICT.",
+    args: {
+      id: t.arg.id({ required: true }),
+      input: t.arg({ type: UpdateTriggerInput, required: true }),
+      expectedRevision: t.arg.int(),
+      note: t.arg.string({ description: "Stored with the revision." }),
+    },
     resolve: (_root, args, context) => {
       requireAdmin(context);
       const input = withoutNulls(args.input);
-      return context.services.triggers.update(String(args.id), { ...input, description: args.input.description });
+      return context.services.triggers.update(
+        String(args.id),
+        { ...input, description: args.input.description },
+        { expectedRevision: args.expectedRevision, note: args.note },
+      );
     },
   }),
   deleteTrigger: t.field({
@@ -168,15 +151,6 @@ builder.mutationFields((t) => ({
     resolve: (_root, args, context) => {
       requireAdmin(context);
       return context.services.triggers.delete(String(args.id));
-    },
-  }),
-  testTrigger: t.field({
-    type: TriggerTestResultRef,
-    description: "Runs a stored trigger on a sample event and returns the outcome with a per-step trace. Publishes nothing.",
-    args: { id: t.arg.id({ required: true }), event: t.arg({ type: TriggerTestEventInput, required: true }) },
-    resolve: (_root, args, context) => {
-      requireAdmin(context);
-      return context.services.testTrigger(String(args.id), args.event);
     },
   }),
 }));

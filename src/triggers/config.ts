@@ -21,8 +21,22 @@ export interface TriggerConfig {
   readonly order: number;
   readonly onError: TriggerErrorPolicy;
   readonly stack: unknown;
+  /** The number of the trigger's latest revision, from 1; every change makes a new one. */
+  readonly revision: number;
   readonly createdAt: Date;
   readonly updatedAt: Date;
+}
+
+/** A trigger's settings without identity or times: what a revision stores and a config file holds. */
+export type TriggerSettings = Pick<
+  TriggerConfig,
+  "name" | "description" | "active" | "tags" | "actions" | "channel" | "order" | "onError" | "stack"
+>;
+
+/** The settings of a trigger, in a fixed key order. */
+export function settingsOf(config: TriggerSettings): TriggerSettings {
+  const { name, description, active, tags, actions, channel, order, onError, stack } = config;
+  return { name, description, active, tags, actions, channel, order, onError, stack };
 }
 
 const name = z.string().trim().min(1, "must not be empty").max(200, "must be at most 200 characters");

@@ -64,6 +64,10 @@ export function createTriggerMiddleware(
         durationMs: result.durationMs,
         error: result.error?.message ?? null,
         log: result.log,
+        clientId: current.client.id,
+        revision: trigger.config.revision,
+        input: { payload: current.payload, commandOptions: current.commandOptions },
+        output: { payload: result.payload, commandOptions: result.commandOptions },
       });
       switch (result.outcome) {
         case "DELIVERED":

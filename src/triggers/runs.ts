@@ -1,5 +1,7 @@
 import { sortableId } from "../ids.js";
 import type { Prisma } from "../db.js";
+import { AppError, ErrorCode } from "../errors.js";
+import { closableIterator } from "../realtime/iterators.js";
 import type { Logger } from "../logger.js";
 import type { TriggerAction } from "./config.js";
 
@@ -16,7 +18,35 @@ export interface TriggerRunRecord {
   readonly durationMs: number;
   readonly error: string | null;
   readonly log: unknown[];
+  /** The client whose event the trigger ran on. Null for runs recorded before clients were. */
+  readonly clientId: string | null;
+  /** The trigger's revision that ran. */
+  readonly revision: number | null;
+  /** `{ payload, commandOptions }` before the run, or its JSON text cut to {@link MAX_RUN_DATA_BYTES}. */
+  readonly input: unknown;
+  /** `{ payload, commandOptions }` after the run, or its JSON text cut to {@link MAX_RUN_DATA_BYTES}. */
+  readonly output: unknown;
+  /** True when `input` or `output` was cut. */
+  readonly truncated: boolean;
   readonly createdAt: Date;
+}
+
+/** A run as the middleware reports it: input and output whole. */
+export type TriggerRunReport = Omit<TriggerRunRecord, "id" | "createdAt" | "truncated">;
+
+/** Bytes of JSON kept of a run's input and of its output. */
+export const MAX_RUN_DATA_BYTES = 4096;
+
+/** Runs queued at most for one live stream; a stream that falls further behind ends with `SLOW_CONSUMER`. */
+export const MAX_QUEUED_LIVE_RUNS = 1000;
+
+/** A value kept whole when its JSON fits in `maxBytes`, else as its JSON text cut to that size. */
+export function capJson(value: unknown, maxBytes = MAX_RUN_DATA_BYTES): { value: unknown; truncated: boolean } {
+  const text = JSON.stringify(value ?? null);
+  if (text.length <= maxBytes / 3 || Buffer.byteLength(text) <= maxBytes) return { value: value ?? null, truncated: false };
+  // Cut at a byte boundary; a character split in two decodes as U+FFFD, which is dropped.
+  const cut = Buffer.from(text).subarray(0, maxBytes).toString("utf8").replace(/\uFFFD+$/, "");
+  return { value: cut, truncated: true };
 }
 
 /** Settings for {@link TriggerRunRecorder}. */
@@ -41,6 +71,7 @@ export class TriggerRunRecorder {
   private buffer: TriggerRunRecord[] = [];
   private writing: Promise<void> = Promise.resolve();
   private readonly timer: NodeJS.Timeout;
+  private readonly listeners = new Set<(run: TriggerRunRecord) => void>();
 
   constructor(
     private readonly prisma: Prisma,
@@ -51,13 +82,63 @@ export class TriggerRunRecorder {
     this.timer.unref();
   }
 
-  /** Buffers a run for writing. */
-  record(run: Omit<TriggerRunRecord, "id" | "createdAt">): void {
+  /** Buffers a run for writing (its input and output capped) and hands it to live streams. */
+  record(report: TriggerRunReport): void {
+    const input = capJson(report.input);
+    const output = capJson(report.output);
+    const run: TriggerRunRecord = {
+      ...report,
+      input: input.value,
+      output: output.value,
+      truncated: input.truncated || output.truncated,
+      id: sortableId(),
+      createdAt: new Date(),
+    };
+    for (const listener of this.listeners) listener(run);
     if (this.buffer.length >= this.options.maxBuffered) {
       this.buffer = this.newestPerTrigger(this.buffer);
       if (this.buffer.length >= this.options.maxBuffered) return; // more busy triggers than the buffer holds
     }
-    this.buffer.push({ ...run, id: sortableId(), createdAt: new Date() });
+    this.buffer.push(run);
+  }
+
+  /**
+   * Runs as they are recorded on this instance, of one trigger or of all. A stream that falls more
+   * than {@link MAX_QUEUED_LIVE_RUNS} runs behind ends with `SLOW_CONSUMER`.
+   */
+  live(triggerId?: string | null): AsyncIterableIterator<TriggerRunRecord> {
+    const queue: TriggerRunRecord[] = [];
+    let waiting: ((result: IteratorResult<TriggerRunRecord>) => void) | undefined;
+    let failed: AppError | undefined;
+    let closed = false;
+    const listener = (run: TriggerRunRecord) => {
+      if (triggerId != null && run.triggerId !== triggerId) return;
+      if (waiting) {
+        const resolve = waiting;
+        waiting = undefined;
+        resolve({ value: run, done: false });
+      } else if (queue.length < MAX_QUEUED_LIVE_RUNS) {
+        queue.push(run);
+      } else {
+        failed = new AppError(ErrorCode.SlowConsumer, "The run stream fell too far behind");
+        this.listeners.delete(listener);
+      }
+    };
+    this.listeners.add(listener);
+    const close = async (): Promise<IteratorReturnResult<undefined>> => {
+      closed = true;
+      this.listeners.delete(listener);
+      waiting?.({ value: undefined, done: true });
+      waiting = undefined;
+      return { value: undefined, done: true };
+    };
+    return closableIterator(async () => {
+      const queued = queue.shift();
+      if (queued) return { value: queued, done: false };
+      if (failed) throw failed;
+      if (closed) return { value: undefined, done: true };
+      return new Promise((resolve) => (waiting = resolve));
+    }, close);
   }
 
   /** Writes buffered runs now; resolves once they (and earlier writes) are stored. */
@@ -70,11 +151,11 @@ export class TriggerRunRecorder {
     return this.writing;
   }
 
-  /** The latest runs of a trigger, newest first. */
-  async latest(triggerId: string, last: number): Promise<TriggerRunRecord[]> {
+  /** The latest runs of a trigger, newest first; with `outcome`, only runs that ended so. */
+  async latest(triggerId: string, last: number, outcome?: TriggerOutcome | null): Promise<TriggerRunRecord[]> {
     await this.flush();
     const rows = await this.prisma.triggerRun.findMany({
-      where: { triggerId },
+      where: { triggerId, ...(outcome ? { outcome } : {}) },
       orderBy: [{ createdAt: "desc" }, { id: "desc" }],
       take: Math.max(0, Math.min(last, this.options.keepPerTrigger)),
     });
@@ -97,7 +178,9 @@ export class TriggerRunRecorder {
       // Runs of deleted triggers go with them, and only the newest `keepPerTrigger` of each trigger's
       // runs in the batch would survive pruning, so only those are written.
       const kept = this.newestPerTrigger(batch.filter((run) => existing.has(run.triggerId)));
-      await this.prisma.triggerRun.createMany({ data: kept.map((run) => ({ ...run, log: run.log as object[] })) });
+      await this.prisma.triggerRun.createMany({
+        data: kept.map((run) => ({ ...run, log: run.log as object[], input: run.input as object, output: run.output as object })),
+      });
       for (const triggerId of existing) await this.prune(triggerId);
     } catch (error) {
       this.logger.error({ err: error, runs: batch.length }, "could not record trigger runs");

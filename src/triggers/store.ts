@@ -1,14 +1,16 @@
 import { randomUUID } from "node:crypto";
 import type { Prisma } from "../db.js";
-import { AppError, ErrorCode } from "../errors.js";
+import { AppError, badInput, ErrorCode } from "../errors.js";
 import { compileChannelPattern, type ChannelPattern } from "../realtime/channel-pattern.js";
 import {
+  settingsOf,
   TriggerCreateSchema,
   TriggerUpdateSchema,
   type TriggerAction,
   type TriggerConfig,
   type TriggerCreate,
   type TriggerErrorPolicy,
+  type TriggerSettings,
   type TriggerUpdate,
 } from "./config.js";
 import { parseInput } from "../validation.js";
@@ -30,6 +32,26 @@ export interface TriggerFilter {
   readonly active?: boolean | null;
 }
 
+/** An immutable snapshot of a trigger's settings, made by a create, an update or a rollback. */
+export interface TriggerRevision {
+  readonly triggerId: string;
+  readonly revision: number;
+  readonly config: TriggerSettings;
+  readonly note: string | null;
+  readonly createdAt: Date;
+}
+
+/** Options of {@link TriggerStore.update}. */
+export interface TriggerUpdateOptions {
+  /** Refuse the change with `CONFLICT` unless the trigger is still at this revision. */
+  readonly expectedRevision?: number | null;
+  /** Stored with the new revision. */
+  readonly note?: string | null;
+}
+
+/** Revisions listed at most per request. */
+export const MAX_REVISIONS_LISTED = 1000;
+
 type TriggerRow = Awaited<ReturnType<Prisma["trigger"]["findFirstOrThrow"]>>;
 
 function toConfig(row: TriggerRow): TriggerConfig {
@@ -44,6 +66,7 @@ function toConfig(row: TriggerRow): TriggerConfig {
     order: row.order,
     onError: row.onError as TriggerErrorPolicy,
     stack: row.stack,
+    revision: row.revision,
     createdAt: row.createdAt,
     updatedAt: row.updatedAt,
   };
@@ -128,26 +151,81 @@ export class TriggerStore {
       .map((t) => t.config);
   }
 
-  /** Validates and stores a new trigger. Nothing invalid is stored. */
-  async create(input: TriggerCreate): Promise<TriggerConfig> {
+  /** Validates and stores a new trigger as its revision 1. Nothing invalid is stored. */
+  async create(input: TriggerCreate, note?: string | null): Promise<TriggerConfig> {
     const data = parseInput(TriggerCreateSchema, input);
+    const revisionNote = checkedNote(note, "created");
     this.validate(data.channel, data.stack);
-    const row = await this.prisma.trigger.create({
-      data: { ...data, id: randomUUID(), description: data.description ?? null, stack: data.stack as object },
+    const row = await this.prisma.$transaction(async (tx) => {
+      const created = await tx.trigger.create({
+        data: { ...data, id: randomUUID(), description: data.description ?? null, stack: data.stack as object, revision: 1 },
+      });
+      await tx.triggerRevision.create({ data: revisionData(created, revisionNote) });
+      return created;
     });
     return this.changed(row);
   }
 
-  /** Validates and applies a change to a trigger. */
-  async update(id: string, input: TriggerUpdate): Promise<TriggerConfig> {
+  /**
+   * Validates and applies a change to a trigger, storing it as the next revision. With
+   * `expectedRevision`, a trigger changed since (here or on another instance) is left as it is and
+   * the change fails with `CONFLICT`.
+   */
+  async update(id: string, input: TriggerUpdate, options: TriggerUpdateOptions = {}): Promise<TriggerConfig> {
     const current = this.require(id).config;
     const data = parseInput(TriggerUpdateSchema, input);
     this.validate(data.channel ?? current.channel, data.stack === undefined ? current.stack : data.stack);
-    const row = await this.prisma.trigger.update({
-      where: { id },
-      data: { ...data, stack: data.stack === undefined ? undefined : (data.stack as object) },
+    const expected = options.expectedRevision ?? undefined;
+    const note = checkedNote(options.note, "updated");
+    const row = await this.prisma.$transaction(async (tx) => {
+      const { count } = await tx.trigger.updateMany({
+        where: { id, ...(expected === undefined ? {} : { revision: expected }) },
+        data: { ...data, stack: data.stack === undefined ? undefined : (data.stack as object), revision: { increment: 1 } },
+      });
+      if (count === 0) {
+        const stored = await tx.trigger.findUnique({ where: { id }, select: { revision: true } });
+        if (!stored) throw new AppError(ErrorCode.NotFound, `No trigger with id ${id}`);
+        throw new AppError(
+          ErrorCode.Conflict,
+          `The trigger was changed since revision ${expected}: it is at revision ${stored.revision}. Reload it and apply your change again.`,
+          { revision: stored.revision },
+        );
+      }
+      const updated = await tx.trigger.findUniqueOrThrow({ where: { id } });
+      await tx.triggerRevision.create({ data: revisionData(updated, note) });
+      return updated;
     });
     return this.changed(row);
+  }
+
+  /** Makes a new revision of a trigger equal to an earlier one. */
+  async rollback(id: string, revision: number): Promise<TriggerConfig> {
+    this.require(id);
+    const stored = await this.prisma.triggerRevision.findUnique({ where: { triggerId_revision: { triggerId: id, revision } } });
+    if (!stored) throw new AppError(ErrorCode.NotFound, `Trigger ${id} has no revision ${revision}`);
+    return this.update(id, stored.config as TriggerUpdate, { note: `rolled back to revision ${revision}` });
+  }
+
+  /** A trigger's latest revisions, newest first (`NOT_FOUND` for an unknown trigger). */
+  async revisions(id: string, last: number): Promise<TriggerRevision[]> {
+    this.require(id);
+    const rows = await this.prisma.triggerRevision.findMany({
+      where: { triggerId: id },
+      orderBy: { revision: "desc" },
+      take: Math.max(0, Math.min(last, MAX_REVISIONS_LISTED)),
+    });
+    return rows.map((row) => ({ ...row, config: row.config as unknown as TriggerSettings }));
+  }
+
+  /**
+   * Validates a trigger that is not stored, exactly as {@link TriggerStore.create} would, and
+   * compiles it to run (for tests of a draft). Nothing is stored.
+   */
+  draft(input: TriggerCreate): LoadedTrigger {
+    const data = parseInput(TriggerCreateSchema, input);
+    this.validate(data.channel, data.stack);
+    const now = new Date();
+    return this.load({ ...data, id: "draft", description: data.description ?? null, revision: 0, createdAt: now, updatedAt: now });
   }
 
   /** Deletes a trigger and its runs. Returns false when there was no such trigger. */
@@ -188,4 +266,19 @@ export class TriggerStore {
     }
     return { config, pattern: compileChannelPattern(config.channel), stack };
   }
+}
+
+/** Characters a revision's note may have. */
+export const MAX_NOTE_LENGTH = 500;
+
+/** The revision row for a trigger's current state. */
+function revisionData(row: TriggerRow, note: string | null) {
+  return { triggerId: row.id, revision: row.revision, config: settingsOf(toConfig(row)) as object, note };
+}
+
+/** A revision note as given, or `BAD_USER_INPUT` when it is too long. */
+function checkedNote(note: string | null | undefined, fallback: string): string {
+  if (note == null || note.trim() === "") return fallback;
+  if (note.length > MAX_NOTE_LENGTH) throw badInput(`note: must be at most ${MAX_NOTE_LENGTH} characters`, { path: "note" });
+  return note.trim();
 }

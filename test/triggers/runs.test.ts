@@ -2,7 +2,8 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { openDatabase, type Database } from "../../src/db.js";
 import { createLogger } from "../../src/logger.js";
-import { type TriggerRunRecord, TriggerRunRecorder } from "../../src/triggers/runs.js";
+import fc from "fast-check";
+import { capJson, MAX_RUN_DATA_BYTES, type TriggerRunReport, TriggerRunRecorder } from "../../src/triggers/runs.js";
 import { freshDataDir } from "../helpers/server.js";
 
 const databases: Database[] = [];
@@ -21,7 +22,7 @@ async function recorder(options: { keepPerTrigger: number; maxBuffered: number }
   return new TriggerRunRecorder(db.prisma, createLogger("silent"), { ...options, flushIntervalMs: 60_000 });
 }
 
-const run = (triggerId: string, n: number): Omit<TriggerRunRecord, "id" | "createdAt"> => ({
+const run = (triggerId: string, n: number, payload: unknown = n): TriggerRunReport => ({
   triggerId,
   action: "MESSAGE",
   channel: "c",
@@ -29,6 +30,10 @@ const run = (triggerId: string, n: number): Omit<TriggerRunRecord, "id" | "creat
   durationMs: n,
   error: null,
   log: [],
+  clientId: `client-${n}`,
+  revision: 1,
+  input: { payload, commandOptions: null },
+  output: { payload, commandOptions: null },
 });
 
 describe("the trigger run recorder", () => {
@@ -48,6 +53,61 @@ describe("the trigger run recorder", () => {
     await runs.flush();
     runs.record(run("a", 3));
     expect((await runs.latest("a", 10)).map((r) => r.durationMs)).toEqual([3, 2]);
+    await runs.close();
+  });
+});
+
+describe("run input and output", () => {
+  it("keeps a value whole when its JSON fits in 4 KiB, else its JSON text cut to at most 4 KiB", () => {
+    fc.assert(
+      fc.property(fc.jsonValue(), (value) => {
+        const { value: kept, truncated } = capJson(value);
+        const text = JSON.stringify(value);
+        if (Buffer.byteLength(text) <= MAX_RUN_DATA_BYTES) {
+          expect(truncated).toBe(false);
+          expect(kept).toBe(value);
+        } else {
+          expect(truncated).toBe(true);
+          expect(typeof kept).toBe("string");
+          expect(Buffer.byteLength(kept as string)).toBeLessThanOrEqual(MAX_RUN_DATA_BYTES);
+          expect(text.startsWith(kept as string)).toBe(true);
+        }
+      }),
+    );
+    fc.assert(
+      fc.property(fc.string({ unit: "grapheme", minLength: 1500, maxLength: 3000 }), (text) => {
+        const { value: kept, truncated } = capJson({ text });
+        expect(truncated).toBe(Buffer.byteLength(JSON.stringify({ text })) > MAX_RUN_DATA_BYTES);
+        if (truncated) expect(JSON.stringify({ text }).startsWith(kept as string)).toBe(true);
+      }),
+      { numRuns: 50 },
+    );
+  });
+
+  it("stores client, revision, input and output, and flags a run whose payload was cut", async () => {
+    const runs = await recorder({ keepPerTrigger: 10, maxBuffered: 100 });
+    runs.record(run("a", 1, { text: "small" }));
+    runs.record(run("a", 2, { text: "x".repeat(5000) }));
+    const [big, small] = await runs.latest("a", 10);
+    expect(small).toMatchObject({ clientId: "client-1", revision: 1, truncated: false, input: { payload: { text: "small" }, commandOptions: null } });
+    expect(big!.truncated).toBe(true);
+    expect(big!.input).toEqual(JSON.stringify({ payload: { text: "x".repeat(5000) }, commandOptions: null }).slice(0, MAX_RUN_DATA_BYTES));
+    await runs.close();
+  });
+
+  it("streams runs live, of one trigger or of all, and stops when the stream is closed", async () => {
+    const runs = await recorder({ keepPerTrigger: 10, maxBuffered: 100 });
+    const onlyB = runs.live("b");
+    const all = runs.live();
+    runs.record(run("a", 1));
+    runs.record(run("b", 2));
+    expect((await onlyB.next()).value).toMatchObject({ triggerId: "b", durationMs: 2 });
+    expect((await all.next()).value).toMatchObject({ triggerId: "a", durationMs: 1 });
+    expect((await all.next()).value).toMatchObject({ triggerId: "b", durationMs: 2 });
+    const pending = onlyB.next();
+    await onlyB.return!();
+    expect(await pending).toEqual({ value: undefined, done: true });
+    await all.return!();
     await runs.close();
   });
 });

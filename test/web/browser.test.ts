@@ -167,7 +167,7 @@ describeBrowser("web pages in Chromium", () => {
     await admin.getByLabel("Presence").check();
     await admin.getByLabel("Messages kept (0–1000)").fill("20");
     await admin.getByRole("button", { name: "Create channel" }).click();
-    await admin.getByRole("status").filter({ hasText: "Channel saved." }).waitFor();
+    await admin.getByRole("status").filter({ hasText: "Channel created." }).waitFor();
     await admin.getByRole("row").filter({ hasText: "room:e2e-watch" }).waitFor();
 
     await admin.locator("#watch").getByLabel("Channel name").fill("room:e2e-watch");

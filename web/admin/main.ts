@@ -1,15 +1,15 @@
 /**
- * The admin console at /admin: channels and triggers (list, create, edit, toggle, delete), a
- * trigger's test run with its step trace and its recent runs, and a channel's live events. Every call
+ * The admin console at /admin: channels and triggers (list, create, edit, toggle, delete), the
+ * trigger author's tools (authoring.ts: test runs, revisions, live runs), and a channel's live events. Every call
  * carries the admin token: `Authorization: Bearer` over HTTP, `connectionParams.adminToken` on the
  * WebSocket used to watch a channel.
  */
 import { requestGraphQL } from "../client/http.js";
 import { type ChannelEvent, createRealtimeClient, type RealtimeClient, RealtimeError } from "../client/realtime-client.js";
 import type {
-  AdminTestTriggerMutation,
   ChannelConfigFieldsFragment,
   ChannelMessaging,
+  CreateTriggerInput,
   TriggerAction,
   TriggerErrorPolicy,
   TriggerFieldsFragment,
@@ -23,18 +23,16 @@ import {
   DeleteChannelDocument,
   DeleteTriggerDocument,
   ServerInfoDocument,
-  TestTriggerDocument,
-  TriggerRunsDocument,
   TriggersDocument,
   UpdateChannelDocument,
   UpdateTriggerDocument,
 } from "./operations.js";
+import { createAuthoring } from "./authoring.js";
 import { parseStack } from "./json-paths.js";
 import { createLiveView } from "./live-view.js";
 import { StackEditor } from "./stack-editor.js";
 
 const TOKEN_KEY = "realtime.adminToken";
-const RUNS_INTERVAL_MS = 2000;
 const MAX_WATCHED_EVENTS = 300;
 const EXAMPLE_STACK = [{ set: "payload.text", value: "$uppercase(payload.text)" }];
 
@@ -97,6 +95,7 @@ function signOut(): void {
   sessionStorage.removeItem(TOKEN_KEY);
   stopWatching();
   liveView.stop();
+  authoring.stop();
   selectTrigger(null);
   consoleEl.hidden = true;
   nav.hidden = true;
@@ -236,11 +235,11 @@ async function saveChannel(): Promise<void> {
     const saved = editingChannel
       ? (await admin(UpdateChannelDocument, { pattern: editingChannel, input })).updateChannel
       : (await admin(CreateChannelDocument, { input })).createChannel;
-    channelMessage.textContent = editingChannel ? "Channel saved." : "Channel created.";
+    const created = !editingChannel;
     editingChannel = saved.pattern;
     await loadChannels();
     editChannel(saved.pattern);
-    channelMessage.textContent = "Channel saved.";
+    channelMessage.textContent = created ? "Channel created." : "Channel saved.";
   } catch (error) {
     if (!showFieldError(channelForm, error)) channelError.textContent = message(error);
   }
@@ -292,7 +291,6 @@ const triggerSave = byId("trigger-save", HTMLButtonElement);
 const triggerDelete = byId("trigger-delete", HTMLButtonElement);
 const triggerError = byId("trigger-error");
 const triggerMessage = byId("trigger-message");
-const triggerTools = byId("trigger-tools");
 
 let triggers: TriggerFieldsFragment[] = [];
 let selectedTrigger: TriggerFieldsFragment | null = null;
@@ -364,27 +362,17 @@ function selectTrigger(trigger: TriggerFieldsFragment | null): void {
   stackEditor.set(trigger?.stack ?? EXAMPLE_STACK);
   for (const row of triggerRows.querySelectorAll("tr")) row.removeAttribute("aria-current");
   if (trigger) triggerRows.querySelectorAll("tr")[triggers.findIndex((candidate) => candidate.id === trigger.id)]?.setAttribute("aria-current", "true");
-  triggerTools.hidden = !trigger;
-  testResult.replaceChildren();
-  testError.textContent = "";
-  if (trigger) {
-    testChannel.value = trigger.channel.replaceAll("*", "test");
-    testAction.value = trigger.actions[0] ?? "MESSAGE";
-  }
-  void refreshRuns();
+  authoring.select(trigger);
 }
 
-async function saveTrigger(): Promise<void> {
-  clearFieldErrors(triggerForm);
-  triggerError.textContent = "";
-  triggerMessage.textContent = "";
+/** The trigger as the form holds it, or null when its stack is not JSON (the editor shows where). */
+function formInput(): CreateTriggerInput | null {
   const stack = stackEditor.read();
   if (stack === null && !parseStack(stackEditor.text).ok) {
     byId("trigger-stack").focus();
-    return; // the editor shows where the JSON is broken
+    return null;
   }
-  const actions = actionBoxes.filter((box) => box.checked).map((box) => box.value as TriggerAction);
-  const input = {
+  return {
     name: triggerInputs.name.value.trim(),
     channel: triggerInputs.channel.value.trim(),
     description: triggerInputs.description.value.trim() || null,
@@ -392,21 +380,34 @@ async function saveTrigger(): Promise<void> {
     onError: triggerInputs.onError.value as TriggerErrorPolicy,
     tags: triggerInputs.tags.value.split(",").map((tag) => tag.trim()).filter(Boolean),
     active: triggerInputs.active.checked,
-    actions,
+    actions: actionBoxes.filter((box) => box.checked).map((box) => box.value as TriggerAction),
     stack,
   };
+}
+
+async function saveTrigger(): Promise<void> {
+  clearFieldErrors(triggerForm);
+  triggerError.textContent = "";
+  triggerMessage.textContent = "";
+  const input = formInput();
+  if (!input) return;
   triggerSave.disabled = true;
   try {
+    // expectedRevision: a change someone else saved since this trigger was opened is not overwritten.
     const saved = selectedTrigger
-      ? (await admin(UpdateTriggerDocument, { id: selectedTrigger.id, input })).updateTrigger
+      ? (await admin(UpdateTriggerDocument, { id: selectedTrigger.id, input, expectedRevision: selectedTrigger.revision })).updateTrigger
       : (await admin(CreateTriggerDocument, { input })).createTrigger;
     const created = !selectedTrigger;
+    // A new trigger the tag filter would hide is shown by clearing the filter.
+    if (tagFilter.value && !saved.tags.includes(tagFilter.value)) tagFilter.value = "";
     await loadTriggers();
     selectTrigger(saved);
-    triggerMessage.textContent = created ? "Trigger created." : "Trigger saved.";
+    triggerMessage.textContent = created ? "Trigger created." : `Trigger saved as revision ${saved.revision}.`;
     void loadChannels(); // a channel's trigger list may have changed
   } catch (error) {
-    showTriggerError(error);
+    if (error instanceof RealtimeError && error.code === "CONFLICT") {
+      triggerError.textContent = `Not saved: someone else changed this trigger since you opened it (now revision ${String(error.errors[0]?.extensions?.revision ?? "?")}). Copy your changes, open it again from the list, and reapply them.`;
+    } else showTriggerError(error);
   } finally {
     triggerSave.disabled = false;
   }
@@ -448,135 +449,6 @@ async function deleteTrigger(): Promise<void> {
     void loadChannels();
   } catch (error) {
     triggerError.textContent = message(error);
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Test runs and recent runs
-
-const testForm = byId("test-form", HTMLFormElement);
-const testAction = byId("test-action", HTMLSelectElement);
-const testChannel = byId("test-channel", HTMLInputElement);
-const testClient = byId("test-client", HTMLInputElement);
-const testPayload = byId("test-payload", HTMLTextAreaElement);
-const testOptions = byId("test-options", HTMLTextAreaElement);
-const testError = byId("test-error");
-const testResult = byId("test-result");
-const runRows = byId("run-rows", HTMLTableSectionElement);
-const runsNote = byId("runs-note");
-const runsAuto = byId("runs-auto", HTMLInputElement);
-
-testForm.addEventListener("submit", (event) => {
-  event.preventDefault();
-  void runTest();
-});
-byId("runs-refresh").addEventListener("click", () => void refreshRuns());
-setInterval(() => {
-  if (runsAuto.checked && selectedTrigger && token && !document.hidden) void refreshRuns();
-}, RUNS_INTERVAL_MS);
-
-function readJson(textarea: HTMLTextAreaElement, label: string): { ok: true; value: unknown } | { ok: false } {
-  textarea.removeAttribute("aria-invalid");
-  if (!textarea.value.trim()) return { ok: true, value: null };
-  try {
-    return { ok: true, value: JSON.parse(textarea.value) };
-  } catch (error) {
-    textarea.setAttribute("aria-invalid", "true");
-    testError.textContent = `${label} is not valid JSON: ${message(error)}`;
-    textarea.focus();
-    return { ok: false };
-  }
-}
-
-async function runTest(): Promise<void> {
-  if (!selectedTrigger) return;
-  testError.textContent = "";
-  testResult.replaceChildren();
-  const payload = readJson(testPayload, "The payload");
-  const options = payload.ok ? readJson(testOptions, "The command options") : { ok: false as const };
-  if (!payload.ok || !options.ok) return;
-  try {
-    const { testTrigger } = await admin(TestTriggerDocument, {
-      id: selectedTrigger.id,
-      event: {
-        action: testAction.value as TriggerAction,
-        channel: testChannel.value.trim(),
-        clientId: testClient.value.trim() || null,
-        payload: payload.value,
-        commandOptions: options.value,
-      },
-    });
-    renderTestResult(testTrigger);
-  } catch (error) {
-    testError.textContent = message(error);
-  }
-}
-
-function renderTestResult(result: AdminTestTriggerMutation["testTrigger"]): void {
-  testResult.replaceChildren();
-  testResult.append(
-    h("h4", {}, "Outcome ", h("span", { class: "badge", dataset: { outcome: result.outcome } }, result.outcome)),
-    result.error ? h("p", { class: "error-text" }, result.error) : "",
-    h("h4", {}, "Payload"),
-    h("pre", {}, pretty(result.payload)),
-    result.log.length ? h("h4", {}, "Log") : "",
-    result.log.length ? h("pre", {}, result.log.map((entry) => JSON.stringify(entry)).join("\n")) : "",
-    h("h4", {}, "Step trace"),
-    h(
-      "div",
-      { class: "table-wrap" },
-      h(
-        "table",
-        {},
-        h("thead", {}, h("tr", {}, ...["Path", "Step", "Result", "Error", "ms"].map((title) => h("th", { scope: "col" }, title)))),
-        h(
-          "tbody",
-          { id: "trace-rows" },
-          ...result.trace.map((step) =>
-            h(
-              "tr",
-              {},
-              h("td", {}, h("code", {}, step.path)),
-              h("td", {}, step.step),
-              h("td", {}, h("pre", {}, pretty(step.result))),
-              h("td", { class: "error-text" }, step.error ?? ""),
-              h("td", {}, step.durationMs.toFixed(2)),
-            ),
-          ),
-        ),
-      ),
-    ),
-  );
-}
-
-let runsRequest = 0;
-async function refreshRuns(): Promise<void> {
-  const trigger = selectedTrigger;
-  const request = ++runsRequest;
-  if (!trigger || !token) {
-    runRows.replaceChildren();
-    runsNote.textContent = "";
-    return;
-  }
-  try {
-    const runs = (await admin(TriggerRunsDocument, { id: trigger.id, last: 20 })).trigger?.runs ?? [];
-    if (request !== runsRequest) return; // a newer refresh or another trigger
-    runRows.replaceChildren(
-      ...runs.map((run) =>
-        h(
-          "tr",
-          {},
-          h("td", {}, h("time", { datetime: run.createdAt }, clock(run.createdAt))),
-          h("td", {}, `${run.action.toLowerCase()} on `, h("code", {}, run.channel)),
-          h("td", {}, h("span", { class: "badge", dataset: { outcome: run.outcome } }, run.outcome)),
-          h("td", {}, run.durationMs.toFixed(2)),
-          h("td", {}, run.error ? h("span", { class: "error-text" }, run.error) : null, run.log.length ? h("pre", {}, run.log.map((entry) => JSON.stringify(entry)).join("\n")) : null),
-        ),
-      ),
-    );
-    runsNote.textContent = runs.length ? `Latest ${runs.length} runs, newest first; updated ${new Date().toLocaleTimeString()}.` : "No runs recorded yet.";
-  } catch (error) {
-    if (request === runsRequest) runsNote.textContent = `Could not load runs: ${message(error)}`;
   }
 }
 
@@ -669,6 +541,20 @@ function appendWatched(item: HTMLLIElement): void {
 function message(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
+
+const authoring = createAuthoring({
+  admin,
+  token: () => token,
+  readDraft: () => {
+    clearFieldErrors(triggerForm);
+    return formInput();
+  },
+  changed: async (trigger) => {
+    await loadTriggers();
+    selectTrigger(trigger);
+    triggerMessage.textContent = `Rolled back: ${trigger.name} is now revision ${trigger.revision}.`;
+  },
+});
 
 selectTrigger(null);
 editChannel(null);

@@ -74,6 +74,7 @@ export const TriggerFields = graphql(`
     order
     onError
     stack
+    revision
     createdAt
     updatedAt
   }
@@ -100,8 +101,8 @@ export const CreateTriggerDocument = graphql(`
 `);
 
 export const UpdateTriggerDocument = graphql(`
-  mutation AdminUpdateTrigger($id: ID!, $input: UpdateTriggerInput!) {
-    updateTrigger(id: $id, input: $input) {
+  mutation AdminUpdateTrigger($id: ID!, $input: UpdateTriggerInput!, $expectedRevision: Int) {
+    updateTrigger(id: $id, input: $input, expectedRevision: $expectedRevision) {
       ...TriggerFields
     }
   }
@@ -110,41 +111,5 @@ export const UpdateTriggerDocument = graphql(`
 export const DeleteTriggerDocument = graphql(`
   mutation AdminDeleteTrigger($id: ID!) {
     deleteTrigger(id: $id)
-  }
-`);
-
-export const TestTriggerDocument = graphql(`
-  mutation AdminTestTrigger($id: ID!, $event: TriggerTestEventInput!) {
-    testTrigger(id: $id, event: $event) {
-      outcome
-      payload
-      error
-      log
-      trace {
-        path
-        step
-        durationMs
-        result
-        error
-      }
-    }
-  }
-`);
-
-export const TriggerRunsDocument = graphql(`
-  query AdminTriggerRuns($id: ID!, $last: Int) {
-    trigger(id: $id) {
-      id
-      runs(last: $last) {
-        id
-        action
-        channel
-        outcome
-        durationMs
-        error
-        log
-        createdAt
-      }
-    }
   }
 `);

@@ -15,6 +15,12 @@ import * as types from './graphql.js';
  * Learn more about it here: https://the-guild.dev/graphql/codegen/plugins/presets/preset-client#reducing-bundle-size
  */
 type Documents = {
+    "\n  mutation AdminTestDraft($draft: CreateTriggerInput!, $event: TriggerTestEventInput!) {\n    testTrigger(draft: $draft, event: $event) {\n      outcome\n      payload\n      commandOptions\n      error\n      errorCode\n      log\n      matches\n      matchNote\n      trace {\n        path\n        step\n        durationMs\n        result\n        error\n      }\n    }\n  }\n": typeof types.AdminTestDraftDocument,
+    "\n  query AdminTriggerRevisions($id: ID!, $last: Int) {\n    trigger(id: $id) {\n      id\n      revision\n      revisions(last: $last) {\n        revision\n        config\n        note\n        createdAt\n      }\n    }\n  }\n": typeof types.AdminTriggerRevisionsDocument,
+    "\n  mutation AdminRollbackTrigger($id: ID!, $revision: Int!) {\n    rollbackTrigger(id: $id, revision: $revision) {\n      ...TriggerFields\n    }\n  }\n": typeof types.AdminRollbackTriggerDocument,
+    "\n  fragment TriggerRunFields on TriggerRun {\n    id\n    triggerId\n    action\n    channel\n    outcome\n    durationMs\n    error\n    log\n    clientId\n    revision\n    input\n    output\n    truncated\n    createdAt\n  }\n": typeof types.TriggerRunFieldsFragmentDoc,
+    "\n  query AdminRecentRuns($id: ID!, $last: Int, $outcome: TriggerOutcome) {\n    trigger(id: $id) {\n      id\n      runs(last: $last, outcome: $outcome) {\n        ...TriggerRunFields\n      }\n    }\n  }\n": typeof types.AdminRecentRunsDocument,
+    "\n  subscription AdminLiveRuns($triggerId: ID) {\n    triggerRuns(triggerId: $triggerId) {\n      ...TriggerRunFields\n    }\n  }\n": typeof types.AdminLiveRunsDocument,
     "\n  query AdminLiveView($prefix: String, $first: Int) {\n    serverInfo {\n      connections {\n        webSockets\n        httpRequests\n        webSocketSubscriptions\n        httpSubscriptions\n        channels\n      }\n    }\n    activeChannels(prefix: $prefix, first: $first) {\n      name\n      members\n      subscribers\n      clusterMembers\n    }\n  }\n": typeof types.AdminLiveViewDocument,
     "\n  query AdminServerInfo {\n    serverInfo {\n      version\n      database\n      pubsub\n      startedAt\n    }\n  }\n": typeof types.AdminServerInfoDocument,
     "\n  fragment ChannelConfigFields on Channel {\n    id\n    pattern\n    description\n    active\n    anonymousClients\n    messaging\n    presence\n    history\n    createdAt\n    updatedAt\n    triggers {\n      id\n      name\n    }\n  }\n": typeof types.ChannelConfigFieldsFragmentDoc,
@@ -22,13 +28,11 @@ type Documents = {
     "\n  mutation AdminCreateChannel($input: CreateChannelInput!) {\n    createChannel(input: $input) {\n      ...ChannelConfigFields\n    }\n  }\n": typeof types.AdminCreateChannelDocument,
     "\n  mutation AdminUpdateChannel($pattern: String!, $input: UpdateChannelInput!) {\n    updateChannel(pattern: $pattern, input: $input) {\n      ...ChannelConfigFields\n    }\n  }\n": typeof types.AdminUpdateChannelDocument,
     "\n  mutation AdminDeleteChannel($pattern: String!) {\n    deleteChannel(pattern: $pattern)\n  }\n": typeof types.AdminDeleteChannelDocument,
-    "\n  fragment TriggerFields on Trigger {\n    id\n    name\n    description\n    active\n    tags\n    actions\n    channel\n    order\n    onError\n    stack\n    createdAt\n    updatedAt\n  }\n": typeof types.TriggerFieldsFragmentDoc,
+    "\n  fragment TriggerFields on Trigger {\n    id\n    name\n    description\n    active\n    tags\n    actions\n    channel\n    order\n    onError\n    stack\n    revision\n    createdAt\n    updatedAt\n  }\n": typeof types.TriggerFieldsFragmentDoc,
     "\n  query AdminTriggers($tag: String) {\n    triggers(tag: $tag) {\n      ...TriggerFields\n    }\n    allTags: triggers {\n      tags\n    }\n  }\n": typeof types.AdminTriggersDocument,
     "\n  mutation AdminCreateTrigger($input: CreateTriggerInput!) {\n    createTrigger(input: $input) {\n      ...TriggerFields\n    }\n  }\n": typeof types.AdminCreateTriggerDocument,
-    "\n  mutation AdminUpdateTrigger($id: ID!, $input: UpdateTriggerInput!) {\n    updateTrigger(id: $id, input: $input) {\n      ...TriggerFields\n    }\n  }\n": typeof types.AdminUpdateTriggerDocument,
+    "\n  mutation AdminUpdateTrigger($id: ID!, $input: UpdateTriggerInput!, $expectedRevision: Int) {\n    updateTrigger(id: $id, input: $input, expectedRevision: $expectedRevision) {\n      ...TriggerFields\n    }\n  }\n": typeof types.AdminUpdateTriggerDocument,
     "\n  mutation AdminDeleteTrigger($id: ID!) {\n    deleteTrigger(id: $id)\n  }\n": typeof types.AdminDeleteTriggerDocument,
-    "\n  mutation AdminTestTrigger($id: ID!, $event: TriggerTestEventInput!) {\n    testTrigger(id: $id, event: $event) {\n      outcome\n      payload\n      error\n      log\n      trace {\n        path\n        step\n        durationMs\n        result\n        error\n      }\n    }\n  }\n": typeof types.AdminTestTriggerDocument,
-    "\n  query AdminTriggerRuns($id: ID!, $last: Int) {\n    trigger(id: $id) {\n      id\n      runs(last: $last) {\n        id\n        action\n        channel\n        outcome\n        durationMs\n        error\n        log\n        createdAt\n      }\n    }\n  }\n": typeof types.AdminTriggerRunsDocument,
     "\n  fragment ChannelEventFields on ChannelEvent {\n    id\n    action\n    command\n    channel\n    payload\n    commandOptions\n    client {\n      id\n      authenticated\n      extras\n    }\n    createdAt\n    seq\n  }\n": typeof types.ChannelEventFieldsFragmentDoc,
     "\n  subscription ChannelEvents($name: String!, $options: JSON) {\n    channel(name: $name, options: $options) {\n      ...ChannelEventFields\n    }\n  }\n": typeof types.ChannelEventsDocument,
     "\n  mutation SendMessage($channel: String!, $payload: JSON!, $options: JSON) {\n    sendMessage(channel: $channel, payload: $payload, options: $options) {\n      delivered\n      event {\n        ...ChannelEventFields\n      }\n    }\n  }\n": typeof types.SendMessageDocument,
@@ -36,6 +40,12 @@ type Documents = {
     "\n  query ChannelPresence($channel: String!) {\n    presence(channel: $channel) {\n      id\n      authenticated\n      extras\n    }\n  }\n": typeof types.ChannelPresenceDocument,
 };
 const documents: Documents = {
+    "\n  mutation AdminTestDraft($draft: CreateTriggerInput!, $event: TriggerTestEventInput!) {\n    testTrigger(draft: $draft, event: $event) {\n      outcome\n      payload\n      commandOptions\n      error\n      errorCode\n      log\n      matches\n      matchNote\n      trace {\n        path\n        step\n        durationMs\n        result\n        error\n      }\n    }\n  }\n": types.AdminTestDraftDocument,
+    "\n  query AdminTriggerRevisions($id: ID!, $last: Int) {\n    trigger(id: $id) {\n      id\n      revision\n      revisions(last: $last) {\n        revision\n        config\n        note\n        createdAt\n      }\n    }\n  }\n": types.AdminTriggerRevisionsDocument,
+    "\n  mutation AdminRollbackTrigger($id: ID!, $revision: Int!) {\n    rollbackTrigger(id: $id, revision: $revision) {\n      ...TriggerFields\n    }\n  }\n": types.AdminRollbackTriggerDocument,
+    "\n  fragment TriggerRunFields on TriggerRun {\n    id\n    triggerId\n    action\n    channel\n    outcome\n    durationMs\n    error\n    log\n    clientId\n    revision\n    input\n    output\n    truncated\n    createdAt\n  }\n": types.TriggerRunFieldsFragmentDoc,
+    "\n  query AdminRecentRuns($id: ID!, $last: Int, $outcome: TriggerOutcome) {\n    trigger(id: $id) {\n      id\n      runs(last: $last, outcome: $outcome) {\n        ...TriggerRunFields\n      }\n    }\n  }\n": types.AdminRecentRunsDocument,
+    "\n  subscription AdminLiveRuns($triggerId: ID) {\n    triggerRuns(triggerId: $triggerId) {\n      ...TriggerRunFields\n    }\n  }\n": types.AdminLiveRunsDocument,
     "\n  query AdminLiveView($prefix: String, $first: Int) {\n    serverInfo {\n      connections {\n        webSockets\n        httpRequests\n        webSocketSubscriptions\n        httpSubscriptions\n        channels\n      }\n    }\n    activeChannels(prefix: $prefix, first: $first) {\n      name\n      members\n      subscribers\n      clusterMembers\n    }\n  }\n": types.AdminLiveViewDocument,
     "\n  query AdminServerInfo {\n    serverInfo {\n      version\n      database\n      pubsub\n      startedAt\n    }\n  }\n": types.AdminServerInfoDocument,
     "\n  fragment ChannelConfigFields on Channel {\n    id\n    pattern\n    description\n    active\n    anonymousClients\n    messaging\n    presence\n    history\n    createdAt\n    updatedAt\n    triggers {\n      id\n      name\n    }\n  }\n": types.ChannelConfigFieldsFragmentDoc,
@@ -43,13 +53,11 @@ const documents: Documents = {
     "\n  mutation AdminCreateChannel($input: CreateChannelInput!) {\n    createChannel(input: $input) {\n      ...ChannelConfigFields\n    }\n  }\n": types.AdminCreateChannelDocument,
     "\n  mutation AdminUpdateChannel($pattern: String!, $input: UpdateChannelInput!) {\n    updateChannel(pattern: $pattern, input: $input) {\n      ...ChannelConfigFields\n    }\n  }\n": types.AdminUpdateChannelDocument,
     "\n  mutation AdminDeleteChannel($pattern: String!) {\n    deleteChannel(pattern: $pattern)\n  }\n": types.AdminDeleteChannelDocument,
-    "\n  fragment TriggerFields on Trigger {\n    id\n    name\n    description\n    active\n    tags\n    actions\n    channel\n    order\n    onError\n    stack\n    createdAt\n    updatedAt\n  }\n": types.TriggerFieldsFragmentDoc,
+    "\n  fragment TriggerFields on Trigger {\n    id\n    name\n    description\n    active\n    tags\n    actions\n    channel\n    order\n    onError\n    stack\n    revision\n    createdAt\n    updatedAt\n  }\n": types.TriggerFieldsFragmentDoc,
     "\n  query AdminTriggers($tag: String) {\n    triggers(tag: $tag) {\n      ...TriggerFields\n    }\n    allTags: triggers {\n      tags\n    }\n  }\n": types.AdminTriggersDocument,
     "\n  mutation AdminCreateTrigger($input: CreateTriggerInput!) {\n    createTrigger(input: $input) {\n      ...TriggerFields\n    }\n  }\n": types.AdminCreateTriggerDocument,
-    "\n  mutation AdminUpdateTrigger($id: ID!, $input: UpdateTriggerInput!) {\n    updateTrigger(id: $id, input: $input) {\n      ...TriggerFields\n    }\n  }\n": types.AdminUpdateTriggerDocument,
+    "\n  mutation AdminUpdateTrigger($id: ID!, $input: UpdateTriggerInput!, $expectedRevision: Int) {\n    updateTrigger(id: $id, input: $input, expectedRevision: $expectedRevision) {\n      ...TriggerFields\n    }\n  }\n": types.AdminUpdateTriggerDocument,
     "\n  mutation AdminDeleteTrigger($id: ID!) {\n    deleteTrigger(id: $id)\n  }\n": types.AdminDeleteTriggerDocument,
-    "\n  mutation AdminTestTrigger($id: ID!, $event: TriggerTestEventInput!) {\n    testTrigger(id: $id, event: $event) {\n      outcome\n      payload\n      error\n      log\n      trace {\n        path\n        step\n        durationMs\n        result\n        error\n      }\n    }\n  }\n": types.AdminTestTriggerDocument,
-    "\n  query AdminTriggerRuns($id: ID!, $last: Int) {\n    trigger(id: $id) {\n      id\n      runs(last: $last) {\n        id\n        action\n        channel\n        outcome\n        durationMs\n        error\n        log\n        createdAt\n      }\n    }\n  }\n": types.AdminTriggerRunsDocument,
     "\n  fragment ChannelEventFields on ChannelEvent {\n    id\n    action\n    command\n    channel\n    payload\n    commandOptions\n    client {\n      id\n      authenticated\n      extras\n    }\n    createdAt\n    seq\n  }\n": types.ChannelEventFieldsFragmentDoc,
     "\n  subscription ChannelEvents($name: String!, $options: JSON) {\n    channel(name: $name, options: $options) {\n      ...ChannelEventFields\n    }\n  }\n": types.ChannelEventsDocument,
     "\n  mutation SendMessage($channel: String!, $payload: JSON!, $options: JSON) {\n    sendMessage(channel: $channel, payload: $payload, options: $options) {\n      delivered\n      event {\n        ...ChannelEventFields\n      }\n    }\n  }\n": types.SendMessageDocument,
@@ -57,6 +65,30 @@ const documents: Documents = {
     "\n  query ChannelPresence($channel: String!) {\n    presence(channel: $channel) {\n      id\n      authenticated\n      extras\n    }\n  }\n": types.ChannelPresenceDocument,
 };
 
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
+export function graphql(source: "\n  mutation AdminTestDraft($draft: CreateTriggerInput!, $event: TriggerTestEventInput!) {\n    testTrigger(draft: $draft, event: $event) {\n      outcome\n      payload\n      commandOptions\n      error\n      errorCode\n      log\n      matches\n      matchNote\n      trace {\n        path\n        step\n        durationMs\n        result\n        error\n      }\n    }\n  }\n"): typeof import('./graphql.js').AdminTestDraftDocument;
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
+export function graphql(source: "\n  query AdminTriggerRevisions($id: ID!, $last: Int) {\n    trigger(id: $id) {\n      id\n      revision\n      revisions(last: $last) {\n        revision\n        config\n        note\n        createdAt\n      }\n    }\n  }\n"): typeof import('./graphql.js').AdminTriggerRevisionsDocument;
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
+export function graphql(source: "\n  mutation AdminRollbackTrigger($id: ID!, $revision: Int!) {\n    rollbackTrigger(id: $id, revision: $revision) {\n      ...TriggerFields\n    }\n  }\n"): typeof import('./graphql.js').AdminRollbackTriggerDocument;
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
+export function graphql(source: "\n  fragment TriggerRunFields on TriggerRun {\n    id\n    triggerId\n    action\n    channel\n    outcome\n    durationMs\n    error\n    log\n    clientId\n    revision\n    input\n    output\n    truncated\n    createdAt\n  }\n"): typeof import('./graphql.js').TriggerRunFieldsFragmentDoc;
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
+export function graphql(source: "\n  query AdminRecentRuns($id: ID!, $last: Int, $outcome: TriggerOutcome) {\n    trigger(id: $id) {\n      id\n      runs(last: $last, outcome: $outcome) {\n        ...TriggerRunFields\n      }\n    }\n  }\n"): typeof import('./graphql.js').AdminRecentRunsDocument;
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
+export function graphql(source: "\n  subscription AdminLiveRuns($triggerId: ID) {\n    triggerRuns(triggerId: $triggerId) {\n      ...TriggerRunFields\n    }\n  }\n"): typeof import('./graphql.js').AdminLiveRunsDocument;
 /**
  * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
  */
@@ -88,7 +120,7 @@ export function graphql(source: "\n  mutation AdminDeleteChannel($pattern: Strin
 /**
  * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
  */
-export function graphql(source: "\n  fragment TriggerFields on Trigger {\n    id\n    name\n    description\n    active\n    tags\n    actions\n    channel\n    order\n    onError\n    stack\n    createdAt\n    updatedAt\n  }\n"): typeof import('./graphql.js').TriggerFieldsFragmentDoc;
+export function graphql(source: "\n  fragment TriggerFields on Trigger {\n    id\n    name\n    description\n    active\n    tags\n    actions\n    channel\n    order\n    onError\n    stack\n    revision\n    createdAt\n    updatedAt\n  }\n"): typeof import('./graphql.js').TriggerFieldsFragmentDoc;
 /**
  * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
  */
@@ -100,19 +132,11 @@ export function graphql(source: "\n  mutation AdminCreateTrigger($input: CreateT
 /**
  * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
  */
-export function graphql(source: "\n  mutation AdminUpdateTrigger($id: ID!, $input: UpdateTriggerInput!) {\n    updateTrigger(id: $id, input: $input) {\n      ...TriggerFields\n    }\n  }\n"): typeof import('./graphql.js').AdminUpdateTriggerDocument;
+export function graphql(source: "\n  mutation AdminUpdateTrigger($id: ID!, $input: UpdateTriggerInput!, $expectedRevision: Int) {\n    updateTrigger(id: $id, input: $input, expectedRevision: $expectedRevision) {\n      ...TriggerFields\n    }\n  }\n"): typeof import('./graphql.js').AdminUpdateTriggerDocument;
 /**
  * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
  */
 export function graphql(source: "\n  mutation AdminDeleteTrigger($id: ID!) {\n    deleteTrigger(id: $id)\n  }\n"): typeof import('./graphql.js').AdminDeleteTriggerDocument;
-/**
- * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
- */
-export function graphql(source: "\n  mutation AdminTestTrigger($id: ID!, $event: TriggerTestEventInput!) {\n    testTrigger(id: $id, event: $event) {\n      outcome\n      payload\n      error\n      log\n      trace {\n        path\n        step\n        durationMs\n        result\n        error\n      }\n    }\n  }\n"): typeof import('./graphql.js').AdminTestTriggerDocument;
-/**
- * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
- */
-export function graphql(source: "\n  query AdminTriggerRuns($id: ID!, $last: Int) {\n    trigger(id: $id) {\n      id\n      runs(last: $last) {\n        id\n        action\n        channel\n        outcome\n        durationMs\n        error\n        log\n        createdAt\n      }\n    }\n  }\n"): typeof import('./graphql.js').AdminTriggerRunsDocument;
 /**
  * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
  */

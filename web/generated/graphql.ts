@@ -40,6 +40,14 @@ export type RealtimeAction =
   | 'LEAVE'
   | 'MESSAGE';
 
+/** Who a test event comes from. Defaults: id test-client, anonymous, no extras. */
+export type TestClientInput = {
+  authenticated?: boolean | null | undefined;
+  /** The token's own claims (authenticated clients only). */
+  extras?: unknown;
+  id?: string | null | undefined;
+};
+
 /** The events a trigger runs on. */
 export type TriggerAction =
   | 'JOIN'
@@ -62,6 +70,8 @@ export type TriggerOutcome =
 export type TriggerTestEventInput = {
   action: TriggerAction;
   channel: string;
+  client?: TestClientInput | null | undefined;
+  /** Shorthand for client: { id }. */
   clientId?: string | null | undefined;
   commandOptions?: unknown;
   payload?: unknown;
@@ -89,6 +99,48 @@ export type UpdateTriggerInput = {
   stack?: unknown;
   tags?: Array<string> | null | undefined;
 };
+
+export type AdminTestDraftMutationVariables = Exact<{
+  draft: CreateTriggerInput;
+  event: TriggerTestEventInput;
+}>;
+
+
+export type AdminTestDraftMutation = { testTrigger: { outcome: TriggerOutcome, payload: unknown, commandOptions: unknown, error: string | null, errorCode: string | null, log: Array<unknown>, matches: boolean, matchNote: string | null, trace: Array<{ path: string, step: string, durationMs: number, result: unknown, error: string | null }> } };
+
+export type AdminTriggerRevisionsQueryVariables = Exact<{
+  id: string;
+  last?: number | null | undefined;
+}>;
+
+
+export type AdminTriggerRevisionsQuery = { trigger: { id: string, revision: number, revisions: Array<{ revision: number, config: unknown, note: string | null, createdAt: string }> } | null };
+
+export type AdminRollbackTriggerMutationVariables = Exact<{
+  id: string;
+  revision: number;
+}>;
+
+
+export type AdminRollbackTriggerMutation = { rollbackTrigger: { id: string, name: string, description: string | null, active: boolean, tags: Array<string>, actions: Array<TriggerAction>, channel: string, order: number, onError: TriggerErrorPolicy, stack: unknown, revision: number, createdAt: string, updatedAt: string } };
+
+export type TriggerRunFieldsFragment = { id: string, triggerId: string, action: TriggerAction, channel: string, outcome: TriggerOutcome, durationMs: number, error: string | null, log: Array<unknown>, clientId: string | null, revision: number | null, input: unknown, output: unknown, truncated: boolean, createdAt: string };
+
+export type AdminRecentRunsQueryVariables = Exact<{
+  id: string;
+  last?: number | null | undefined;
+  outcome?: TriggerOutcome | null | undefined;
+}>;
+
+
+export type AdminRecentRunsQuery = { trigger: { id: string, runs: Array<{ id: string, triggerId: string, action: TriggerAction, channel: string, outcome: TriggerOutcome, durationMs: number, error: string | null, log: Array<unknown>, clientId: string | null, revision: number | null, input: unknown, output: unknown, truncated: boolean, createdAt: string }> } | null };
+
+export type AdminLiveRunsSubscriptionVariables = Exact<{
+  triggerId?: string | null | undefined;
+}>;
+
+
+export type AdminLiveRunsSubscription = { triggerRuns: { id: string, triggerId: string, action: TriggerAction, channel: string, outcome: TriggerOutcome, durationMs: number, error: string | null, log: Array<unknown>, clientId: string | null, revision: number | null, input: unknown, output: unknown, truncated: boolean, createdAt: string } };
 
 export type AdminLiveViewQueryVariables = Exact<{
   prefix?: string | null | undefined;
@@ -132,29 +184,30 @@ export type AdminDeleteChannelMutationVariables = Exact<{
 
 export type AdminDeleteChannelMutation = { deleteChannel: boolean };
 
-export type TriggerFieldsFragment = { id: string, name: string, description: string | null, active: boolean, tags: Array<string>, actions: Array<TriggerAction>, channel: string, order: number, onError: TriggerErrorPolicy, stack: unknown, createdAt: string, updatedAt: string };
+export type TriggerFieldsFragment = { id: string, name: string, description: string | null, active: boolean, tags: Array<string>, actions: Array<TriggerAction>, channel: string, order: number, onError: TriggerErrorPolicy, stack: unknown, revision: number, createdAt: string, updatedAt: string };
 
 export type AdminTriggersQueryVariables = Exact<{
   tag?: string | null | undefined;
 }>;
 
 
-export type AdminTriggersQuery = { triggers: Array<{ id: string, name: string, description: string | null, active: boolean, tags: Array<string>, actions: Array<TriggerAction>, channel: string, order: number, onError: TriggerErrorPolicy, stack: unknown, createdAt: string, updatedAt: string }>, allTags: Array<{ tags: Array<string> }> };
+export type AdminTriggersQuery = { triggers: Array<{ id: string, name: string, description: string | null, active: boolean, tags: Array<string>, actions: Array<TriggerAction>, channel: string, order: number, onError: TriggerErrorPolicy, stack: unknown, revision: number, createdAt: string, updatedAt: string }>, allTags: Array<{ tags: Array<string> }> };
 
 export type AdminCreateTriggerMutationVariables = Exact<{
   input: CreateTriggerInput;
 }>;
 
 
-export type AdminCreateTriggerMutation = { createTrigger: { id: string, name: string, description: string | null, active: boolean, tags: Array<string>, actions: Array<TriggerAction>, channel: string, order: number, onError: TriggerErrorPolicy, stack: unknown, createdAt: string, updatedAt: string } };
+export type AdminCreateTriggerMutation = { createTrigger: { id: string, name: string, description: string | null, active: boolean, tags: Array<string>, actions: Array<TriggerAction>, channel: string, order: number, onError: TriggerErrorPolicy, stack: unknown, revision: number, createdAt: string, updatedAt: string } };
 
 export type AdminUpdateTriggerMutationVariables = Exact<{
   id: string;
   input: UpdateTriggerInput;
+  expectedRevision?: number | null | undefined;
 }>;
 
 
-export type AdminUpdateTriggerMutation = { updateTrigger: { id: string, name: string, description: string | null, active: boolean, tags: Array<string>, actions: Array<TriggerAction>, channel: string, order: number, onError: TriggerErrorPolicy, stack: unknown, createdAt: string, updatedAt: string } };
+export type AdminUpdateTriggerMutation = { updateTrigger: { id: string, name: string, description: string | null, active: boolean, tags: Array<string>, actions: Array<TriggerAction>, channel: string, order: number, onError: TriggerErrorPolicy, stack: unknown, revision: number, createdAt: string, updatedAt: string } };
 
 export type AdminDeleteTriggerMutationVariables = Exact<{
   id: string;
@@ -162,22 +215,6 @@ export type AdminDeleteTriggerMutationVariables = Exact<{
 
 
 export type AdminDeleteTriggerMutation = { deleteTrigger: boolean };
-
-export type AdminTestTriggerMutationVariables = Exact<{
-  id: string;
-  event: TriggerTestEventInput;
-}>;
-
-
-export type AdminTestTriggerMutation = { testTrigger: { outcome: TriggerOutcome, payload: unknown, error: string | null, log: Array<unknown>, trace: Array<{ path: string, step: string, durationMs: number, result: unknown, error: string | null }> } };
-
-export type AdminTriggerRunsQueryVariables = Exact<{
-  id: string;
-  last?: number | null | undefined;
-}>;
-
-
-export type AdminTriggerRunsQuery = { trigger: { id: string, runs: Array<{ id: string, action: TriggerAction, channel: string, outcome: TriggerOutcome, durationMs: number, error: string | null, log: Array<unknown>, createdAt: string }> } | null };
 
 export type ChannelEventFieldsFragment = { id: string, action: RealtimeAction, command: string, channel: string, payload: unknown, commandOptions: unknown, createdAt: string, seq: number | null, client: { id: string, authenticated: boolean, extras: unknown } };
 
@@ -231,6 +268,24 @@ export class TypedDocumentString<TResult, TVariables>
     return this.value;
   }
 }
+export const TriggerRunFieldsFragmentDoc = new TypedDocumentString(`
+    fragment TriggerRunFields on TriggerRun {
+  id
+  triggerId
+  action
+  channel
+  outcome
+  durationMs
+  error
+  log
+  clientId
+  revision
+  input
+  output
+  truncated
+  createdAt
+}
+    `, {"fragmentName":"TriggerRunFields"}) as unknown as TypedDocumentString<TriggerRunFieldsFragment, unknown>;
 export const ChannelConfigFieldsFragmentDoc = new TypedDocumentString(`
     fragment ChannelConfigFields on Channel {
   id
@@ -261,6 +316,7 @@ export const TriggerFieldsFragmentDoc = new TypedDocumentString(`
   order
   onError
   stack
+  revision
   createdAt
   updatedAt
 }
@@ -282,6 +338,109 @@ export const ChannelEventFieldsFragmentDoc = new TypedDocumentString(`
   seq
 }
     `, {"fragmentName":"ChannelEventFields"}) as unknown as TypedDocumentString<ChannelEventFieldsFragment, unknown>;
+export const AdminTestDraftDocument = new TypedDocumentString(`
+    mutation AdminTestDraft($draft: CreateTriggerInput!, $event: TriggerTestEventInput!) {
+  testTrigger(draft: $draft, event: $event) {
+    outcome
+    payload
+    commandOptions
+    error
+    errorCode
+    log
+    matches
+    matchNote
+    trace {
+      path
+      step
+      durationMs
+      result
+      error
+    }
+  }
+}
+    `) as unknown as TypedDocumentString<AdminTestDraftMutation, AdminTestDraftMutationVariables>;
+export const AdminTriggerRevisionsDocument = new TypedDocumentString(`
+    query AdminTriggerRevisions($id: ID!, $last: Int) {
+  trigger(id: $id) {
+    id
+    revision
+    revisions(last: $last) {
+      revision
+      config
+      note
+      createdAt
+    }
+  }
+}
+    `) as unknown as TypedDocumentString<AdminTriggerRevisionsQuery, AdminTriggerRevisionsQueryVariables>;
+export const AdminRollbackTriggerDocument = new TypedDocumentString(`
+    mutation AdminRollbackTrigger($id: ID!, $revision: Int!) {
+  rollbackTrigger(id: $id, revision: $revision) {
+    ...TriggerFields
+  }
+}
+    fragment TriggerFields on Trigger {
+  id
+  name
+  description
+  active
+  tags
+  actions
+  channel
+  order
+  onError
+  stack
+  revision
+  createdAt
+  updatedAt
+}`) as unknown as TypedDocumentString<AdminRollbackTriggerMutation, AdminRollbackTriggerMutationVariables>;
+export const AdminRecentRunsDocument = new TypedDocumentString(`
+    query AdminRecentRuns($id: ID!, $last: Int, $outcome: TriggerOutcome) {
+  trigger(id: $id) {
+    id
+    runs(last: $last, outcome: $outcome) {
+      ...TriggerRunFields
+    }
+  }
+}
+    fragment TriggerRunFields on TriggerRun {
+  id
+  triggerId
+  action
+  channel
+  outcome
+  durationMs
+  error
+  log
+  clientId
+  revision
+  input
+  output
+  truncated
+  createdAt
+}`) as unknown as TypedDocumentString<AdminRecentRunsQuery, AdminRecentRunsQueryVariables>;
+export const AdminLiveRunsDocument = new TypedDocumentString(`
+    subscription AdminLiveRuns($triggerId: ID) {
+  triggerRuns(triggerId: $triggerId) {
+    ...TriggerRunFields
+  }
+}
+    fragment TriggerRunFields on TriggerRun {
+  id
+  triggerId
+  action
+  channel
+  outcome
+  durationMs
+  error
+  log
+  clientId
+  revision
+  input
+  output
+  truncated
+  createdAt
+}`) as unknown as TypedDocumentString<AdminLiveRunsSubscription, AdminLiveRunsSubscriptionVariables>;
 export const AdminLiveViewDocument = new TypedDocumentString(`
     query AdminLiveView($prefix: String, $first: Int) {
   serverInfo {
@@ -402,6 +561,7 @@ export const AdminTriggersDocument = new TypedDocumentString(`
   order
   onError
   stack
+  revision
   createdAt
   updatedAt
 }`) as unknown as TypedDocumentString<AdminTriggersQuery, AdminTriggersQueryVariables>;
@@ -422,12 +582,13 @@ export const AdminCreateTriggerDocument = new TypedDocumentString(`
   order
   onError
   stack
+  revision
   createdAt
   updatedAt
 }`) as unknown as TypedDocumentString<AdminCreateTriggerMutation, AdminCreateTriggerMutationVariables>;
 export const AdminUpdateTriggerDocument = new TypedDocumentString(`
-    mutation AdminUpdateTrigger($id: ID!, $input: UpdateTriggerInput!) {
-  updateTrigger(id: $id, input: $input) {
+    mutation AdminUpdateTrigger($id: ID!, $input: UpdateTriggerInput!, $expectedRevision: Int) {
+  updateTrigger(id: $id, input: $input, expectedRevision: $expectedRevision) {
     ...TriggerFields
   }
 }
@@ -442,6 +603,7 @@ export const AdminUpdateTriggerDocument = new TypedDocumentString(`
   order
   onError
   stack
+  revision
   createdAt
   updatedAt
 }`) as unknown as TypedDocumentString<AdminUpdateTriggerMutation, AdminUpdateTriggerMutationVariables>;
@@ -450,40 +612,6 @@ export const AdminDeleteTriggerDocument = new TypedDocumentString(`
   deleteTrigger(id: $id)
 }
     `) as unknown as TypedDocumentString<AdminDeleteTriggerMutation, AdminDeleteTriggerMutationVariables>;
-export const AdminTestTriggerDocument = new TypedDocumentString(`
-    mutation AdminTestTrigger($id: ID!, $event: TriggerTestEventInput!) {
-  testTrigger(id: $id, event: $event) {
-    outcome
-    payload
-    error
-    log
-    trace {
-      path
-      step
-      durationMs
-      result
-      error
-    }
-  }
-}
-    `) as unknown as TypedDocumentString<AdminTestTriggerMutation, AdminTestTriggerMutationVariables>;
-export const AdminTriggerRunsDocument = new TypedDocumentString(`
-    query AdminTriggerRuns($id: ID!, $last: Int) {
-  trigger(id: $id) {
-    id
-    runs(last: $last) {
-      id
-      action
-      channel
-      outcome
-      durationMs
-      error
-      log
-      createdAt
-    }
-  }
-}
-    `) as unknown as TypedDocumentString<AdminTriggerRunsQuery, AdminTriggerRunsQueryVariables>;
 export const ChannelEventsDocument = new TypedDocumentString(`
     subscription ChannelEvents($name: String!, $options: JSON) {
   channel(name: $name, options: $options) {

@@ -1,0 +1,165 @@
+import type { Browser, Page } from "playwright-core";
+import { afterAll, afterEach, beforeAll, expect, it } from "vitest";
+import { SEND_MESSAGE } from "../helpers/channels.js";
+import { httpGraphQL } from "../helpers/graphql.js";
+import { ADMIN_TOKEN, startServer, type TestServer } from "../helpers/server.js";
+import { admin, createTrigger } from "../helpers/triggers.js";
+import { describeBrowser, launchChromium, pageErrors, screenshot } from "./browser.js";
+
+let server: TestServer;
+let origin: string;
+let browser: Browser;
+let errors: string[] = [];
+
+beforeAll(async () => {
+  server = await startServer();
+  origin = new URL(server.httpUrl).origin;
+});
+
+afterEach(() => {
+  const seen = errors;
+  errors = [];
+  expect(seen).toEqual([]);
+});
+
+afterAll(async () => {
+  await browser?.close();
+});
+
+/** The admin console, signed in, in a context of its own; confirmation dialogs are accepted. */
+async function openAdmin(): Promise<Page> {
+  browser ??= await launchChromium();
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const page = await context.newPage();
+  const collected = pageErrors(page);
+  page.on("close", () => errors.push(...collected));
+  page.on("dialog", (dialog) => void dialog.accept());
+  await page.goto(`${origin}/admin`);
+  await page.getByLabel("Admin token").fill(ADMIN_TOKEN);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByRole("status").filter({ hasText: "Signed in" }).waitFor();
+  return page;
+}
+
+async function openTrigger(page: Page, name: string): Promise<void> {
+  await page.locator("#trigger-rows").getByRole("button", { name, exact: true }).click();
+  await page.locator("#trigger-form-heading").filter({ hasText: `Edit ${name}` }).waitFor();
+}
+
+const stackField = (page: Page) => page.getByLabel("Function stack (JSON)");
+
+describeBrowser("the trigger author's workflow in the console", () => {
+  it("tests a draft before saving, as an anonymous or an authenticated client, and says when it would not run", async () => {
+    const page = await openAdmin();
+    await page.getByRole("button", { name: "New trigger" }).click();
+    await page.getByLabel("Name", { exact: true }).fill("mods only");
+    await page.getByLabel("Channel", { exact: true }).fill("mods:*");
+    await page.locator("#trigger-actions").getByLabel("Joins").check();
+    await page.locator("#trigger-actions").getByLabel("Messages").uncheck();
+    await stackField(page).fill(JSON.stringify([{ if: "client.extras.role != 'mod'", then: [{ reject: "'Moderators only'", code: "NOT_A_MODERATOR" }] }]));
+
+    const test = page.locator("#test-form");
+    await test.getByLabel("Action").selectOption("JOIN");
+    await test.getByLabel("Channel name").fill("mods:1");
+    // Anonymous: the missing role compares as false, and `!=` lets the client in. The test shows it.
+    await test.getByRole("button", { name: "Run test" }).click();
+    await page.locator("#test-result .badge").filter({ hasText: "DELIVERED" }).waitFor();
+
+    await test.getByLabel("Identity").selectOption("authenticated");
+    await test.getByLabel("Token claims (JSON, the client's extras)").fill('{ "role": "user" }');
+    await test.getByRole("button", { name: "Run test" }).click();
+    await page.locator("#test-result").getByText("NOT_A_MODERATOR: Moderators only").waitFor();
+
+    await test.getByLabel("Action").selectOption("MESSAGE");
+    await test.getByRole("button", { name: "Run test" }).click();
+    await page.locator("#match-note").filter({ hasText: "this trigger runs on JOIN only, not on MESSAGE" }).waitFor();
+    await screenshot(page, "admin-test-draft");
+    // Nothing was saved.
+    expect((await admin(server.httpUrl, `{ triggers { name } }`)).data!.triggers).toEqual([]);
+    await page.context().close();
+  });
+
+  it("saves revisions, shows a revision's diff, rolls back, and refuses to overwrite someone else's change", async () => {
+    const trigger = await createTrigger(server.httpUrl, { name: "stamp", channel: "rev:*", stack: [{ set: "payload.v", value: "1" }] });
+    const page = await openAdmin();
+    await openTrigger(page, "stamp");
+    await stackField(page).fill(JSON.stringify([{ set: "payload.v", value: "2" }], null, 2));
+    await page.getByRole("button", { name: "Save trigger" }).click();
+    await page.getByRole("status").filter({ hasText: "Trigger saved as revision 2." }).waitFor();
+
+    const revisions = page.locator("#revision-rows tr");
+    await revisions.filter({ hasText: "2 (current)" }).waitFor();
+    await revisions.filter({ hasText: "created" }).getByRole("button", { name: "Compare with 2" }).click();
+    const diff = page.locator("#revision-diff-lines li");
+    await diff.filter({ hasText: '"value": "1"' }).and(page.locator("li.removed")).waitFor();
+    await diff.filter({ hasText: '"value": "2"' }).and(page.locator("li.added")).waitFor();
+    await screenshot(page, "admin-revisions-diff");
+
+    await revisions.filter({ hasText: "created" }).getByRole("button", { name: "Roll back to 1" }).click();
+    await page.getByRole("status").filter({ hasText: "Rolled back: stamp is now revision 3." }).waitFor();
+    expect(JSON.parse(await stackField(page).inputValue())).toEqual([{ set: "payload.v", value: "1" }]);
+    await revisions.filter({ hasText: "rolled back to revision 1" }).waitFor();
+    const sent = await httpGraphQL(server.httpUrl, SEND_MESSAGE, { channel: "rev:1", payload: {} });
+    expect(sent.body.data!.sendMessage.event.payload).toEqual({ v: 1 });
+
+    // Someone else saves revision 4 while the console still shows revision 3.
+    await admin(server.httpUrl, `mutation ($id: ID!) { updateTrigger(id: $id, input: { order: 7 }) { revision } }`, { id: trigger.id });
+    await page.locator("#trigger-form").getByLabel("Description").fill("my change");
+    await page.getByRole("button", { name: "Save trigger" }).click();
+    await page.locator("#trigger-error").filter({ hasText: "someone else changed this trigger since you opened it (now revision 4)" }).waitFor();
+    const stored = (await admin(server.httpUrl, `query ($id: ID!) { trigger(id: $id) { description order revision } }`, { id: trigger.id })).data!.trigger;
+    expect(stored).toEqual({ description: null, order: 7, revision: 4 });
+    await page.context().close();
+  });
+
+  it("streams a trigger's runs live, with client, revision, input and output", async () => {
+    await createTrigger(server.httpUrl, { name: "live", channel: "live:*", stack: [{ set: "payload.seen", value: "true" }] });
+    const page = await openAdmin();
+    await openTrigger(page, "live");
+    await page.locator("#runs-live").filter({ hasText: "Live" }).waitFor();
+    // The stream may start just after the console says it is connected: send until a run shows up.
+    const rows = page.locator("#run-rows tr");
+    for (let n = 0; (await rows.count()) === 0; n++) {
+      expect(n).toBeLessThan(50);
+      await httpGraphQL(server.httpUrl, SEND_MESSAGE, { channel: "live:1", payload: { n } });
+      await page.waitForTimeout(100);
+    }
+    const row = rows.first();
+    await row.filter({ hasText: "MODIFIED" }).filter({ hasText: "live:1" }).waitFor();
+    await row.getByText("Input and output").click();
+    await row.locator("pre").filter({ hasText: '"seen": true' }).waitFor();
+    expect(await row.locator("td").nth(3).textContent()).toBe("1"); // the revision
+    expect(await row.locator("td").first().evaluate((cell) => getComputedStyle(cell).whiteSpace)).toBe("nowrap");
+    await screenshot(page, "admin-live-runs");
+    await page.context().close();
+  });
+
+  it("smooths the rough edges: channel created, tagged triggers stay visible, the http step is hinted, the tools stand apart", async () => {
+    const page = await openAdmin();
+    await page.getByRole("button", { name: "New channel" }).click();
+    await page.getByLabel("Pattern").fill("edges:*");
+    await page.getByRole("button", { name: "Create channel" }).click();
+    await page.getByRole("status").filter({ hasText: "Channel created." }).waitFor();
+
+    await createTrigger(server.httpUrl, { name: "tagged", channel: "edges:*", tags: ["moderation"], stack: [] });
+    await page.reload();
+    await page.getByRole("status").filter({ hasText: "Signed in" }).waitFor();
+    await page.getByLabel("Filter by tag").selectOption("moderation");
+    await page.getByRole("button", { name: "New trigger" }).click();
+    await page.getByLabel("Name", { exact: true }).fill("untagged");
+    await page.getByLabel("Channel", { exact: true }).fill("edges:*");
+    await page.getByRole("button", { name: "Create trigger" }).click();
+    await page.getByRole("status").filter({ hasText: "Trigger created." }).waitFor();
+    await page.locator("#trigger-rows").getByRole("button", { name: "untagged", exact: true }).waitFor();
+
+    expect(await page.locator("#stack-hint").textContent()).toContain("http");
+    // The test form sits beside the trigger form; revisions and runs start below the form's buttons.
+    const save = (await page.getByRole("button", { name: "Save trigger" }).boundingBox())!;
+    const testHeading = (await page.getByRole("heading", { name: "Test on a sample event" }).boundingBox())!;
+    const tools = (await page.locator("#trigger-tools").boundingBox())!;
+    expect(testHeading.y).toBeLessThan(save.y);
+    expect(tools.y).toBeGreaterThan(save.y + save.height + 16);
+    await screenshot(page, "admin-trigger-layout");
+    await page.context().close();
+  });
+});
