@@ -9,11 +9,10 @@ import { ChannelConfigStore } from "./realtime/channel-config.js";
 import { ChannelFanout } from "./realtime/fanout.js";
 import { ChannelHistory } from "./realtime/history.js";
 import { Membership } from "./realtime/membership.js";
-import { LocalPresence, type PresenceTracker } from "./realtime/presence.js";
-import { createRedisBus, RedisConnection, RedisNotices, RedisPresence, RedisSequence } from "./realtime/redis.js";
-import { ChannelSequencer, LocalSequence } from "./realtime/sequence.js";
+import { type Backplane, createBackplane } from "./realtime/backplane.js";
+import { clusterLeaves, joinCluster } from "./realtime/cluster.js";
+import { ChannelSequencer, resumeFromHistory } from "./realtime/sequence.js";
 import { createClientTokenVerifier, clientTokenSettingsFromEnv, type ClientTokenVerifier } from "./auth/client-tokens.js";
-import { createChannelPubSub } from "./realtime/pubsub.js";
 import { Publisher } from "./realtime/publisher.js";
 import { createTriggerMiddleware } from "./triggers/middleware.js";
 import { TriggerRunRecorder } from "./triggers/runs.js";
@@ -102,53 +101,41 @@ export async function createServices(env: Env, logger: Logger): Promise<Services
   await channelConfigs.reload();
   if (env.SEED_DEMO_ROOM) await ensureDemoRoom(channelConfigs, logger);
   const history = new ChannelHistory(db.prisma);
-
-  const redis = env.REDIS_URL ? new RedisConnection(env.REDIS_URL, env.REDIS_PREFIX, logger) : null;
-  let presence: PresenceTracker;
   const membership = new Membership();
-  const historyKept = (channel: string) => (channelConfigs.configFor(channel) ?? defaults).history;
-  // A channel's numbering resumes from its stored history; one that keeps none starts from 0 without
-  // asking the database, so its messages flow even while the database is unreachable.
-  const initialSeq = async (channel: string) => (historyKept(channel) > 0 ? history.lastSeq(channel) : 0);
-  let notices: RedisNotices | null = null;
-  let bus: { pubsub: ReturnType<typeof createChannelPubSub>; listening: () => Promise<void>; sequence: LocalSequence | RedisSequence };
-  if (redis) {
-    try {
-      await redis.ready();
-    } catch (error) {
-      await Promise.all([redis.close(), db.close(), triggerRuns.close()]);
-      throw new Error(`Redis is unreachable at REDIS_URL: ${(error as Error).message}`);
-    }
-    const { target, listening } = createRedisBus(redis);
-    bus = { pubsub: createChannelPubSub(target), listening, sequence: new RedisSequence(redis, initialSeq) };
-    presence = new RedisPresence(redis, logger, env.REDIS_PRESENCE_TTL_SECONDS);
-    notices = new RedisNotices(redis);
-    const tell = notices.publish.bind(notices);
-    triggers.onChange((id) => tell({ kind: "trigger", id }));
-    channelConfigs.onChange(() => tell({ kind: "channel" }));
-  } else {
-    bus = { pubsub: createChannelPubSub(), listening: async () => {}, sequence: new LocalSequence(initialSeq) };
-    presence = new LocalPresence(membership);
+  let backplane: Backplane;
+  try {
+    backplane = await createBackplane({
+      redisUrl: env.REDIS_URL,
+      redisPrefix: env.REDIS_PREFIX,
+      presenceTtlSeconds: env.REDIS_PRESENCE_TTL_SECONDS,
+      membership,
+      resumeSequence: resumeFromHistory(channelConfigs, history),
+      logger,
+    });
+  } catch (error) {
+    await Promise.all([db.close(), triggerRuns.close()]);
+    throw error;
   }
 
-  const publisher = new Publisher(
-    bus.pubsub,
-    new ChannelSequencer(bus.sequence),
+  const publisher = new Publisher({
+    bus: backplane.bus,
+    sequencer: new ChannelSequencer(backplane.sequence),
     history,
-    historyKept,
-  )
-    .observe(metrics)
-    .use(createTriggerMiddleware(triggers, countTriggerRuns(triggerRuns, metrics), runOptions));
-  const fanout = new ChannelFanout(bus.pubsub, logger).observe(metrics);
+    policy: channelConfigs,
+    middleware: [createTriggerMiddleware(triggers, countTriggerRuns(triggerRuns, metrics), runOptions)],
+    observer: metrics,
+  });
+  const fanout = new ChannelFanout(backplane.bus, logger).observe(metrics);
+  const { notices } = backplane;
   const channels = new ChannelService({
     publisher,
     fanout,
     membership,
     rules: channelConfigs,
     history,
-    presence,
-    listening: bus.listening,
-    cluster: notices ? { requestLeave: (channel, clientId, announce) => notices.publish({ kind: "leave", channel, clientId, announce }) } : undefined,
+    presence: backplane.presence,
+    listening: backplane.listening,
+    cluster: notices ? clusterLeaves(notices) : undefined,
     limits: {
       maxPayloadBytes: env.MAX_PAYLOAD_BYTES,
       maxSubscriptionsPerSocket: env.MAX_SUBSCRIPTIONS_PER_SOCKET,
@@ -165,15 +152,7 @@ export async function createServices(env: Env, logger: Logger): Promise<Services
   // A subscriber who may no longer listen after a configuration change (made here or elsewhere) is removed.
   channelConfigs.onRulesChanged(() => channels.enforceRules());
   if (notices) {
-    const reloadAll = () => {
-      logger.info("redis reconnected: reloading triggers and channel settings");
-      Promise.all([triggers.reload(), channelConfigs.reload()]).catch((error: unknown) => logger.error({ err: error }, "reload failed"));
-    };
-    await notices.listen((notice) => {
-      if (notice.kind === "leave") return channels.leaveHere(notice.channel, notice.clientId, notice.announce);
-      const applied = notice.kind === "trigger" ? triggers.refresh(notice.id) : channelConfigs.reload();
-      applied.catch((error: unknown) => logger.error({ err: error }, "could not apply a configuration change"));
-    }, reloadAll);
+    await joinCluster(notices, { triggers, channels: channelConfigs }, (channel, clientId, announce) => channels.leaveHere(channel, clientId, announce), logger);
   }
 
   return {
@@ -188,22 +167,20 @@ export async function createServices(env: Env, logger: Logger): Promise<Services
     triggers,
     triggerRuns,
     triggerTester: new TriggerTester(triggers, runOptions),
-    pubsubKind: redis ? "redis" : "memory",
+    pubsubKind: backplane.kind,
     health: async () => {
       const database = (await db.ping()) ? "ok" : "unreachable";
-      if (!redis) return { healthy: database === "ok", database };
-      const redisState = redis.healthy() ? "ok" : "unreachable";
-      return { healthy: database === "ok" && redisState === "ok", database, redis: redisState };
+      if (backplane.kind === "memory") return { healthy: database === "ok", database };
+      const redis = backplane.healthy() ? "ok" : "unreachable";
+      return { healthy: database === "ok" && redis === "ok", database, redis };
     },
     version,
     startedAt: new Date(),
     metrics,
-    activeChannels: (prefix, first) =>
-      listActiveChannels({ membership, fanout, clusterPresence: presence instanceof RedisPresence ? presence : null }, prefix, first),
+    activeChannels: (prefix, first) => listActiveChannels({ membership, fanout, clusterPresence: backplane.clusterPresence }, prefix, first),
     close: async () => {
       await triggerRuns.close();
-      if (presence instanceof RedisPresence) await presence.close();
-      await redis?.close();
+      await backplane.close();
       await db.close();
     },
   };

@@ -1,7 +1,8 @@
 import { isDeepStrictEqual } from "node:util";
 import { z } from "zod";
 import { CHANNEL_MESSAGING } from "../realtime/channel-config.js";
-import { TRIGGER_ACTIONS, TRIGGER_ERROR_POLICIES } from "../triggers/config.js";
+import { REALTIME_ACTIONS } from "../realtime/types.js";
+import { TRIGGER_ERROR_POLICIES } from "../triggers/config.js";
 
 /**
  * Channel configurations and triggers as a file (`realtime.json`): what `config export` writes and
@@ -34,7 +35,7 @@ export const TriggerEntrySchema = z
     description: z.string().nullable().default(null),
     active: z.boolean().default(true),
     tags: z.array(z.string()).default([]),
-    actions: z.array(z.enum(TRIGGER_ACTIONS)).min(1),
+    actions: z.array(z.enum(REALTIME_ACTIONS)).min(1),
     channel: z.string().min(1),
     order: z.number().int().default(0),
     onError: z.enum(TRIGGER_ERROR_POLICIES).default("REJECT"),

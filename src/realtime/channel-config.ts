@@ -122,6 +122,11 @@ export class ChannelConfigStore {
     return this.defaults;
   }
 
+  /** Messages a channel keeps as history (its configuration's, or the default), for the publish path. */
+  historyKept(name: string): number {
+    return (this.configFor(name) ?? this.defaults).history;
+  }
+
   /** Every configuration, most specific first. */
   list(): ChannelSettings[] {
     return [...this.channels.values()].sort((a, b) => bySpecificity(a.pattern, b.pattern)).map((c) => c.settings);

@@ -1,9 +1,9 @@
-import type { ChannelEvent, RealtimeClient } from "../realtime/types.js";
+import { type ChannelEvent, REALTIME_ACTIONS, type RealtimeClient } from "../realtime/types.js";
 import { builder } from "./builder.js";
 
 const RealtimeActionEnum = builder.enumType("RealtimeAction", {
   description: "What happened on a channel.",
-  values: ["MESSAGE", "JOIN", "LEAVE"] as const,
+  values: REALTIME_ACTIONS,
 });
 
 /** The GraphQL type of a client. */

@@ -3,16 +3,16 @@ import type { Prisma } from "../db.js";
 import { AppError, ErrorCode } from "../errors.js";
 import { closableIterator } from "../realtime/iterators.js";
 import type { Logger } from "../logger.js";
-import type { TriggerAction } from "./config.js";
+import type { RealtimeAction } from "../realtime/types.js";
+import type { TriggerOutcome } from "./engine.js";
 
 /** How a trigger run ended. */
-export type TriggerOutcome = "DELIVERED" | "MODIFIED" | "DROPPED" | "REJECTED" | "FAILED";
 
 /** One execution of a trigger on an event. */
 export interface TriggerRunRecord {
   readonly id: string;
   readonly triggerId: string;
-  readonly action: TriggerAction;
+  readonly action: RealtimeAction;
   readonly channel: string;
   readonly outcome: TriggerOutcome;
   readonly durationMs: number;
@@ -159,7 +159,7 @@ export class TriggerRunRecorder {
       orderBy: [{ createdAt: "desc" }, { id: "desc" }],
       take: Math.max(0, Math.min(last, this.options.keepPerTrigger)),
     });
-    return rows.map((row) => ({ ...row, action: row.action as TriggerAction, outcome: row.outcome as TriggerOutcome, log: row.log as unknown[] }));
+    return rows.map((row) => ({ ...row, action: row.action as RealtimeAction, outcome: row.outcome as TriggerOutcome, log: row.log as unknown[] }));
   }
 
   /** Stops the timer and writes what is buffered. */

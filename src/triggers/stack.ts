@@ -3,7 +3,7 @@ import { type AppError, badInput, ErrorCode } from "../errors.js";
 import { MAX_JSON_DEPTH, nestsDeeperThan } from "../validation.js";
 import { guardExpression } from "./guard.js";
 import { LinearRegex, regexProblem } from "./regex.js";
-import { RESERVED_HEADERS, WEBHOOK_DEFAULTS, type WebhookClient, type WebhookMethod } from "./webhook.js";
+import { isSettableHeader, WEBHOOK_DEFAULTS, WEBHOOK_METHODS, type WebhookClient, type WebhookMethod } from "./webhook.js";
 
 /** Limits on a stack (checked by {@link compileStack}) and the JSONata guardrails its expressions run under. */
 export interface StackLimits {
@@ -107,8 +107,7 @@ const FORBIDDEN_SEGMENTS = new Set(["__proto__", "constructor", "prototype"]);
 /** `$response` is the response so far; `$eval` stays disabled. */
 const RESERVED_VARIABLES = new Set(["response", "eval"]);
 const HTTP_FIELDS = ["url", "method", "headers", "body", "timeoutMs"];
-const HTTP_METHODS = new Set<string>(["GET", "POST", "PUT", "PATCH", "DELETE"]);
-const HEADER_NAME = /^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,100}$/;
+const HTTP_METHODS = new Set<string>(WEBHOOK_METHODS);
 const TRUTHY = jsonata("$boolean($value)");
 
 /** True when a value is truthy by JSONata's `$boolean`. */
@@ -226,7 +225,7 @@ const STEP_KINDS: Readonly<Record<string, StepKind>> = {
       }
       const headerSource = http.field("headers") === undefined ? undefined : http.object("headers", "must be an object of header expressions");
       const headers = (headerSource?.keys() ?? []).map((name) => {
-        if (!HEADER_NAME.test(name) || RESERVED_HEADERS.has(name.toLowerCase())) throw headerSource!.fail(name, "is not a header a trigger may set");
+        if (!isSettableHeader(name)) throw headerSource!.fail(name, "is not a header a trigger may set");
         return [name, headerSource!.expression(name)] as const;
       });
       if (http.field("body") !== undefined && method === "GET") throw http.fail("body", "a GET request has no body");

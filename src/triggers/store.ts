@@ -2,11 +2,11 @@ import { randomUUID } from "node:crypto";
 import type { Prisma } from "../db.js";
 import { AppError, badInput, ErrorCode } from "../errors.js";
 import { compileChannelPattern, type ChannelPattern } from "../realtime/channel-pattern.js";
+import type { RealtimeAction } from "../realtime/types.js";
 import {
   settingsOf,
   TriggerCreateSchema,
   TriggerUpdateSchema,
-  type TriggerAction,
   type TriggerConfig,
   type TriggerCreate,
   type TriggerErrorPolicy,
@@ -61,7 +61,7 @@ function toConfig(row: TriggerRow): TriggerConfig {
     description: row.description,
     active: row.active,
     tags: row.tags as string[],
-    actions: row.actions as TriggerAction[],
+    actions: row.actions as RealtimeAction[],
     channel: row.channel,
     order: row.order,
     onError: row.onError as TriggerErrorPolicy,
@@ -120,7 +120,7 @@ export class TriggerStore {
   }
 
   /** The active triggers that run for an action on a channel, in running order. */
-  matching(channel: string, action: TriggerAction): readonly LoadedTrigger[] {
+  matching(channel: string, action: RealtimeAction): readonly LoadedTrigger[] {
     const key = `${action} ${channel}`;
     let found = this.memo.get(key);
     if (!found) {

@@ -2,7 +2,8 @@ import { badInput } from "../errors.js";
 import { assertChannelName } from "../realtime/channel-name.js";
 import { commandOf, type ChannelEvent, type ClientExtras, type RealtimeClient } from "../realtime/types.js";
 import { MAX_JSON_DEPTH, nestsDeeperThan } from "../validation.js";
-import type { TriggerAction, TriggerCreate } from "./config.js";
+import type { RealtimeAction } from "../realtime/types.js";
+import type { TriggerCreate } from "./config.js";
 import type { RunOptions, StackRunResult, StepTrace } from "./engine.js";
 import { runTrigger, triggerInput } from "./middleware.js";
 import type { LoadedTrigger, TriggerStore } from "./store.js";
@@ -17,7 +18,7 @@ export interface TestClient {
 
 /** A sample event to run a trigger on. */
 export interface TestEvent {
-  readonly action: TriggerAction;
+  readonly action: RealtimeAction;
   readonly channel: string;
   readonly payload?: unknown;
   readonly commandOptions?: unknown;

@@ -111,7 +111,9 @@ export interface WebhookSettings {
   readonly now?: () => Date;
 }
 
-export type WebhookMethod = "GET" | "POST" | "PUT" | "PATCH" | "DELETE";
+/** The methods a request may use. */
+export const WEBHOOK_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"] as const;
+export type WebhookMethod = (typeof WEBHOOK_METHODS)[number];
 
 /** One outbound request. */
 export interface WebhookRequest {
@@ -151,7 +153,7 @@ export const WEBHOOK_DEFAULTS = {
   maxTimeoutMs: 30_000,
 } as const;
 
-const METHODS = new Set<string>(["GET", "POST", "PUT", "PATCH", "DELETE"]);
+const METHODS = new Set<string>(WEBHOOK_METHODS);
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 const MAX_URL_LENGTH = 8192;
 
@@ -178,7 +180,8 @@ export const RESERVED_HEADERS: ReadonlySet<string> = new Set([
 /** Credentials a cross-origin redirect does not carry along (as browsers do). */
 const ORIGIN_BOUND_HEADERS = new Set(["authorization", "cookie", "proxy-authorization"]);
 
-const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+/** An HTTP header name (an RFC 9110 token), of at most 100 characters. */
+const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,100}$/;
 const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
 
 interface AllowEntry {
@@ -266,6 +269,11 @@ function encodeBody(method: WebhookMethod, body: unknown): { bytes: Buffer; cont
   }
   if (json === undefined) return null;
   return { bytes: Buffer.from(json, "utf8"), contentType: "application/json" };
+}
+
+/** True for a header name a request may set: a valid name, not one the client sets itself. */
+export function isSettableHeader(name: string): boolean {
+  return HEADER_NAME.test(name) && !RESERVED_HEADERS.has(name.toLowerCase());
 }
 
 function checkHeaders(headers: Readonly<Record<string, string>> | undefined): Map<string, { name: string; value: string }> {

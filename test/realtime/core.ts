@@ -5,7 +5,7 @@ import { Membership } from "../../src/realtime/membership.js";
 import { LocalPresence } from "../../src/realtime/presence.js";
 import { createChannelPubSub } from "../../src/realtime/pubsub.js";
 import { type EventMiddleware, type HistoryWriter, Publisher } from "../../src/realtime/publisher.js";
-import { ChannelSequencer, LocalSequence } from "../../src/realtime/sequence.js";
+import { ChannelSequencer, LocalSequence, resumeFromHistory } from "../../src/realtime/sequence.js";
 import type { ChannelEvent, RealtimeClient, Session } from "../../src/realtime/types.js";
 import { createLogger } from "../../src/logger.js";
 
@@ -68,12 +68,18 @@ export function createCore(limits: Partial<ChannelLimits> = {}, middleware: Even
   const history = new MemoryHistory();
   const bus = createChannelPubSub();
   const published: ChannelEvent[] = [];
-  const publisher = new Publisher(bus, new ChannelSequencer(new LocalSequence((channel) => history.lastSeq(channel))), history, (channel) => rulesFor(channel).history);
-  publisher.use(async (event) => {
+  const policy = { historyKept: (channel: string) => rulesFor(channel).history };
+  const record: EventMiddleware = async (event) => {
     published.push(event);
     return { deliver: true, event };
+  };
+  const publisher = new Publisher({
+    bus,
+    sequencer: new ChannelSequencer(new LocalSequence(resumeFromHistory(policy, history))),
+    history,
+    policy,
+    middleware: [record, ...middleware],
   });
-  for (const step of middleware) publisher.use(step);
   const membership = new Membership();
   const channels = new ChannelService({
     publisher,
