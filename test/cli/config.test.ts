@@ -14,6 +14,9 @@ import { admin, createTrigger } from "../helpers/triggers.js";
 // Every command is a process of its own, started with tsx: seconds each on a busy machine.
 vi.setConfig({ testTimeout: 120_000 });
 
+/** Servers without the demo room, so that what the tests create is all there is. */
+const NO_DEMO_ROOM = { SEED_DEMO_ROOM: "false" };
+
 const work = mkdtempSync(join(tmpdir(), "realtime-config-"));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
@@ -60,7 +63,8 @@ const SAMPLE: ConfigFile = {
 let source: TestServer;
 let target: TestServer;
 beforeAll(async () => {
-  [source, target] = await Promise.all([startServer(), startServer()]);
+  // No demo room: the files these tests compare hold exactly what they create.
+  [source, target] = await Promise.all([startServer(NO_DEMO_ROOM), startServer(NO_DEMO_ROOM)]);
   // Created in the reverse of the file's order: export sorts.
   for (const channel of [...SAMPLE.channels].reverse()) await admin(source.httpUrl, CHANNEL, { input: channel });
   for (const trigger of [...SAMPLE.triggers].reverse()) await createTrigger(source.httpUrl, trigger);
@@ -114,7 +118,7 @@ describe("config apply", () => {
   });
 
   it("changes by pattern and name as a new revision, and deletes what the file lacks only with --prune", async () => {
-    const server = await startServer();
+    const server = await startServer(NO_DEMO_ROOM);
     await cli(["apply", file("base.json", SAMPLE), "--url", server.httpUrl]);
     await createTrigger(server.httpUrl, { name: "extra", channel: "x", stack: [] });
     const changed = structuredClone(SAMPLE);
@@ -190,7 +194,7 @@ describe("apply then export", () => {
   });
 
   it("gives back the file, whatever the server held before (applied with --prune)", async () => {
-    const server = await startServer();
+    const server = await startServer(NO_DEMO_ROOM);
     const run = async (args: string[]) => {
       let out = "";
       let err = "";
