@@ -117,6 +117,8 @@ interface OpenSubscription {
   readonly listener: ChannelListener;
   readonly sink: SubscriptionSink;
   readonly releaseSlot: () => void;
+  /** The admin's: watching without being a member. */
+  readonly observer: boolean;
   expiry?: NodeJS.Timeout;
   closed: boolean;
 }
@@ -207,15 +209,20 @@ export class ChannelService {
    * first, with no gap or duplicate between them and the live ones. Private messages reach only
    * their recipient. Throws when the join is refused; resolves to null when a trigger drops it.
    * Closing the subscription leaves the channel; the server may also end it (`sink.end`).
+   *
+   * The admin watches as an observer: no JOIN is published and no membership made (presence does
+   * not list it, no LEAVE follows); its own JOIN, unpublished, reaches only its own subscription, so
+   * every subscription still starts the same way.
    */
   async open(session: Session, channel: string, options: unknown, sink: SubscriptionSink): Promise<ChannelSubscription | null> {
     const rules = this.gate(session, channel, "join");
     this.checkJson("options", options);
     const replay = replayCount(options, rules);
+    const observer = session.isAdmin;
     const releaseSlot = this.takeSubscriptionSlot(session);
-    let releaseChannel: () => void;
+    let releaseChannel: () => void = () => {};
     try {
-      releaseChannel = this.reserveChannel(session, channel);
+      if (!observer) releaseChannel = this.reserveChannel(session, channel);
     } catch (error) {
       releaseSlot();
       throw error;
@@ -236,16 +243,21 @@ export class ChannelService {
     fanout.add(channel, listener);
     let member = false;
     let replayed: ChannelEvent[];
+    let ownJoin: ChannelEvent | null = null;
     try {
       await this.deps.listening();
-      const joined = await this.join(session, channel, options);
-      if (!joined.joined) {
-        fanout.remove(channel, listener);
-        releaseSlot();
-        return null;
+      if (observer) {
+        ownJoin = this.createEvent("JOIN", session.client, channel, null, broadcastOptions(options));
+      } else {
+        const joined = await this.join(session, channel, options);
+        if (!joined.joined) {
+          fanout.remove(channel, listener);
+          releaseSlot();
+          return null;
+        }
+        this.addMember(session.client, channel);
+        member = true;
       }
-      this.addMember(session.client, channel);
-      member = true;
       replayed = await this.deps.history.latest(channel, replay);
       // The rules may have changed, or the connection closed, while the join was under way.
       this.gate(session, channel, "listen");
@@ -259,7 +271,7 @@ export class ChannelService {
       releaseChannel();
     }
 
-    const subscription: OpenSubscription = { session, channel, listener, sink, releaseSlot, closed: false };
+    const subscription: OpenSubscription = { session, channel, listener, sink, releaseSlot, observer, closed: false };
     this.track(subscription);
     if (session.expiresAt !== undefined && !session.socket) {
       // A WebSocket is closed when its token expires; a stream over HTTP (SSE) ends on its own.
@@ -272,6 +284,7 @@ export class ChannelService {
     const live = held;
     held = null;
     for (const event of replayed) sink.event(event);
+    if (ownJoin) sink.event(ownJoin);
     for (const event of live) listener.deliver(event);
     return { close: () => this.close(subscription, true) };
   }
@@ -600,7 +613,7 @@ export class ChannelService {
     if (onChannel?.size === 0) this.subscriptions.delete(channel);
     this.bySession.get(session)?.delete(subscription);
     subscription.releaseSlot();
-    if (leave) this.removeMember(session.client, channel);
+    if (leave && !subscription.observer) this.removeMember(session.client, channel);
   }
 
   /** Ends a subscription from the server's side: it leaves the channel and its subscriber is told why. */

@@ -275,6 +275,23 @@ describe("ChannelService gates", () => {
     expect(watcher.events.filter((event) => event.action === "JOIN")).toHaveLength(2);
   });
 
+  it("lets the admin watch unseen: no JOIN or LEAVE published, not in presence, its own JOIN to itself only", async () => {
+    const core = createCore();
+    await core.channels.sendMessage(requestSession(), "room", { n: 1 }, null);
+    const member = socketSession();
+    await core.channels.open(member, "room", null, recorder());
+    const admin = socketSession(client(), { isAdmin: true });
+    const watcher = recorder();
+    const watching = await core.channels.open(admin, "room", { history: 5 }, watcher);
+    expect(watcher.events.map((event) => event.action)).toEqual(["MESSAGE", "JOIN"]);
+    expect(watcher.events[1]!.client.id).toBe(admin.client.id);
+    expect((await core.channels.presence(admin, "room")).map((c) => c.id)).toEqual([member.client.id]);
+    watching!.close();
+    await settle();
+    expect(core.published.filter((event) => event.client.id === admin.client.id)).toEqual([]);
+    expect(core.channels.stats()).toMatchObject({ memberships: 1, listeners: 1 });
+  });
+
   it("does not broadcast the options the server acts on itself", async () => {
     const core = createCore();
     await core.channels.open(socketSession(), "room", { history: 5, mood: "happy" }, recorder());

@@ -176,6 +176,8 @@ describeBrowser("web pages in Chromium", () => {
 
     const carol = await openDemo("room:e2e-watch", "carol");
     await carol.locator("#people li").filter({ hasText: "carol (you)" }).waitFor(); // presence is on
+    // The admin watches unseen: carol is alone in "Here now", and saw no one else join.
+    await expect.poll(() => carol.locator("#people li").count()).toBe(1);
     await sendFrom(carol, "watched message");
     const live = admin.getByRole("log", { name: "Live events" }).getByRole("listitem");
     await live.filter({ hasText: "MESSAGE #1" }).filter({ hasText: "watched message" }).waitFor();
