@@ -1,5 +1,5 @@
 import { sortableId } from "../ids.js";
-import type { Prisma } from "../db.js";
+import { exactJson, type Prisma } from "../db.js";
 import { AppError, ErrorCode } from "../errors.js";
 import { closableIterator } from "../realtime/iterators.js";
 import type { Logger } from "../logger.js";
@@ -179,7 +179,8 @@ export class TriggerRunRecorder {
       // runs in the batch would survive pruning, so only those are written.
       const kept = this.newestPerTrigger(batch.filter((run) => existing.has(run.triggerId)));
       await this.prisma.triggerRun.createMany({
-        data: kept.map((run) => ({ ...run, log: run.log as object[], input: run.input as object, output: run.output as object })),
+        // exactJson: logged values and captured payloads are kept as they were, `"__proto__"` keys included.
+        data: kept.map((run) => ({ ...run, log: exactJson(run.log) as object, input: storedJson(run.input), output: storedJson(run.output) })),
       });
       for (const triggerId of existing) await this.prune(triggerId);
     } catch (error) {
@@ -212,4 +213,9 @@ export class TriggerRunRecorder {
       await this.prisma.triggerRun.deleteMany({ where: { id: { in: excess.map((run) => run.id) } } });
     }
   }
+}
+
+/** A captured value as stored: exactly as given, or nothing when there is none. */
+function storedJson(value: unknown): object | undefined {
+  return value === null || value === undefined ? undefined : (exactJson(value) as object);
 }

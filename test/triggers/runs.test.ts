@@ -110,4 +110,13 @@ describe("run input and output", () => {
     await all.return!();
     await runs.close();
   });
+
+  it("stores logged values and captured payloads exactly, \"__proto__\" keys included", async () => {
+    const runs = await recorder({ keepPerTrigger: 10, maxBuffered: 100 });
+    const payload = JSON.parse('{"__proto__": {"x": 1}, "a": 1}');
+    runs.record({ ...run("a", 1, payload), log: [JSON.parse('{"__proto__": "logged"}')] });
+    const [stored] = await runs.latest("a", 1);
+    expect(JSON.stringify(stored!.log)).toBe('[{"__proto__":"logged"}]');
+    expect(JSON.stringify(stored!.input)).toBe(JSON.stringify({ payload, commandOptions: null }));
+  });
 });
