@@ -166,9 +166,10 @@ describeBrowser("web pages in Chromium", () => {
     await admin.getByLabel("Pattern").fill("room:e2e-watch");
     await admin.getByLabel("Presence").check();
     await admin.getByLabel("Messages kept (0–1000)").fill("20");
+    await admin.getByLabel("Members only").check(); // members (carol, once she joins) may still send and see who is here
     await admin.getByRole("button", { name: "Create channel" }).click();
     await admin.getByRole("status").filter({ hasText: "Channel created." }).waitFor();
-    await admin.getByRole("row").filter({ hasText: "room:e2e-watch" }).waitFor();
+    await admin.getByRole("row").filter({ hasText: "room:e2e-watch" }).filter({ hasText: "(members only)" }).waitFor();
 
     await admin.locator("#watch").getByLabel("Channel name").fill("room:e2e-watch");
     await admin.getByRole("button", { name: "Watch", exact: true }).click();

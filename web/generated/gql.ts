@@ -23,7 +23,7 @@ type Documents = {
     "\n  subscription AdminLiveRuns($triggerId: ID) {\n    triggerRuns(triggerId: $triggerId) {\n      ...TriggerRunFields\n    }\n  }\n": typeof types.AdminLiveRunsDocument,
     "\n  query AdminLiveView($prefix: String, $first: Int) {\n    serverInfo {\n      connections {\n        webSockets\n        httpRequests\n        webSocketSubscriptions\n        httpSubscriptions\n        channels\n      }\n    }\n    activeChannels(prefix: $prefix, first: $first) {\n      name\n      members\n      subscribers\n      clusterMembers\n    }\n  }\n": typeof types.AdminLiveViewDocument,
     "\n  query AdminServerInfo {\n    serverInfo {\n      version\n      database\n      pubsub\n      startedAt\n    }\n  }\n": typeof types.AdminServerInfoDocument,
-    "\n  fragment ChannelConfigFields on Channel {\n    id\n    pattern\n    description\n    active\n    anonymousClients\n    messaging\n    presence\n    history\n    createdAt\n    updatedAt\n    triggers {\n      id\n      name\n    }\n  }\n": typeof types.ChannelConfigFieldsFragmentDoc,
+    "\n  fragment ChannelConfigFields on Channel {\n    id\n    pattern\n    description\n    active\n    anonymousClients\n    membersOnly\n    messaging\n    presence\n    history\n    createdAt\n    updatedAt\n    triggers {\n      id\n      name\n    }\n  }\n": typeof types.ChannelConfigFieldsFragmentDoc,
     "\n  query AdminChannels {\n    channels {\n      ...ChannelConfigFields\n    }\n  }\n": typeof types.AdminChannelsDocument,
     "\n  mutation AdminCreateChannel($input: CreateChannelInput!) {\n    createChannel(input: $input) {\n      ...ChannelConfigFields\n    }\n  }\n": typeof types.AdminCreateChannelDocument,
     "\n  mutation AdminUpdateChannel($pattern: String!, $input: UpdateChannelInput!) {\n    updateChannel(pattern: $pattern, input: $input) {\n      ...ChannelConfigFields\n    }\n  }\n": typeof types.AdminUpdateChannelDocument,
@@ -48,7 +48,7 @@ const documents: Documents = {
     "\n  subscription AdminLiveRuns($triggerId: ID) {\n    triggerRuns(triggerId: $triggerId) {\n      ...TriggerRunFields\n    }\n  }\n": types.AdminLiveRunsDocument,
     "\n  query AdminLiveView($prefix: String, $first: Int) {\n    serverInfo {\n      connections {\n        webSockets\n        httpRequests\n        webSocketSubscriptions\n        httpSubscriptions\n        channels\n      }\n    }\n    activeChannels(prefix: $prefix, first: $first) {\n      name\n      members\n      subscribers\n      clusterMembers\n    }\n  }\n": types.AdminLiveViewDocument,
     "\n  query AdminServerInfo {\n    serverInfo {\n      version\n      database\n      pubsub\n      startedAt\n    }\n  }\n": types.AdminServerInfoDocument,
-    "\n  fragment ChannelConfigFields on Channel {\n    id\n    pattern\n    description\n    active\n    anonymousClients\n    messaging\n    presence\n    history\n    createdAt\n    updatedAt\n    triggers {\n      id\n      name\n    }\n  }\n": types.ChannelConfigFieldsFragmentDoc,
+    "\n  fragment ChannelConfigFields on Channel {\n    id\n    pattern\n    description\n    active\n    anonymousClients\n    membersOnly\n    messaging\n    presence\n    history\n    createdAt\n    updatedAt\n    triggers {\n      id\n      name\n    }\n  }\n": types.ChannelConfigFieldsFragmentDoc,
     "\n  query AdminChannels {\n    channels {\n      ...ChannelConfigFields\n    }\n  }\n": types.AdminChannelsDocument,
     "\n  mutation AdminCreateChannel($input: CreateChannelInput!) {\n    createChannel(input: $input) {\n      ...ChannelConfigFields\n    }\n  }\n": types.AdminCreateChannelDocument,
     "\n  mutation AdminUpdateChannel($pattern: String!, $input: UpdateChannelInput!) {\n    updateChannel(pattern: $pattern, input: $input) {\n      ...ChannelConfigFields\n    }\n  }\n": types.AdminUpdateChannelDocument,
@@ -100,7 +100,7 @@ export function graphql(source: "\n  query AdminServerInfo {\n    serverInfo {\n
 /**
  * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
  */
-export function graphql(source: "\n  fragment ChannelConfigFields on Channel {\n    id\n    pattern\n    description\n    active\n    anonymousClients\n    messaging\n    presence\n    history\n    createdAt\n    updatedAt\n    triggers {\n      id\n      name\n    }\n  }\n"): typeof import('./graphql.js').ChannelConfigFieldsFragmentDoc;
+export function graphql(source: "\n  fragment ChannelConfigFields on Channel {\n    id\n    pattern\n    description\n    active\n    anonymousClients\n    membersOnly\n    messaging\n    presence\n    history\n    createdAt\n    updatedAt\n    triggers {\n      id\n      name\n    }\n  }\n"): typeof import('./graphql.js').ChannelConfigFieldsFragmentDoc;
 /**
  * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
  */

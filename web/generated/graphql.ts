@@ -155,19 +155,19 @@ export type AdminServerInfoQueryVariables = Exact<{ [key: string]: never; }>;
 
 export type AdminServerInfoQuery = { serverInfo: { version: string, database: string, pubsub: string, startedAt: string } };
 
-export type ChannelConfigFieldsFragment = { id: string, pattern: string, description: string | null, active: boolean, anonymousClients: boolean, messaging: ChannelMessaging, presence: boolean, history: number, createdAt: string, updatedAt: string, triggers: Array<{ id: string, name: string }> };
+export type ChannelConfigFieldsFragment = { id: string, pattern: string, description: string | null, active: boolean, anonymousClients: boolean, membersOnly: boolean, messaging: ChannelMessaging, presence: boolean, history: number, createdAt: string, updatedAt: string, triggers: Array<{ id: string, name: string }> };
 
 export type AdminChannelsQueryVariables = Exact<{ [key: string]: never; }>;
 
 
-export type AdminChannelsQuery = { channels: Array<{ id: string, pattern: string, description: string | null, active: boolean, anonymousClients: boolean, messaging: ChannelMessaging, presence: boolean, history: number, createdAt: string, updatedAt: string, triggers: Array<{ id: string, name: string }> }> };
+export type AdminChannelsQuery = { channels: Array<{ id: string, pattern: string, description: string | null, active: boolean, anonymousClients: boolean, membersOnly: boolean, messaging: ChannelMessaging, presence: boolean, history: number, createdAt: string, updatedAt: string, triggers: Array<{ id: string, name: string }> }> };
 
 export type AdminCreateChannelMutationVariables = Exact<{
   input: CreateChannelInput;
 }>;
 
 
-export type AdminCreateChannelMutation = { createChannel: { id: string, pattern: string, description: string | null, active: boolean, anonymousClients: boolean, messaging: ChannelMessaging, presence: boolean, history: number, createdAt: string, updatedAt: string, triggers: Array<{ id: string, name: string }> } };
+export type AdminCreateChannelMutation = { createChannel: { id: string, pattern: string, description: string | null, active: boolean, anonymousClients: boolean, membersOnly: boolean, messaging: ChannelMessaging, presence: boolean, history: number, createdAt: string, updatedAt: string, triggers: Array<{ id: string, name: string }> } };
 
 export type AdminUpdateChannelMutationVariables = Exact<{
   pattern: string;
@@ -175,7 +175,7 @@ export type AdminUpdateChannelMutationVariables = Exact<{
 }>;
 
 
-export type AdminUpdateChannelMutation = { updateChannel: { id: string, pattern: string, description: string | null, active: boolean, anonymousClients: boolean, messaging: ChannelMessaging, presence: boolean, history: number, createdAt: string, updatedAt: string, triggers: Array<{ id: string, name: string }> } };
+export type AdminUpdateChannelMutation = { updateChannel: { id: string, pattern: string, description: string | null, active: boolean, anonymousClients: boolean, membersOnly: boolean, messaging: ChannelMessaging, presence: boolean, history: number, createdAt: string, updatedAt: string, triggers: Array<{ id: string, name: string }> } };
 
 export type AdminDeleteChannelMutationVariables = Exact<{
   pattern: string;
@@ -293,6 +293,7 @@ export const ChannelConfigFieldsFragmentDoc = new TypedDocumentString(`
   description
   active
   anonymousClients
+  membersOnly
   messaging
   presence
   history
@@ -482,6 +483,7 @@ export const AdminChannelsDocument = new TypedDocumentString(`
   description
   active
   anonymousClients
+  membersOnly
   messaging
   presence
   history
@@ -504,6 +506,7 @@ export const AdminCreateChannelDocument = new TypedDocumentString(`
   description
   active
   anonymousClients
+  membersOnly
   messaging
   presence
   history
@@ -526,6 +529,7 @@ export const AdminUpdateChannelDocument = new TypedDocumentString(`
   description
   active
   anonymousClients
+  membersOnly
   messaging
   presence
   history
