@@ -1,28 +1,28 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { loadAdminToken } from "./auth/admin-token.js";
-import { migrate, openDatabase, projectRoot, resolveDatabaseUrl, secureDataDir, type Database } from "./db.js";
+import { type ClientTokenVerifier, clientTokenSettingsFromEnv, createClientTokenVerifier } from "./auth/client-tokens.js";
+import { type Database, migrate, openDatabase, projectRoot, resolveDatabaseUrl, secureDataDir } from "./db.js";
 import type { Env } from "./env.js";
 import type { Logger } from "./logger.js";
-import { ChannelService } from "./realtime/channels.js";
+import { countTriggerRuns, countWebhookCalls } from "./observability/instrument.js";
+import { Metrics } from "./observability/metrics.js";
+import { type ActiveChannel, listActiveChannels } from "./realtime/active-channels.js";
+import { type Backplane, createBackplane } from "./realtime/backplane.js";
 import { ChannelConfigStore } from "./realtime/channel-config.js";
+import { ChannelService } from "./realtime/channels.js";
+import { clusterLeaves, joinCluster } from "./realtime/cluster.js";
+import { ensureDemoRoom } from "./realtime/demo-room.js";
 import { ChannelFanout } from "./realtime/fanout.js";
 import { ChannelHistory } from "./realtime/history.js";
 import { Membership } from "./realtime/membership.js";
-import { type Backplane, createBackplane } from "./realtime/backplane.js";
-import { clusterLeaves, joinCluster } from "./realtime/cluster.js";
-import { ChannelSequencer, resumeFromHistory } from "./realtime/sequence.js";
-import { createClientTokenVerifier, clientTokenSettingsFromEnv, type ClientTokenVerifier } from "./auth/client-tokens.js";
 import { Publisher } from "./realtime/publisher.js";
+import { ChannelSequencer, resumeFromHistory } from "./realtime/sequence.js";
 import { createTriggerMiddleware } from "./triggers/middleware.js";
 import { TriggerRunRecorder } from "./triggers/runs.js";
 import { TriggerStore } from "./triggers/store.js";
 import { TriggerTester } from "./triggers/test-run.js";
 import { createWebhookClient } from "./triggers/webhook.js";
-import { Metrics } from "./observability/metrics.js";
-import { countTriggerRuns, countWebhookCalls } from "./observability/instrument.js";
-import { type ActiveChannel, listActiveChannels } from "./realtime/active-channels.js";
-import { ensureDemoRoom } from "./realtime/demo-room.js";
 
 /** Everything the transport and schema layers call into; built once per server. */
 export interface Services {
@@ -73,7 +73,9 @@ export async function createServices(env: Env, logger: Logger): Promise<Services
   const webhookClient = env.WEBHOOK_SECRET
     ? createWebhookClient({
         secret: env.WEBHOOK_SECRET,
-        allowHosts: env.WEBHOOK_ALLOW_HOSTS.split(",").map((host) => host.trim()).filter(Boolean),
+        allowHosts: env.WEBHOOK_ALLOW_HOSTS.split(",")
+          .map((host) => host.trim())
+          .filter(Boolean),
       })
     : undefined;
   const webhooks = webhookClient && countWebhookCalls(webhookClient, metrics);
@@ -152,7 +154,12 @@ export async function createServices(env: Env, logger: Logger): Promise<Services
   // A subscriber who may no longer listen after a configuration change (made here or elsewhere) is removed.
   channelConfigs.onRulesChanged(() => channels.enforceRules());
   if (notices) {
-    await joinCluster(notices, { triggers, channels: channelConfigs }, (channel, clientId, announce) => channels.leaveHere(channel, clientId, announce), logger);
+    await joinCluster(
+      notices,
+      { triggers, channels: channelConfigs },
+      (channel, clientId, announce) => channels.leaveHere(channel, clientId, announce),
+      logger,
+    );
   }
 
   return {
@@ -177,7 +184,8 @@ export async function createServices(env: Env, logger: Logger): Promise<Services
     version,
     startedAt: new Date(),
     metrics,
-    activeChannels: (prefix, first) => listActiveChannels({ membership, fanout, clusterPresence: backplane.clusterPresence }, prefix, first),
+    activeChannels: (prefix, first) =>
+      listActiveChannels({ membership, fanout, clusterPresence: backplane.clusterPresence }, prefix, first),
     close: async () => {
       await triggerRuns.close();
       await backplane.close();

@@ -39,7 +39,9 @@ describe("codegen outputs", () => {
       // No committed generated file that codegen no longer writes, and none missing.
       expect(filesUnder(join(root, "web", "generated"), root)).toEqual(fresh.filter((file) => file.startsWith(join("web", "generated"))));
       for (const file of fresh) {
-        expect(readFileSync(join(root, file), "utf8"), `${file} is stale: run \`npm run codegen\``).toBe(readFileSync(join(out, file), "utf8"));
+        expect(readFileSync(join(root, file), "utf8"), `${file} is stale: run \`npm run codegen\``).toBe(
+          readFileSync(join(out, file), "utf8"),
+        );
       }
     } finally {
       rmSync(out, { recursive: true, force: true });

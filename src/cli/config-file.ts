@@ -77,7 +77,7 @@ export function normalizeConfig(config: ConfigFile): ConfigFile {
 
 /** The file's text: two-space JSON ending with a newline. */
 export function formatConfig(config: ConfigFile): string {
-  return JSON.stringify(normalizeConfig(config), null, 2) + "\n";
+  return `${JSON.stringify(normalizeConfig(config), null, 2)}\n`;
 }
 
 /**
@@ -116,7 +116,13 @@ export type PlanStep =
   | { readonly kind: "update-channel"; readonly channel: ChannelEntry; readonly changes: FieldChange[] }
   | { readonly kind: "delete-channel"; readonly pattern: string }
   | { readonly kind: "create-trigger"; readonly trigger: TriggerEntry }
-  | { readonly kind: "update-trigger"; readonly id: string; readonly revision: number; readonly trigger: TriggerEntry; readonly changes: FieldChange[] }
+  | {
+      readonly kind: "update-trigger";
+      readonly id: string;
+      readonly revision: number;
+      readonly trigger: TriggerEntry;
+      readonly changes: FieldChange[];
+    }
   | { readonly kind: "delete-trigger"; readonly id: string; readonly name: string };
 
 /** A field whose value differs between the server and the file. */
@@ -222,5 +228,5 @@ export function describePlan(plan: Plan): string {
   const summary =
     `Plan: ${count(["create-channel", "create-trigger"])} to create, ${count(["update-channel", "update-trigger"])} to change, ` +
     `${count(["delete-channel", "delete-trigger"])} to delete, ${plan.unchanged} unchanged.`;
-  return [...plan.steps.map(describeStep), summary].join("\n") + "\n";
+  return `${[...plan.steps.map(describeStep), summary].join("\n")}\n`;
 }

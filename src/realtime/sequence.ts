@@ -11,7 +11,10 @@ export interface SequenceSource {
  * history starts from 0 without asking the database, so its messages flow even while the database
  * is unreachable.
  */
-export function resumeFromHistory(policy: ChannelPolicy, history: { lastSeq(channel: string): Promise<number> }): (channel: string) => Promise<number> {
+export function resumeFromHistory(
+  policy: ChannelPolicy,
+  history: { lastSeq(channel: string): Promise<number> },
+): (channel: string) => Promise<number> {
   return async (channel) => (policy.historyKept(channel) > 0 ? history.lastSeq(channel) : 0);
 }
 

@@ -1,5 +1,5 @@
-import { connect, createServer, type Socket } from "node:net";
 import type { AddressInfo } from "node:net";
+import { connect, createServer, type Socket } from "node:net";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { parseEnv } from "../../src/env.js";
@@ -94,7 +94,13 @@ async function startProxy(targetPort: number) {
     down = true;
     for (const socket of sockets) socket.destroy();
   };
-  cleanups.push(() => new Promise<void>((resolve) => (cut(), proxy.close(() => resolve()))));
+  cleanups.push(
+    () =>
+      new Promise<void>((resolve) => {
+        cut();
+        proxy.close(() => resolve());
+      }),
+  );
   return { url: `ws://127.0.0.1:${(proxy.address() as AddressInfo).port}/graphql`, cut, restore: () => void (down = false) };
 }
 

@@ -27,7 +27,11 @@ export function createChannelsPanel(admin: RunAdmin): ChannelsPanel {
   };
   const save = byId("channel-save", HTMLButtonElement);
   const remove = byId("channel-delete", HTMLButtonElement);
-  const feedback: Feedback = { form: byId("channel-form", HTMLFormElement), error: byId("channel-error"), message: byId("channel-message") };
+  const feedback: Feedback = {
+    form: byId("channel-form", HTMLFormElement),
+    error: byId("channel-error"),
+    message: byId("channel-message"),
+  };
 
   let channels: ChannelConfigFieldsFragment[] = [];
   let editing: string | null = null;
@@ -65,7 +69,13 @@ export function createChannelsPanel(admin: RunAdmin): ChannelsPanel {
           { "aria-current": channel.pattern === editing ? "true" : null },
           h("td", {}, open, channel.description ? h("div", { class: "muted" }, channel.description) : null),
           h("td", {}, toggle),
-          h("td", {}, channel.messaging.toLowerCase(), channel.anonymousClients ? "" : " (signed-in only)", channel.membersOnly ? " (members only)" : ""),
+          h(
+            "td",
+            {},
+            channel.messaging.toLowerCase(),
+            channel.anonymousClients ? "" : " (signed-in only)",
+            channel.membersOnly ? " (members only)" : "",
+          ),
           h("td", {}, channel.presence ? "on" : "off"),
           h("td", {}, channel.history),
           h("td", {}, channel.triggers.map((trigger) => trigger.name).join(", ") || "—"),

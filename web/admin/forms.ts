@@ -38,7 +38,11 @@ export function clearFieldErrors(form: HTMLFormElement): void {
   for (const message of form.querySelectorAll(".field-error")) {
     const input = form.querySelector(`[aria-describedby~="${message.id}"]`);
     input?.removeAttribute("aria-invalid");
-    const rest = input?.getAttribute("aria-describedby")?.split(" ").filter((id) => id !== message.id).join(" ");
+    const rest = input
+      ?.getAttribute("aria-describedby")
+      ?.split(" ")
+      .filter((id) => id !== message.id)
+      .join(" ");
     if (rest) input?.setAttribute("aria-describedby", rest);
     else input?.removeAttribute("aria-describedby");
     message.remove();
@@ -68,7 +72,12 @@ export async function runChange(feedback: Feedback, change: () => Promise<string
 }
 
 /** A list row's active checkbox: sends the change and reports it; a refused change turns the box back. */
-export function activeToggle(feedback: Feedback, label: string, active: boolean, send: (active: boolean) => Promise<void>): HTMLInputElement {
+export function activeToggle(
+  feedback: Feedback,
+  label: string,
+  active: boolean,
+  send: (active: boolean) => Promise<void>,
+): HTMLInputElement {
   const toggle = h("input", { type: "checkbox", "aria-label": `${label} active` }) as HTMLInputElement;
   toggle.checked = active;
   toggle.addEventListener("change", async () => {

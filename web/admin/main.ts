@@ -86,7 +86,9 @@ async function signIn(candidate: string): Promise<void> {
     token = null;
     sessionStorage.removeItem(TOKEN_KEY);
     signInError.textContent =
-      error instanceof RealtimeError && error.code === "UNAUTHENTICATED" ? "The server refused this token." : `Could not sign in: ${messageOf(error)}`;
+      error instanceof RealtimeError && error.code === "UNAUTHENTICATED"
+        ? "The server refused this token."
+        : `Could not sign in: ${messageOf(error)}`;
     tokenInput.focus();
   }
 }

@@ -2,7 +2,16 @@
 import { RealtimeError } from "../client/realtime-client.js";
 import type { CreateTriggerInput, TriggerAction, TriggerErrorPolicy, TriggerFieldsFragment } from "../generated/graphql.js";
 import { byId, h } from "../shared/dom.js";
-import { activeToggle, clearFeedback, clearFieldErrors, type Feedback, markCurrentRow, messageOf, type RunAdmin, runChange } from "./forms.js";
+import {
+  activeToggle,
+  clearFeedback,
+  clearFieldErrors,
+  type Feedback,
+  markCurrentRow,
+  messageOf,
+  type RunAdmin,
+  runChange,
+} from "./forms.js";
 import { parseStack } from "./json-paths.js";
 import { CreateTriggerDocument, DeleteTriggerDocument, TriggersDocument, UpdateTriggerDocument } from "./operations.js";
 import { StackEditor } from "./stack-editor.js";
@@ -44,10 +53,18 @@ export function createTriggersPanel(host: TriggersPanelHost): TriggersPanel {
     active: byId("trigger-active", HTMLInputElement),
   };
   const actionBoxes = [...byId("trigger-actions").querySelectorAll<HTMLInputElement>('input[name="actions"]')];
-  const stackEditor = new StackEditor(byId("trigger-stack", HTMLTextAreaElement), byId("stack-outline", HTMLOListElement), byId("stack-error"));
+  const stackEditor = new StackEditor(
+    byId("trigger-stack", HTMLTextAreaElement),
+    byId("stack-outline", HTMLOListElement),
+    byId("stack-error"),
+  );
   const save = byId("trigger-save", HTMLButtonElement);
   const remove = byId("trigger-delete", HTMLButtonElement);
-  const feedback: Feedback = { form: byId("trigger-form", HTMLFormElement), error: byId("trigger-error"), message: byId("trigger-message") };
+  const feedback: Feedback = {
+    form: byId("trigger-form", HTMLFormElement),
+    error: byId("trigger-error"),
+    message: byId("trigger-message"),
+  };
 
   let triggers: TriggerFieldsFragment[] = [];
   let selected: TriggerFieldsFragment | null = null;
@@ -139,7 +156,10 @@ export function createTriggersPanel(host: TriggersPanelHost): TriggersPanel {
       description: inputs.description.value.trim() || null,
       order: Number(inputs.order.value || 0),
       onError: inputs.onError.value as TriggerErrorPolicy,
-      tags: inputs.tags.value.split(",").map((tag) => tag.trim()).filter(Boolean),
+      tags: inputs.tags.value
+        .split(",")
+        .map((tag) => tag.trim())
+        .filter(Boolean),
       active: inputs.active.checked,
       actions: actionBoxes.filter((box) => box.checked).map((box) => box.value as TriggerAction),
       stack,

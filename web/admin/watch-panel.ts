@@ -30,7 +30,10 @@ export function createWatchPanel(token: () => string | null): WatchPanel {
 
   async function watch(channel: string): Promise<void> {
     if (!watcher || watcher.status === "closed") {
-      watcher = createRealtimeClient({ url: `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/graphql`, adminToken: token() });
+      watcher = createRealtimeClient({
+        url: `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/graphql`,
+        adminToken: token(),
+      });
     }
     watching = channel;
     toggle.textContent = "Stop";
