@@ -4,8 +4,7 @@
  * stream in live (`triggerRuns` over the WebSocket) with what went in and came out.
  */
 import { type Client, createClient } from "graphql-ws";
-import { RealtimeError } from "../client/realtime-client.js";
-import { isGraphQLErrors } from "../client/graphql-errors.js";
+import { isGraphQLErrors, RealtimeError } from "@realtime-channels/client";
 import type {
   AdminTestDraftMutation,
   CreateTriggerInput,

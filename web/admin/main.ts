@@ -4,8 +4,7 @@
  * carries the admin token: `Authorization: Bearer` over HTTP, `connectionParams.adminToken` on the
  * WebSocket used to watch a channel.
  */
-import { requestGraphQL } from "../client/http.js";
-import { type ChannelEvent, createRealtimeClient, type RealtimeClient, RealtimeError } from "../client/realtime-client.js";
+import { type ChannelEvent, createRealtimeClient, type RealtimeClient, RealtimeError, requestGraphQL } from "@realtime-channels/client";
 import type {
   ChannelConfigFieldsFragment,
   ChannelMessaging,
