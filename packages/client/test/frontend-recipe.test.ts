@@ -40,7 +40,7 @@ async function installPackage(app: string): Promise<string> {
   const manifest = JSON.parse(readFileSync(join(packageDir, "package.json"), "utf8")) as { files: string[] };
   await run(join(root, "node_modules", ".bin", "tsc"), ["-p", join(packageDir, "tsconfig.build.json"), "--outDir", join(target, "dist")]);
   cpSync(join(packageDir, "package.json"), join(target, "package.json"));
-  for (const file of manifest.files.filter((name) => name !== "dist")) cpSync(join(packageDir, file), join(target, file));
+  for (const file of manifest.files.filter((name) => name !== "dist")) cpSync(join(packageDir, file), join(target, file), { recursive: true });
   for (const dependency of APP_DEPENDENCIES) symlinkSync(join(root, "node_modules", dependency), join(app, "node_modules", dependency), "dir");
   return target;
 }
