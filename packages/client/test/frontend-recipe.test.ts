@@ -48,13 +48,18 @@ async function installPackage(app: string): Promise<string> {
 /** An app folder with the package installed, the recipe's files written and `schema` in codegen.ts. */
 async function createApp(schema?: string): Promise<string> {
   const app = mkdtempSync(join(tmpdir(), "frontend-recipe-"));
-  await installPackage(app);
-  for (const [path, body] of recipeFiles()) {
-    mkdirSync(dirname(join(app, path)), { recursive: true });
-    writeFileSync(join(app, path), schema && path === "codegen.ts" ? body.replace('schema: "schema.graphql"', `schema: ${JSON.stringify(schema)}`) : body);
+  try {
+    await installPackage(app);
+    for (const [path, body] of recipeFiles()) {
+      mkdirSync(dirname(join(app, path)), { recursive: true });
+      writeFileSync(join(app, path), schema && path === "codegen.ts" ? body.replace('schema: "schema.graphql"', `schema: ${JSON.stringify(schema)}`) : body);
+    }
+    cpSync(join(root, "schema.graphql"), join(app, "schema.graphql"));
+    return app;
+  } catch (error) {
+    rmSync(app, { recursive: true, force: true });
+    throw error;
   }
-  cpSync(join(root, "schema.graphql"), join(app, "schema.graphql"));
-  return app;
 }
 
 const codegen = (app: string) => run(join(root, "node_modules", ".bin", "graphql-codegen"), [], { cwd: app });
