@@ -35,7 +35,10 @@ const config: CodegenConfig = {
   generates: {
     [`${out}schema.graphql`]: { plugins: ["schema-ast"], config: { includeDirectives: false, sort: true } },
     [`${out}web/generated/`]: { documents: ["web/**/*.ts", "!web/generated/**"], ...clientPreset },
-    [`${out}packages/client/src/generated/`]: { documents: ["packages/client/src/**/*.ts", "!packages/client/src/generated/**"], ...clientPreset },
+    [`${out}packages/client/src/generated/`]: {
+      documents: ["packages/client/src/**/*.ts", "!packages/client/src/generated/**"],
+      ...clientPreset,
+    },
   },
   ignoreNoDocuments: false,
 };

@@ -1,6 +1,6 @@
 import { createRequire } from "node:module";
-import { POSTGRES_BASE_URL, POSTGRES_REQUIRED, postgresReachable } from "./test/helpers/postgres.js";
 import { defineConfig } from "vitest/config";
+import { POSTGRES_BASE_URL, POSTGRES_REQUIRED, postgresReachable } from "./test/helpers/postgres.js";
 
 const require = createRequire(import.meta.url);
 
@@ -14,7 +14,8 @@ const DATABASE_SUITES = [
 
 // Without PostgreSQL (and unless CI requires it), the postgres project is left out, by name.
 const postgres = POSTGRES_REQUIRED || (await postgresReachable());
-if (!postgres) console.warn(`skipped: the postgres project (${DATABASE_SUITES.join(", ")}): PostgreSQL unreachable at ${POSTGRES_BASE_URL}`);
+if (!postgres)
+  console.warn(`skipped: the postgres project (${DATABASE_SUITES.join(", ")}): PostgreSQL unreachable at ${POSTGRES_BASE_URL}`);
 
 export default defineConfig({
   resolve: {

@@ -186,4 +186,3 @@ export async function openDatabase(url: string): Promise<Database> {
     close: () => prisma.$disconnect(),
   };
 }
-

@@ -1,29 +1,29 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { loadAdminToken } from "./auth/admin-token.js";
-import { migrate, openDatabase, projectRoot, resolveDatabaseUrl, secureDataDir, type Database } from "./db.js";
+import { type ClientTokenVerifier, clientTokenSettingsFromEnv, createClientTokenVerifier } from "./auth/client-tokens.js";
+import { type Database, migrate, openDatabase, projectRoot, resolveDatabaseUrl, secureDataDir } from "./db.js";
 import type { Env } from "./env.js";
 import type { Logger } from "./logger.js";
-import { ChannelService } from "./realtime/channels.js";
+import { countTriggerRuns, countWebhookCalls } from "./observability/instrument.js";
+import { Metrics } from "./observability/metrics.js";
+import { type ActiveChannel, listActiveChannels } from "./realtime/active-channels.js";
 import { ChannelConfigStore } from "./realtime/channel-config.js";
+import { ChannelService } from "./realtime/channels.js";
+import { ensureDemoRoom } from "./realtime/demo-room.js";
 import { ChannelFanout } from "./realtime/fanout.js";
 import { ChannelHistory } from "./realtime/history.js";
 import { Membership } from "./realtime/membership.js";
 import { LocalPresence, type PresenceTracker } from "./realtime/presence.js";
+import { Publisher } from "./realtime/publisher.js";
+import { createChannelPubSub } from "./realtime/pubsub.js";
 import { createRedisBus, RedisConnection, RedisNotices, RedisPresence, RedisSequence } from "./realtime/redis.js";
 import { ChannelSequencer, LocalSequence } from "./realtime/sequence.js";
-import { createClientTokenVerifier, clientTokenSettingsFromEnv, type ClientTokenVerifier } from "./auth/client-tokens.js";
-import { createChannelPubSub } from "./realtime/pubsub.js";
-import { Publisher } from "./realtime/publisher.js";
 import { createTriggerMiddleware } from "./triggers/middleware.js";
 import { TriggerRunRecorder } from "./triggers/runs.js";
 import { TriggerStore } from "./triggers/store.js";
 import { TriggerTester } from "./triggers/test-run.js";
 import { createWebhookClient } from "./triggers/webhook.js";
-import { Metrics } from "./observability/metrics.js";
-import { countTriggerRuns, countWebhookCalls } from "./observability/instrument.js";
-import { type ActiveChannel, listActiveChannels } from "./realtime/active-channels.js";
-import { ensureDemoRoom } from "./realtime/demo-room.js";
 
 /** Everything the transport and schema layers call into; built once per server. */
 export interface Services {
@@ -74,7 +74,9 @@ export async function createServices(env: Env, logger: Logger): Promise<Services
   const webhookClient = env.WEBHOOK_SECRET
     ? createWebhookClient({
         secret: env.WEBHOOK_SECRET,
-        allowHosts: env.WEBHOOK_ALLOW_HOSTS.split(",").map((host) => host.trim()).filter(Boolean),
+        allowHosts: env.WEBHOOK_ALLOW_HOSTS.split(",")
+          .map((host) => host.trim())
+          .filter(Boolean),
       })
     : undefined;
   const webhooks = webhookClient && countWebhookCalls(webhookClient, metrics);
@@ -131,12 +133,7 @@ export async function createServices(env: Env, logger: Logger): Promise<Services
     presence = new LocalPresence(membership);
   }
 
-  const publisher = new Publisher(
-    bus.pubsub,
-    new ChannelSequencer(bus.sequence),
-    history,
-    historyKept,
-  )
+  const publisher = new Publisher(bus.pubsub, new ChannelSequencer(bus.sequence), history, historyKept)
     .observe(metrics)
     .use(createTriggerMiddleware(triggers, countTriggerRuns(triggerRuns, metrics), runOptions));
   const fanout = new ChannelFanout(bus.pubsub, logger).observe(metrics);
@@ -148,7 +145,9 @@ export async function createServices(env: Env, logger: Logger): Promise<Services
     history,
     presence,
     listening: bus.listening,
-    cluster: notices ? { requestLeave: (channel, clientId, announce) => notices.publish({ kind: "leave", channel, clientId, announce }) } : undefined,
+    cluster: notices
+      ? { requestLeave: (channel, clientId, announce) => notices.publish({ kind: "leave", channel, clientId, announce }) }
+      : undefined,
     limits: {
       maxPayloadBytes: env.MAX_PAYLOAD_BYTES,
       maxSubscriptionsPerSocket: env.MAX_SUBSCRIPTIONS_PER_SOCKET,

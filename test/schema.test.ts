@@ -42,7 +42,9 @@ describe("codegen outputs", () => {
         expect(filesUnder(join(root, folder), root)).toEqual(fresh.filter((file) => file.startsWith(folder)));
       }
       for (const file of fresh) {
-        expect(readFileSync(join(root, file), "utf8"), `${file} is stale: run \`npm run codegen\``).toBe(readFileSync(join(out, file), "utf8"));
+        expect(readFileSync(join(root, file), "utf8"), `${file} is stale: run \`npm run codegen\``).toBe(
+          readFileSync(join(out, file), "utf8"),
+        );
       }
     } finally {
       rmSync(out, { recursive: true, force: true });

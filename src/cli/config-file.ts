@@ -115,7 +115,13 @@ export type PlanStep =
   | { readonly kind: "update-channel"; readonly channel: ChannelEntry; readonly changes: FieldChange[] }
   | { readonly kind: "delete-channel"; readonly pattern: string }
   | { readonly kind: "create-trigger"; readonly trigger: TriggerEntry }
-  | { readonly kind: "update-trigger"; readonly id: string; readonly revision: number; readonly trigger: TriggerEntry; readonly changes: FieldChange[] }
+  | {
+      readonly kind: "update-trigger";
+      readonly id: string;
+      readonly revision: number;
+      readonly trigger: TriggerEntry;
+      readonly changes: FieldChange[];
+    }
   | { readonly kind: "delete-trigger"; readonly id: string; readonly name: string };
 
 /** A field whose value differs between the server and the file. */

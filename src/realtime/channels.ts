@@ -7,8 +7,8 @@ import { assertChannelName } from "./channel-name.js";
 import type { ChannelListener } from "./fanout.js";
 import { closableIterator, emptyStream } from "./iterators.js";
 import type { Membership } from "./membership.js";
-import type { PresenceTracker } from "./presence.js";
 import type { RealtimeObserver } from "./observer.js";
+import type { PresenceTracker } from "./presence.js";
 import type { PublishResult } from "./publisher.js";
 import { RateLimiter } from "./rate-limit.js";
 import { type ChannelEvent, commandOf, type RealtimeAction, type RealtimeClient, type Session } from "./types.js";
@@ -465,7 +465,8 @@ export class ChannelService {
       throw new AppError(ErrorCode.Unauthenticated, `Channel ${channel} is for authenticated clients`, { channel });
     }
     if (operation === "send") {
-      if (rules.messaging === "NOBODY") throw new AppError(ErrorCode.Forbidden, `Only the admin may send to channel ${channel}`, { channel });
+      if (rules.messaging === "NOBODY")
+        throw new AppError(ErrorCode.Forbidden, `Only the admin may send to channel ${channel}`, { channel });
       if (rules.messaging === "AUTHENTICATED" && !authenticated) {
         throw new AppError(ErrorCode.Unauthenticated, `Only authenticated clients may send to channel ${channel}`, { channel });
       }
@@ -482,7 +483,10 @@ export class ChannelService {
       throw new AppError(ErrorCode.RateLimited, `Too many ${what}: at most ${perClient.perSecond} per second`);
     }
     if (!session.client.authenticated && !perAddress.take(session.address)) {
-      throw new AppError(ErrorCode.RateLimited, `Too many ${what} from anonymous clients at your address: at most ${perAddress.perSecond} per second`);
+      throw new AppError(
+        ErrorCode.RateLimited,
+        `Too many ${what} from anonymous clients at your address: at most ${perAddress.perSecond} per second`,
+      );
     }
   }
 
@@ -638,7 +642,13 @@ export class ChannelService {
     }
   }
 
-  private createEvent(action: RealtimeAction, client: RealtimeClient, channel: string, payload: unknown, commandOptions: unknown): ChannelEvent {
+  private createEvent(
+    action: RealtimeAction,
+    client: RealtimeClient,
+    channel: string,
+    payload: unknown,
+    commandOptions: unknown,
+  ): ChannelEvent {
     return {
       id: randomUUID(),
       action,

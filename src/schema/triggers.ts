@@ -30,7 +30,12 @@ export const TriggerRunRef = builder.objectRef<TriggerRunRecord>("TriggerRun").i
     outcome: t.field({ type: TriggerOutcomeEnum, resolve: (run) => run.outcome }),
     durationMs: t.exposeFloat("durationMs"),
     error: t.exposeString("error", { nullable: true }),
-    log: t.field({ type: ["JSON"], nullable: { list: false, items: true }, description: "What the run's log steps logged, in order; a missing value is logged as null.", resolve: (run) => run.log }),
+    log: t.field({
+      type: ["JSON"],
+      nullable: { list: false, items: true },
+      description: "What the run's log steps logged, in order; a missing value is logged as null.",
+      resolve: (run) => run.log,
+    }),
     createdAt: t.field({ type: "DateTime", resolve: (run) => run.createdAt }),
   }),
 });

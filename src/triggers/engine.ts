@@ -1,6 +1,7 @@
 import { isDeepStrictEqual } from "node:util";
 import { ErrorCode } from "../errors.js";
 import { MAX_JSON_DEPTH, nestsDeeperThan } from "../validation.js";
+import { GuardFailure, type GuardReason, RUN_GUARD_BINDING, RunGuard } from "./guard.js";
 import {
   type CompiledExpression,
   type CompiledStack,
@@ -10,7 +11,6 @@ import {
   type StepContext,
   type StepResult,
 } from "./stack.js";
-import { GuardFailure, type GuardReason, RUN_GUARD_BINDING, RunGuard } from "./guard.js";
 import type { WebhookClient } from "./webhook.js";
 
 /** The event a trigger runs on. */
@@ -280,7 +280,15 @@ export async function runStack(stack: CompiledStack, input: TriggerInput, option
   let timer: NodeJS.Timeout | undefined;
   try {
     const maxMemoryBytes = options.maxMemoryBytes ?? DEFAULT_RUN_MEMORY_BYTES;
-    const current = new StackRun(input, Date.now() + timeoutMs, timeoutMs, options.trace === true, options.webhooks, abort.signal, maxMemoryBytes);
+    const current = new StackRun(
+      input,
+      Date.now() + timeoutMs,
+      timeoutMs,
+      options.trace === true,
+      options.webhooks,
+      abort.signal,
+      maxMemoryBytes,
+    );
     run = current;
     const outOfTime = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(current.outOfTime()), timeoutMs);

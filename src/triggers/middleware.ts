@@ -1,9 +1,9 @@
 import { AppError, ErrorCode } from "../errors.js";
 import type { EventMiddleware } from "../realtime/publisher.js";
 import type { ChannelEvent } from "../realtime/types.js";
-import { runStack, type RunOptions, type StackRunResult, type TriggerInput } from "./engine.js";
-import type { LoadedTrigger, TriggerStore } from "./store.js";
+import { type RunOptions, runStack, type StackRunResult, type TriggerInput } from "./engine.js";
 import type { TriggerRunRecorder } from "./runs.js";
+import type { LoadedTrigger, TriggerStore } from "./store.js";
 
 /** The input a trigger's stack sees for an event. */
 export function triggerInput(event: ChannelEvent): TriggerInput {
@@ -18,11 +18,7 @@ export function triggerInput(event: ChannelEvent): TriggerInput {
 }
 
 /** Runs one trigger's stack on an input; a stack that no longer compiles counts as a failed run. */
-export async function runTrigger(
-  trigger: LoadedTrigger,
-  input: TriggerInput,
-  options: RunOptions,
-): Promise<StackRunResult> {
+export async function runTrigger(trigger: LoadedTrigger, input: TriggerInput, options: RunOptions): Promise<StackRunResult> {
   if ("error" in trigger.stack) {
     return {
       outcome: "FAILED",

@@ -1,8 +1,8 @@
-import { sortableId } from "../ids.js";
 import type { Prisma } from "../db.js";
 import { AppError, ErrorCode } from "../errors.js";
-import { closableIterator } from "../realtime/iterators.js";
+import { sortableId } from "../ids.js";
 import type { Logger } from "../logger.js";
+import { closableIterator } from "../realtime/iterators.js";
 import type { TriggerAction } from "./config.js";
 
 /** How a trigger run ended. */
@@ -45,7 +45,10 @@ export function capJson(value: unknown, maxBytes = MAX_RUN_DATA_BYTES): { value:
   const text = JSON.stringify(value ?? null);
   if (text.length <= maxBytes / 3 || Buffer.byteLength(text) <= maxBytes) return { value: value ?? null, truncated: false };
   // Cut at a byte boundary; a character split in two decodes as U+FFFD, which is dropped.
-  const cut = Buffer.from(text).subarray(0, maxBytes).toString("utf8").replace(/\uFFFD+$/, "");
+  const cut = Buffer.from(text)
+    .subarray(0, maxBytes)
+    .toString("utf8")
+    .replace(/\uFFFD+$/, "");
   return { value: cut, truncated: true };
 }
 
@@ -159,7 +162,12 @@ export class TriggerRunRecorder {
       orderBy: [{ createdAt: "desc" }, { id: "desc" }],
       take: Math.max(0, Math.min(last, this.options.keepPerTrigger)),
     });
-    return rows.map((row) => ({ ...row, action: row.action as TriggerAction, outcome: row.outcome as TriggerOutcome, log: row.log as unknown[] }));
+    return rows.map((row) => ({
+      ...row,
+      action: row.action as TriggerAction,
+      outcome: row.outcome as TriggerOutcome,
+      log: row.log as unknown[],
+    }));
   }
 
   /** Stops the timer and writes what is buffered. */
@@ -171,9 +179,12 @@ export class TriggerRunRecorder {
   private async write(batch: TriggerRunRecord[]): Promise<void> {
     try {
       const existing = new Set(
-        (await this.prisma.trigger.findMany({ where: { id: { in: [...new Set(batch.map((run) => run.triggerId))] } }, select: { id: true } })).map(
-          (trigger) => trigger.id,
-        ),
+        (
+          await this.prisma.trigger.findMany({
+            where: { id: { in: [...new Set(batch.map((run) => run.triggerId))] } },
+            select: { id: true },
+          })
+        ).map((trigger) => trigger.id),
       );
       // Runs of deleted triggers go with them, and only the newest `keepPerTrigger` of each trigger's
       // runs in the batch would survive pruning, so only those are written.

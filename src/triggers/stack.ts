@@ -221,12 +221,17 @@ const STEP_KINDS: Readonly<Record<string, StepKind>> = {
       const method = http.field("method") ?? "POST";
       if (typeof method !== "string" || !HTTP_METHODS.has(method)) throw http.fail("method", "must be GET, POST, PUT, PATCH or DELETE");
       const timeoutMs = http.field("timeoutMs");
-      if (timeoutMs !== undefined && (typeof timeoutMs !== "number" || !Number.isInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > WEBHOOK_DEFAULTS.maxTimeoutMs)) {
+      if (
+        timeoutMs !== undefined &&
+        (typeof timeoutMs !== "number" || !Number.isInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > WEBHOOK_DEFAULTS.maxTimeoutMs)
+      ) {
         throw http.fail("timeoutMs", `must be a whole number of milliseconds, 1..${WEBHOOK_DEFAULTS.maxTimeoutMs}`);
       }
-      const headerSource = http.field("headers") === undefined ? undefined : http.object("headers", "must be an object of header expressions");
+      const headerSource =
+        http.field("headers") === undefined ? undefined : http.object("headers", "must be an object of header expressions");
       const headers = (headerSource?.keys() ?? []).map((name) => {
-        if (!HEADER_NAME.test(name) || RESERVED_HEADERS.has(name.toLowerCase())) throw headerSource!.fail(name, "is not a header a trigger may set");
+        if (!HEADER_NAME.test(name) || RESERVED_HEADERS.has(name.toLowerCase()))
+          throw headerSource!.fail(name, "is not a header a trigger may set");
         return [name, headerSource!.expression(name)] as const;
       });
       if (http.field("body") !== undefined && method === "GET") throw http.fail("body", "a GET request has no body");
@@ -265,7 +270,8 @@ function setTarget(step: StepSource): string[] {
   if (segments[0] !== "payload" && segments[0] !== "commandOptions") throw step.fail("set", "must start with payload or commandOptions");
   for (const segment of segments) {
     if (FORBIDDEN_SEGMENTS.has(segment)) throw step.fail("set", `"${segment}" may not appear in a path`);
-    if (!IDENTIFIER.test(segment) && !DIGITS.test(segment)) throw step.fail("set", `"${segment}" is not a valid path segment (a name or an index)`);
+    if (!IDENTIFIER.test(segment) && !DIGITS.test(segment))
+      throw step.fail("set", `"${segment}" is not a valid path segment (a name or an index)`);
   }
   return segments;
 }
@@ -373,7 +379,11 @@ class StackCompiler {
       throw fail(path, `expression does not compile: ${describeError(error)}`);
     }
     const refused = unsupportedRegex(expression.ast(), new Set());
-    if (refused) throw fail(path, `regex: ${String(refused.pattern)} is not supported (${refused.problem}); triggers match in linear time, without lookaround or backreferences`);
+    if (refused)
+      throw fail(
+        path,
+        `regex: ${String(refused.pattern)} is not supported (${refused.problem}); triggers match in linear time, without lookaround or backreferences`,
+      );
     guardExpression(expression, this.limits);
     return { source: value, expression };
   }

@@ -1,13 +1,13 @@
 import {
   type DocumentNode,
-  execute,
   type ExecutionArgs,
   type ExecutionResult,
+  execute,
   type FieldNode,
+  type GraphQLError,
   getArgumentValues,
   getOperationAST,
   getVariableValues,
-  GraphQLError,
   Kind,
   locatedError,
 } from "graphql";
@@ -126,7 +126,11 @@ export class ChannelDelivery {
     const channelField = args.schema.getSubscriptionType()?.getFields()[CHANNEL_FIELD];
     if (!channelField) throw new Error("The schema has no channel subscription");
 
-    const variables = getVariableValues(args.schema, getOperationAST(args.document, args.operationName)?.variableDefinitions ?? [], args.variableValues ?? {});
+    const variables = getVariableValues(
+      args.schema,
+      getOperationAST(args.document, args.operationName)?.variableDefinitions ?? [],
+      args.variableValues ?? {},
+    );
     if (variables.errors) return { errors: variables.errors.map((error) => this.maskError(error, MASKED_MESSAGE) as GraphQLError) };
     let name: string;
     let options: unknown;
@@ -157,7 +161,9 @@ export class ChannelDelivery {
       });
     } catch (error) {
       this.release(args, group);
-      return { errors: [this.maskError(locatedError(error, [field], [field.alias?.value ?? CHANNEL_FIELD]), MASKED_MESSAGE) as GraphQLError] };
+      return {
+        errors: [this.maskError(locatedError(error, [field], [field.alias?.value ?? CHANNEL_FIELD]), MASKED_MESSAGE) as GraphQLError],
+      };
     }
     if (!subscription) {
       this.release(args, group);

@@ -19,7 +19,9 @@ describe("ChannelService limits under bursts", () => {
   it("opens at most maxSubscriptionsPerSocket subscriptions when they all arrive at once, and gives every slot back", async () => {
     const core = createCore({ maxSubscriptionsPerSocket: 10 });
     const session = socketSession();
-    const attempts = await Promise.allSettled(Array.from({ length: 200 }, (_, i) => core.channels.open(session, `burst:${i}`, null, recorder())));
+    const attempts = await Promise.allSettled(
+      Array.from({ length: 200 }, (_, i) => core.channels.open(session, `burst:${i}`, null, recorder())),
+    );
     const opened = attempts.filter((a) => a.status === "fulfilled");
     expect(opened).toHaveLength(10);
     for (const refused of attempts.filter((a) => a.status === "rejected")) {

@@ -1,9 +1,9 @@
 import { join } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
-import { openDatabase, type Database } from "../../src/db.js";
-import { createLogger } from "../../src/logger.js";
 import fc from "fast-check";
-import { capJson, MAX_RUN_DATA_BYTES, type TriggerRunReport, TriggerRunRecorder } from "../../src/triggers/runs.js";
+import { afterAll, describe, expect, it } from "vitest";
+import { type Database, openDatabase } from "../../src/db.js";
+import { createLogger } from "../../src/logger.js";
+import { capJson, MAX_RUN_DATA_BYTES, TriggerRunRecorder, type TriggerRunReport } from "../../src/triggers/runs.js";
 import { freshDataDir } from "../helpers/server.js";
 
 const databases: Database[] = [];
@@ -89,7 +89,12 @@ describe("run input and output", () => {
     runs.record(run("a", 1, { text: "small" }));
     runs.record(run("a", 2, { text: "x".repeat(5000) }));
     const [big, small] = await runs.latest("a", 10);
-    expect(small).toMatchObject({ clientId: "client-1", revision: 1, truncated: false, input: { payload: { text: "small" }, commandOptions: null } });
+    expect(small).toMatchObject({
+      clientId: "client-1",
+      revision: 1,
+      truncated: false,
+      input: { payload: { text: "small" }, commandOptions: null },
+    });
     expect(big!.truncated).toBe(true);
     expect(big!.input).toEqual(JSON.stringify({ payload: { text: "x".repeat(5000) }, commandOptions: null }).slice(0, MAX_RUN_DATA_BYTES));
     await runs.close();

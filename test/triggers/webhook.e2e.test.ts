@@ -47,7 +47,13 @@ describe("http steps (webhooks)", () => {
       channel: "moderated",
       stack: [
         {
-          http: { url: `'http://127.0.0.1:${port}/moderate'`, method: "POST", headers: { "x-channel": "channel" }, body: "{ 'text': payload.text }", timeoutMs: 2000 },
+          http: {
+            url: `'http://127.0.0.1:${port}/moderate'`,
+            method: "POST",
+            headers: { "x-channel": "channel" },
+            body: "{ 'text': payload.text }",
+            timeoutMs: 2000,
+          },
           as: "verdict",
         },
         { if: "$verdict.status != 200 or $not($verdict.body.allowed)", then: [{ reject: "'Refused by moderation'", code: "MODERATED" }] },

@@ -50,6 +50,9 @@ describe("parseStack", () => {
   ])("says where %j stops being JSON", (text, line, column, reason) => {
     const result = parseStack(text);
     expect(result.ok).toBe(false);
-    if (!result.ok) expect(result.message).toBe(`Not valid JSON (line ${line}, column ${column}): ${reason}${reason.endsWith("null") ? " (strings need double quotes)" : ""}.`);
+    if (!result.ok)
+      expect(result.message).toBe(
+        `Not valid JSON (line ${line}, column ${column}): ${reason}${reason.endsWith("null") ? " (strings need double quotes)" : ""}.`,
+      );
   });
 });

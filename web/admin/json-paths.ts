@@ -101,7 +101,8 @@ function scanJson(text: string, root: string, spans: Map<string, Span>): void {
       i += word!.length;
     } else {
       JSON_NUMBER.lastIndex = i;
-      if (!JSON_NUMBER.test(text)) fail(first === undefined ? "the text ends where a value was expected" : `expected a value but found ${first}`);
+      if (!JSON_NUMBER.test(text))
+        fail(first === undefined ? "the text ends where a value was expected" : `expected a value but found ${first}`);
       i = JSON_NUMBER.lastIndex;
     }
     spans.set(path, { start, end: i });

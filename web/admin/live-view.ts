@@ -68,7 +68,8 @@ export function createLiveView(runAdmin: RunAdmin): LiveView {
           ),
         ),
       );
-      if (activeChannels.length === 0) rows.append(h("tr", {}, h("td", { colspan: "4", class: "muted" }, "No channel has members right now.")));
+      if (activeChannels.length === 0)
+        rows.append(h("tr", {}, h("td", { colspan: "4", class: "muted" }, "No channel has members right now.")));
     } catch (cause) {
       error.textContent = `Could not load the live view: ${cause instanceof Error ? cause.message : String(cause)}`;
     }

@@ -15,6 +15,9 @@ import type {
   TypedDocumentString,
 } from "../generated/graphql.js";
 import { byId, clock, h, nearBottom, pretty } from "../shared/dom.js";
+import { createAuthoring } from "./authoring.js";
+import { parseStack } from "./json-paths.js";
+import { createLiveView } from "./live-view.js";
 import {
   ChannelsDocument,
   CreateChannelDocument,
@@ -26,9 +29,6 @@ import {
   UpdateChannelDocument,
   UpdateTriggerDocument,
 } from "./operations.js";
-import { createAuthoring } from "./authoring.js";
-import { parseStack } from "./json-paths.js";
-import { createLiveView } from "./live-view.js";
 import { StackEditor } from "./stack-editor.js";
 
 const TOKEN_KEY = "realtime.adminToken";
@@ -84,7 +84,9 @@ async function signIn(candidate: string): Promise<void> {
     token = null;
     sessionStorage.removeItem(TOKEN_KEY);
     signInError.textContent =
-      error instanceof RealtimeError && error.code === "UNAUTHENTICATED" ? "The server refused this token." : `Could not sign in: ${message(error)}`;
+      error instanceof RealtimeError && error.code === "UNAUTHENTICATED"
+        ? "The server refused this token."
+        : `Could not sign in: ${message(error)}`;
     tokenInput.focus();
   }
 }
@@ -128,7 +130,11 @@ function clearFieldErrors(form: HTMLFormElement): void {
   for (const message of form.querySelectorAll(".field-error")) {
     const input = form.querySelector(`[aria-describedby~="${message.id}"]`);
     input?.removeAttribute("aria-invalid");
-    const rest = input?.getAttribute("aria-describedby")?.split(" ").filter((id) => id !== message.id).join(" ");
+    const rest = input
+      ?.getAttribute("aria-describedby")
+      ?.split(" ")
+      .filter((id) => id !== message.id)
+      .join(" ");
     if (rest) input?.setAttribute("aria-describedby", rest);
     else input?.removeAttribute("aria-describedby");
     message.remove();
@@ -285,7 +291,11 @@ const triggerInputs = {
   active: byId("trigger-active", HTMLInputElement),
 };
 const actionBoxes = [...byId("trigger-actions").querySelectorAll<HTMLInputElement>('input[name="actions"]')];
-const stackEditor = new StackEditor(byId("trigger-stack", HTMLTextAreaElement), byId("stack-outline", HTMLOListElement), byId("stack-error"));
+const stackEditor = new StackEditor(
+  byId("trigger-stack", HTMLTextAreaElement),
+  byId("stack-outline", HTMLOListElement),
+  byId("stack-error"),
+);
 const triggerSave = byId("trigger-save", HTMLButtonElement);
 const triggerDelete = byId("trigger-delete", HTMLButtonElement);
 const triggerError = byId("trigger-error");
@@ -338,7 +348,9 @@ async function loadTriggers(): Promise<void> {
     }),
   );
   if (triggers.length === 0) {
-    triggerRows.append(h("tr", {}, h("td", { colspan: "6", class: "muted" }, chosen ? `No trigger tagged ${chosen}.` : "No triggers yet.")));
+    triggerRows.append(
+      h("tr", {}, h("td", { colspan: "6", class: "muted" }, chosen ? `No trigger tagged ${chosen}.` : "No triggers yet.")),
+    );
   }
 }
 
@@ -360,7 +372,10 @@ function selectTrigger(trigger: TriggerFieldsFragment | null): void {
   for (const box of actionBoxes) box.checked = trigger ? trigger.actions.includes(box.value as TriggerAction) : box.value === "MESSAGE";
   stackEditor.set(trigger?.stack ?? EXAMPLE_STACK);
   for (const row of triggerRows.querySelectorAll("tr")) row.removeAttribute("aria-current");
-  if (trigger) triggerRows.querySelectorAll("tr")[triggers.findIndex((candidate) => candidate.id === trigger.id)]?.setAttribute("aria-current", "true");
+  if (trigger)
+    triggerRows
+      .querySelectorAll("tr")
+      [triggers.findIndex((candidate) => candidate.id === trigger.id)]?.setAttribute("aria-current", "true");
   authoring.select(trigger);
 }
 
@@ -377,7 +392,10 @@ function formInput(): CreateTriggerInput | null {
     description: triggerInputs.description.value.trim() || null,
     order: Number(triggerInputs.order.value || 0),
     onError: triggerInputs.onError.value as TriggerErrorPolicy,
-    tags: triggerInputs.tags.value.split(",").map((tag) => tag.trim()).filter(Boolean),
+    tags: triggerInputs.tags.value
+      .split(",")
+      .map((tag) => tag.trim())
+      .filter(Boolean),
     active: triggerInputs.active.checked,
     actions: actionBoxes.filter((box) => box.checked).map((box) => box.value as TriggerAction),
     stack,
@@ -471,7 +489,11 @@ watchForm.addEventListener("submit", (event) => {
 byId("watch-clear").addEventListener("click", () => watchEvents.replaceChildren());
 
 async function watch(channel: string): Promise<void> {
-  if (!watcher || watcher.status === "closed") watcher = createRealtimeClient({ url: `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/graphql`, adminToken: token });
+  if (!watcher || watcher.status === "closed")
+    watcher = createRealtimeClient({
+      url: `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/graphql`,
+      adminToken: token,
+    });
   watching = channel;
   watchToggle.textContent = "Stop";
   watchChannel.disabled = true;

@@ -182,12 +182,16 @@ function refreshPeople(channel: string): void {
       const members = await realtime.presence(channel);
       const current = room;
       if (current?.channel !== channel) return;
-      people.replaceChildren(...members.map((member) => h("li", {}, member.id === current.clientId ? `${nameOf(member.id)} (you)` : nameOf(member.id))));
+      people.replaceChildren(
+        ...members.map((member) => h("li", {}, member.id === current.clientId ? `${nameOf(member.id)} (you)` : nameOf(member.id))),
+      );
       peopleNote.textContent = `${members.length} ${members.length === 1 ? "person" : "people"}`;
     } catch (error) {
       people.replaceChildren();
       peopleNote.textContent =
-        error instanceof RealtimeError && error.code === "FORBIDDEN" ? "Presence is off in this room." : `Presence unavailable: ${errorMessage(error)}`;
+        error instanceof RealtimeError && error.code === "FORBIDDEN"
+          ? "Presence is off in this room."
+          : `Presence unavailable: ${errorMessage(error)}`;
     }
   }, 150);
 }

@@ -331,7 +331,8 @@ export class RealtimeClient {
     void Promise.resolve(connection.gql.dispose()).catch(() => {});
     const code = typeof event === "object" && event !== null && "code" in event ? Number(event.code) : undefined;
     // An expired token is worth a reconnect when the token comes from a function: it is asked again.
-    const renewable = code === 4403 && String((event as { reason?: unknown }).reason) === "Token expired" && typeof this.options.authToken === "function";
+    const renewable =
+      code === 4403 && String((event as { reason?: unknown }).reason) === "Token expired" && typeof this.options.authToken === "function";
     if (code !== undefined && FATAL_CLOSE_CODES.has(code) && !renewable) {
       const reason = CLOSE_REASONS[code] ?? String((event as { reason?: unknown }).reason ?? "");
       this.shutdown(new RealtimeError(`The server refused the connection: ${code} ${reason}`.trim(), "CONNECTION_REFUSED"));
@@ -370,7 +371,10 @@ export class RealtimeClient {
         },
         complete: () => {
           if (state.token !== token) return;
-          this.endChannel(state, state.everJoined ? null : new RealtimeError(`A trigger dropped the join to ${state.channel}`, "JOIN_DROPPED"));
+          this.endChannel(
+            state,
+            state.everJoined ? null : new RealtimeError(`A trigger dropped the join to ${state.channel}`, "JOIN_DROPPED"),
+          );
         },
       },
     );

@@ -6,4 +6,4 @@ import type { DocumentTypeDecoration } from "@graphql-typed-document-node/core";
  * app's generated documents fit, since only the shape counts; the operation is sent as `String(document)`,
  * so no GraphQL parser or printer ends up in the bundle.
  */
-export type TypedDocument<TResult, TVariables> = DocumentTypeDecoration<TResult, TVariables> & String;
+export type TypedDocument<TResult, TVariables> = DocumentTypeDecoration<TResult, TVariables> & string;

@@ -40,8 +40,10 @@ async function installPackage(app: string): Promise<string> {
   const manifest = JSON.parse(readFileSync(join(packageDir, "package.json"), "utf8")) as { files: string[] };
   await run(join(root, "node_modules", ".bin", "tsc"), ["-p", join(packageDir, "tsconfig.build.json"), "--outDir", join(target, "dist")]);
   cpSync(join(packageDir, "package.json"), join(target, "package.json"));
-  for (const file of manifest.files.filter((name) => name !== "dist")) cpSync(join(packageDir, file), join(target, file), { recursive: true });
-  for (const dependency of APP_DEPENDENCIES) symlinkSync(join(root, "node_modules", dependency), join(app, "node_modules", dependency), "dir");
+  for (const file of manifest.files.filter((name) => name !== "dist"))
+    cpSync(join(packageDir, file), join(target, file), { recursive: true });
+  for (const dependency of APP_DEPENDENCIES)
+    symlinkSync(join(root, "node_modules", dependency), join(app, "node_modules", dependency), "dir");
   return target;
 }
 
@@ -52,7 +54,10 @@ async function createApp(schema?: string): Promise<string> {
     await installPackage(app);
     for (const [path, body] of recipeFiles()) {
       mkdirSync(dirname(join(app, path)), { recursive: true });
-      writeFileSync(join(app, path), schema && path === "codegen.ts" ? body.replace('schema: "schema.graphql"', `schema: ${JSON.stringify(schema)}`) : body);
+      writeFileSync(
+        join(app, path),
+        schema && path === "codegen.ts" ? body.replace('schema: "schema.graphql"', `schema: ${JSON.stringify(schema)}`) : body,
+      );
     }
     cpSync(join(root, "schema.graphql"), join(app, "schema.graphql"));
     return app;
@@ -94,7 +99,9 @@ describe("the README recipe: codegen with the client preset, then the package", 
 
   it("installs as its package.json says: every export points at a built file", () => {
     const target = join(app, "node_modules", "@realtime-channels", "client");
-    const manifest = JSON.parse(readFileSync(join(target, "package.json"), "utf8")) as { exports: Record<string, Record<string, string> | string> };
+    const manifest = JSON.parse(readFileSync(join(target, "package.json"), "utf8")) as {
+      exports: Record<string, Record<string, string> | string>;
+    };
     const targets = Object.values(manifest.exports).flatMap((entry) => (typeof entry === "string" ? [entry] : Object.values(entry)));
     expect(targets).toContain("./dist/index.d.ts");
     for (const file of targets) expect(existsSync(join(target, file)), file).toBe(true);
@@ -165,7 +172,9 @@ describe("the README recipe: codegen with the client preset, then the package", 
       const live = await createApp(server.httpUrl);
       apps.push(live);
       await codegen(live);
-      expect(readFileSync(join(live, "src", "gql", "graphql.ts"), "utf8")).toBe(readFileSync(join(app, "src", "gql", "graphql.ts"), "utf8"));
+      expect(readFileSync(join(live, "src", "gql", "graphql.ts"), "utf8")).toBe(
+        readFileSync(join(app, "src", "gql", "graphql.ts"), "utf8"),
+      );
       expect(await typeErrors(live)).toBeNull();
     }, 120_000);
   });
