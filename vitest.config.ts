@@ -31,6 +31,8 @@ export default defineConfig({
     maxWorkers: 2,
     projects: [
       { extends: true, test: { name: "sqlite", include: ["test/**/*.test.ts"] } },
+      // The client package's own suites (packages/client/test), against a real server.
+      { extends: true, test: { name: "client", include: ["packages/client/test/**/*.test.ts"] } },
       ...(postgres
         ? [{ extends: true as const, test: { name: "postgres", include: DATABASE_SUITES, env: { TEST_SERVER_DATABASE: "postgres" } } }]
         : []),

@@ -3,9 +3,9 @@
  * anonymous or authenticated client, see its revisions with a diff and roll back, and see its runs
  * stream in live (`triggerRuns` over the WebSocket) with what went in and came out.
  */
+
+import { isGraphQLErrors, RealtimeError } from "@realtime-channels/client";
 import { type Client, createClient } from "graphql-ws";
-import { isGraphQLErrors } from "../client/graphql-errors.js";
-import { RealtimeError } from "../client/realtime-client.js";
 import type {
   AdminTestDraftMutation,
   CreateTriggerInput,

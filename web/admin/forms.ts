@@ -1,5 +1,5 @@
 /** What the console's panels share: errors shown at their fields, and the save/toggle/delete flow. */
-import { RealtimeError } from "../client/realtime-client.js";
+import { RealtimeError } from "@realtime-channels/client";
 import type { TypedDocumentString } from "../generated/graphql.js";
 import { h } from "../shared/dom.js";
 

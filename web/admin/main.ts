@@ -5,8 +5,7 @@
  * (watch-panel.ts). Every call carries the admin token: `Authorization: Bearer` over HTTP,
  * `connectionParams.adminToken` on the WebSockets that watch a channel or stream runs.
  */
-import { requestGraphQL } from "../client/http.js";
-import { RealtimeError } from "../client/realtime-client.js";
+import { RealtimeError, requestGraphQL } from "@realtime-channels/client";
 import type { TypedDocumentString } from "../generated/graphql.js";
 import { byId } from "../shared/dom.js";
 import { createAuthoring } from "./authoring.js";

@@ -1,5 +1,5 @@
 /** The triggers panel: triggers listed (by tag), created, edited, toggled and deleted. */
-import { RealtimeError } from "../client/realtime-client.js";
+import { RealtimeError } from "@realtime-channels/client";
 import type { CreateTriggerInput, TriggerAction, TriggerErrorPolicy, TriggerFieldsFragment } from "../generated/graphql.js";
 import { byId, h } from "../shared/dom.js";
 import {

@@ -1,5 +1,5 @@
 /** The live events panel: watch a channel's events as they are delivered, unseen (the admin is an observer). */
-import { type ChannelEvent, createRealtimeClient, type RealtimeClient } from "../client/realtime-client.js";
+import { type ChannelEvent, createRealtimeClient, type RealtimeClient } from "@realtime-channels/client";
 import { byId, clock, h, nearBottom, pretty } from "../shared/dom.js";
 import { messageOf } from "./forms.js";
 

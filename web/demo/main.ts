@@ -1,6 +1,7 @@
 /**
  * The demo chat room at /demo: join a room (`?room=` and `?name=` preset them), see its recent
- * messages and live ones, send, and see who is here. Everything goes through the client module.
+ * messages and live ones, send, and see who is here. Everything goes through the client package,
+ * `@realtime-channels/client`.
  */
 import {
   type ChannelEvent,
@@ -8,7 +9,7 @@ import {
   type ConnectionStatus,
   createRealtimeClient,
   RealtimeError,
-} from "../client/realtime-client.js";
+} from "@realtime-channels/client";
 import { byId, clock, h, nearBottom } from "../shared/dom.js";
 
 const STATUS_TEXT: Record<ConnectionStatus, string> = {

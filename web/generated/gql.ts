@@ -33,11 +33,6 @@ type Documents = {
     "\n  mutation AdminCreateTrigger($input: CreateTriggerInput!) {\n    createTrigger(input: $input) {\n      ...TriggerFields\n    }\n  }\n": typeof types.AdminCreateTriggerDocument,
     "\n  mutation AdminUpdateTrigger($id: ID!, $input: UpdateTriggerInput!, $expectedRevision: Int) {\n    updateTrigger(id: $id, input: $input, expectedRevision: $expectedRevision) {\n      ...TriggerFields\n    }\n  }\n": typeof types.AdminUpdateTriggerDocument,
     "\n  mutation AdminDeleteTrigger($id: ID!) {\n    deleteTrigger(id: $id)\n  }\n": typeof types.AdminDeleteTriggerDocument,
-    "\n  fragment ChannelEventFields on ChannelEvent {\n    id\n    action\n    command\n    channel\n    payload\n    commandOptions\n    client {\n      id\n      authenticated\n      extras\n    }\n    createdAt\n    seq\n  }\n": typeof types.ChannelEventFieldsFragmentDoc,
-    "\n  subscription ChannelEvents($name: String!, $options: JSON) {\n    channel(name: $name, options: $options) {\n      ...ChannelEventFields\n    }\n  }\n": typeof types.ChannelEventsDocument,
-    "\n  mutation SendMessage($channel: String!, $payload: JSON!, $options: JSON) {\n    sendMessage(channel: $channel, payload: $payload, options: $options) {\n      delivered\n      event {\n        ...ChannelEventFields\n      }\n    }\n  }\n": typeof types.SendMessageDocument,
-    "\n  query ChannelHistory($channel: String!, $last: Int) {\n    history(channel: $channel, last: $last) {\n      ...ChannelEventFields\n    }\n  }\n": typeof types.ChannelHistoryDocument,
-    "\n  query ChannelPresence($channel: String!) {\n    presence(channel: $channel) {\n      id\n      authenticated\n      extras\n    }\n  }\n": typeof types.ChannelPresenceDocument,
 };
 const documents: Documents = {
     "\n  mutation AdminTestDraft($draft: CreateTriggerInput!, $event: TriggerTestEventInput!) {\n    testTrigger(draft: $draft, event: $event) {\n      outcome\n      payload\n      commandOptions\n      error\n      errorCode\n      log\n      matches\n      matchNote\n      trace {\n        path\n        step\n        durationMs\n        result\n        error\n      }\n    }\n  }\n": types.AdminTestDraftDocument,
@@ -58,11 +53,6 @@ const documents: Documents = {
     "\n  mutation AdminCreateTrigger($input: CreateTriggerInput!) {\n    createTrigger(input: $input) {\n      ...TriggerFields\n    }\n  }\n": types.AdminCreateTriggerDocument,
     "\n  mutation AdminUpdateTrigger($id: ID!, $input: UpdateTriggerInput!, $expectedRevision: Int) {\n    updateTrigger(id: $id, input: $input, expectedRevision: $expectedRevision) {\n      ...TriggerFields\n    }\n  }\n": types.AdminUpdateTriggerDocument,
     "\n  mutation AdminDeleteTrigger($id: ID!) {\n    deleteTrigger(id: $id)\n  }\n": types.AdminDeleteTriggerDocument,
-    "\n  fragment ChannelEventFields on ChannelEvent {\n    id\n    action\n    command\n    channel\n    payload\n    commandOptions\n    client {\n      id\n      authenticated\n      extras\n    }\n    createdAt\n    seq\n  }\n": types.ChannelEventFieldsFragmentDoc,
-    "\n  subscription ChannelEvents($name: String!, $options: JSON) {\n    channel(name: $name, options: $options) {\n      ...ChannelEventFields\n    }\n  }\n": types.ChannelEventsDocument,
-    "\n  mutation SendMessage($channel: String!, $payload: JSON!, $options: JSON) {\n    sendMessage(channel: $channel, payload: $payload, options: $options) {\n      delivered\n      event {\n        ...ChannelEventFields\n      }\n    }\n  }\n": types.SendMessageDocument,
-    "\n  query ChannelHistory($channel: String!, $last: Int) {\n    history(channel: $channel, last: $last) {\n      ...ChannelEventFields\n    }\n  }\n": types.ChannelHistoryDocument,
-    "\n  query ChannelPresence($channel: String!) {\n    presence(channel: $channel) {\n      id\n      authenticated\n      extras\n    }\n  }\n": types.ChannelPresenceDocument,
 };
 
 /**
@@ -137,26 +127,6 @@ export function graphql(source: "\n  mutation AdminUpdateTrigger($id: ID!, $inpu
  * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
  */
 export function graphql(source: "\n  mutation AdminDeleteTrigger($id: ID!) {\n    deleteTrigger(id: $id)\n  }\n"): typeof import('./graphql.js').AdminDeleteTriggerDocument;
-/**
- * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
- */
-export function graphql(source: "\n  fragment ChannelEventFields on ChannelEvent {\n    id\n    action\n    command\n    channel\n    payload\n    commandOptions\n    client {\n      id\n      authenticated\n      extras\n    }\n    createdAt\n    seq\n  }\n"): typeof import('./graphql.js').ChannelEventFieldsFragmentDoc;
-/**
- * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
- */
-export function graphql(source: "\n  subscription ChannelEvents($name: String!, $options: JSON) {\n    channel(name: $name, options: $options) {\n      ...ChannelEventFields\n    }\n  }\n"): typeof import('./graphql.js').ChannelEventsDocument;
-/**
- * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
- */
-export function graphql(source: "\n  mutation SendMessage($channel: String!, $payload: JSON!, $options: JSON) {\n    sendMessage(channel: $channel, payload: $payload, options: $options) {\n      delivered\n      event {\n        ...ChannelEventFields\n      }\n    }\n  }\n"): typeof import('./graphql.js').SendMessageDocument;
-/**
- * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
- */
-export function graphql(source: "\n  query ChannelHistory($channel: String!, $last: Int) {\n    history(channel: $channel, last: $last) {\n      ...ChannelEventFields\n    }\n  }\n"): typeof import('./graphql.js').ChannelHistoryDocument;
-/**
- * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
- */
-export function graphql(source: "\n  query ChannelPresence($channel: String!) {\n    presence(channel: $channel) {\n      id\n      authenticated\n      extras\n    }\n  }\n"): typeof import('./graphql.js').ChannelPresenceDocument;
 
 
 export function graphql(source: string) {

@@ -34,12 +34,6 @@ export type CreateTriggerInput = {
   tags?: Array<string> | null | undefined;
 };
 
-/** What happened on a channel. */
-export type RealtimeAction =
-  | 'JOIN'
-  | 'LEAVE'
-  | 'MESSAGE';
-
 /** Who a test event comes from. Defaults: id test-client, anonymous, no extras. */
 export type TestClientInput = {
   authenticated?: boolean | null | undefined;
@@ -216,40 +210,6 @@ export type AdminDeleteTriggerMutationVariables = Exact<{
 
 export type AdminDeleteTriggerMutation = { deleteTrigger: boolean };
 
-export type ChannelEventFieldsFragment = { id: string, action: RealtimeAction, command: string, channel: string, payload: unknown, commandOptions: unknown, createdAt: string, seq: number | null, client: { id: string, authenticated: boolean, extras: unknown } };
-
-export type ChannelEventsSubscriptionVariables = Exact<{
-  name: string;
-  options?: unknown;
-}>;
-
-
-export type ChannelEventsSubscription = { channel: { id: string, action: RealtimeAction, command: string, channel: string, payload: unknown, commandOptions: unknown, createdAt: string, seq: number | null, client: { id: string, authenticated: boolean, extras: unknown } } };
-
-export type SendMessageMutationVariables = Exact<{
-  channel: string;
-  payload: unknown;
-  options?: unknown;
-}>;
-
-
-export type SendMessageMutation = { sendMessage: { delivered: boolean, event: { id: string, action: RealtimeAction, command: string, channel: string, payload: unknown, commandOptions: unknown, createdAt: string, seq: number | null, client: { id: string, authenticated: boolean, extras: unknown } } | null } };
-
-export type ChannelHistoryQueryVariables = Exact<{
-  channel: string;
-  last?: number | null | undefined;
-}>;
-
-
-export type ChannelHistoryQuery = { history: Array<{ id: string, action: RealtimeAction, command: string, channel: string, payload: unknown, commandOptions: unknown, createdAt: string, seq: number | null, client: { id: string, authenticated: boolean, extras: unknown } }> };
-
-export type ChannelPresenceQueryVariables = Exact<{
-  channel: string;
-}>;
-
-
-export type ChannelPresenceQuery = { presence: Array<{ id: string, authenticated: boolean, extras: unknown }> };
-
 export class TypedDocumentString<TResult, TVariables>
   extends String
   implements DocumentTypeDecoration<TResult, TVariables>
@@ -322,23 +282,6 @@ export const TriggerFieldsFragmentDoc = new TypedDocumentString(`
   updatedAt
 }
     `, {"fragmentName":"TriggerFields"}) as unknown as TypedDocumentString<TriggerFieldsFragment, unknown>;
-export const ChannelEventFieldsFragmentDoc = new TypedDocumentString(`
-    fragment ChannelEventFields on ChannelEvent {
-  id
-  action
-  command
-  channel
-  payload
-  commandOptions
-  client {
-    id
-    authenticated
-    extras
-  }
-  createdAt
-  seq
-}
-    `, {"fragmentName":"ChannelEventFields"}) as unknown as TypedDocumentString<ChannelEventFieldsFragment, unknown>;
 export const AdminTestDraftDocument = new TypedDocumentString(`
     mutation AdminTestDraft($draft: CreateTriggerInput!, $event: TriggerTestEventInput!) {
   testTrigger(draft: $draft, event: $event) {
@@ -616,78 +559,3 @@ export const AdminDeleteTriggerDocument = new TypedDocumentString(`
   deleteTrigger(id: $id)
 }
     `) as unknown as TypedDocumentString<AdminDeleteTriggerMutation, AdminDeleteTriggerMutationVariables>;
-export const ChannelEventsDocument = new TypedDocumentString(`
-    subscription ChannelEvents($name: String!, $options: JSON) {
-  channel(name: $name, options: $options) {
-    ...ChannelEventFields
-  }
-}
-    fragment ChannelEventFields on ChannelEvent {
-  id
-  action
-  command
-  channel
-  payload
-  commandOptions
-  client {
-    id
-    authenticated
-    extras
-  }
-  createdAt
-  seq
-}`) as unknown as TypedDocumentString<ChannelEventsSubscription, ChannelEventsSubscriptionVariables>;
-export const SendMessageDocument = new TypedDocumentString(`
-    mutation SendMessage($channel: String!, $payload: JSON!, $options: JSON) {
-  sendMessage(channel: $channel, payload: $payload, options: $options) {
-    delivered
-    event {
-      ...ChannelEventFields
-    }
-  }
-}
-    fragment ChannelEventFields on ChannelEvent {
-  id
-  action
-  command
-  channel
-  payload
-  commandOptions
-  client {
-    id
-    authenticated
-    extras
-  }
-  createdAt
-  seq
-}`) as unknown as TypedDocumentString<SendMessageMutation, SendMessageMutationVariables>;
-export const ChannelHistoryDocument = new TypedDocumentString(`
-    query ChannelHistory($channel: String!, $last: Int) {
-  history(channel: $channel, last: $last) {
-    ...ChannelEventFields
-  }
-}
-    fragment ChannelEventFields on ChannelEvent {
-  id
-  action
-  command
-  channel
-  payload
-  commandOptions
-  client {
-    id
-    authenticated
-    extras
-  }
-  createdAt
-  seq
-}`) as unknown as TypedDocumentString<ChannelHistoryQuery, ChannelHistoryQueryVariables>;
-export const ChannelPresenceDocument = new TypedDocumentString(`
-    query ChannelPresence($channel: String!) {
-  presence(channel: $channel) {
-    id
-    authenticated
-    extras
-  }
-}
-    `) as unknown as TypedDocumentString<ChannelPresenceQuery, ChannelPresenceQueryVariables>;

@@ -1,7 +1,7 @@
 /**
  * A typed, framework-free client for the realtime channels server, for browsers (and Node, given a
  * WebSocket implementation). One WebSocket (graphql-ws) carries every channel, send, history and
- * presence call; the operations and their types come from `web/generated/` (`npm run codegen`).
+ * presence call; the operations and their types come from `./generated/` (`npm run codegen`).
  *
  * It reconnects with exponential backoff and resumes every joined channel without missing or
  * duplicating messages: it remembers the last `seq` seen per channel, re-subscribes with
@@ -21,12 +21,10 @@ import type {
   ChannelEventsSubscription,
   ChannelPresenceQuery,
   SendMessageMutation,
-  TypedDocumentString,
-} from "../generated/graphql.js";
+} from "./generated/graphql.js";
 import { isGraphQLErrors, RealtimeError } from "./graphql-errors.js";
 import { ChannelEventsDocument, ChannelHistoryDocument, ChannelPresenceDocument, SendMessageDocument } from "./operations.js";
-
-export { RealtimeError } from "./graphql-errors.js";
+import type { TypedDocument } from "./typed-document.js";
 
 /** A channel event as delivered (after the server's triggers). */
 export type ChannelEvent = ChannelEventFieldsFragment;
@@ -249,13 +247,16 @@ export class RealtimeClient {
     return (await this.execute(ChannelPresenceDocument, { channel })).presence;
   }
 
-  /** Runs any typed query or mutation over the client's WebSocket and returns its data. */
-  async execute<TResult, TVariables>(document: TypedDocumentString<TResult, TVariables>, variables: TVariables): Promise<TResult> {
+  /**
+   * Runs any typed query or mutation over the client's WebSocket and returns its data: the app's own
+   * generated documents (client preset, `documentMode: "string"`, see {@link TypedDocument}).
+   */
+  async execute<TResult, TVariables>(document: TypedDocument<TResult, TVariables>, variables: TVariables): Promise<TResult> {
     const gql = await this.connected();
     return new Promise<TResult>((resolve, reject) => {
       let result: { data?: TResult | null; errors?: readonly { message: string }[] } | undefined;
       gql.subscribe<TResult>(
-        { query: document.toString(), variables: variables as Record<string, unknown> },
+        { query: String(document), variables: variables as Record<string, unknown> },
         {
           next: (value) => void (result = value),
           error: (error) => reject(isGraphQLErrors(error) ? RealtimeError.fromErrors(error) : connectionLost()),
