@@ -18,6 +18,8 @@ import { Publisher } from "./realtime/publisher.js";
 import { createTriggerMiddleware } from "./triggers/middleware.js";
 import { TriggerRunRecorder } from "./triggers/runs.js";
 import { TriggerStore } from "./triggers/store.js";
+import { RedisStateStore } from "./triggers/redis-state.js";
+import { DatabaseStateStore, TriggerState } from "./triggers/state.js";
 import { TriggerTester } from "./triggers/test-run.js";
 import { createWebhookClient } from "./triggers/webhook.js";
 import { Metrics } from "./observability/metrics.js";
@@ -40,6 +42,8 @@ export interface Services {
   readonly triggerRuns: TriggerRunRecorder;
   /** Runs a stored or draft trigger on a sample event with a step trace, publishing nothing. */
   readonly triggerTester: TriggerTester;
+  /** What triggers' state steps keep: in Redis with REDIS_URL, else in the database. */
+  readonly triggerState: TriggerState;
   readonly pubsubKind: "memory" | "redis";
   /** The state of each backing service, for /health. */
   health(): Promise<{ healthy: boolean; database: "ok" | "unreachable"; redis?: "ok" | "unreachable" }>;
@@ -78,9 +82,18 @@ export async function createServices(env: Env, logger: Logger): Promise<Services
       })
     : undefined;
   const webhooks = webhookClient && countWebhookCalls(webhookClient, metrics);
-  const runOptions = { timeoutMs: env.TRIGGER_TIMEOUT_MS, maxMemoryBytes: env.TRIGGER_MEMORY_MB * 1024 * 1024, webhooks };
+  const redis = env.REDIS_URL ? new RedisConnection(env.REDIS_URL, env.REDIS_PREFIX, logger) : null;
+  const triggerState = new TriggerState(redis ? new RedisStateStore(redis) : new DatabaseStateStore(db.prisma, db.provider), {
+    maxKeys: env.TRIGGER_STATE_MAX_KEYS,
+    maxValueBytes: env.TRIGGER_STATE_MAX_VALUE_BYTES,
+  });
+  const runOptions = { timeoutMs: env.TRIGGER_TIMEOUT_MS, maxMemoryBytes: env.TRIGGER_MEMORY_MB * 1024 * 1024, webhooks, triggerState };
   const triggers = new TriggerStore(db.prisma, { expressionTimeoutMs: env.TRIGGER_TIMEOUT_MS, allowHttpSteps: webhooks !== undefined });
   await triggers.reload();
+  // A deleted trigger's state goes with it (the database's foreign key covers embedded mode).
+  triggers.onChange((id) => {
+    if (!triggers.get(id)) triggerState.store.forget(id).catch((error: unknown) => logger.error({ err: error }, "could not delete a trigger's state"));
+  });
   const triggerRuns = new TriggerRunRecorder(db.prisma, logger, {
     keepPerTrigger: env.TRIGGER_RUNS_KEPT,
     // Reads flush first, so this only sets how many writes a busy trigger costs: each batch writes up
@@ -103,7 +116,6 @@ export async function createServices(env: Env, logger: Logger): Promise<Services
   if (env.SEED_DEMO_ROOM) await ensureDemoRoom(channelConfigs, logger);
   const history = new ChannelHistory(db.prisma);
 
-  const redis = env.REDIS_URL ? new RedisConnection(env.REDIS_URL, env.REDIS_PREFIX, logger) : null;
   let presence: PresenceTracker;
   const membership = new Membership();
   const historyKept = (channel: string) => (channelConfigs.configFor(channel) ?? defaults).history;
@@ -116,7 +128,7 @@ export async function createServices(env: Env, logger: Logger): Promise<Services
     try {
       await redis.ready();
     } catch (error) {
-      await Promise.all([redis.close(), db.close(), triggerRuns.close()]);
+      await Promise.all([redis.close(), db.close(), triggerRuns.close(), triggerState.store.close()]);
       throw new Error(`Redis is unreachable at REDIS_URL: ${(error as Error).message}`);
     }
     const { target, listening } = createRedisBus(redis);
@@ -188,6 +200,7 @@ export async function createServices(env: Env, logger: Logger): Promise<Services
     triggers,
     triggerRuns,
     triggerTester: new TriggerTester(triggers, runOptions),
+    triggerState,
     pubsubKind: redis ? "redis" : "memory",
     health: async () => {
       const database = (await db.ping()) ? "ok" : "unreachable";
@@ -202,6 +215,7 @@ export async function createServices(env: Env, logger: Logger): Promise<Services
       listActiveChannels({ membership, fanout, clusterPresence: presence instanceof RedisPresence ? presence : null }, prefix, first),
     close: async () => {
       await triggerRuns.close();
+      await triggerState.store.close();
       if (presence instanceof RedisPresence) await presence.close();
       await redis?.close();
       await db.close();

@@ -11,6 +11,7 @@ import {
   type StepResult,
 } from "./stack.js";
 import { GuardFailure, type GuardReason, RUN_GUARD_BINDING, RunGuard } from "./guard.js";
+import type { StateAccess } from "./state.js";
 import type { WebhookClient } from "./webhook.js";
 
 /** The event a trigger runs on. */
@@ -66,6 +67,8 @@ export interface RunOptions {
   readonly webhooks?: WebhookClient;
   /** Bytes of strings, arrays and objects a run may build (estimated); {@link DEFAULT_RUN_MEMORY_BYTES} when absent. */
   readonly maxMemoryBytes?: number;
+  /** The trigger's state for state steps; without it, state steps fail. */
+  readonly state?: StateAccess;
 }
 
 /** The wall-clock limit of a run when {@link RunOptions.timeoutMs} is absent. */
@@ -185,6 +188,7 @@ class StackRun implements StepContext {
     readonly webhooks: WebhookClient | undefined,
     readonly signal: AbortSignal,
     maxMemoryBytes: number,
+    readonly state: StateAccess | undefined,
   ) {
     this.trace = trace ? [] : undefined;
     this.data = copyJson(input);
@@ -280,7 +284,7 @@ export async function runStack(stack: CompiledStack, input: TriggerInput, option
   let timer: NodeJS.Timeout | undefined;
   try {
     const maxMemoryBytes = options.maxMemoryBytes ?? DEFAULT_RUN_MEMORY_BYTES;
-    const current = new StackRun(input, Date.now() + timeoutMs, timeoutMs, options.trace === true, options.webhooks, abort.signal, maxMemoryBytes);
+    const current = new StackRun(input, Date.now() + timeoutMs, timeoutMs, options.trace === true, options.webhooks, abort.signal, maxMemoryBytes, options.state);
     run = current;
     const outOfTime = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(current.outOfTime()), timeoutMs);

@@ -4,6 +4,15 @@ import type { ChannelEvent } from "../realtime/types.js";
 import { runStack, type RunOptions, type StackRunResult, type TriggerInput } from "./engine.js";
 import type { LoadedTrigger, TriggerStore } from "./store.js";
 import type { TriggerRunRecorder } from "./runs.js";
+import type { TriggerState } from "./state.js";
+
+/** Options for trigger runs on a server: the engine's, and where the triggers' state lives. */
+export interface TriggerRunOptions extends RunOptions {
+  /** Trigger state; without it, state steps fail. */
+  readonly triggerState?: TriggerState;
+  /** Keep state writes in the run only (test runs): reads see the stored state, nothing is written. */
+  readonly dryState?: boolean;
+}
 
 /** The input a trigger's stack sees for an event. */
 export function triggerInput(event: ChannelEvent): TriggerInput {
@@ -21,7 +30,7 @@ export function triggerInput(event: ChannelEvent): TriggerInput {
 export async function runTrigger(
   trigger: LoadedTrigger,
   input: TriggerInput,
-  options: RunOptions,
+  options: TriggerRunOptions,
 ): Promise<StackRunResult> {
   if ("error" in trigger.stack) {
     return {
@@ -34,7 +43,10 @@ export async function runTrigger(
       trace: [],
     };
   }
-  return runStack(trigger.stack, input, options);
+  const { triggerState, dryState, ...runOptions } = options;
+  const id = trigger.config.id;
+  const state = triggerState && (dryState ? triggerState.dry(id) : triggerState.live(id));
+  return runStack(trigger.stack, input, { ...runOptions, state });
 }
 
 /**
@@ -48,7 +60,7 @@ export async function runTrigger(
 export function createTriggerMiddleware(
   store: TriggerStore,
   recorder: Pick<TriggerRunRecorder, "record">,
-  options: RunOptions,
+  options: TriggerRunOptions,
 ): EventMiddleware {
   return async (event) => {
     const triggers = store.matching(event.channel, event.action);
