@@ -131,15 +131,15 @@ describe("state steps", () => {
       channel: "window",
       stack: [
         { get: "'seen'", as: "seen" },
-        { put: "'seen'", value: "true", ttl: "0.3" },
-        { incr: "'n'", ttl: "0.3", as: "n" },
+        { put: "'seen'", value: "true", ttl: "1" },
+        { incr: "'n'", ttl: "1", as: "n" },
         { set: "payload", value: "{ 'seen': $seen, 'n': $n }" },
       ],
     });
     const payload = async () => (await sendHttp("window", {})).data!.sendMessage.event!.payload;
     expect(await payload()).toEqual({ seen: null, n: 1 });
     expect(await payload()).toEqual({ seen: true, n: 2 });
-    await new Promise((resolve) => setTimeout(resolve, 400));
+    await new Promise((resolve) => setTimeout(resolve, 1100));
     expect(await stateOf(trigger.id)).toEqual([]);
     expect(await payload()).toEqual({ seen: null, n: 1 });
   });
