@@ -73,10 +73,10 @@ describe("state steps", () => {
   });
 
   it("counts joins (the README example)", async () => {
-    await createTrigger(server.httpUrl, {
+    const trigger = await createTrigger(server.httpUrl, {
       channel: "lobby",
       actions: ["JOIN"],
-      stack: [{ incr: "'joins'", as: "joins" }, { set: "payload", value: "{ 'joinNumber': $joins }" }],
+      stack: [{ incr: "'joins:' & channel", as: "joins" }, { set: "payload", value: "{ 'joinNumber': $joins }" }],
     });
     const numbers = [];
     for (let i = 0; i < 3; i++) {
@@ -86,6 +86,7 @@ describe("state steps", () => {
       await client.dispose();
     }
     expect(numbers).toEqual([1, 2, 3]);
+    expect(await stateOf(trigger.id, "joins:")).toEqual([{ key: "joins:lobby", value: 3, expiresAt: null }]);
   });
 
   it("remembers values between events, sees its own writes at once, and deletes", async () => {
@@ -158,8 +159,8 @@ describe("state steps", () => {
       const sent = await sendHttp("failing", {});
       expect(sent.errors?.[0]?.extensions).toMatchObject({ code: "TRIGGER_FAILED" });
       const runs = await admin(server.httpUrl, `query ($id: ID!) { trigger(id: $id) { runs(last: 1) { outcome error } } }`, { id: trigger.id });
-      expect(runs.data.trigger.runs[0].outcome).toBe("FAILED");
-      expect(runs.data.trigger.runs[0].error).toMatch(message);
+      expect(runs.data!.trigger.runs[0].outcome).toBe("FAILED");
+      expect(runs.data!.trigger.runs[0].error).toMatch(message);
       await admin(server.httpUrl, `mutation ($id: ID!) { deleteTrigger(id: $id) }`, { id: trigger.id });
     }
   });
@@ -178,8 +179,8 @@ describe("state steps", () => {
     await sendHttp("dry", { text: "stored" });
     const before = await stateOf(trigger.id);
     const tested = await admin(server.httpUrl, TEST_TRIGGER, { id: trigger.id, event: { action: "MESSAGE", channel: "dry", payload: { text: "test" } } });
-    expect(tested.data.testTrigger.payload).toEqual({ n: 2, last: { text: "test" } });
-    expect(tested.data.testTrigger.trace.map((t: { result: unknown }) => t.result)).toEqual([
+    expect(tested.data!.testTrigger.payload).toEqual({ n: 2, last: { text: "test" } });
+    expect(tested.data!.testTrigger.trace.map((t: { result: unknown }) => t.result)).toEqual([
       { incr: "n", value: 2, ttl: null },
       { put: "last", value: { text: "test" }, ttl: 60 },
       { text: "test" },
@@ -198,8 +199,8 @@ describe("state steps", () => {
     for (const key of ["a:1", "a:2", "A:3", "b:1", "a%_"]) await sendHttp("lists", { key, value: key });
     expect((await stateOf(trigger.id, "a:")).map((e) => e.key)).toEqual(["a:1", "a:2"]);
     expect((await stateOf(trigger.id, "a%")).map((e) => e.key)).toEqual(["a%_"]);
-    expect((await admin(server.httpUrl, STATE, { id: trigger.id, first: 2 })).data.trigger.state).toHaveLength(2);
-    expect((await admin(server.httpUrl, CLEAR, { id: trigger.id, prefix: "a:" })).data.clearTriggerState).toBe(2);
+    expect((await admin(server.httpUrl, STATE, { id: trigger.id, first: 2 })).data!.trigger.state).toHaveLength(2);
+    expect((await admin(server.httpUrl, CLEAR, { id: trigger.id, prefix: "a:" })).data!.clearTriggerState).toBe(2);
     expect((await stateOf(trigger.id)).map((e) => e.key)).toEqual(["A:3", "a%_", "b:1"]);
     expect((await admin(server.httpUrl, CLEAR, { id: "nope" })).errors?.[0]?.extensions).toMatchObject({ code: "NOT_FOUND" });
     await admin(server.httpUrl, `mutation ($id: ID!) { deleteTrigger(id: $id) }`, { id: trigger.id });
@@ -227,7 +228,7 @@ describe("state bounds", () => {
     expect((await send("k1", 2)).data!.sendMessage.delivered).toBe(true); // an existing key may change
     expect((await send("k2", "x".repeat(200))).data!.sendMessage.delivered).toBe(false);
     const runs = await admin(bounded.httpUrl, `query ($id: ID!) { trigger(id: $id) { runs(last: 3) { outcome error } } }`, { id: trigger.id });
-    expect(runs.data.trigger.runs.map((r: { error: string | null }) => r.error)).toEqual([
+    expect(runs.data!.trigger.runs.map((r: { error: string | null }) => r.error)).toEqual([
       expect.stringMatching(/^stack\[0\]: size: a state value of 202 bytes as JSON is over the limit of 100$/),
       null,
       expect.stringMatching(/^stack\[0\]: the trigger holds 3 state keys already \(TRIGGER_STATE_MAX_KEYS\)/),

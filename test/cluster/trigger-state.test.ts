@@ -39,7 +39,7 @@ describeRedis("trigger state shared through Redis", () => {
     expect(Math.max(...totals)).toBe(sum);
     expect(new Set(totals).size).toBe(amounts.length); // every increment saw a total of its own
     for (const server of [a, b]) {
-      expect((await admin(server.httpUrl, STATE, { id: counter.id })).data.trigger.state).toEqual([{ key: "total", value: sum, expiresAt: null }]);
+      expect((await admin(server.httpUrl, STATE, { id: counter.id })).data!.trigger.state).toEqual([{ key: "total", value: sum, expiresAt: null }]);
     }
 
     // A fixed window: the ttl is set when the key is created, and an expired key reads as null at once.
@@ -54,11 +54,11 @@ describeRedis("trigger state shared through Redis", () => {
     });
     await expectEventually(async () => (await send(b, "window", { note: "first" })).data?.sendMessage.event?.payload.hits === 1);
     expect((await send(a, "window", { note: "second" })).data!.sendMessage.event!.payload).toEqual({ before: "first", hits: 2 });
-    const listed = (await admin(b.httpUrl, STATE, { id: window.id })).data.trigger.state as { key: string; expiresAt: string }[];
+    const listed = (await admin(b.httpUrl, STATE, { id: window.id })).data!.trigger.state as { key: string; expiresAt: string }[];
     expect(listed.map((e) => e.key)).toEqual(["hits", "note"]);
     for (const entry of listed) expect(Date.parse(entry.expiresAt) - Date.now()).toBeLessThanOrEqual(1500);
     await new Promise((resolve) => setTimeout(resolve, 1600));
-    expect((await admin(a.httpUrl, STATE, { id: window.id })).data.trigger.state).toEqual([]);
+    expect((await admin(a.httpUrl, STATE, { id: window.id })).data!.trigger.state).toEqual([]);
     expect((await send(b, "window", { note: "third" })).data!.sendMessage.event!.payload).toEqual({ before: null, hits: 1 });
 
     // Deleting a trigger removes its keys from Redis.
