@@ -237,6 +237,22 @@ describe("state bounds", () => {
   });
 });
 
+describe("state and the run's time limit", () => {
+  it("stops writing state once the run is out of time", async () => {
+    const hurried = await startServer({ TRIGGER_TIMEOUT_MS: "5" });
+    const trigger = await createTrigger(hurried.httpUrl, { channel: "slow", stack: Array.from({ length: 100 }, () => ({ incr: "'n'" })) });
+    const sent = await sendHttp("slow", {}, hurried);
+    expect(sent.errors?.[0]?.extensions).toMatchObject({ code: "TRIGGER_FAILED" });
+    const runs = await admin(hurried.httpUrl, `query ($id: ID!) { trigger(id: $id) { runs(last: 1) { outcome error } } }`, { id: trigger.id });
+    expect(runs.data!.trigger.runs[0].error).toMatch(/^stack\[\d+\]: timeout: the trigger ran out of time \(limit 5 ms\)/);
+    const count = async () => ((await stateOf(trigger.id, "", hurried))[0]?.value as number | undefined) ?? 0;
+    const afterRun = await count();
+    expect(afterRun).toBeLessThan(100);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(await count()).toBeLessThanOrEqual(afterRun + 1); // at most the write in flight at the limit lands
+  });
+});
+
 describe("state across a restart", () => {
   it("keeps state when the server restarts on the same database", async () => {
     const first = await startServer();
