@@ -33,6 +33,8 @@ type Documents = {
     "\n  mutation AdminCreateTrigger($input: CreateTriggerInput!) {\n    createTrigger(input: $input) {\n      ...TriggerFields\n    }\n  }\n": typeof types.AdminCreateTriggerDocument,
     "\n  mutation AdminUpdateTrigger($id: ID!, $input: UpdateTriggerInput!, $expectedRevision: Int) {\n    updateTrigger(id: $id, input: $input, expectedRevision: $expectedRevision) {\n      ...TriggerFields\n    }\n  }\n": typeof types.AdminUpdateTriggerDocument,
     "\n  mutation AdminDeleteTrigger($id: ID!) {\n    deleteTrigger(id: $id)\n  }\n": typeof types.AdminDeleteTriggerDocument,
+    "\n  query AdminTriggerState($id: ID!, $prefix: String, $first: Int) {\n    trigger(id: $id) {\n      id\n      state(prefix: $prefix, first: $first) {\n        key\n        value\n        expiresAt\n      }\n    }\n  }\n": typeof types.AdminTriggerStateDocument,
+    "\n  mutation AdminClearTriggerState($id: ID!, $prefix: String) {\n    clearTriggerState(id: $id, prefix: $prefix)\n  }\n": typeof types.AdminClearTriggerStateDocument,
     "\n  fragment ChannelEventFields on ChannelEvent {\n    id\n    action\n    command\n    channel\n    payload\n    commandOptions\n    client {\n      id\n      authenticated\n      extras\n    }\n    createdAt\n    seq\n  }\n": typeof types.ChannelEventFieldsFragmentDoc,
     "\n  subscription ChannelEvents($name: String!, $options: JSON) {\n    channel(name: $name, options: $options) {\n      ...ChannelEventFields\n    }\n  }\n": typeof types.ChannelEventsDocument,
     "\n  mutation SendMessage($channel: String!, $payload: JSON!, $options: JSON) {\n    sendMessage(channel: $channel, payload: $payload, options: $options) {\n      delivered\n      event {\n        ...ChannelEventFields\n      }\n    }\n  }\n": typeof types.SendMessageDocument,
@@ -58,6 +60,8 @@ const documents: Documents = {
     "\n  mutation AdminCreateTrigger($input: CreateTriggerInput!) {\n    createTrigger(input: $input) {\n      ...TriggerFields\n    }\n  }\n": types.AdminCreateTriggerDocument,
     "\n  mutation AdminUpdateTrigger($id: ID!, $input: UpdateTriggerInput!, $expectedRevision: Int) {\n    updateTrigger(id: $id, input: $input, expectedRevision: $expectedRevision) {\n      ...TriggerFields\n    }\n  }\n": types.AdminUpdateTriggerDocument,
     "\n  mutation AdminDeleteTrigger($id: ID!) {\n    deleteTrigger(id: $id)\n  }\n": types.AdminDeleteTriggerDocument,
+    "\n  query AdminTriggerState($id: ID!, $prefix: String, $first: Int) {\n    trigger(id: $id) {\n      id\n      state(prefix: $prefix, first: $first) {\n        key\n        value\n        expiresAt\n      }\n    }\n  }\n": types.AdminTriggerStateDocument,
+    "\n  mutation AdminClearTriggerState($id: ID!, $prefix: String) {\n    clearTriggerState(id: $id, prefix: $prefix)\n  }\n": types.AdminClearTriggerStateDocument,
     "\n  fragment ChannelEventFields on ChannelEvent {\n    id\n    action\n    command\n    channel\n    payload\n    commandOptions\n    client {\n      id\n      authenticated\n      extras\n    }\n    createdAt\n    seq\n  }\n": types.ChannelEventFieldsFragmentDoc,
     "\n  subscription ChannelEvents($name: String!, $options: JSON) {\n    channel(name: $name, options: $options) {\n      ...ChannelEventFields\n    }\n  }\n": types.ChannelEventsDocument,
     "\n  mutation SendMessage($channel: String!, $payload: JSON!, $options: JSON) {\n    sendMessage(channel: $channel, payload: $payload, options: $options) {\n      delivered\n      event {\n        ...ChannelEventFields\n      }\n    }\n  }\n": types.SendMessageDocument,
@@ -137,6 +141,14 @@ export function graphql(source: "\n  mutation AdminUpdateTrigger($id: ID!, $inpu
  * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
  */
 export function graphql(source: "\n  mutation AdminDeleteTrigger($id: ID!) {\n    deleteTrigger(id: $id)\n  }\n"): typeof import('./graphql.js').AdminDeleteTriggerDocument;
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
+export function graphql(source: "\n  query AdminTriggerState($id: ID!, $prefix: String, $first: Int) {\n    trigger(id: $id) {\n      id\n      state(prefix: $prefix, first: $first) {\n        key\n        value\n        expiresAt\n      }\n    }\n  }\n"): typeof import('./graphql.js').AdminTriggerStateDocument;
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
+export function graphql(source: "\n  mutation AdminClearTriggerState($id: ID!, $prefix: String) {\n    clearTriggerState(id: $id, prefix: $prefix)\n  }\n"): typeof import('./graphql.js').AdminClearTriggerStateDocument;
 /**
  * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
  */

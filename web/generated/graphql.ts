@@ -216,6 +216,23 @@ export type AdminDeleteTriggerMutationVariables = Exact<{
 
 export type AdminDeleteTriggerMutation = { deleteTrigger: boolean };
 
+export type AdminTriggerStateQueryVariables = Exact<{
+  id: string;
+  prefix?: string | null | undefined;
+  first?: number | null | undefined;
+}>;
+
+
+export type AdminTriggerStateQuery = { trigger: { id: string, state: Array<{ key: string, value: unknown, expiresAt: string | null }> } | null };
+
+export type AdminClearTriggerStateMutationVariables = Exact<{
+  id: string;
+  prefix?: string | null | undefined;
+}>;
+
+
+export type AdminClearTriggerStateMutation = { clearTriggerState: number };
+
 export type ChannelEventFieldsFragment = { id: string, action: RealtimeAction, command: string, channel: string, payload: unknown, commandOptions: unknown, createdAt: string, seq: number | null, client: { id: string, authenticated: boolean, extras: unknown } };
 
 export type ChannelEventsSubscriptionVariables = Exact<{
@@ -612,6 +629,23 @@ export const AdminDeleteTriggerDocument = new TypedDocumentString(`
   deleteTrigger(id: $id)
 }
     `) as unknown as TypedDocumentString<AdminDeleteTriggerMutation, AdminDeleteTriggerMutationVariables>;
+export const AdminTriggerStateDocument = new TypedDocumentString(`
+    query AdminTriggerState($id: ID!, $prefix: String, $first: Int) {
+  trigger(id: $id) {
+    id
+    state(prefix: $prefix, first: $first) {
+      key
+      value
+      expiresAt
+    }
+  }
+}
+    `) as unknown as TypedDocumentString<AdminTriggerStateQuery, AdminTriggerStateQueryVariables>;
+export const AdminClearTriggerStateDocument = new TypedDocumentString(`
+    mutation AdminClearTriggerState($id: ID!, $prefix: String) {
+  clearTriggerState(id: $id, prefix: $prefix)
+}
+    `) as unknown as TypedDocumentString<AdminClearTriggerStateMutation, AdminClearTriggerStateMutationVariables>;
 export const ChannelEventsDocument = new TypedDocumentString(`
     subscription ChannelEvents($name: String!, $options: JSON) {
   channel(name: $name, options: $options) {
