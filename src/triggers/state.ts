@@ -115,9 +115,10 @@ export class TriggerState {
       get: async (key) => parse(await read(key)),
       put: async (key, value) => void written.set(key, encode(value, limits)),
       incr: async (key, by) => {
-        const current = parse(await read(key));
-        if (current !== null && !Number.isSafeInteger(current)) throw notWholeNumber(key);
-        const next = ((current as number | null) ?? 0) + by;
+        // A stored JSON null is a value, not an absent key: like the stores, incr refuses it.
+        const json = await read(key);
+        if (json !== null && !WHOLE_NUMBER.test(json)) throw notWholeNumber(key);
+        const next = (json === null ? 0 : Number(json)) + by;
         written.set(key, JSON.stringify(next));
         return next;
       },
@@ -130,6 +131,9 @@ export class TriggerState {
     return this.store.list(triggerId, prefix, Math.max(0, Math.min(first, MAX_STATE_LISTED)));
   }
 }
+
+/** The JSON text of a whole number, as the stores' incr accepts it. */
+const WHOLE_NUMBER = /^-?\d+$/;
 
 function parse(json: string | null): unknown {
   return json === null ? null : JSON.parse(json);
