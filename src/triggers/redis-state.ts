@@ -6,7 +6,8 @@ import { notWholeNumber, tooManyKeys, type TriggerStateEntry, type TriggerStateS
  * (JSON text, with Redis's own expiry, so an expired key reads as null at once), a sorted set `exp`
  * of keys by expiry time (+inf for none) that counts live keys and finds expired ones, and a sorted
  * set `keys` (all scores 0) that lists keys by prefix in order. Every write is one Lua script, so it
- * is atomic across instances; each script first drops up to 1000 expired keys from both sets.
+ * is atomic across instances; each script first drops up to 1000 expired keys from both sets, and
+ * a background purge does the same for triggers that stopped writing.
  */
 
 const PURGE = `
@@ -74,9 +75,28 @@ return removed
 /** Members fetched per round when clearing. */
 const PAGE = 500;
 
+/** How often each instance drops expired keys from the sets of triggers that have not written since. */
+const PURGE_INTERVAL_MS = 60_000;
+
 /** Trigger state in Redis, shared by every instance (see the layout above). */
 export class RedisStateStore implements TriggerStateStore {
-  constructor(private readonly redis: RedisConnection) {}
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(private readonly redis: RedisConnection) {
+    this.timer = setInterval(() => void this.purge().catch(() => {}), PURGE_INTERVAL_MS);
+    this.timer.unref();
+  }
+
+  /** Drops expired keys from every trigger's sets (values expire by themselves). */
+  async purge(): Promise<void> {
+    const pattern = `${this.redis.prefix.replace(/[*?[\]\\]/g, "\\$&")}tstate:*:exp`;
+    let cursor = "0";
+    do {
+      const [next, found] = await this.redis.commands.scan(cursor, "MATCH", pattern, "COUNT", 500);
+      cursor = next;
+      for (const exp of found) await this.redis.commands.eval(PURGE, 3, "", exp, `${exp.slice(0, -"exp".length)}keys`);
+    } while (cursor !== "0");
+  }
 
   private base(triggerId: string): string {
     return `${this.redis.prefix}tstate:${triggerId}:`;
@@ -139,7 +159,9 @@ export class RedisStateStore implements TriggerStateStore {
     await this.redis.commands.del(exp, keys);
   }
 
-  async close(): Promise<void> {}
+  async close(): Promise<void> {
+    clearInterval(this.timer);
+  }
 
   private async script(source: string, keys: string[], args: string[], key: string, maxKeys: number): Promise<unknown> {
     try {

@@ -180,5 +180,19 @@ describe("RedisStateStore", () => {
     expect(await store.get(id, "a")).toBeNull();
     await store.put(id, "c", "1", undefined, 2);
     expect(await store.list(id, "", 10)).toEqual([{ key: "c", value: 1, expiresAt: null }]);
+    await store.close();
+  });
+
+  it.skipIf(!reachable)("purges expired keys from the sets of a trigger that stopped writing", async () => {
+    const store = new RedisStateStore(redis);
+    const id = `trigger-${++count}`;
+    for (const key of ["a", "b"]) await store.put(id, key, "1", 30, 10);
+    await store.put(id, "kept", "1", undefined, 10);
+    await new Promise((resolve) => setTimeout(resolve, 60));
+    const sets = [`${redis.prefix}tstate:${id}:exp`, `${redis.prefix}tstate:${id}:keys`];
+    for (const set of sets) expect(await redis.commands.zcard(set)).toBe(3);
+    await store.purge();
+    for (const set of sets) expect(await redis.commands.zrange(set, 0, -1)).toEqual(["kept"]);
+    await store.close();
   });
 });
