@@ -1,6 +1,6 @@
 import { createRequire } from "node:module";
-import { POSTGRES_BASE_URL, POSTGRES_REQUIRED, postgresReachable } from "./test/helpers/postgres.js";
 import { defineConfig } from "vitest/config";
+import { POSTGRES_BASE_URL, POSTGRES_REQUIRED, postgresReachable } from "./test/helpers/postgres.js";
 
 const require = createRequire(import.meta.url);
 
@@ -15,7 +15,8 @@ const DATABASE_SUITES = [
 
 // Without PostgreSQL (and unless CI requires it), the postgres project is left out, by name.
 const postgres = POSTGRES_REQUIRED || (await postgresReachable());
-if (!postgres) console.warn(`skipped: the postgres project (${DATABASE_SUITES.join(", ")}): PostgreSQL unreachable at ${POSTGRES_BASE_URL}`);
+if (!postgres)
+  console.warn(`skipped: the postgres project (${DATABASE_SUITES.join(", ")}): PostgreSQL unreachable at ${POSTGRES_BASE_URL}`);
 
 export default defineConfig({
   resolve: {
@@ -31,6 +32,8 @@ export default defineConfig({
     maxWorkers: 2,
     projects: [
       { extends: true, test: { name: "sqlite", include: ["test/**/*.test.ts"] } },
+      // The client package's own suites (packages/client/test), against a real server.
+      { extends: true, test: { name: "client", include: ["packages/client/test/**/*.test.ts"] } },
       ...(postgres
         ? [{ extends: true as const, test: { name: "postgres", include: DATABASE_SUITES, env: { TEST_SERVER_DATABASE: "postgres" } } }]
         : []),

@@ -16,15 +16,15 @@ import {
   benchPayload,
   frames,
   machineBusySeconds,
+  PROTOCOL_OF,
+  type Protocol,
   padded,
   processCpuSeconds,
   processRssBytes,
-  PROTOCOL_OF,
   round3,
+  type SystemId,
   settle,
   sleep,
-  type Protocol,
-  type SystemId,
 } from "./shared.js";
 
 export interface RoomsConfig {
@@ -118,7 +118,7 @@ class PhaseStats {
   delivery(sentUs: number): void {
     this.delivered++;
     const latency = nowUs() - sentUs;
-    this.histogram.recordValue(latency < 1 ? 1 : latency);
+    this.histogram.recordValue(Math.max(latency, 1));
     this.lastEventMs = performance.now();
   }
 }
@@ -155,7 +155,10 @@ class RoomClient {
   ) {
     this.userChannelJson = JSON.stringify(`user:${index}`);
     this.roomChannelJson = JSON.stringify(`room:${room}`);
-    this.ws = new WebSocket(url, protocol === "gql" ? ["graphql-transport-ws"] : [], { perMessageDeflate: false, skipUTF8Validation: true });
+    this.ws = new WebSocket(url, protocol === "gql" ? ["graphql-transport-ws"] : [], {
+      perMessageDeflate: false,
+      skipUTF8Validation: true,
+    });
     this.ws.on("error", (error) => this.kill(`socket error: ${error.message}`));
     this.ws.on("close", (code) => this.kill(`closed ${code}`));
     this.ws.on("open", () => {
@@ -214,7 +217,8 @@ class RoomClient {
         if (frame.id === "u" || frame.id === "r") this.kill(`subscription ${frame.id} completed`);
         break;
       case "error":
-        if (frame.id === "u" || frame.id === "r") this.kill(`subscription ${frame.id} failed: ${JSON.stringify(frame.payload).slice(0, 300)}`);
+        if (frame.id === "u" || frame.id === "r")
+          this.kill(`subscription ${frame.id} failed: ${JSON.stringify(frame.payload).slice(0, 300)}`);
         else this.replyError(`send failed: ${JSON.stringify(frame.payload).slice(0, 300)}`);
         break;
     }
@@ -274,14 +278,15 @@ class RoomClient {
   send(payloadJson: string, toUserChannel = false): void {
     const id = `m${++this.nextId}`;
     const channelJson = toUserChannel ? this.userChannelJson : this.roomChannelJson;
-    this.ws.send(this.protocol === "gql" ? frames.gqlPublish(id, channelJson, payloadJson) : frames.rawPublish(id, channelJson, payloadJson));
+    this.ws.send(
+      this.protocol === "gql" ? frames.gqlPublish(id, channelJson, payloadJson) : frames.rawPublish(id, channelJson, payloadJson),
+    );
   }
 
   /** Whether this client's subscriptions delivered probe `round` (both channels). */
   saw(round: number): boolean {
     return this.userProbe >= round && this.roomProbe >= round;
   }
-
 }
 
 /** Opens every client's socket, at most `concurrency` handshakes at a time. */
@@ -333,7 +338,8 @@ export async function runRooms(config: RoomsConfig): Promise<RoomsResult> {
   for (;;) {
     const dead = clients.find((c) => c.dead);
     if (dead) throw new Error(`client ${dead.index} ended during setup: ${dead.deadReason}`);
-    if (performance.now() > deadlineMs) throw new Error(`subscriptions never all received a readiness probe${setupError ? ` (${setupError})` : ""}`);
+    if (performance.now() > deadlineMs)
+      throw new Error(`subscriptions never all received a readiness probe${setupError ? ` (${setupError})` : ""}`);
     round++;
     for (const client of clients) {
       client.send(probe(round, "U"), true);
@@ -354,7 +360,9 @@ export async function runRooms(config: RoomsConfig): Promise<RoomsResult> {
   await settle(config.serverPid, 30_000);
   await sleep(1000);
   const rssAfterSetupBytes = processRssBytes(config.serverPid);
-  log(`${config.system}: ${config.clients} clients in ${rooms} rooms ready in ${setupSeconds.toFixed(2)} s (${round} probe rounds), RSS ${(rssAfterSetupBytes / 2 ** 20).toFixed(1)} MiB`);
+  log(
+    `${config.system}: ${config.clients} clients in ${rooms} rooms ready in ${setupSeconds.toFixed(2)} s (${round} probe rounds), RSS ${(rssAfterSetupBytes / 2 ** 20).toFixed(1)} MiB`,
+  );
 
   const runPhase = async (id: number, messages: number): Promise<RoomsPhase> => {
     const stats = new PhaseStats(id);
@@ -399,8 +407,12 @@ export async function runRooms(config: RoomsConfig): Promise<RoomsResult> {
     const monoEndUs = monoUs();
     onReply = null;
     phase = null;
-    if (!finished) notes.push(`phase ${id}: ${answered} of ${messages} replies, ${stats.delivered} of ${expectedDeliveries} deliveries before the deadline`);
-    const quantile = (q: number) => (stats.histogram.totalCount === 0 ? Number.NaN : round3(stats.histogram.getValueAtPercentile(q) / 1000));
+    if (!finished)
+      notes.push(
+        `phase ${id}: ${answered} of ${messages} replies, ${stats.delivered} of ${expectedDeliveries} deliveries before the deadline`,
+      );
+    const quantile = (q: number) =>
+      stats.histogram.totalCount === 0 ? Number.NaN : round3(stats.histogram.getValueAtPercentile(q) / 1000);
     const result: RoomsPhase = {
       messages: sent,
       replies: stats.replies,
@@ -436,7 +448,8 @@ export async function runRooms(config: RoomsConfig): Promise<RoomsResult> {
   const measured = await runPhase(2, config.messages);
   const deadClients = clients.filter((c) => c.dead).length;
   if (deadClients > 0) notes.push(`${deadClients} clients ended: ${clients.find((c) => c.dead)?.deadReason}`);
-  if (measured.generatorCpuUtil > 0.85) notes.push(`load generator near saturation (${measured.generatorCpuUtil} of a core): publishes/s may be the generator's`);
+  if (measured.generatorCpuUtil > 0.85)
+    notes.push(`load generator near saturation (${measured.generatorCpuUtil} of a core): publishes/s may be the generator's`);
   return {
     mode: "rooms",
     system: config.system,

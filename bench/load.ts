@@ -22,21 +22,21 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import hdr from "hdr-histogram-js";
 import WebSocket from "ws";
+import { type RoomsConfig, runRooms } from "./load-rooms.js";
 import {
   benchPayload,
   frames,
   machineBusySeconds,
+  PROTOCOL_OF,
+  type Protocol,
   probePayload,
   processCpuSeconds,
   processRssBytes,
-  PROTOCOL_OF,
   round3,
+  type SystemId,
   settle,
   sleep,
-  type Protocol,
-  type SystemId,
 } from "./shared.js";
-import { runRooms, type RoomsConfig } from "./load-rooms.js";
 
 export interface LadderConfig {
   readonly mode: "ladder";
@@ -190,7 +190,7 @@ class StepStats {
   record(sentUs: number, receivedUs: number): void {
     this.delivered++;
     const latency = receivedUs - sentUs;
-    this.histogram.recordValue(latency < 1 ? 1 : latency);
+    this.histogram.recordValue(Math.max(latency, 1));
     const span = this.spans.get(sentUs);
     if (span) span[1] = receivedUs;
     else this.spans.set(sentUs, [receivedUs, receivedUs]);
@@ -212,11 +212,14 @@ class StepStats {
   complete(deadlineMs: number): Promise<boolean> {
     if (this.delivered >= this.expected) return Promise.resolve(true);
     return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        this.onComplete = null;
-        this.lastDeliveryMs = performance.now();
-        resolve(false);
-      }, Math.max(0, deadlineMs - performance.now()));
+      const timer = setTimeout(
+        () => {
+          this.onComplete = null;
+          this.lastDeliveryMs = performance.now();
+          resolve(false);
+        },
+        Math.max(0, deadlineMs - performance.now()),
+      );
       this.onComplete = () => {
         clearTimeout(timer);
         resolve(true);
@@ -729,7 +732,10 @@ async function runIdle(config: IdleConfig): Promise<IdleResult> {
     pending.push(subscribers[i]!.subscribe(`idle-${i}`));
     if (i % 500 === 499) await sleep(20); // let the server keep up
   }
-  const all = await Promise.race([Promise.all(pending).then(() => true), sleep(Math.max(1000, deadlineMs - performance.now())).then(() => false)]);
+  const all = await Promise.race([
+    Promise.all(pending).then(() => true),
+    sleep(Math.max(1000, deadlineMs - performance.now())).then(() => false),
+  ]);
   if (!all) notes.push("not every subscription was confirmed before the deadline");
   await settle(config.serverPid, 20_000);
   const subscribeSeconds = (performance.now() - subscribeStart) / 1000;
@@ -763,7 +769,8 @@ async function main(): Promise<void> {
   if (!path) throw new Error("usage: load.ts <config.json>");
   const config = JSON.parse(readFileSync(path, "utf8")) as LoadConfig;
   process.once("SIGTERM", () => process.exit(0));
-  const result = config.mode === "ladder" ? await runLadder(config) : config.mode === "idle" ? await runIdle(config) : await runRooms(config);
+  const result =
+    config.mode === "ladder" ? await runLadder(config) : config.mode === "idle" ? await runIdle(config) : await runRooms(config);
   writeFileSync(config.out, JSON.stringify(result, null, 2));
   console.log(`RESULT ${config.out}`);
   // Keep the sockets open until the orchestrator has stopped the server (closing them first would

@@ -97,14 +97,19 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
     if (!Number.isFinite(value)) throw new Error(`--${name}=${raw}: not a number`);
     return value;
   };
-  const list = (raw: string) => raw.split(",").map((s) => s.trim()).filter(Boolean);
+  const list = (raw: string) =>
+    raw
+      .split(",")
+      .map((s) => s.trim())
+      .filter(Boolean);
   const quick = flag("quick");
 
   const systems = list(option("systems") ?? "R,Y,P,PT").map((s) => (s === "P+T" ? "PT" : s)) as SystemId[];
   for (const system of systems) if (!(system in SYSTEM_NAMES)) throw new Error(`unknown system ${system} (R, Y, P, PT)`);
 
   const scenarios = new Set<Scenario>(list(option("scenarios") ?? SCENARIOS.join(",")) as Scenario[]);
-  for (const scenario of scenarios) if (!SCENARIOS.includes(scenario)) throw new Error(`unknown scenario ${scenario} (${SCENARIOS.join(", ")})`);
+  for (const scenario of scenarios)
+    if (!SCENARIOS.includes(scenario)) throw new Error(`unknown scenario ${scenario} (${SCENARIOS.join(", ")})`);
   const idleConnections = number("idle", quick ? 1000 : 10_000);
   if (idleConnections <= 0) scenarios.delete("idle");
   if (flag("no-trigger-cost")) {

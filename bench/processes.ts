@@ -3,7 +3,7 @@
  * (`taskset`), at a raised priority (`nice`) in a session of its own, with a raised file-descriptor
  * limit. {@link Processes} starts them, and kills whatever is left when the run ends.
  */
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -11,7 +11,7 @@ import { createInterface } from "node:readline";
 import { freePort } from "../dev/net.js";
 import type { LoadConfig } from "./load.js";
 import { ROOT } from "./options.js";
-import { sleep, unrefSleep, type SystemId } from "./shared.js";
+import { type SystemId, sleep, unrefSleep } from "./shared.js";
 import { BENCH_STACK, type TriggerCostResult } from "./trigger-cost.js";
 
 /** Servers run on this core, load generators on the other. */
@@ -70,7 +70,9 @@ function cleanEnv(): NodeJS.ProcessEnv {
   const env = { ...process.env };
   for (const key of Object.keys(env)) {
     if (
-      /^(PORT|HOST|DATA_DIR|DATABASE_URL|ADMIN_TOKEN|LOG_LEVEL|REDIS_|JWT_|TRIGGER_|CHANNEL_|REQUIRE_CHANNEL_CONFIG|INTROSPECTION|GRAPHIQL|MAX_|WS_|GRAPHQL_|CORS_|WEBHOOK_|SHUTDOWN_|NODE_OPTIONS|NODE_ENV)/.test(key)
+      /^(PORT|HOST|DATA_DIR|DATABASE_URL|ADMIN_TOKEN|LOG_LEVEL|REDIS_|JWT_|TRIGGER_|CHANNEL_|REQUIRE_CHANNEL_CONFIG|INTROSPECTION|GRAPHIQL|MAX_|WS_|GRAPHQL_|CORS_|WEBHOOK_|SHUTDOWN_|NODE_OPTIONS|NODE_ENV)/.test(
+        key,
+      )
     ) {
       delete env[key];
     }
@@ -93,9 +95,11 @@ export class Processes {
     const fdLimits = spawnSync("sh", ["-c", "ulimit -Sn; ulimit -Hn"], { encoding: "utf8" }).stdout.trim().split("\n");
     const hardFds = fdLimits[1] === "unlimited" ? 1_048_576 : Number(fdLimits[1]);
     this.placement = { taskset, nice, fdLimit: Math.min(hardFds, Math.max(Number(fdLimits[0]), connections + 2048)) };
-    if (wantedNice !== 0 && nice === 0) this.notes.push(`could not raise the priority (nice ${wantedNice}): other work on the machine competes on equal terms`);
+    if (wantedNice !== 0 && nice === 0)
+      this.notes.push(`could not raise the priority (nice ${wantedNice}): other work on the machine competes on equal terms`);
     if (!taskset) this.notes.push("taskset is not available: server and load generator are not pinned to separate cores");
-    if (hardFds < connections + 1024) this.notes.push(`the hard file-descriptor limit (${hardFds}) is below ${connections} connections plus headroom`);
+    if (hardFds < connections + 1024)
+      this.notes.push(`the hard file-descriptor limit (${hardFds}) is below ${connections} connections plus headroom`);
   }
 
   /** A temporary file path for this run (load configs, results). */
@@ -110,7 +114,12 @@ export class Processes {
    */
   spawnNode(core: string, nodeArgs: readonly string[], env: NodeJS.ProcessEnv, label: string): ChildProcess {
     const { nice, taskset, fdLimit } = this.placement;
-    const command = [...(nice ? ["nice", "-n", String(nice)] : []), ...(taskset ? ["taskset", "-c", core] : []), process.execPath, ...nodeArgs];
+    const command = [
+      ...(nice ? ["nice", "-n", String(nice)] : []),
+      ...(taskset ? ["taskset", "-c", core] : []),
+      process.execPath,
+      ...nodeArgs,
+    ];
     const autogroup = nice ? `echo ${nice} > /proc/$$/autogroup 2>/dev/null; ` : "";
     const child = spawn("sh", ["-c", `${autogroup}ulimit -n ${fdLimit} 2>/dev/null; exec "$@"`, "sh", ...command], {
       cwd: ROOT,
@@ -155,7 +164,9 @@ export class Processes {
       });
     }
     const child = this.spawnNode(SERVER_CORE, ["--import", "tsx", ...(options.nodeArgs ?? []), script], env, `server ${system}`);
-    const exited = new Promise<never>((_, reject) => child.once("exit", (code) => reject(new Error(`server ${system} exited (${code}) before it was ready`))));
+    const exited = new Promise<never>((_, reject) =>
+      child.once("exit", (code) => reject(new Error(`server ${system} exited (${code}) before it was ready`))),
+    );
     exited.catch(() => {});
     const httpUrl = `http://127.0.0.1:${port}/graphql`;
     const ready =
@@ -237,7 +248,12 @@ export class Processes {
 
   /** The trigger engine micro-benchmark (bench/trigger-cost.ts), pinned like a server. */
   async runTriggerCost(): Promise<TriggerCostResult> {
-    const child = this.spawnNode(SERVER_CORE, ["--import", "tsx", "bench/trigger-cost.ts", "--json", "--n=50000"], cleanEnv(), "trigger-cost");
+    const child = this.spawnNode(
+      SERVER_CORE,
+      ["--import", "tsx", "bench/trigger-cost.ts", "--json", "--n=50000"],
+      cleanEnv(),
+      "trigger-cost",
+    );
     let output = "";
     child.stdout!.on("data", (chunk: Buffer) => (output += chunk));
     const code = await Promise.race([

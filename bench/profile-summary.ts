@@ -77,7 +77,13 @@ export function areaOf(url: string, name: string): string | null {
     return "GraphQL other (graphql-js types, utilities)";
   }
   if (pkg === "@escape.tech/graphql-armor" || pkg.startsWith("@escape.tech/")) return "GraphQL Armor";
-  if (pkg === "graphql-yoga" || pkg.startsWith("@graphql-yoga/") || pkg.startsWith("@envelop/") || pkg.startsWith("@whatwg-node/") || pkg.startsWith("@graphql-tools/"))
+  if (
+    pkg === "graphql-yoga" ||
+    pkg.startsWith("@graphql-yoga/") ||
+    pkg.startsWith("@envelop/") ||
+    pkg.startsWith("@whatwg-node/") ||
+    pkg.startsWith("@graphql-tools/")
+  )
     return "Yoga / envelop / whatwg-node";
   if (pkg.startsWith("@pothos/")) return "Pothos";
   if (pkg === "graphql-ws") return "graphql-ws";
@@ -121,7 +127,11 @@ function shortUrl(url: string): string {
 }
 
 /** Self time per function, package and area over `window` (all of the profile by default). */
-export function summarizeProfile(profile: CpuProfile, window: { from?: number; to?: number } = {}, options: SummaryOptions = {}): ProfileSummary {
+export function summarizeProfile(
+  profile: CpuProfile,
+  window: { from?: number; to?: number } = {},
+  options: SummaryOptions = {},
+): ProfileSummary {
   const top = options.top ?? 30;
   const byId = new Map(profile.nodes.map((node) => [node.id, node]));
   const parentOf = new Map<number, number>();
@@ -199,7 +209,9 @@ export function summarizeProfile(profile: CpuProfile, window: { from?: number; t
       .slice(0, top)
       .map(([pkg, us]) => row(pkg, "", us)),
     byArea: [...areas.entries()].sort((a, b) => b[1] - a[1]).map(([area, us]) => row(area, "", us)),
-    perUnit: options.perUnit ? { count: options.perUnit, unit: options.unit ?? "unit", busyMicros: Math.round(busyUs / options.perUnit) } : null,
+    perUnit: options.perUnit
+      ? { count: options.perUnit, unit: options.unit ?? "unit", busyMicros: Math.round(busyUs / options.perUnit) }
+      : null,
   };
 }
 
@@ -245,5 +257,7 @@ if (process.argv[1]?.endsWith("profile-summary.ts")) {
   if (from !== undefined) window.from = from;
   if (to !== undefined) window.to = to;
   const perUnit = option("per");
-  console.log(profileMarkdown(summarizeProfile(readProfile(file), window, { top: option("top") ?? 30, ...(perUnit ? { perUnit } : {}) }), file));
+  console.log(
+    profileMarkdown(summarizeProfile(readProfile(file), window, { top: option("top") ?? 30, ...(perUnit ? { perUnit } : {}) }), file),
+  );
 }

@@ -8,9 +8,9 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFil
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { LadderResult } from "./load.js";
-import { RESULTS, type BenchOptions, type ProfileOptions } from "./options.js";
-import { profileMarkdown, readProfile, summarizeProfile } from "./profile-summary.js";
+import { type BenchOptions, type ProfileOptions, RESULTS } from "./options.js";
 import type { Processes, RunningServer } from "./processes.js";
+import { profileMarkdown, readProfile, summarizeProfile } from "./profile-summary.js";
 import { label, type Report } from "./report.js";
 import type { Scenarios } from "./scenarios.js";
 import { unrefSleep } from "./shared.js";
@@ -48,17 +48,29 @@ async function profileLadder(profile: ProfileOptions, options: BenchOptions, pro
   let rate = profile.rate;
   if (rate === null) {
     const latest = join(RESULTS, "latest.json");
-    const max = existsSync(latest) ? (JSON.parse(readFileSync(latest, "utf8")) as Report).summary.perSystem[system]?.maxKeepUpPerSec[subscribers] : null;
+    const max = existsSync(latest)
+      ? (JSON.parse(readFileSync(latest, "utf8")) as Report).summary.perSystem[system]?.maxKeepUpPerSec[subscribers]
+      : null;
     rate = max ? Math.round(max * 0.8) : 8000;
   }
   const dir = mkdtempSync(join(tmpdir(), "realtime-bench-profile-"));
   console.log(`bench: profiling ${label(system)} at ${subscribers} subscribers, one ${options.stepSeconds} s step at ${rate} deliveries/s`);
   const server = await processes.startServer(system, { nodeArgs: profilerArgs(dir) });
   const config = { ...scenarios.ladderConfig(system, server, subscribers, [rate]), refineSteps: 0 };
-  const result = await processes.runLoad<LadderResult>("profile", config, server, config.setupDeadlineSeconds + config.deadlineSeconds, () => endProfiled(server));
+  const result = await processes.runLoad<LadderResult>(
+    "profile",
+    config,
+    server,
+    config.setupDeadlineSeconds + config.deadlineSeconds,
+    () => endProfiled(server),
+  );
   const step = result.steps[0]!;
   const raw = profileFile(dir);
-  const summary = summarizeProfile(readProfile(raw), { from: step.monoStartUs, to: step.monoEndUs }, { top: 30, perUnit: step.sent, unit: "published message" });
+  const summary = summarizeProfile(
+    readProfile(raw),
+    { from: step.monoStartUs, to: step.monoEndUs },
+    { top: 30, perUnit: step.sent, unit: "published message" },
+  );
   const title = `${label(system)} at ${subscribers} subscribers, ${step.offeredPerSec} deliveries/s offered (${step.delivered}/${step.expected} delivered, p99 ${step.p99Ms} ms, server CPU ${step.serverCpuUtil} of a core): self time`;
   write(`profile-${label(system)}-${subscribers}`, profileMarkdown(summary, title), { step, summary }, raw);
 }
@@ -67,11 +79,17 @@ async function profileLadder(profile: ProfileOptions, options: BenchOptions, pro
 async function profileRooms(profile: ProfileOptions, options: BenchOptions, scenarios: Scenarios): Promise<void> {
   const { system } = profile;
   const dir = mkdtempSync(join(tmpdir(), "realtime-bench-profile-"));
-  console.log(`bench: profiling ${label(system)} on the rooms workload (${options.rooms.clients} clients, ${options.rooms.messages} messages)`);
+  console.log(
+    `bench: profiling ${label(system)} on the rooms workload (${options.rooms.clients} clients, ${options.rooms.messages} messages)`,
+  );
   const result = await scenarios.rooms(system, { nodeArgs: profilerArgs(dir) }, endProfiled);
   const phase = result.measured;
   const raw = profileFile(dir);
-  const summary = summarizeProfile(readProfile(raw), { from: phase.monoStartUs, to: phase.monoEndUs }, { top: 40, perUnit: phase.messages, unit: "sent message" });
+  const summary = summarizeProfile(
+    readProfile(raw),
+    { from: phase.monoStartUs, to: phase.monoEndUs },
+    { top: 40, perUnit: phase.messages, unit: "sent message" },
+  );
   const title =
     `${label(system)}, rooms workload: ${result.clients} clients in ${result.rooms} rooms, ${phase.messages} messages sent, ${result.inFlight} in flight ` +
     `(${phase.publishesPerSec} messages/s under the profiler, ${phase.delivered}/${phase.expectedDeliveries} delivered, p99 ${phase.p99Ms} ms, ` +

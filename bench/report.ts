@@ -7,8 +7,8 @@ import { readFileSync } from "node:fs";
 import { cpus, release, totalmem } from "node:os";
 import type { IdleResult, LadderResult, StepResult } from "./load.js";
 import type { RoomsResult } from "./load-rooms.js";
-import { KEEP_UP_SLACK_MS, LADDER, P99_LIMIT_MS, type BenchOptions } from "./options.js";
-import { LOAD_CORE, SERVER_CORE, type Placement } from "./processes.js";
+import { type BenchOptions, KEEP_UP_SLACK_MS, LADDER, P99_LIMIT_MS } from "./options.js";
+import { LOAD_CORE, type Placement, SERVER_CORE } from "./processes.js";
 import type { SystemId } from "./shared.js";
 import type { TriggerCostResult } from "./trigger-cost.js";
 
@@ -181,7 +181,10 @@ export function summarize(results: readonly SystemResult[], options: BenchOption
   for (const r of results) {
     const perMessage = ok(r.perMessage);
     if (!perMessage) continue;
-    const costs = perMessage.steps.filter((s) => s.keepsUp).map((s) => (s.serverCpuSeconds / s.sent) * 1e6).sort((a, b) => a - b);
+    const costs = perMessage.steps
+      .filter((s) => s.keepsUp)
+      .map((s) => (s.serverCpuSeconds / s.sent) * 1e6)
+      .sort((a, b) => a - b);
     perMessageCpuMicros[r.system] = costs.length ? Math.round(costs[Math.floor(costs.length / 2)]!) : null;
   }
   const p1 = perMessageCpuMicros.P;
@@ -192,13 +195,19 @@ export function summarize(results: readonly SystemResult[], options: BenchOption
 
 /** Formats a number with thousands separators; "–" for nothing. */
 export const fmt = (n: number | null | undefined, digits = 0) =>
-  n === null || n === undefined || Number.isNaN(n) ? "–" : n.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits });
+  n === null || n === undefined || Number.isNaN(n)
+    ? "–"
+    : n.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits });
 
 /** `PT` is written P+T. */
 export const label = (s: SystemId) => (s === "PT" ? "P+T" : s);
 
 const table = (head: string[], body: string[][]) =>
-  [`| ${head.join(" | ")} |`, `| ${head.map((_, i) => (i === 0 ? "---" : "---:")).join(" | ")} |`, ...body.map((r) => `| ${r.join(" | ")} |`)].join("\n");
+  [
+    `| ${head.join(" | ")} |`,
+    `| ${head.map((_, i) => (i === 0 ? "---" : "---:")).join(" | ")} |`,
+    ...body.map((r) => `| ${r.join(" | ")} |`),
+  ].join("\n");
 
 /** The single-channel ladder and idle-connection tables (when those scenarios ran). */
 function ladderSection(report: Report, options: BenchOptions): string[] {
@@ -248,11 +257,17 @@ function ladderSection(report: Report, options: BenchOptions): string[] {
     `**${label(r.system)}**`,
     ...subsList.map((subs) => {
       const half = summary.perSystem[r.system]!.atHalfMax[subs];
-      return half ? `${fmt(half.p50Ms, 1)} / ${fmt(half.p99Ms, 1)} at ${fmt(half.offeredPerSec)}/s${half.keepsUp ? "" : " (did not keep up)"}` : "–";
+      return half
+        ? `${fmt(half.p50Ms, 1)} / ${fmt(half.p99Ms, 1)} at ${fmt(half.offeredPerSec)}/s${half.keepsUp ? "" : " (did not keep up)"}`
+        : "–";
     }),
   ]);
   const generatorNotes = report.systems.flatMap((r) =>
-    Object.entries(r.ladders).flatMap(([subs, l]) => (isError(l) ? [`${label(r.system)} at ${subs} subscribers: ${l.error}`] : l.notes.map((n) => `${label(r.system)} at ${subs} subscribers: ${n}`))),
+    Object.entries(r.ladders).flatMap(([subs, l]) =>
+      isError(l)
+        ? [`${label(r.system)} at ${subs} subscribers: ${l.error}`]
+        : l.notes.map((n) => `${label(r.system)} at ${subs} subscribers: ${n}`),
+    ),
   );
   return [
     `### One channel: rate ladder${idleRan ? " and idle connections" : ""}`,
@@ -260,11 +275,19 @@ function ladderSection(report: Report, options: BenchOptions): string[] {
     table(header, rows),
     "",
     table(
-      ["ratio of max delivered/s", ...subsList.map((s) => `p99 ≤ ${P99_LIMIT_MS} ms, ${fmt(s)} subs`), ...subsList.map((s) => `kept up, ${fmt(s)} subs`), "target"],
+      [
+        "ratio of max delivered/s",
+        ...subsList.map((s) => `p99 ≤ ${P99_LIMIT_MS} ms, ${fmt(s)} subs`),
+        ...subsList.map((s) => `kept up, ${fmt(s)} subs`),
+        "target",
+      ],
       ratioRows,
     ),
     "",
-    table(["p50 / p99 ms at half of the highest ladder rate kept up with (target p99 ≤ 50 ms)", ...subsList.map((s) => `${fmt(s)} subs`)], halfRows),
+    table(
+      ["p50 / p99 ms at half of the highest ladder rate kept up with (target p99 ≤ 50 ms)", ...subsList.map((s) => `${fmt(s)} subs`)],
+      halfRows,
+    ),
     "",
     `- Max delivered/s, p99 ≤ ${P99_LIMIT_MS} ms: the highest offered rate (ladder 2,000 × √2^k deliveries/s, then up to ${options.refineSteps} bisection steps per boundary) with 100% delivery within ${options.drainSeconds} s of the last send and p99 ≤ ${P99_LIMIT_MS} ms; ${options.stepSeconds} s per step, 100-byte payloads, one channel. "Kept up": 100% delivered within ${KEEP_UP_SLACK_MS} ms of the end of the send schedule, whatever the p99 (the ladder climbs while this holds). Half max: one more step at half of the highest ladder rate kept up with (before bisection).`,
     `- Median fan-out time of one message (first to last subscriber) at the common rate, ${fmt(big)} subs: ${report.systems.map((r) => `${label(r.system)} ${fmt(summary.perSystem[r.system]!.atCommonRate[big]?.fanoutP50Ms, 1)} ms`).join(", ")}. Setup of ${fmt(big)} subscribers in the ladder (connect, subscribe, all live): ${report.systems.map((r) => `${label(r.system)} ${fmt(summary.perSystem[r.system]!.setupSeconds[big], 1)} s`).join(", ")}.`,
@@ -335,7 +358,15 @@ export function markdown(report: Report, options: BenchOptions): string {
       : []),
     ...(ran("trigger-cost") || ran("per-message")
       ? [
-          `- Trigger cost per event, 3-step stack: engine alone (bench/trigger-cost.ts) ${tc ? `${fmt(tc.microsPerEvent, 1)} µs (p50 ${fmt(tc.p50Micros, 1)}, p99 ${fmt(tc.p99Micros, 1)} µs; the three expressions evaluated bare with jsonata: ${Object.values(tc.expressionMicros).map((v) => fmt(v, 1)).join(" + ")} µs)` : "not measured"}; in the server, P+T minus P CPU per published message with 1 subscriber at 1,000 messages/s: ${fmt(summary.triggerCostInServerMicros)} µs (P ${fmt(summary.perMessageCpuMicros.P)} µs, P+T ${fmt(summary.perMessageCpuMicros.PT)} µs per message; 10 ms CPU-clock ticks, so ± about 10 µs).`,
+          `- Trigger cost per event, 3-step stack: engine alone (bench/trigger-cost.ts) ${
+            tc
+              ? `${fmt(tc.microsPerEvent, 1)} µs (p50 ${fmt(tc.p50Micros, 1)}, p99 ${fmt(tc.p99Micros, 1)} µs; the three expressions evaluated bare with jsonata: ${Object.values(
+                  tc.expressionMicros,
+                )
+                  .map((v) => fmt(v, 1))
+                  .join(" + ")} µs)`
+              : "not measured"
+          }; in the server, P+T minus P CPU per published message with 1 subscriber at 1,000 messages/s: ${fmt(summary.triggerCostInServerMicros)} µs (P ${fmt(summary.perMessageCpuMicros.P)} µs, P+T ${fmt(summary.perMessageCpuMicros.PT)} µs per message; 10 ms CPU-clock ticks, so ± about 10 µs).`,
         ]
       : []),
     ...report.notes.map((n) => `- ${n}`),

@@ -21,13 +21,13 @@
  */
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { BENCH_STACK } from "./trigger-cost.js";
-import { LADDER, P99_LIMIT_MS, parseOptions, RESULTS, type BenchOptions, type Scenario } from "./options.js";
+import { type BenchOptions, LADDER, P99_LIMIT_MS, parseOptions, RESULTS, type Scenario } from "./options.js";
 import { Processes } from "./processes.js";
 import { runProfile } from "./profile.js";
-import { fmt, isError, machineInfo, markdown, summarize, type MachineLoad, type Report, type SystemResult } from "./report.js";
+import { fmt, isError, type MachineLoad, machineInfo, markdown, type Report, type SystemResult, summarize } from "./report.js";
 import { Scenarios } from "./scenarios.js";
-import { machineBusySeconds, sleep, SYSTEM_NAMES } from "./shared.js";
+import { machineBusySeconds, SYSTEM_NAMES, sleep } from "./shared.js";
+import { BENCH_STACK } from "./trigger-cost.js";
 
 /** Waits until the machine is quiet (< 0.3 cores busy over 5 s, twice in a row), at most `minutes`. */
 async function waitQuiet(minutes: number, notes: string[]): Promise<void> {
@@ -124,14 +124,16 @@ async function benchmark(options: BenchOptions, processes: Processes, scenarios:
       refineSteps: options.refineSteps,
       p99LimitMs: P99_LIMIT_MS,
       payloadBytes: 100,
-      publishing: "one separate publisher WebSocket: graphql-transport-ws `subscribe` of the sendMessage mutation (Y, P, P+T); {type:publish} (R)",
+      publishing:
+        "one separate publisher WebSocket: graphql-transport-ws `subscribe` of the sendMessage mutation (Y, P, P+T); {type:publish} (R)",
       subscribers: "one WebSocket per subscriber, one subscription each, all on channel `bench`",
       idle: "connections with the handshake done (connection_ack for Y/P), then one subscription each on a channel of its own",
       setup: `${options.setupSubscribers} subscribers on channel \`bench\`: connect, subscribe, until every subscriber received a probe`,
       rooms: {
         ...options.rooms,
         subscriptions: "one WebSocket per client, subscribed to user:<i> and room:<floor(i / roomSize)>",
-        sending: "message k goes to room k mod rooms from its member floor(k / rooms) mod roomSize, over that client's own socket; closed loop, inFlight unanswered at most",
+        sending:
+          "message k goes to room k mod rooms from its member floor(k / rooms) mod roomSize, over that client's own socket; closed loop, inFlight unanswered at most",
         trigger: "P+T: the 3-step stack on room:*",
       },
       cpu: "server utime+stime from /proc/<pid>/stat over each step (step start to last delivery) or rooms phase",
@@ -158,7 +160,10 @@ async function benchmark(options: BenchOptions, processes: Processes, scenarios:
 }
 
 const options = parseOptions(process.argv.slice(2));
-const processes = new Processes(options.nice, Math.max(options.idleConnections, options.rooms.clients, options.setupSubscribers, ...options.subscriberCounts));
+const processes = new Processes(
+  options.nice,
+  Math.max(options.idleConnections, options.rooms.clients, options.setupSubscribers, ...options.subscriberCounts),
+);
 process.once("SIGINT", () => {
   processes.dispose();
   process.exit(130);

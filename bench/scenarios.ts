@@ -4,7 +4,7 @@
  */
 import type { IdleConfig, IdleResult, LadderConfig, LadderResult } from "./load.js";
 import type { RoomsConfig, RoomsResult } from "./load-rooms.js";
-import { CHANNEL, KEEP_UP_SLACK_MS, LADDER, P99_LIMIT_MS, type BenchOptions } from "./options.js";
+import { type BenchOptions, CHANNEL, KEEP_UP_SLACK_MS, LADDER, P99_LIMIT_MS } from "./options.js";
 import type { Processes, RunningServer, StartServerOptions } from "./processes.js";
 import type { SystemId } from "./shared.js";
 
@@ -45,7 +45,18 @@ export class Scenarios {
   /** The load generator's configuration for the rooms workload. */
   roomsConfig(system: SystemId, server: RunningServer): Omit<RoomsConfig, "out"> {
     const { clients, roomSize, messages, warmupMessages, inFlight } = this.options.rooms;
-    return { mode: "rooms", system, url: server.wsUrl, serverPid: server.pid, clients, roomSize, messages, warmupMessages, inFlight, deadlineSeconds: this.options.roomsDeadlineSeconds };
+    return {
+      mode: "rooms",
+      system,
+      url: server.wsUrl,
+      serverPid: server.pid,
+      clients,
+      roomSize,
+      messages,
+      warmupMessages,
+      inFlight,
+      deadlineSeconds: this.options.roomsDeadlineSeconds,
+    };
   }
 
   /** The single-channel rate ladder at `subscribers` (then a step at half its max). */
@@ -81,10 +92,20 @@ export class Scenarios {
    * The rooms workload (P+T: the trigger on `room:*`). `serverOptions` and `beforeStop` let the
    * profiler run the server under `--cpu-prof` and end it before it is killed.
    */
-  async rooms(system: SystemId, serverOptions: StartServerOptions = {}, beforeStop?: (server: RunningServer) => Promise<void>): Promise<RoomsResult> {
+  async rooms(
+    system: SystemId,
+    serverOptions: StartServerOptions = {},
+    beforeStop?: (server: RunningServer) => Promise<void>,
+  ): Promise<RoomsResult> {
     const server = await this.processes.startServer(system, { ...serverOptions, triggerChannel: ROOMS_TRIGGER_CHANNEL });
     const config = this.roomsConfig(system, server);
-    return this.processes.runLoad(`${system}-rooms`, config, server, config.deadlineSeconds, () => beforeStop?.(server) ?? Promise.resolve());
+    return this.processes.runLoad(
+      `${system}-rooms`,
+      config,
+      server,
+      config.deadlineSeconds,
+      () => beforeStop?.(server) ?? Promise.resolve(),
+    );
   }
 
   /** P and P+T: 1 subscriber at 1,000 messages/s, three steps: server CPU per published message. */

@@ -44,8 +44,7 @@ export function padded(prefix: string): string {
 }
 
 /** The graphql-transport-ws subscription every Y/P subscriber runs (same selection on both). */
-export const SUBSCRIPTION_QUERY =
-  "subscription Bench($name: String!) { channel(name: $name) { id action channel payload createdAt } }";
+export const SUBSCRIPTION_QUERY = "subscription Bench($name: String!) { channel(name: $name) { id action channel payload createdAt } }";
 
 /** The mutation the publisher sends to Y/P over its WebSocket. */
 export const PUBLISH_MUTATION =

@@ -17,7 +17,16 @@
 import { constants, monitorEventLoopDelay, PerformanceObserver } from "node:perf_hooks";
 
 const INTERVAL_MS = Number(process.env.SOAK_PROBE_INTERVAL_MS ?? 5000) || 5000;
-const PROCESS_EVENTS = ["SIGINT", "SIGTERM", "SIGUSR2", "exit", "beforeExit", "uncaughtException", "unhandledRejection", "warning"] as const;
+const PROCESS_EVENTS = [
+  "SIGINT",
+  "SIGTERM",
+  "SIGUSR2",
+  "exit",
+  "beforeExit",
+  "uncaughtException",
+  "unhandledRejection",
+  "warning",
+] as const;
 
 /** The histogram records the time between samples, so the sampling interval is taken off every value. */
 const RESOLUTION_MS = 10;

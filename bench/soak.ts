@@ -20,12 +20,12 @@
  * 200, and a summary table is printed. Exits 0 once the report is printed (1 if the server could
  * not be started).
  */
-import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
+import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { availableParallelism, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { createClient, type Client } from "graphql-ws";
+import { type Client, createClient } from "graphql-ws";
 import WebSocket from "ws";
 import { freePort } from "../dev/net.js";
 import { processCpuSeconds, processRssBytes } from "./shared.js";
@@ -175,14 +175,16 @@ async function startServer(): Promise<ServerProcess> {
       const sample = JSON.parse(line.slice("SOAK_PROBE ".length)) as ProbeSample;
       sample.procRss = orNull(processRssBytes, child.pid!);
       samples.push(sample);
-      if (sample.reason === "signal") sampleWaiters.splice(0).forEach((waiter) => waiter(sample));
+      if (sample.reason === "signal") for (const waiter of sampleWaiters.splice(0)) waiter(sample);
       return;
     }
     if (line.trim() === "") return;
     let key: string;
     try {
       const entry = JSON.parse(line) as { level?: number; msg?: string };
-      key = `level ${entry.level ?? "?"}: ${String(entry.msg ?? "").split("\n", 1)[0]!.slice(0, 100)}`;
+      key = `level ${entry.level ?? "?"}: ${String(entry.msg ?? "")
+        .split("\n", 1)[0]!
+        .slice(0, 100)}`;
     } catch {
       key = `text: ${line.slice(0, 100)}`;
     }
@@ -302,7 +304,9 @@ function asError(error: unknown): Error & { code: string } {
     return Object.assign(new Error(String((error[0] as { message?: string } | undefined)?.message)), { code });
   }
   if (error && typeof error === "object" && "code" in error && typeof (error as { code: unknown }).code === "number") {
-    return Object.assign(new Error(`closed ${(error as { code: number }).code}`), { code: `WS_CLOSED_${(error as { code: number }).code}` });
+    return Object.assign(new Error(`closed ${(error as { code: number }).code}`), {
+      code: `WS_CLOSED_${(error as { code: number }).code}`,
+    });
   }
   if (error instanceof Error) return Object.assign(error, { code: (error as { code?: string }).code ?? error.name });
   return Object.assign(new Error(String(error)), { code: "UNKNOWN" });
@@ -406,7 +410,13 @@ class SoakClient {
         self.socket = this;
       }
     }
-    const client = createClient({ url: this.server.wsUrl, webSocketImpl: TrackedWebSocket, retryAttempts: 0, lazy: false, onNonLazyError: () => {} });
+    const client = createClient({
+      url: this.server.wsUrl,
+      webSocketImpl: TrackedWebSocket,
+      retryAttempts: 0,
+      lazy: false,
+      onNonLazyError: () => {},
+    });
     await within(
       new Promise<void>((done, fail) => {
         const offConnected = client.on("connected", () => {
@@ -534,7 +544,10 @@ class SoakClient {
     else totals.sentHttp++;
     let result: Result;
     try {
-      result = via === "ws" ? await wsRequest(client, SEND, { channel, payload }) : await httpRequest(this.server.httpUrl, SEND, { channel, payload });
+      result =
+        via === "ws"
+          ? await wsRequest(client, SEND, { channel, payload })
+          : await httpRequest(this.server.httpUrl, SEND, { channel, payload });
     } catch (error) {
       subscription?.pending.delete(nonce);
       throw error;
@@ -598,8 +611,10 @@ function printTable(title: string, rows: [string, ...string[]][], header?: strin
   const all = header ? [header, ...rows] : rows;
   const widths = all[0]!.map((_, column) => Math.max(...all.map((row) => (row[column] ?? "").length)));
   for (const [index, row] of all.entries()) {
-    console.log("  " + row.map((cell, column) => (column === 0 ? cell.padEnd(widths[column]!) : (cell ?? "").padStart(widths[column]!))).join("   "));
-    if (header && index === 0) console.log("  " + widths.map((width) => "-".repeat(width)).join("   "));
+    console.log(
+      `  ${row.map((cell, column) => (column === 0 ? cell.padEnd(widths[column]!) : (cell ?? "").padStart(widths[column]!))).join("   ")}`,
+    );
+    if (header && index === 0) console.log(`  ${widths.map((width) => "-".repeat(width)).join("   ")}`);
   }
 }
 
@@ -637,7 +652,9 @@ async function main(): Promise<void> {
   // Warm up a little (JIT, first connections), then take the baseline after a full GC.
   await Promise.all(CHANNEL_NAMES.map((channel) => httpRequest(server.httpUrl, SEND, { channel, payload: { warmup: true } })));
   const start = await server.gcSample();
-  console.log(`start: heap used ${mib(start?.memory.heapUsed)} MiB after GC, RSS ${mib(start?.procRss)} MiB, ${start?.activeResources.total} active resources`);
+  console.log(
+    `start: heap used ${mib(start?.memory.heapUsed)} MiB after GC, RSS ${mib(start?.procRss)} MiB, ${start?.activeResources.total} active resources`,
+  );
 
   const loadBefore = machineLoad();
   const serverCpuBefore = orNull(processCpuSeconds, server.child.pid!);
@@ -670,10 +687,14 @@ async function main(): Promise<void> {
   // After everyone left: presence must be empty everywhere, and the server healthy.
   const leftovers: Record<string, number> = {};
   for (const channel of CHANNEL_NAMES) {
-    const result = await httpRequest(server.httpUrl, PRESENCE, { channel }).catch((error: unknown) => ({ errors: [{ message: String(error) }] }) as Result);
+    const result = await httpRequest(server.httpUrl, PRESENCE, { channel }).catch(
+      (error: unknown) => ({ errors: [{ message: String(error) }] }) as Result,
+    );
     leftovers[channel] = result.data?.presence?.length ?? -1;
   }
-  const health = await fetch(server.healthUrl).then((response) => response.status).catch(() => 0);
+  const health = await fetch(server.healthUrl)
+    .then((response) => response.status)
+    .catch(() => 0);
   const end = await server.gcSample();
   // Samples whose whole 5 s window lies within the traffic (the first one also covers start-up).
   const trafficEnd = startedAt + trafficSeconds * 1000;
@@ -710,7 +731,18 @@ async function main(): Promise<void> {
       `${sample.gcPauses.totalMs}/${sample.gcPauses.maxMs}`,
       String(sample.activeResources.total),
     ]),
-    ["uptime", "phase", "RSS MiB", "heap MiB", "loop p50 ms", "loop p99 ms", "loop max ms", "GCs major/minor", "GC ms total/max", "resources"],
+    [
+      "uptime",
+      "phase",
+      "RSS MiB",
+      "heap MiB",
+      "loop p50 ms",
+      "loop p99 ms",
+      "loop max ms",
+      "GCs major/minor",
+      "GC ms total/max",
+      "resources",
+    ],
   );
 
   const latencies = [...totals.latenciesMs].sort((a, b) => a - b);
@@ -724,21 +756,32 @@ async function main(): Promise<void> {
     ["disconnects clean / dropped TCP", `${totals.cleanDisconnects} / ${totals.abruptDisconnects}`],
     ["unexpected closes by code", JSON.stringify(Object.fromEntries(totals.unexpectedCloses))],
     ["machine load average (1 min) at start / end of traffic", `${loadBefore} / ${loadAfter}`],
-    ["CPU during traffic: server / this load generator", `${serverCpu.toFixed(1)} s / ${ownCpu.toFixed(1)} s (${((serverCpu / trafficSeconds) * 100).toFixed(0)}% / ${((ownCpu / trafficSeconds) * 100).toFixed(0)}% of a core)`],
+    [
+      "CPU during traffic: server / this load generator",
+      `${serverCpu.toFixed(1)} s / ${ownCpu.toFixed(1)} s (${((serverCpu / trafficSeconds) * 100).toFixed(0)}% / ${((ownCpu / trafficSeconds) * 100).toFixed(0)}% of a core)`,
+    ],
     ["operations", `${totals.operations} (${(totals.operations / trafficSeconds).toFixed(0)}/s)`],
-    ["messages sent ws / http", `${totals.sentWs} / ${totals.sentHttp} (${((totals.sentWs + totals.sentHttp) / trafficSeconds).toFixed(0)}/s)`],
+    [
+      "messages sent ws / http",
+      `${totals.sentWs} / ${totals.sentHttp} (${((totals.sentWs + totals.sentHttp) / trafficSeconds).toFixed(0)}/s)`,
+    ],
     ["accepted (delivered: true) / dropped", `${totals.accepted} / ${totals.dropped}`],
     ["events received (all) / messages", `${totals.eventsReceived} / ${totals.messagesReceived}`],
     ["messages without the trigger's stamp", String(totals.unstamped)],
     ["own messages tracked / received / missing", `${totals.ownTracked} / ${totals.ownReceived} / ${missing}`],
     ["own messages abandoned (subscription ended first)", String(totals.ownAbandoned)],
-    ["delivery latency p50 / p99 / max (own)", latencies.length ? `${percentile(latencies, 50).toFixed(1)} / ${percentile(latencies, 99).toFixed(1)} / ${latencies.at(-1)!.toFixed(1)} ms` : "-"],
+    [
+      "delivery latency p50 / p99 / max (own)",
+      latencies.length
+        ? `${percentile(latencies, 50).toFixed(1)} / ${percentile(latencies, 99).toFixed(1)} / ${latencies.at(-1)!.toFixed(1)} ms`
+        : "-",
+    ],
     ["subscriptions / re-subscribes", `${totals.subscriptions} / ${totals.resubscribes}`],
     ["join+leave pairs / presence reads / history reads", `${totals.joinsLeaves} / ${totals.presenceReads} / ${totals.historyReads}`],
     ["errors by code", totals.errors.size ? JSON.stringify(Object.fromEntries([...totals.errors].sort((a, b) => b[1] - a[1]))) : "none"],
   ]);
 
-  const growth = (start && end) ? end.memory.heapUsed - start.memory.heapUsed : NaN;
+  const growth = start && end ? end.memory.heapUsed - start.memory.heapUsed : NaN;
   printTable("verdict", [
     ["heap used after GC, end - start", `${(growth / 1024 / 1024).toFixed(2)} MiB`],
     ["active resources, end - start", start && end ? String(end.activeResources.total - start.activeResources.total) : "?"],
@@ -752,7 +795,10 @@ async function main(): Promise<void> {
   if (server.logCounts.size > 0) {
     printTable(
       "server log lines at warn and above (count, level, first line)",
-      [...server.logCounts].sort((a, b) => b[1] - a[1]).slice(0, 10).map(([key, count]) => [String(count), key]),
+      [...server.logCounts]
+        .sort((a, b) => b[1] - a[1])
+        .slice(0, 10)
+        .map(([key, count]) => [String(count), key]),
     );
   } else {
     console.log("\nserver log: nothing at warn or above");
@@ -762,7 +808,7 @@ async function main(): Promise<void> {
 main().then(
   () => process.exit(0),
   (error: unknown) => {
-    console.error(error instanceof Error ? error.stack ?? error.message : error);
+    console.error(error instanceof Error ? (error.stack ?? error.message) : error);
     process.exit(1);
   },
 );

@@ -93,7 +93,9 @@ if (isMain) {
   const result = await measureTriggerCost(runs);
   if (process.argv.includes("--json")) console.log(JSON.stringify(result));
   else {
-    console.log(`3-step stack, ${result.runs} runs: ${result.microsPerEvent} µs per event (CPU ${result.cpuMicrosPerEvent} µs; p50 ${result.p50Micros}, p99 ${result.p99Micros} µs)`);
+    console.log(
+      `3-step stack, ${result.runs} runs: ${result.microsPerEvent} µs per event (CPU ${result.cpuMicrosPerEvent} µs; p50 ${result.p50Micros}, p99 ${result.p99Micros} µs)`,
+    );
     for (const [source, micros] of Object.entries(result.expressionMicros)) console.log(`  ${source}: ${micros} µs alone`);
   }
 }

@@ -17,7 +17,7 @@ const HEADER = `// GENERATED from ../../${SOURCE_SCHEMA} by scripts/derive-postg
 
 /** Replaces exactly one match of `pattern` in `text`, failing loudly when the source's shape changed. */
 function replaceOnce(text: string, pattern: RegExp, replacement: string): string {
-  const matches = text.match(new RegExp(pattern.source, pattern.flags.replace("g", "") + "g"));
+  const matches = text.match(new RegExp(pattern.source, `${pattern.flags.replace("g", "")}g`));
   if (matches?.length !== 1) throw new Error(`${SOURCE_SCHEMA}: expected one match of ${pattern}, found ${matches?.length ?? 0}`);
   return text.replace(pattern, replacement);
 }

@@ -24,7 +24,14 @@ async function measure(command: readonly string[], dataDir: string): Promise<{ s
   const started = performance.now();
   const child = spawn(command[0]!, command.slice(1), {
     cwd: projectRoot,
-    env: { ...process.env, PORT: "0", HOST: "127.0.0.1", DATA_DIR: dataDir, ADMIN_TOKEN: "measure-admin-token-0123456789", LOG_LEVEL: "info" },
+    env: {
+      ...process.env,
+      PORT: "0",
+      HOST: "127.0.0.1",
+      DATA_DIR: dataDir,
+      ADMIN_TOKEN: "measure-admin-token-0123456789",
+      LOG_LEVEL: "info",
+    },
   });
   let output = "";
   const listening = new Promise<number>((resolve, reject) => {
@@ -39,7 +46,10 @@ async function measure(command: readonly string[], dataDir: string): Promise<{ s
   // tsx runs the server in a child node process: measure the process that listens, the deepest one.
   const pids = [child.pid!];
   for (;;) {
-    const children = spawnSync("pgrep", ["-P", String(pids.at(-1))], { encoding: "utf8" }).stdout.trim().split("\n").filter(Boolean);
+    const children = spawnSync("pgrep", ["-P", String(pids.at(-1))], { encoding: "utf8" })
+      .stdout.trim()
+      .split("\n")
+      .filter(Boolean);
     if (children.length === 0) break;
     pids.push(Number(children[0]));
   }

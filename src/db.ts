@@ -40,7 +40,7 @@ export const projectRoot: string = (() => {
   let dir = dirname(fileURLToPath(import.meta.url));
   while (!existsSync(join(dir, "package.json"))) {
     const parent = dirname(dir);
-    if (parent === dir) throw new Error("package.json not found above " + import.meta.url);
+    if (parent === dir) throw new Error(`package.json not found above ${import.meta.url}`);
     dir = parent;
   }
   return dir;
@@ -186,4 +186,3 @@ export async function openDatabase(url: string): Promise<Database> {
     close: () => prisma.$disconnect(),
   };
 }
-

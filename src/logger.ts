@@ -1,4 +1,4 @@
-import { pino, type Logger } from "pino";
+import { type Logger, pino } from "pino";
 
 /** Creates the server's structured logger. Credentials are redacted wherever they appear. */
 export function createLogger(level: string): Logger {

@@ -1,8 +1,8 @@
-import { parseEnv, EnvError } from "./env.js";
-import { createLogger } from "./logger.js";
-import { createApp } from "./server.js";
 import { adminTokenPath } from "./auth/admin-token.js";
 import type { Env } from "./env.js";
+import { EnvError, parseEnv } from "./env.js";
+import { createLogger } from "./logger.js";
+import { createApp } from "./server.js";
 
 /** Where to go first: the pages' URLs and where the admin token is, logged once the server listens. */
 function startBanner(graphqlUrl: string, env: Env): Record<string, string> {
@@ -18,7 +18,7 @@ function startBanner(graphqlUrl: string, env: Env): Record<string, string> {
 
 /** Starts the server from the environment and stops it cleanly on SIGINT/SIGTERM. */
 async function main(): Promise<void> {
-  let env;
+  let env: Env;
   try {
     env = parseEnv();
   } catch (error) {

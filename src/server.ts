@@ -1,23 +1,23 @@
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { renderGraphiQL } from "@graphql-yoga/render-graphiql";
 import { GraphQLError } from "graphql";
 import { createYoga, type YogaInitialContext } from "graphql-yoga";
-import { renderGraphiQL } from "@graphql-yoga/render-graphiql";
 import { bearerToken, isAdminToken } from "./auth/admin-token.js";
 import { anonymousClient, type VerifiedClient } from "./auth/client-tokens.js";
 import type { Env } from "./env.js";
 import { AppError } from "./errors.js";
 import { clientAddress } from "./http/client-address.js";
 import { corsSettings, varyOnOrigin } from "./http/cors.js";
-import { createWebHandler } from "./http/web.js";
-import { hardeningPlugins } from "./http/plugins.js";
 import { createOperationsHandler } from "./http/operations.js";
+import { hardeningPlugins } from "./http/plugins.js";
+import { createWebHandler } from "./http/web.js";
 import type { Logger } from "./logger.js";
 import type { Session } from "./realtime/types.js";
 import type { Context } from "./schema/builder.js";
 import { createErrorMasker } from "./schema/errors.js";
-import { safeSerialization } from "./schema/results.js";
 import { schema } from "./schema/index.js";
+import { safeSerialization } from "./schema/results.js";
 import { createServices, type Services } from "./services.js";
 import { serveGraphqlOverWebSocket } from "./ws/graphql-ws.js";
 
@@ -45,7 +45,9 @@ function refuseLargeBody(req: IncomingMessage, res: ServerResponse, max: number)
   const refuse = () => {
     if (!res.headersSent) {
       res.writeHead(413, { "content-type": "application/json", connection: "close" });
-      res.end(JSON.stringify({ errors: [{ message: `Request body larger than ${max} bytes`, extensions: { code: "PAYLOAD_TOO_LARGE" } }] }));
+      res.end(
+        JSON.stringify({ errors: [{ message: `Request body larger than ${max} bytes`, extensions: { code: "PAYLOAD_TOO_LARGE" } }] }),
+      );
     }
     req.destroy();
   };
@@ -80,8 +82,7 @@ export async function createApp(env: Env, logger: Logger): Promise<App> {
       warn: (...args) => logger.warn(args.join(" ")),
       // Yoga logs every error it masks; client errors (GraphQL errors) are not the server's, and the
       // masker logs unexpected ones itself, with their errorId.
-      error: (...args) =>
-        args.some((arg) => arg instanceof GraphQLError) ? logger.debug(args.join(" ")) : logger.error(args.join(" ")),
+      error: (...args) => (args.some((arg) => arg instanceof GraphQLError) ? logger.debug(args.join(" ")) : logger.error(args.join(" "))),
     },
     maskedErrors: { maskError },
     plugins: [...hardeningPlugins(env, development), safeSerialization(maskError), varyOnOrigin(env), services.metrics.yogaPlugin()],

@@ -1,31 +1,30 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { loadAdminToken } from "./auth/admin-token.js";
-import { migrate, openDatabase, projectRoot, resolveDatabaseUrl, secureDataDir, type Database } from "./db.js";
+import { type ClientTokenVerifier, clientTokenSettingsFromEnv, createClientTokenVerifier } from "./auth/client-tokens.js";
+import { type Database, migrate, openDatabase, projectRoot, resolveDatabaseUrl, secureDataDir } from "./db.js";
 import type { Env } from "./env.js";
 import type { Logger } from "./logger.js";
-import { ChannelService } from "./realtime/channels.js";
+import { countTriggerRuns, countWebhookCalls } from "./observability/instrument.js";
+import { Metrics } from "./observability/metrics.js";
+import { type ActiveChannel, listActiveChannels } from "./realtime/active-channels.js";
+import { type Backplane, createBackplane } from "./realtime/backplane.js";
 import { ChannelConfigStore } from "./realtime/channel-config.js";
+import { ChannelService } from "./realtime/channels.js";
+import { clusterLeaves, joinCluster } from "./realtime/cluster.js";
+import { ensureDemoRoom } from "./realtime/demo-room.js";
 import { ChannelFanout } from "./realtime/fanout.js";
 import { ChannelHistory } from "./realtime/history.js";
 import { Membership } from "./realtime/membership.js";
-import { LocalPresence, type PresenceTracker } from "./realtime/presence.js";
-import { createRedisBus, RedisConnection, RedisNotices, RedisPresence, RedisSequence } from "./realtime/redis.js";
-import { ChannelSequencer, LocalSequence } from "./realtime/sequence.js";
-import { createClientTokenVerifier, clientTokenSettingsFromEnv, type ClientTokenVerifier } from "./auth/client-tokens.js";
-import { createChannelPubSub } from "./realtime/pubsub.js";
 import { Publisher } from "./realtime/publisher.js";
+import { ChannelSequencer, resumeFromHistory } from "./realtime/sequence.js";
 import { createTriggerMiddleware } from "./triggers/middleware.js";
-import { TriggerRunRecorder } from "./triggers/runs.js";
-import { TriggerStore } from "./triggers/store.js";
 import { RedisStateStore } from "./triggers/redis-state.js";
+import { TriggerRunRecorder } from "./triggers/runs.js";
 import { DatabaseStateStore, TriggerState } from "./triggers/state.js";
+import { TriggerStore } from "./triggers/store.js";
 import { TriggerTester } from "./triggers/test-run.js";
 import { createWebhookClient } from "./triggers/webhook.js";
-import { Metrics } from "./observability/metrics.js";
-import { countTriggerRuns, countWebhookCalls } from "./observability/instrument.js";
-import { type ActiveChannel, listActiveChannels } from "./realtime/active-channels.js";
-import { ensureDemoRoom } from "./realtime/demo-room.js";
 
 /** Everything the transport and schema layers call into; built once per server. */
 export interface Services {
@@ -78,22 +77,15 @@ export async function createServices(env: Env, logger: Logger): Promise<Services
   const webhookClient = env.WEBHOOK_SECRET
     ? createWebhookClient({
         secret: env.WEBHOOK_SECRET,
-        allowHosts: env.WEBHOOK_ALLOW_HOSTS.split(",").map((host) => host.trim()).filter(Boolean),
+        allowHosts: env.WEBHOOK_ALLOW_HOSTS.split(",")
+          .map((host) => host.trim())
+          .filter(Boolean),
       })
     : undefined;
   const webhooks = webhookClient && countWebhookCalls(webhookClient, metrics);
-  const redis = env.REDIS_URL ? new RedisConnection(env.REDIS_URL, env.REDIS_PREFIX, logger) : null;
-  const triggerState = new TriggerState(redis ? new RedisStateStore(redis) : new DatabaseStateStore(db.prisma, db.provider), {
-    maxKeys: env.TRIGGER_STATE_MAX_KEYS,
-    maxValueBytes: env.TRIGGER_STATE_MAX_VALUE_BYTES,
-  });
-  const runOptions = { timeoutMs: env.TRIGGER_TIMEOUT_MS, maxMemoryBytes: env.TRIGGER_MEMORY_MB * 1024 * 1024, webhooks, triggerState };
+  const runOptions = { timeoutMs: env.TRIGGER_TIMEOUT_MS, maxMemoryBytes: env.TRIGGER_MEMORY_MB * 1024 * 1024, webhooks };
   const triggers = new TriggerStore(db.prisma, { expressionTimeoutMs: env.TRIGGER_TIMEOUT_MS, allowHttpSteps: webhooks !== undefined });
   await triggers.reload();
-  // A deleted trigger's state goes with it (the database's foreign key covers embedded mode).
-  triggers.onChange((id) => {
-    if (!triggers.get(id)) triggerState.store.forget(id).catch((error: unknown) => logger.error({ err: error }, "could not delete a trigger's state"));
-  });
   const triggerRuns = new TriggerRunRecorder(db.prisma, logger, {
     keepPerTrigger: env.TRIGGER_RUNS_KEPT,
     // Reads flush first, so this only sets how many writes a busy trigger costs: each batch writes up
@@ -115,52 +107,54 @@ export async function createServices(env: Env, logger: Logger): Promise<Services
   await channelConfigs.reload();
   if (env.SEED_DEMO_ROOM) await ensureDemoRoom(channelConfigs, logger);
   const history = new ChannelHistory(db.prisma);
-
-  let presence: PresenceTracker;
   const membership = new Membership();
-  const historyKept = (channel: string) => (channelConfigs.configFor(channel) ?? defaults).history;
-  // A channel's numbering resumes from its stored history; one that keeps none starts from 0 without
-  // asking the database, so its messages flow even while the database is unreachable.
-  const initialSeq = async (channel: string) => (historyKept(channel) > 0 ? history.lastSeq(channel) : 0);
-  let notices: RedisNotices | null = null;
-  let bus: { pubsub: ReturnType<typeof createChannelPubSub>; listening: () => Promise<void>; sequence: LocalSequence | RedisSequence };
-  if (redis) {
-    try {
-      await redis.ready();
-    } catch (error) {
-      await Promise.all([redis.close(), db.close(), triggerRuns.close(), triggerState.store.close()]);
-      throw new Error(`Redis is unreachable at REDIS_URL: ${(error as Error).message}`);
-    }
-    const { target, listening } = createRedisBus(redis);
-    bus = { pubsub: createChannelPubSub(target), listening, sequence: new RedisSequence(redis, initialSeq) };
-    presence = new RedisPresence(redis, logger, env.REDIS_PRESENCE_TTL_SECONDS);
-    notices = new RedisNotices(redis);
-    const tell = notices.publish.bind(notices);
-    triggers.onChange((id) => tell({ kind: "trigger", id }));
-    channelConfigs.onChange(() => tell({ kind: "channel" }));
-  } else {
-    bus = { pubsub: createChannelPubSub(), listening: async () => {}, sequence: new LocalSequence(initialSeq) };
-    presence = new LocalPresence(membership);
+  let backplane: Backplane;
+  try {
+    backplane = await createBackplane({
+      redisUrl: env.REDIS_URL,
+      redisPrefix: env.REDIS_PREFIX,
+      presenceTtlSeconds: env.REDIS_PRESENCE_TTL_SECONDS,
+      membership,
+      resumeSequence: resumeFromHistory(channelConfigs, history),
+      logger,
+    });
+  } catch (error) {
+    await Promise.all([db.close(), triggerRuns.close()]);
+    throw error;
   }
+  const triggerState = new TriggerState(
+    backplane.redis ? new RedisStateStore(backplane.redis) : new DatabaseStateStore(db.prisma, db.provider),
+    {
+      maxKeys: env.TRIGGER_STATE_MAX_KEYS,
+      maxValueBytes: env.TRIGGER_STATE_MAX_VALUE_BYTES,
+    },
+  );
+  // A deleted trigger's state goes with it (the database's foreign key covers embedded mode).
+  triggers.onChange((id) => {
+    if (!triggers.get(id))
+      triggerState.store.forget(id).catch((error: unknown) => logger.error({ err: error }, "could not delete a trigger's state"));
+  });
+  const triggerRunOptions = { ...runOptions, triggerState };
 
-  const publisher = new Publisher(
-    bus.pubsub,
-    new ChannelSequencer(bus.sequence),
+  const publisher = new Publisher({
+    bus: backplane.bus,
+    sequencer: new ChannelSequencer(backplane.sequence),
     history,
-    historyKept,
-  )
-    .observe(metrics)
-    .use(createTriggerMiddleware(triggers, countTriggerRuns(triggerRuns, metrics), runOptions));
-  const fanout = new ChannelFanout(bus.pubsub, logger).observe(metrics);
+    policy: channelConfigs,
+    middleware: [createTriggerMiddleware(triggers, countTriggerRuns(triggerRuns, metrics), triggerRunOptions)],
+    observer: metrics,
+  });
+  const fanout = new ChannelFanout(backplane.bus, logger).observe(metrics);
+  const { notices } = backplane;
   const channels = new ChannelService({
     publisher,
     fanout,
     membership,
     rules: channelConfigs,
     history,
-    presence,
-    listening: bus.listening,
-    cluster: notices ? { requestLeave: (channel, clientId, announce) => notices.publish({ kind: "leave", channel, clientId, announce }) } : undefined,
+    presence: backplane.presence,
+    listening: backplane.listening,
+    cluster: notices ? clusterLeaves(notices) : undefined,
     limits: {
       maxPayloadBytes: env.MAX_PAYLOAD_BYTES,
       maxSubscriptionsPerSocket: env.MAX_SUBSCRIPTIONS_PER_SOCKET,
@@ -177,15 +171,12 @@ export async function createServices(env: Env, logger: Logger): Promise<Services
   // A subscriber who may no longer listen after a configuration change (made here or elsewhere) is removed.
   channelConfigs.onRulesChanged(() => channels.enforceRules());
   if (notices) {
-    const reloadAll = () => {
-      logger.info("redis reconnected: reloading triggers and channel settings");
-      Promise.all([triggers.reload(), channelConfigs.reload()]).catch((error: unknown) => logger.error({ err: error }, "reload failed"));
-    };
-    await notices.listen((notice) => {
-      if (notice.kind === "leave") return channels.leaveHere(notice.channel, notice.clientId, notice.announce);
-      const applied = notice.kind === "trigger" ? triggers.refresh(notice.id) : channelConfigs.reload();
-      applied.catch((error: unknown) => logger.error({ err: error }, "could not apply a configuration change"));
-    }, reloadAll);
+    await joinCluster(
+      notices,
+      { triggers, channels: channelConfigs },
+      (channel, clientId, announce) => channels.leaveHere(channel, clientId, announce),
+      logger,
+    );
   }
 
   return {
@@ -199,25 +190,24 @@ export async function createServices(env: Env, logger: Logger): Promise<Services
     publisher,
     triggers,
     triggerRuns,
-    triggerTester: new TriggerTester(triggers, runOptions),
+    triggerTester: new TriggerTester(triggers, triggerRunOptions),
     triggerState,
-    pubsubKind: redis ? "redis" : "memory",
+    pubsubKind: backplane.kind,
     health: async () => {
       const database = (await db.ping()) ? "ok" : "unreachable";
-      if (!redis) return { healthy: database === "ok", database };
-      const redisState = redis.healthy() ? "ok" : "unreachable";
-      return { healthy: database === "ok" && redisState === "ok", database, redis: redisState };
+      if (backplane.kind === "memory") return { healthy: database === "ok", database };
+      const redis = backplane.healthy() ? "ok" : "unreachable";
+      return { healthy: database === "ok" && redis === "ok", database, redis };
     },
     version,
     startedAt: new Date(),
     metrics,
     activeChannels: (prefix, first) =>
-      listActiveChannels({ membership, fanout, clusterPresence: presence instanceof RedisPresence ? presence : null }, prefix, first),
+      listActiveChannels({ membership, fanout, clusterPresence: backplane.clusterPresence }, prefix, first),
     close: async () => {
       await triggerRuns.close();
       await triggerState.store.close();
-      if (presence instanceof RedisPresence) await presence.close();
-      await redis?.close();
+      await backplane.close();
       await db.close();
     },
   };

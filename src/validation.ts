@@ -32,6 +32,7 @@ export function nestsDeeperThan(value: unknown, max: number = MAX_JSON_DEPTH): b
 }
 
 /** A lone UTF-16 surrogate (not Unicode text) or a NUL character (which PostgreSQL cannot store). */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: NUL is exactly what this refuses
 const UNSTORABLE_TEXT = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]|\u0000/;
 
 /**

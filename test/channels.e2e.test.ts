@@ -1,8 +1,8 @@
 import fc from "fast-check";
 import { SignJWT } from "jose";
 import { beforeAll, describe, expect, it } from "vitest";
-import { connectWs, httpGraphQL, wsGraphQL, wsSubscribe } from "./helpers/graphql.js";
 import { CHANNEL_SUBSCRIPTION, EVENT_FIELDS, JOIN_CHANNEL, joinBySubscription, SEND_MESSAGE, type TestEvent } from "./helpers/channels.js";
+import { connectWs, httpGraphQL, wsGraphQL, wsSubscribe } from "./helpers/graphql.js";
 import { ADMIN_TOKEN, startServer, type TestServer } from "./helpers/server.js";
 import { admin, createTrigger } from "./helpers/triggers.js";
 
@@ -43,7 +43,11 @@ function canonical(value: unknown): string {
 }
 
 async function createChannel(input: Record<string, unknown>, target = server) {
-  const result = await admin(target.httpUrl, `mutation ($input: CreateChannelInput!) { createChannel(input: $input) { id pattern active anonymousClients messaging presence history } }`, { input });
+  const result = await admin(
+    target.httpUrl,
+    `mutation ($input: CreateChannelInput!) { createChannel(input: $input) { id pattern active anonymousClients messaging presence history } }`,
+    { input },
+  );
   if (!result.data) throw new Error(JSON.stringify(result.errors));
   return result.data.createChannel;
 }
@@ -52,7 +56,11 @@ describe("client identity", () => {
   it("makes a valid token's sub the client id, with its own claims as extras", async () => {
     const jwt = await token("user-42", { name: "Ada", role: "editor" });
     const sent = await sendAs("id-check", "hi", jwt);
-    expect(sent.body.data!.sendMessage.event!.client).toEqual({ id: "user-42", authenticated: true, extras: { name: "Ada", role: "editor" } });
+    expect(sent.body.data!.sendMessage.event!.client).toEqual({
+      id: "user-42",
+      authenticated: true,
+      extras: { name: "Ada", role: "editor" },
+    });
 
     const socket = await connectWs(server.wsUrl, { authToken: jwt });
     const { join } = await joinBySubscription(socket, "id-check");
@@ -74,7 +82,10 @@ describe("client identity", () => {
   });
 
   it("shows a token's claims to triggers in client.extras", async () => {
-    await createTrigger(server.httpUrl, { channel: "claims", stack: [{ set: "payload.from", value: "client.extras.name & ' (' & client.id & ')'" }] });
+    await createTrigger(server.httpUrl, {
+      channel: "claims",
+      stack: [{ set: "payload.from", value: "client.extras.name & ' (' & client.id & ')'" }],
+    });
     const sent = await sendAs("claims", {}, await token("u-7", { name: "Grace" }));
     expect(sent.body.data!.sendMessage.event!.payload).toEqual({ from: "Grace (u-7)" });
   });
@@ -160,7 +171,10 @@ describe("channel settings", () => {
       const bad = await admin(server.httpUrl, `mutation ($input: CreateChannelInput!) { createChannel(input: $input) { id } }`, { input });
       expect(bad.errors?.[0]?.extensions?.code).toBe("BAD_USER_INPUT");
     }
-    const updated = await admin(server.httpUrl, `mutation { updateChannel(pattern: "managed:*", input: { history: 0, description: "d" }) { history description } }`);
+    const updated = await admin(
+      server.httpUrl,
+      `mutation { updateChannel(pattern: "managed:*", input: { history: 0, description: "d" }) { history description } }`,
+    );
     expect(updated.data!.updateChannel).toEqual({ history: 0, description: "d" });
     const listed = await admin(server.httpUrl, `{ channels { pattern } }`);
     expect(listed.data!.channels.map((c: { pattern: string }) => c.pattern)).toContain("managed:*");
@@ -187,7 +201,7 @@ describe("history", () => {
     expect(lastTwo.body.data!.history).toEqual([{ seq: 4 }, { seq: 5 }]);
   });
 
-  it("keeps exactly the JSON that was delivered, \"__proto__\" and \"$type\" keys included", async () => {
+  it('keeps exactly the JSON that was delivered, "__proto__" and "$type" keys included', async () => {
     await createChannel({ pattern: "exact:*", history: 100 });
     const watcher = await joinBySubscription(await connectWs(server.wsUrl), "exact:1");
     const payloads: unknown[] = [
@@ -197,9 +211,19 @@ describe("history", () => {
     ];
     const keyish = fc.constantFrom("__proto__", "constructor", "prototype", "$type", "value", "toJSON", "a");
     const json = fc.letrec((tie) => ({
-      value: fc.oneof({ depthSize: "small" }, fc.integer(), fc.boolean(), fc.constant(null), fc.string({ unit: "grapheme-ascii" }), tie("array"), tie("object")),
+      value: fc.oneof(
+        { depthSize: "small" },
+        fc.integer(),
+        fc.boolean(),
+        fc.constant(null),
+        fc.string({ unit: "grapheme-ascii" }),
+        tie("array"),
+        tie("object"),
+      ),
       array: fc.array(tie("value"), { maxLength: 3 }),
-      object: fc.array(fc.tuple(fc.oneof(keyish, fc.string({ unit: "grapheme-ascii", maxLength: 5 })), tie("value")), { maxLength: 4 }).map(objectFromEntries),
+      object: fc
+        .array(fc.tuple(fc.oneof(keyish, fc.string({ unit: "grapheme-ascii", maxLength: 5 })), tie("value")), { maxLength: 4 })
+        .map(objectFromEntries),
     }));
     payloads.push(...fc.sample(json.object, { numRuns: 40, seed: 12 }));
 
@@ -215,7 +239,10 @@ describe("history", () => {
     const history = await httpGraphQL(server.httpUrl, `{ history(channel: "exact:1", last: 100) { payload } }`);
     expect(history.body.data!.history.map((entry: { payload: unknown }) => canonical(entry.payload))).toEqual(delivered);
     // A subscription's replay comes from the same store.
-    const replay = wsSubscribe<{ channel: TestEvent }>(await connectWs(server.wsUrl), `subscription { channel(name: "exact:1", options: { history: 100 }) { action payload } }`);
+    const replay = wsSubscribe<{ channel: TestEvent }>(
+      await connectWs(server.wsUrl),
+      `subscription { channel(name: "exact:1", options: { history: 100 }) { action payload } }`,
+    );
     for (const expected of delivered) expect(canonical((await replay.next()).data!.channel.payload)).toBe(expected);
   });
 
@@ -245,7 +272,10 @@ describe("history", () => {
     })();
     await new Promise((resolve) => setTimeout(resolve, 30)); // let some messages land before subscribing
     const client = await connectWs(server.wsUrl);
-    const subscription = wsSubscribe<{ channel: TestEvent & { seq: number | null } }>(client, `subscription { channel(name: "busy", options: { history: 1000 }) { action seq payload } }`);
+    const subscription = wsSubscribe<{ channel: TestEvent & { seq: number | null } }>(
+      client,
+      `subscription { channel(name: "busy", options: { history: 1000 }) { action seq payload } }`,
+    );
     const seen: number[] = [];
     while (seen.length < total) {
       const event = (await subscription.next()).data!.channel;
@@ -263,7 +293,11 @@ describe("presence and leaving", () => {
     const watcher = await connectWs(server.wsUrl, { authToken: await token("watcher") });
     const { subscription } = await joinBySubscription(watcher, "room:presence");
     const presence = async () =>
-      ((await httpGraphQL(server.httpUrl, `{ presence(channel: "room:presence") { id authenticated extras } }`)).body.data!.presence as { id: string }[])
+      (
+        (await httpGraphQL(server.httpUrl, `{ presence(channel: "room:presence") { id authenticated extras } }`)).body.data!.presence as {
+          id: string;
+        }[]
+      )
         .map((client) => client.id)
         .sort();
     expect(await presence()).toEqual(["watcher"]);
@@ -295,7 +329,11 @@ describe("presence and leaving", () => {
 
   it("runs LEAVE triggers, which may enrich a leave but not refuse it", async () => {
     await createChannel({ pattern: "room:leaving", presence: true });
-    await createTrigger(server.httpUrl, { channel: "room:leaving", actions: ["LEAVE"], stack: [{ set: "payload", value: "{ 'bye': client.id }" }] });
+    await createTrigger(server.httpUrl, {
+      channel: "room:leaving",
+      actions: ["LEAVE"],
+      stack: [{ set: "payload", value: "{ 'bye': client.id }" }],
+    });
     await createTrigger(server.httpUrl, { channel: "room:leaving", actions: ["LEAVE"], order: 1, stack: [{ reject: "'no leaving'" }] });
     const watcher = await joinBySubscription(await connectWs(server.wsUrl), "room:leaving");
     const leaver = await connectWs(server.wsUrl, { authToken: await token("leaver") });
@@ -316,7 +354,11 @@ describe("private messages", () => {
     const b = await joinBySubscription(bob, "dm");
     await a.subscription.next(); // bob's JOIN
     const sent = await sendAs("dm", { text: "psst" }, await token("carol"), { to: "bob" });
-    expect(sent.body.data!.sendMessage.event).toMatchObject({ payload: { text: "psst", checked: true }, commandOptions: { to: "bob" }, seq: null } as never);
+    expect(sent.body.data!.sendMessage.event).toMatchObject({
+      payload: { text: "psst", checked: true },
+      commandOptions: { to: "bob" },
+      seq: null,
+    } as never);
     expect((await b.subscription.next()).data!.channel.payload).toEqual({ text: "psst", checked: true });
     expect(await a.subscription.collectFor(200)).toEqual([]);
     const bad = await sendAs("dm", "x", undefined, { to: 42 });

@@ -2,11 +2,11 @@ import { spawn } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { connectWs, httpGraphQL } from "./helpers/graphql.js";
+import { parseEnv } from "../src/env.js";
 import { joinBySubscription, SEND_MESSAGE } from "./helpers/channels.js";
+import { connectWs, httpGraphQL } from "./helpers/graphql.js";
 import { spawnServer } from "./helpers/process.js";
 import { ADMIN_TOKEN, freshDataDir, startServer } from "./helpers/server.js";
-import { parseEnv } from "../src/env.js";
 
 const SERVER_INFO = `{ serverInfo { version database pubsub startedAt } }`;
 

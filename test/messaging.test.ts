@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, it } from "vitest";
-import { connectWs, httpGraphQL, wsGraphQL, wsSubscribe } from "./helpers/graphql.js";
 import { CHANNEL_SUBSCRIPTION, JOIN_CHANNEL, joinBySubscription, SEND_MESSAGE, type TestEvent } from "./helpers/channels.js";
+import { connectWs, httpGraphQL, wsGraphQL, wsSubscribe } from "./helpers/graphql.js";
 import { startServer, type TestServer } from "./helpers/server.js";
 
 let server: TestServer;
@@ -170,7 +170,11 @@ describe("bad input", () => {
     const syntax = await httpGraphQL(server.httpUrl, `mutation { sendMessage(channel: "x", payload: {a: }) { delivered } }`);
     expect(syntax.body.errors?.[0]?.message).toMatch(/Syntax Error/);
 
-    const variableOfWrongType = await httpGraphQL(server.httpUrl, `mutation ($p: String!) { sendMessage(channel: "x", payload: $p) { delivered } }`, { p: "s" });
+    const variableOfWrongType = await httpGraphQL(
+      server.httpUrl,
+      `mutation ($p: String!) { sendMessage(channel: "x", payload: $p) { delivered } }`,
+      { p: "s" },
+    );
     expect(variableOfWrongType.body.errors?.[0]?.message).toMatch(/\$p.*String!.*JSON!/);
 
     const health = await fetch(server.httpUrl.replace("/graphql", "/health"));

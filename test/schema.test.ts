@@ -26,7 +26,7 @@ describe("schema.graphql", () => {
 });
 
 describe("codegen outputs", () => {
-  it("schema.graphql and web/generated/ equal a fresh codegen run (run `npm run codegen` after changing the schema or a web operation)", async () => {
+  it("schema.graphql, web/generated/ and packages/client/src/generated/ equal a fresh codegen run (run `npm run codegen` after changing the schema or an operation)", async () => {
     const out = mkdtempSync(join(tmpdir(), "codegen-"));
     try {
       await promisify(execFile)(join(root, "node_modules", ".bin", "graphql-codegen"), ["--config", "codegen.ts"], {
@@ -36,10 +36,15 @@ describe("codegen outputs", () => {
       const fresh = filesUnder(out, out);
       expect(fresh).toContain("schema.graphql");
       expect(fresh).toContain(join("web", "generated", "graphql.ts"));
+      expect(fresh).toContain(join("packages", "client", "src", "generated", "graphql.ts"));
       // No committed generated file that codegen no longer writes, and none missing.
-      expect(filesUnder(join(root, "web", "generated"), root)).toEqual(fresh.filter((file) => file.startsWith(join("web", "generated"))));
+      for (const folder of [join("web", "generated"), join("packages", "client", "src", "generated")]) {
+        expect(filesUnder(join(root, folder), root)).toEqual(fresh.filter((file) => file.startsWith(folder)));
+      }
       for (const file of fresh) {
-        expect(readFileSync(join(root, file), "utf8"), `${file} is stale: run \`npm run codegen\``).toBe(readFileSync(join(out, file), "utf8"));
+        expect(readFileSync(join(root, file), "utf8"), `${file} is stale: run \`npm run codegen\``).toBe(
+          readFileSync(join(out, file), "utf8"),
+        );
       }
     } finally {
       rmSync(out, { recursive: true, force: true });

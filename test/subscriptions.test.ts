@@ -1,6 +1,12 @@
 import { beforeAll, describe, expect, it } from "vitest";
-import { connectWs, httpGraphQL, sseSubscribe, wsSubscribe, type ExecutionResult, type Subscription } from "./helpers/graphql.js";
-import { CHANNEL_SUBSCRIPTION, GENERIC_CHANNEL_SUBSCRIPTION, joinBySubscription, SEND_MESSAGE, type TestEvent } from "./helpers/channels.js";
+import {
+  CHANNEL_SUBSCRIPTION,
+  GENERIC_CHANNEL_SUBSCRIPTION,
+  joinBySubscription,
+  SEND_MESSAGE,
+  type TestEvent,
+} from "./helpers/channels.js";
+import { connectWs, type ExecutionResult, httpGraphQL, type Subscription, sseSubscribe, wsSubscribe } from "./helpers/graphql.js";
 import { startServer, type TestServer } from "./helpers/server.js";
 
 // Plain `channel` subscriptions over WebSocket are executed once per event for every subscriber
@@ -14,7 +20,8 @@ beforeAll(async () => {
   server = await startServer();
 });
 
-const send = (channel: string, payload: unknown, options?: unknown) => httpGraphQL(server.httpUrl, SEND_MESSAGE, { channel, payload, options });
+const send = (channel: string, payload: unknown, options?: unknown) =>
+  httpGraphQL(server.httpUrl, SEND_MESSAGE, { channel, payload, options });
 
 /** Waits for a subscription's first result: the subscriber's own JOIN. */
 async function joined(subscription: Subscription<ChannelData>): Promise<TestEvent> {
@@ -70,10 +77,18 @@ describe("every subscription path delivers the same events", () => {
     const ws = await connectWs(server.wsUrl);
     const aliased = wsSubscribe(ws, `subscription { room: channel(name: "${channel}") { __typename kind: action payload } }`);
     expect((await aliased.next()).data).toEqual({ room: { __typename: "ChannelEvent", kind: "JOIN", payload: null } });
-    const narrow = wsSubscribe(await connectWs(server.wsUrl), `subscription ($n: String!) { channel(name: $n) { seq client { authenticated } } }`, { n: channel });
+    const narrow = wsSubscribe(
+      await connectWs(server.wsUrl),
+      `subscription ($n: String!) { channel(name: $n) { seq client { authenticated } } }`,
+      { n: channel },
+    );
     expect((await narrow.next()).data).toEqual({ channel: { seq: null, client: { authenticated: false } } });
     await aliased.next(); // the narrow subscriber's JOIN
-    const elsewhere = wsSubscribe(await connectWs(server.wsUrl), `subscription ($n: String!) { channel(name: $n) { seq client { authenticated } } }`, { n: `${channel}:other` });
+    const elsewhere = wsSubscribe(
+      await connectWs(server.wsUrl),
+      `subscription ($n: String!) { channel(name: $n) { seq client { authenticated } } }`,
+      { n: `${channel}:other` },
+    );
     await elsewhere.next();
 
     await send(channel, { hello: "world" });
@@ -106,7 +121,9 @@ describe("every subscription path refuses the same way", () => {
     const fast = await wsSubscribe(await connectWs(server.wsUrl), CHANNEL_SUBSCRIPTION, variables).next();
     const generic = await wsSubscribe(await connectWs(server.wsUrl), GENERIC_CHANNEL_SUBSCRIPTION, variables).next();
     const sse = await sseSubscribe(server.httpUrl, CHANNEL_SUBSCRIPTION, variables).next();
-    expect(refusal(fast)).toEqual([{ message: expect.any(String), path: ["channel"], extensions: expect.objectContaining({ code: "BAD_USER_INPUT" }) }]);
+    expect(refusal(fast)).toEqual([
+      { message: expect.any(String), path: ["channel"], extensions: expect.objectContaining({ code: "BAD_USER_INPUT" }) },
+    ]);
     expect(refusal(generic)).toEqual(refusal(fast));
     expect(refusal(sse)).toEqual(refusal(fast));
     expect(fast.data ?? null).toBeNull();
@@ -127,6 +144,8 @@ describe("every subscription path refuses the same way", () => {
 
   it("names the aliased field in the error path", async () => {
     const result = await wsSubscribe(await connectWs(server.wsUrl), `subscription { room: channel(name: "bad name!") { id } }`).next();
-    expect(refusal(result)).toEqual([{ message: expect.any(String), path: ["room"], extensions: expect.objectContaining({ code: "BAD_USER_INPUT" }) }]);
+    expect(refusal(result)).toEqual([
+      { message: expect.any(String), path: ["room"], extensions: expect.objectContaining({ code: "BAD_USER_INPUT" }) },
+    ]);
   });
 });

@@ -2,7 +2,7 @@ import fc from "fast-check";
 import { SignJWT } from "jose";
 import { beforeAll, describe, expect, it } from "vitest";
 import { SEND_MESSAGE } from "./helpers/channels.js";
-import { connectWs, httpGraphQL, sseSubscribe, wsGraphQL, wsSubscribe, type GraphQLResponse } from "./helpers/graphql.js";
+import { connectWs, type GraphQLResponse, httpGraphQL, sseSubscribe, wsGraphQL, wsSubscribe } from "./helpers/graphql.js";
 import { ADMIN_TOKEN, startServer, type TestServer } from "./helpers/server.js";
 import { admin, createTrigger } from "./helpers/triggers.js";
 
@@ -38,7 +38,12 @@ async function adminOver(transport: Transport, query: string, variables: Record<
 }
 
 async function clientToken(sub: string, claims: Record<string, unknown> = {}): Promise<string> {
-  return new SignJWT(claims).setProtectedHeader({ alg: "HS256" }).setSubject(sub).setIssuedAt().setExpirationTime("1h").sign(new TextEncoder().encode(JWT_SECRET));
+  return new SignJWT(claims)
+    .setProtectedHeader({ alg: "HS256" })
+    .setSubject(sub)
+    .setIssuedAt()
+    .setExpirationTime("1h")
+    .sign(new TextEncoder().encode(JWT_SECRET));
 }
 
 const ROLE_GATE = [{ if: "client.extras.role != 'mod'", then: [{ reject: "'Moderators only'", code: "NOT_A_MODERATOR" }] }];
@@ -47,7 +52,15 @@ describe.each<Transport>(["HTTP", "WebSocket"])("testTrigger over %s", (transpor
   it("runs a draft that is validated like createTrigger and stores nothing", async () => {
     const before = (await admin(server.httpUrl, `{ triggers { id } }`)).data!.triggers;
     const result = await adminOver(transport, TEST_TRIGGER, {
-      draft: { name: "draft", channel: "room:*", actions: ["MESSAGE"], stack: [{ set: "commandOptions.seen", value: "true" }, { set: "payload.text", value: "$uppercase(payload.text)" }] },
+      draft: {
+        name: "draft",
+        channel: "room:*",
+        actions: ["MESSAGE"],
+        stack: [
+          { set: "commandOptions.seen", value: "true" },
+          { set: "payload.text", value: "$uppercase(payload.text)" },
+        ],
+      },
       event: { action: "MESSAGE", channel: "room:1", payload: { text: "hi" }, commandOptions: { to: "x" } },
     });
     expect(result.errors).toBeUndefined();
@@ -66,7 +79,11 @@ describe.each<Transport>(["HTTP", "WebSocket"])("testTrigger over %s", (transpor
     const neither = await adminOver(transport, TEST_TRIGGER, { event });
     expect(neither.errors?.[0]?.extensions?.code).toBe("BAD_USER_INPUT");
     const stored = await createTrigger(server.httpUrl, { channel: "room:*", stack: [] });
-    const both = await adminOver(transport, TEST_TRIGGER, { id: stored.id, event, draft: { name: "d", channel: "x", actions: ["MESSAGE"], stack: [] } });
+    const both = await adminOver(transport, TEST_TRIGGER, {
+      id: stored.id,
+      event,
+      draft: { name: "d", channel: "x", actions: ["MESSAGE"], stack: [] },
+    });
     expect(both.errors?.[0]).toMatchObject({ message: "Give exactly one of id and draft", extensions: { code: "BAD_USER_INPUT" } });
     const draft = { name: "bad", channel: "room:*", actions: ["MESSAGE"], stack: [{ set: "payload.x", value: "(((" }] };
     const tested = await adminOver(transport, TEST_TRIGGER, { draft, event });
@@ -94,7 +111,10 @@ describe.each<Transport>(["HTTP", "WebSocket"])("testTrigger over %s", (transpor
       draft: { ...safe, stack: [{ set: "payload", value: "client" }, ...safe.stack] },
       event: { action: "JOIN", channel: "mods:1", clientId: "ann", client: { authenticated: true, extras: { role: "mod" } } },
     });
-    expect(mod.data!.testTrigger).toMatchObject({ outcome: "MODIFIED", payload: { id: "ann", authenticated: true, extras: { role: "mod" } } });
+    expect(mod.data!.testTrigger).toMatchObject({
+      outcome: "MODIFIED",
+      payload: { id: "ann", authenticated: true, extras: { role: "mod" } },
+    });
     const claimsWithoutToken = await asClient({ authenticated: false, extras: { role: "mod" } });
     expect(claimsWithoutToken.errors?.[0]?.extensions?.code).toBe("BAD_USER_INPUT");
     const twoIds = await asClient({ id: "a" }, "b");
@@ -104,7 +124,11 @@ describe.each<Transport>(["HTTP", "WebSocket"])("testTrigger over %s", (transpor
   it("says when the trigger would not run on the event, and still runs the stack", async () => {
     const stored = await createTrigger(server.httpUrl, { channel: "room:*", actions: ["JOIN"], stack: [{ log: "'ran'" }] });
     const wrongAction = await adminOver(transport, TEST_TRIGGER, { id: stored.id, event: { action: "MESSAGE", channel: "room:1" } });
-    expect(wrongAction.data!.testTrigger).toMatchObject({ matches: false, matchNote: "this trigger runs on JOIN only, not on MESSAGE", log: ["ran"] });
+    expect(wrongAction.data!.testTrigger).toMatchObject({
+      matches: false,
+      matchNote: "this trigger runs on JOIN only, not on MESSAGE",
+      log: ["ran"],
+    });
     const wrongChannel = await adminOver(transport, TEST_TRIGGER, { id: stored.id, event: { action: "JOIN", channel: "other:1" } });
     expect(wrongChannel.data!.testTrigger).toMatchObject({ matches: false, matchNote: "room:* does not match other:1" });
     const unknown = await adminOver(transport, TEST_TRIGGER, { id: "no-such-trigger", event: { action: "JOIN", channel: "room:1" } });
@@ -156,7 +180,8 @@ describe("a draft is validated exactly as createTrigger validates", () => {
         const created = await admin(server.httpUrl, CREATE, { input });
         expect(tested.errors?.[0]?.message).toBe(created.errors?.[0]?.message);
         expect(tested.errors?.[0]?.extensions?.code).toBe(created.errors?.[0]?.extensions?.code);
-        if (created.data) await admin(server.httpUrl, `mutation ($id: ID!) { deleteTrigger(id: $id) }`, { id: created.data.createTrigger.id });
+        if (created.data)
+          await admin(server.httpUrl, `mutation ($id: ID!) { deleteTrigger(id: $id) }`, { id: created.data.createTrigger.id });
       }),
       { numRuns: 40 },
     );
@@ -165,17 +190,35 @@ describe("a draft is validated exactly as createTrigger validates", () => {
 
 describe.each<Transport>(["HTTP", "WebSocket"])("revisions over %s", (transport) => {
   it("stores a revision per change, refuses a stale expectedRevision with CONFLICT and rolls back", async () => {
-    const created = (await adminOver(transport, CREATE, { input: { name: "v1", channel: `rev-${transport}`, actions: ["MESSAGE"], stack: [{ set: "payload.v", value: "1" }] } })).data!.createTrigger;
+    const created = (
+      await adminOver(transport, CREATE, {
+        input: { name: "v1", channel: `rev-${transport}`, actions: ["MESSAGE"], stack: [{ set: "payload.v", value: "1" }] },
+      })
+    ).data!.createTrigger;
     expect(created.revision).toBe(1);
-    const second = await adminOver(transport, UPDATE, { id: created.id, input: { name: "v2", stack: [{ set: "payload.v", value: "2" }] }, expectedRevision: 1 });
+    const second = await adminOver(transport, UPDATE, {
+      id: created.id,
+      input: { name: "v2", stack: [{ set: "payload.v", value: "2" }] },
+      expectedRevision: 1,
+    });
     expect(second.data!.updateTrigger).toMatchObject({ revision: 2, name: "v2" });
     const stale = await adminOver(transport, UPDATE, { id: created.id, input: { name: "lost" }, expectedRevision: 1 });
     expect(stale.errors?.[0]).toMatchObject({ extensions: { code: "CONFLICT", revision: 2 } });
     const history = (await adminOver(transport, REVISIONS, { id: created.id })).data!.trigger;
     expect(history.revision).toBe(2);
-    expect(history.revisions.map((r: { revision: number; note: string }) => [r.revision, r.note])).toEqual([[2, "updated"], [1, "created"]]);
+    expect(history.revisions.map((r: { revision: number; note: string }) => [r.revision, r.note])).toEqual([
+      [2, "updated"],
+      [1, "created"],
+    ]);
     expect(history.revisions[1].config).toEqual({
-      name: "v1", description: null, active: true, tags: [], actions: ["MESSAGE"], channel: `rev-${transport}`, order: 0, onError: "REJECT",
+      name: "v1",
+      description: null,
+      active: true,
+      tags: [],
+      actions: ["MESSAGE"],
+      channel: `rev-${transport}`,
+      order: 0,
+      onError: "REJECT",
       stack: [{ set: "payload.v", value: "1" }],
     });
     const rolledBack = await adminOver(transport, ROLLBACK, { id: created.id, revision: 1 });
@@ -195,12 +238,16 @@ describe("expectedRevision under concurrent edits", () => {
       fc.asyncProperty(fc.integer({ min: 2, max: 6 }), async (editors) => {
         const { id } = await createTrigger(server.httpUrl, { channel: "race", stack: [] });
         const results = await Promise.all(
-          Array.from({ length: editors }, (_, n) => admin(server.httpUrl, UPDATE, { id, input: { name: `editor ${n}` }, expectedRevision: 1 })),
+          Array.from({ length: editors }, (_, n) =>
+            admin(server.httpUrl, UPDATE, { id, input: { name: `editor ${n}` }, expectedRevision: 1 }),
+          ),
         );
         const winners = results.filter((result) => result.data?.updateTrigger);
         expect(winners).toHaveLength(1);
         expect(results.filter((result) => result.errors?.[0]?.extensions?.code === "CONFLICT")).toHaveLength(editors - 1);
-        const stored = (await admin(server.httpUrl, `query ($id: ID!) { trigger(id: $id) { name revision revisions { revision } } }`, { id })).data!.trigger;
+        const stored = (
+          await admin(server.httpUrl, `query ($id: ID!) { trigger(id: $id) { name revision revisions { revision } } }`, { id })
+        ).data!.trigger;
         expect(stored).toEqual({ name: winners[0]!.data!.updateTrigger.name, revision: 2, revisions: [{ revision: 2 }, { revision: 1 }] });
       }),
       { numRuns: 8 },
@@ -212,7 +259,10 @@ describe("runs worth reading", () => {
   it("record client, revision, input and output, cap them at 4 KiB and filter by outcome", async () => {
     const trigger = await createTrigger(server.httpUrl, {
       channel: "readable",
-      stack: [{ if: "payload.bad", then: [{ reject: "'no'" }] }, { set: "payload.seen", value: "true" }],
+      stack: [
+        { if: "payload.bad", then: [{ reject: "'no'" }] },
+        { set: "payload.seen", value: "true" },
+      ],
     });
     const bearer = await clientToken("carol", { role: "user" });
     await httpGraphQL(server.httpUrl, SEND_MESSAGE, { channel: "readable", payload: { n: 1 }, options: { tag: "a" } }, { token: bearer });
@@ -261,7 +311,13 @@ describe("runs worth reading", () => {
     };
     await httpGraphQL(server.httpUrl, SEND_MESSAGE, { channel: "live-b", payload: { n: 0 } });
     await httpGraphQL(server.httpUrl, SEND_MESSAGE, { channel: "live-a", payload: { n: 1 } });
-    const expected = { triggerId: watched.id, outcome: "DELIVERED", revision: 1, log: [1], input: { payload: { n: 1 }, commandOptions: null } };
+    const expected = {
+      triggerId: watched.id,
+      outcome: "DELIVERED",
+      revision: 1,
+      log: [1],
+      input: { payload: { n: 1 }, commandOptions: null },
+    };
     expect(await nextReal(one)).toMatchObject(expected);
     expect(await nextReal(sse)).toMatchObject(expected);
     expect((await nextReal(all)).input).toEqual({ payload: { n: 0 }, commandOptions: null });

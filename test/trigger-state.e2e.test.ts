@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, it } from "vitest";
-import { connectWs, httpGraphQL, wsGraphQL } from "./helpers/graphql.js";
 import { JOIN_CHANNEL, SEND_MESSAGE, type TestEvent } from "./helpers/channels.js";
+import { connectWs, httpGraphQL, wsGraphQL } from "./helpers/graphql.js";
 import { startServer, type TestServer } from "./helpers/server.js";
 import { admin, createTrigger } from "./helpers/triggers.js";
 
@@ -76,7 +76,10 @@ describe("state steps", () => {
     const trigger = await createTrigger(server.httpUrl, {
       channel: "lobby",
       actions: ["JOIN"],
-      stack: [{ incr: "'joins:' & channel", as: "joins" }, { set: "payload", value: "{ 'joinNumber': $joins }" }],
+      stack: [
+        { incr: "'joins:' & channel", as: "joins" },
+        { set: "payload", value: "{ 'joinNumber': $joins }" },
+      ],
     });
     const numbers = [];
     for (let i = 0; i < 3; i++) {
@@ -117,7 +120,10 @@ describe("state steps", () => {
   it("keeps every increment of concurrent senders", async () => {
     const trigger = await createTrigger(server.httpUrl, {
       channel: "busy",
-      stack: [{ incr: "'total'", by: "payload.by", as: "total" }, { set: "payload.total", value: "$total" }],
+      stack: [
+        { incr: "'total'", by: "payload.by", as: "total" },
+        { set: "payload.total", value: "$total" },
+      ],
     });
     const sends = Array.from({ length: 40 }, (_, i) => sendHttp("busy", { by: (i % 3) + 1 }));
     const totals = (await Promise.all(sends)).map((r) => r.data!.sendMessage.event!.payload.total as number);
@@ -158,7 +164,9 @@ describe("state steps", () => {
       const trigger = await createTrigger(server.httpUrl, { channel: "failing", stack, onError: "REJECT" });
       const sent = await sendHttp("failing", {});
       expect(sent.errors?.[0]?.extensions).toMatchObject({ code: "TRIGGER_FAILED" });
-      const runs = await admin(server.httpUrl, `query ($id: ID!) { trigger(id: $id) { runs(last: 1) { outcome error } } }`, { id: trigger.id });
+      const runs = await admin(server.httpUrl, `query ($id: ID!) { trigger(id: $id) { runs(last: 1) { outcome error } } }`, {
+        id: trigger.id,
+      });
       expect(runs.data!.trigger.runs[0].outcome).toBe("FAILED");
       expect(runs.data!.trigger.runs[0].error).toMatch(message);
       await admin(server.httpUrl, `mutation ($id: ID!) { deleteTrigger(id: $id) }`, { id: trigger.id });
@@ -178,7 +186,10 @@ describe("state steps", () => {
     });
     await sendHttp("dry", { text: "stored" });
     const before = await stateOf(trigger.id);
-    const tested = await admin(server.httpUrl, TEST_TRIGGER, { id: trigger.id, event: { action: "MESSAGE", channel: "dry", payload: { text: "test" } } });
+    const tested = await admin(server.httpUrl, TEST_TRIGGER, {
+      id: trigger.id,
+      event: { action: "MESSAGE", channel: "dry", payload: { text: "test" } },
+    });
     expect(tested.data!.testTrigger.payload).toEqual({ n: 2, last: { text: "test" } });
     expect(tested.data!.testTrigger.trace.map((t: { result: unknown }) => t.result)).toEqual([
       { incr: "n", value: 2, ttl: null },
@@ -188,7 +199,10 @@ describe("state steps", () => {
       { n: 2, last: { text: "test" } },
     ]);
     expect(await stateOf(trigger.id)).toEqual(before);
-    expect(before.map((e) => [e.key, e.value])).toEqual([["last", { text: "stored" }], ["n", 1]]);
+    expect(before.map((e) => [e.key, e.value])).toEqual([
+      ["last", { text: "stored" }],
+      ["n", 1],
+    ]);
   });
 
   it("lists by prefix, clears by prefix, and forgets a deleted trigger's state", async () => {
@@ -227,13 +241,19 @@ describe("state bounds", () => {
     expect((await send("k4", 1)).data!.sendMessage.delivered).toBe(false); // dropped by onError
     expect((await send("k1", 2)).data!.sendMessage.delivered).toBe(true); // an existing key may change
     expect((await send("k2", "x".repeat(200))).data!.sendMessage.delivered).toBe(false);
-    const runs = await admin(bounded.httpUrl, `query ($id: ID!) { trigger(id: $id) { runs(last: 3) { outcome error } } }`, { id: trigger.id });
+    const runs = await admin(bounded.httpUrl, `query ($id: ID!) { trigger(id: $id) { runs(last: 3) { outcome error } } }`, {
+      id: trigger.id,
+    });
     expect(runs.data!.trigger.runs.map((r: { error: string | null }) => r.error)).toEqual([
       expect.stringMatching(/^stack\[0\]: size: a state value of 202 bytes as JSON is over the limit of 100$/),
       null,
       expect.stringMatching(/^stack\[0\]: the trigger holds 3 state keys already \(TRIGGER_STATE_MAX_KEYS\)/),
     ]);
-    expect((await stateOf(trigger.id, "", bounded)).map((e) => [e.key, e.value])).toEqual([["k1", 2], ["k2", 1], ["k3", 1]]);
+    expect((await stateOf(trigger.id, "", bounded)).map((e) => [e.key, e.value])).toEqual([
+      ["k1", 2],
+      ["k2", 1],
+      ["k3", 1],
+    ]);
   });
 });
 
@@ -243,7 +263,9 @@ describe("state and the run's time limit", () => {
     const trigger = await createTrigger(hurried.httpUrl, { channel: "slow", stack: Array.from({ length: 100 }, () => ({ incr: "'n'" })) });
     const sent = await sendHttp("slow", {}, hurried);
     expect(sent.errors?.[0]?.extensions).toMatchObject({ code: "TRIGGER_FAILED" });
-    const runs = await admin(hurried.httpUrl, `query ($id: ID!) { trigger(id: $id) { runs(last: 1) { outcome error } } }`, { id: trigger.id });
+    const runs = await admin(hurried.httpUrl, `query ($id: ID!) { trigger(id: $id) { runs(last: 1) { outcome error } } }`, {
+      id: trigger.id,
+    });
     expect(runs.data!.trigger.runs[0].error).toMatch(/^stack\[\d+\]: timeout: the trigger ran out of time \(limit 5 ms\)/);
     const count = async () => ((await stateOf(trigger.id, "", hurried))[0]?.value as number | undefined) ?? 0;
     const afterRun = await count();
@@ -256,7 +278,13 @@ describe("state and the run's time limit", () => {
 describe("state across a restart", () => {
   it("keeps state when the server restarts on the same database", async () => {
     const first = await startServer();
-    const trigger = await createTrigger(first.httpUrl, { channel: "durable", stack: [{ incr: "'n'", as: "n" }, { set: "payload.n", value: "$n" }] });
+    const trigger = await createTrigger(first.httpUrl, {
+      channel: "durable",
+      stack: [
+        { incr: "'n'", as: "n" },
+        { set: "payload.n", value: "$n" },
+      ],
+    });
     await sendHttp("durable", {}, first);
     await sendHttp("durable", {}, first);
     await first.stop();

@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, it } from "vitest";
-import { connectWs, httpGraphQL, wsGraphQL, wsSubscribe } from "./helpers/graphql.js";
 import { CHANNEL_SUBSCRIPTION, JOIN_CHANNEL, joinBySubscription, SEND_MESSAGE, type TestEvent } from "./helpers/channels.js";
+import { connectWs, httpGraphQL, wsGraphQL, wsSubscribe } from "./helpers/graphql.js";
 import { startServer, type TestServer } from "./helpers/server.js";
 import { admin, createTrigger, TRIGGER_FIELDS } from "./helpers/triggers.js";
 
@@ -80,9 +80,24 @@ describe("triggers on messages", () => {
   });
 
   it("chains several triggers in ascending order, then creation time, each seeing the previous output", async () => {
-    await createTrigger(server.httpUrl, { name: "third", channel: "chain", order: 5, stack: [{ set: "payload.steps", value: "$append(payload.steps, 'third')" }] });
-    await createTrigger(server.httpUrl, { name: "first", channel: "chain", order: 1, stack: [{ set: "payload.steps", value: "$append(payload.steps, 'first')" }] });
-    await createTrigger(server.httpUrl, { name: "second", channel: "ch*", order: 1, stack: [{ set: "payload.steps", value: "$append(payload.steps, 'second')" }] });
+    await createTrigger(server.httpUrl, {
+      name: "third",
+      channel: "chain",
+      order: 5,
+      stack: [{ set: "payload.steps", value: "$append(payload.steps, 'third')" }],
+    });
+    await createTrigger(server.httpUrl, {
+      name: "first",
+      channel: "chain",
+      order: 1,
+      stack: [{ set: "payload.steps", value: "$append(payload.steps, 'first')" }],
+    });
+    await createTrigger(server.httpUrl, {
+      name: "second",
+      channel: "ch*",
+      order: 1,
+      stack: [{ set: "payload.steps", value: "$append(payload.steps, 'second')" }],
+    });
     const result = await send("chain", { steps: [] });
     expect(result.data!.sendMessage.event!.payload.steps).toEqual(["first", "second", "third"]);
     const listed = await admin(server.httpUrl, `{ triggers(channel: "chain") { name } }`);
@@ -99,7 +114,9 @@ describe("triggers on messages", () => {
   it("stops applying a trigger at once when it is deactivated or deleted, and applies it again when reactivated", async () => {
     const trigger = await createTrigger(server.httpUrl, { channel: "toggle", stack: [{ return: "'changed'" }] });
     expect((await send("toggle", "original")).data!.sendMessage.event!.payload).toBe("changed");
-    const off = await admin(server.httpUrl, `mutation ($id: ID!) { updateTrigger(id: $id, input: { active: false }) { active } }`, { id: trigger.id });
+    const off = await admin(server.httpUrl, `mutation ($id: ID!) { updateTrigger(id: $id, input: { active: false }) { active } }`, {
+      id: trigger.id,
+    });
     expect(off.data!.updateTrigger.active).toBe(false);
     expect((await send("toggle", "original")).data!.sendMessage.event!.payload).toBe("original");
     await admin(server.httpUrl, `mutation ($id: ID!) { updateTrigger(id: $id, input: { active: true }) { active } }`, { id: trigger.id });
@@ -107,7 +124,9 @@ describe("triggers on messages", () => {
     const deleted = await admin(server.httpUrl, `mutation ($id: ID!) { deleteTrigger(id: $id) }`, { id: trigger.id });
     expect(deleted.data!.deleteTrigger).toBe(true);
     expect((await send("toggle", "original")).data!.sendMessage.event!.payload).toBe("original");
-    expect((await admin(server.httpUrl, `mutation ($id: ID!) { deleteTrigger(id: $id) }`, { id: trigger.id })).data!.deleteTrigger).toBe(false);
+    expect((await admin(server.httpUrl, `mutation ($id: ID!) { deleteTrigger(id: $id) }`, { id: trigger.id })).data!.deleteTrigger).toBe(
+      false,
+    );
   });
 
   it("applies the onError policy when evaluation fails", async () => {
@@ -161,12 +180,38 @@ describe("triggers on joins", () => {
 describe("triggers on leaves", () => {
   it("always delivers a LEAVE: enrichments apply, a drop, reject or failure is recorded and the LEAVE goes on as received", async () => {
     const failing = { set: "payload.failed", value: "$notAFunction(1)" };
-    const enrich = await createTrigger(server.httpUrl, { channel: "leaving", actions: ["LEAVE"], order: 0, stack: [{ set: "payload", value: "{ 'bye': client.id }" }] });
-    const drop = await createTrigger(server.httpUrl, { channel: "leaving", actions: ["LEAVE"], order: 1, stack: [{ set: "payload.dropper", value: "true" }, { drop: true }] });
-    const reject = await createTrigger(server.httpUrl, { channel: "leaving", actions: ["LEAVE"], order: 2, stack: [{ set: "payload.rejecter", value: "true" }, { reject: "'no leaving'" }] });
+    const enrich = await createTrigger(server.httpUrl, {
+      channel: "leaving",
+      actions: ["LEAVE"],
+      order: 0,
+      stack: [{ set: "payload", value: "{ 'bye': client.id }" }],
+    });
+    const drop = await createTrigger(server.httpUrl, {
+      channel: "leaving",
+      actions: ["LEAVE"],
+      order: 1,
+      stack: [{ set: "payload.dropper", value: "true" }, { drop: true }],
+    });
+    const reject = await createTrigger(server.httpUrl, {
+      channel: "leaving",
+      actions: ["LEAVE"],
+      order: 2,
+      stack: [{ set: "payload.rejecter", value: "true" }, { reject: "'no leaving'" }],
+    });
     const failReject = await createTrigger(server.httpUrl, { channel: "leaving", actions: ["LEAVE"], order: 3, stack: [failing] });
-    const failDrop = await createTrigger(server.httpUrl, { channel: "leaving", actions: ["LEAVE"], order: 4, onError: "DROP", stack: [failing] });
-    const last = await createTrigger(server.httpUrl, { channel: "leaving", actions: ["LEAVE"], order: 5, stack: [{ set: "payload.last", value: "true" }] });
+    const failDrop = await createTrigger(server.httpUrl, {
+      channel: "leaving",
+      actions: ["LEAVE"],
+      order: 4,
+      onError: "DROP",
+      stack: [failing],
+    });
+    const last = await createTrigger(server.httpUrl, {
+      channel: "leaving",
+      actions: ["LEAVE"],
+      order: 5,
+      stack: [{ set: "payload.last", value: "true" }],
+    });
 
     const watcher = await joinBySubscription(await connectWs(server.wsUrl), "leaving");
     const leaver = await connectWs(server.wsUrl);
@@ -183,10 +228,19 @@ describe("triggers on leaves", () => {
     const other = await joinBySubscription(await connectWs(server.wsUrl), "leaving");
     expect((await watcher.subscription.next()).data!.channel).toMatchObject({ action: "JOIN", client: { id: other.join.client.id } });
     other.subscription.unsubscribe();
-    expect((await watcher.subscription.next()).data!.channel).toMatchObject({ action: "LEAVE", client: { id: other.join.client.id }, payload: { bye: other.join.client.id, last: true } });
+    expect((await watcher.subscription.next()).data!.channel).toMatchObject({
+      action: "LEAVE",
+      client: { id: other.join.client.id },
+      payload: { bye: other.join.client.id, last: true },
+    });
 
     const outcomes = async (id: string) =>
-      ((await admin(server.httpUrl, `query ($id: ID!) { trigger(id: $id) { runs { action outcome } } }`, { id })).data!.trigger.runs as { action: string; outcome: string }[])
+      (
+        (await admin(server.httpUrl, `query ($id: ID!) { trigger(id: $id) { runs { action outcome } } }`, { id })).data!.trigger.runs as {
+          action: string;
+          outcome: string;
+        }[]
+      )
         .filter((run) => run.action === "LEAVE")
         .map((run) => run.outcome);
     expect(await outcomes(enrich.id)).toEqual(["MODIFIED", "MODIFIED"]);
@@ -202,7 +256,10 @@ describe("trigger management", () => {
   it("refuses trigger operations without the admin token", async () => {
     const list = await httpGraphQL(server.httpUrl, `{ triggers { id } }`);
     expect(list.body.errors?.[0]?.extensions?.code).toBe("UNAUTHENTICATED");
-    const create = await httpGraphQL(server.httpUrl, `mutation { createTrigger(input: { name: "x", actions: [MESSAGE], channel: "x", stack: [] }) { id } }`);
+    const create = await httpGraphQL(
+      server.httpUrl,
+      `mutation { createTrigger(input: { name: "x", actions: [MESSAGE], channel: "x", stack: [] }) { id } }`,
+    );
     expect(create.body.errors?.[0]?.extensions?.code).toBe("UNAUTHENTICATED");
   });
 
@@ -227,23 +284,54 @@ describe("trigger management", () => {
       { name: "n", actions: ["MESSAGE"], channel: "bad pattern", stack: [] },
     ];
     for (const input of badFields) {
-      const result = await admin(server.httpUrl, `mutation ($input: CreateTriggerInput!) { createTrigger(input: $input) { id } }`, { input });
+      const result = await admin(server.httpUrl, `mutation ($input: CreateTriggerInput!) { createTrigger(input: $input) { id } }`, {
+        input,
+      });
       expect(result.errors?.[0]?.extensions?.code).toBe("BAD_USER_INPUT");
     }
     expect((await admin(server.httpUrl, `{ triggers { id } }`)).data!.triggers.length).toBe(before);
   });
 
   it("lists by tag and active, reads one by id, and updates every field", async () => {
-    const trigger = await createTrigger(server.httpUrl, { name: "tagged", channel: "tags", tags: ["moderation", "beta"], description: "d", stack: [] });
+    const trigger = await createTrigger(server.httpUrl, {
+      name: "tagged",
+      channel: "tags",
+      tags: ["moderation", "beta"],
+      description: "d",
+      stack: [],
+    });
     expect(trigger).toMatchObject({ active: true, order: 0, onError: "REJECT", tags: ["moderation", "beta"], description: "d", stack: [] });
     const byTag = await admin(server.httpUrl, `{ triggers(tag: "beta") { id } }`);
     expect(byTag.data!.triggers).toEqual([{ id: trigger.id }]);
     const updated = await admin(
       server.httpUrl,
       `mutation ($id: ID!, $input: UpdateTriggerInput!) { updateTrigger(id: $id, input: $input) { ${TRIGGER_FIELDS} } }`,
-      { id: trigger.id, input: { name: "renamed", description: null, active: false, tags: ["x"], actions: ["JOIN"], channel: "tags:*", order: 3, onError: "DROP", stack: [{ log: "1" }] } },
+      {
+        id: trigger.id,
+        input: {
+          name: "renamed",
+          description: null,
+          active: false,
+          tags: ["x"],
+          actions: ["JOIN"],
+          channel: "tags:*",
+          order: 3,
+          onError: "DROP",
+          stack: [{ log: "1" }],
+        },
+      },
     );
-    expect(updated.data!.updateTrigger).toMatchObject({ name: "renamed", description: null, active: false, tags: ["x"], actions: ["JOIN"], channel: "tags:*", order: 3, onError: "DROP", stack: [{ log: "1" }] });
+    expect(updated.data!.updateTrigger).toMatchObject({
+      name: "renamed",
+      description: null,
+      active: false,
+      tags: ["x"],
+      actions: ["JOIN"],
+      channel: "tags:*",
+      order: 3,
+      onError: "DROP",
+      stack: [{ log: "1" }],
+    });
     expect((await admin(server.httpUrl, `{ triggers(tag: "beta") { id } }`)).data!.triggers).toEqual([]);
     const inactive = await admin(server.httpUrl, `{ triggers(active: false) { id } }`);
     expect(inactive.data!.triggers.map((t: { id: string }) => t.id)).toContain(trigger.id);
@@ -261,10 +349,21 @@ describe("trigger management", () => {
     });
     await send("recorded", { n: 1 });
     await send("recorded", { n: 2 });
-    const runs = await admin(server.httpUrl, `query ($id: ID!) { trigger(id: $id) { runs(last: 5) { triggerId action channel outcome durationMs error log createdAt } } }`, { id: trigger.id });
+    const runs = await admin(
+      server.httpUrl,
+      `query ($id: ID!) { trigger(id: $id) { runs(last: 5) { triggerId action channel outcome durationMs error log createdAt } } }`,
+      { id: trigger.id },
+    );
     const recorded = runs.data!.trigger.runs;
     expect(recorded).toHaveLength(2);
-    expect(recorded[0]).toMatchObject({ triggerId: trigger.id, action: "MESSAGE", channel: "recorded", outcome: "DROPPED", error: null, log: ["saw 2"] });
+    expect(recorded[0]).toMatchObject({
+      triggerId: trigger.id,
+      action: "MESSAGE",
+      channel: "recorded",
+      outcome: "DROPPED",
+      error: null,
+      log: ["saw 2"],
+    });
     expect(recorded[1]).toMatchObject({ outcome: "DELIVERED", log: ["saw 1"] });
     expect(recorded[1].durationMs).toBeGreaterThanOrEqual(0);
   });
@@ -297,11 +396,7 @@ describe("trigger management", () => {
   it("testTrigger runs a stored trigger on a sample event with a step trace, publishing nothing", async () => {
     const trigger = await createTrigger(server.httpUrl, {
       channel: "dry",
-      stack: [
-        { var: "who", value: "client.id" },
-        { log: "'from ' & $who" },
-        { set: "payload.text", value: "$uppercase(payload.text)" },
-      ],
+      stack: [{ var: "who", value: "client.id" }, { log: "'from ' & $who" }, { set: "payload.text", value: "$uppercase(payload.text)" }],
     });
     const { subscription } = await joinBySubscription(await connectWs(server.wsUrl), "dry");
     const result = await admin(
@@ -338,8 +433,14 @@ describe("the README examples", () => {
       tags: ["moderation"],
       stack: [
         { var: "banned", value: "['darn', 'heck']" },
-        { if: "$length(payload.text) > 10 and payload.text = $uppercase(payload.text)", then: [{ reject: "'Please do not shout'", code: "SHOUTING" }] },
-        { set: "payload.text", value: "$join($map($split(payload.text, ' '), function($w) { $lowercase($w) in $banned ? '****' : $w }), ' ')" },
+        {
+          if: "$length(payload.text) > 10 and payload.text = $uppercase(payload.text)",
+          then: [{ reject: "'Please do not shout'", code: "SHOUTING" }],
+        },
+        {
+          set: "payload.text",
+          value: "$join($map($split(payload.text, ' '), function($w) { $lowercase($w) in $banned ? '****' : $w }), ' ')",
+        },
         { if: "$response.payload.text != payload.text", then: [{ log: "'masked a message from ' & client.id" }] },
       ],
     });

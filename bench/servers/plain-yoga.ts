@@ -62,7 +62,13 @@ const schema = createSchema({
     Query: { ok: () => true },
     Mutation: {
       sendMessage: (_root: unknown, args: { channel: string; payload: unknown }) => {
-        const event: BenchEvent = { id: randomUUID(), action: "MESSAGE", channel: args.channel, payload: args.payload, createdAt: new Date().toISOString() };
+        const event: BenchEvent = {
+          id: randomUUID(),
+          action: "MESSAGE",
+          channel: args.channel,
+          payload: args.payload,
+          createdAt: new Date().toISOString(),
+        };
         pubsub.publish("channel", args.channel, event);
         return { delivered: true };
       },

@@ -22,7 +22,7 @@ export function loadAdminToken(configured: string | undefined, dataDir: string):
   }
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const token = randomBytes(32).toString("base64url");
-  writeFileSync(path, token + "\n", { mode: 0o600 });
+  writeFileSync(path, `${token}\n`, { mode: 0o600 });
   return { token, generated: true };
 }
 

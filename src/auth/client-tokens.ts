@@ -1,14 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
-import {
-  createLocalJWKSet,
-  createRemoteJWKSet,
-  errors,
-  jwtVerify,
-  type JSONWebKeySet,
-  type JWTPayload,
-  type JWTVerifyGetKey,
-} from "jose";
+import { createLocalJWKSet, createRemoteJWKSet, errors, type JSONWebKeySet, type JWTPayload, type JWTVerifyGetKey, jwtVerify } from "jose";
 import type { Env } from "../env.js";
 import { AppError, ErrorCode } from "../errors.js";
 import type { ClientExtras, RealtimeClient } from "../realtime/types.js";
@@ -57,10 +49,17 @@ export interface ClientTokenVerifier {
 
 /** Algorithms accepted with a JWKS: asymmetric only, so a public key can never act as an HMAC secret. */
 export const JWKS_ALGORITHMS = [
-  "RS256", "RS384", "RS512",
-  "PS256", "PS384", "PS512",
-  "ES256", "ES384", "ES512",
-  "EdDSA", "Ed25519",
+  "RS256",
+  "RS384",
+  "RS512",
+  "PS256",
+  "PS384",
+  "PS512",
+  "ES256",
+  "ES384",
+  "ES512",
+  "EdDSA",
+  "Ed25519",
 ] as const;
 
 /** Shortest accepted `JWT_SECRET`: 256 bits, as RFC 7518 asks of HS256 keys. */
@@ -120,8 +119,7 @@ export function createClientTokenVerifier(settings: ClientTokenSettings): Client
     const keys: JWTVerifyGetKey = settings.jwksUrl
       ? createRemoteJWKSet(new URL(settings.jwksUrl))
       : createLocalJWKSet(readJwksFile(settings.jwksFile!));
-    verifyJwt = async (token) =>
-      (await jwtVerify(token, keys, { ...options, algorithms: [...JWKS_ALGORITHMS] })).payload;
+    verifyJwt = async (token) => (await jwtVerify(token, keys, { ...options, algorithms: [...JWKS_ALGORITHMS] })).payload;
   }
 
   const verifyToken = async (token: string): Promise<VerifiedClient> => {

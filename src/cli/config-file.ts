@@ -1,7 +1,8 @@
 import { isDeepStrictEqual } from "node:util";
 import { z } from "zod";
 import { CHANNEL_MESSAGING } from "../realtime/channel-config.js";
-import { TRIGGER_ACTIONS, TRIGGER_ERROR_POLICIES } from "../triggers/config.js";
+import { REALTIME_ACTIONS } from "../realtime/types.js";
+import { TRIGGER_ERROR_POLICIES } from "../triggers/config.js";
 
 /**
  * Channel configurations and triggers as a file (`realtime.json`): what `config export` writes and
@@ -34,7 +35,7 @@ export const TriggerEntrySchema = z
     description: z.string().nullable().default(null),
     active: z.boolean().default(true),
     tags: z.array(z.string()).default([]),
-    actions: z.array(z.enum(TRIGGER_ACTIONS)).min(1),
+    actions: z.array(z.enum(REALTIME_ACTIONS)).min(1),
     channel: z.string().min(1),
     order: z.number().int().default(0),
     onError: z.enum(TRIGGER_ERROR_POLICIES).default("REJECT"),
@@ -76,7 +77,7 @@ export function normalizeConfig(config: ConfigFile): ConfigFile {
 
 /** The file's text: two-space JSON ending with a newline. */
 export function formatConfig(config: ConfigFile): string {
-  return JSON.stringify(normalizeConfig(config), null, 2) + "\n";
+  return `${JSON.stringify(normalizeConfig(config), null, 2)}\n`;
 }
 
 /**
@@ -115,7 +116,13 @@ export type PlanStep =
   | { readonly kind: "update-channel"; readonly channel: ChannelEntry; readonly changes: FieldChange[] }
   | { readonly kind: "delete-channel"; readonly pattern: string }
   | { readonly kind: "create-trigger"; readonly trigger: TriggerEntry }
-  | { readonly kind: "update-trigger"; readonly id: string; readonly revision: number; readonly trigger: TriggerEntry; readonly changes: FieldChange[] }
+  | {
+      readonly kind: "update-trigger";
+      readonly id: string;
+      readonly revision: number;
+      readonly trigger: TriggerEntry;
+      readonly changes: FieldChange[];
+    }
   | { readonly kind: "delete-trigger"; readonly id: string; readonly name: string };
 
 /** A field whose value differs between the server and the file. */
@@ -221,5 +228,5 @@ export function describePlan(plan: Plan): string {
   const summary =
     `Plan: ${count(["create-channel", "create-trigger"])} to create, ${count(["update-channel", "update-trigger"])} to change, ` +
     `${count(["delete-channel", "delete-trigger"])} to delete, ${plan.unchanged} unchanged.`;
-  return [...plan.steps.map(describeStep), summary].join("\n") + "\n";
+  return `${[...plan.steps.map(describeStep), summary].join("\n")}\n`;
 }

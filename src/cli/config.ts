@@ -9,13 +9,13 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { Command, CommanderError, Option } from "commander";
 import {
-  describePlan,
-  formatConfig,
-  parseConfig,
-  planChanges,
   type ChannelEntry,
   type ConfigFile,
+  describePlan,
+  formatConfig,
   type PlanStep,
+  parseConfig,
+  planChanges,
   type ServerChannel,
   type ServerTrigger,
   type TriggerEntry,
@@ -56,7 +56,9 @@ async function request<T>(connection: Connection, query: string, variables: Reco
       body: JSON.stringify({ query, variables }),
     });
   } catch (error) {
-    throw new CliError(`cannot reach ${connection.url}: ${(error as Error & { cause?: Error }).cause?.message ?? (error as Error).message}`);
+    throw new CliError(
+      `cannot reach ${connection.url}: ${(error as Error & { cause?: Error }).cause?.message ?? (error as Error).message}`,
+    );
   }
   if (response.status === 401) throw new CliError(`${connection.url} refused the admin token (HTTP 401)`);
   let body: { data?: T; errors?: { message: string; extensions?: { code?: string } }[] };
@@ -92,19 +94,27 @@ async function applyStep(connection: Connection, step: PlanStep): Promise<void> 
       await request(connection, `mutation ($input: CreateChannelInput!) { createChannel(input: $input) { id } }`, { input: step.channel });
       return;
     case "update-channel":
-      await request(connection, `mutation ($pattern: String!, $input: UpdateChannelInput!) { updateChannel(pattern: $pattern, input: $input) { id } }`, {
-        pattern: step.channel.pattern,
-        input: withoutPattern(step.channel),
-      });
+      await request(
+        connection,
+        `mutation ($pattern: String!, $input: UpdateChannelInput!) { updateChannel(pattern: $pattern, input: $input) { id } }`,
+        {
+          pattern: step.channel.pattern,
+          input: withoutPattern(step.channel),
+        },
+      );
       return;
     case "delete-channel":
       await request(connection, `mutation ($pattern: String!) { deleteChannel(pattern: $pattern) }`, { pattern: step.pattern });
       return;
     case "create-trigger":
-      await request(connection, `mutation ($input: CreateTriggerInput!, $note: String) { createTrigger(input: $input, note: $note) { id } }`, {
-        input: step.trigger satisfies TriggerEntry,
-        note,
-      });
+      await request(
+        connection,
+        `mutation ($input: CreateTriggerInput!, $note: String) { createTrigger(input: $input, note: $note) { id } }`,
+        {
+          input: step.trigger satisfies TriggerEntry,
+          note,
+        },
+      );
       return;
     case "update-trigger":
       // expectedRevision: a trigger changed since the plan was made is not overwritten.
@@ -136,7 +146,11 @@ export function configCommand(io: Io): { run(argv: readonly string[]): Promise<n
   const shared = (command: Command) =>
     command
       .addOption(new Option("--url <url>", "the server's GraphQL endpoint").default(`http://127.0.0.1:${process.env.PORT ?? 4000}/graphql`))
-      .addOption(new Option("--data-dir <dir>", "where to find the admin token file when ADMIN_TOKEN is unset").default(process.env.DATA_DIR ?? "./data"));
+      .addOption(
+        new Option("--data-dir <dir>", "where to find the admin token file when ADMIN_TOKEN is unset").default(
+          process.env.DATA_DIR ?? "./data",
+        ),
+      );
   const connect = (options: { url: string; dataDir: string }): Connection => ({ url: options.url, token: adminToken(options.dataDir) });
 
   shared(
@@ -178,7 +192,9 @@ export function configCommand(io: Io): { run(argv: readonly string[]): Promise<n
       try {
         await applyStep(connection, step);
       } catch (error) {
-        throw new CliError(`${(error as Error).message}\n  while applying: ${describePlan({ steps: [step], unchanged: 0 }).split("\n")[0]}\n  ${done} of ${plan.steps.length} changes were applied`);
+        throw new CliError(
+          `${(error as Error).message}\n  while applying: ${describePlan({ steps: [step], unchanged: 0 }).split("\n")[0]}\n  ${done} of ${plan.steps.length} changes were applied`,
+        );
       }
       done++;
     }

@@ -9,7 +9,10 @@ import { serveReadiness } from "./ready.js";
  * at `GET /`. Returns a request listener that answers and returns true for those paths, and returns
  * false (having done nothing) for any other request.
  */
-export function createOperationsHandler(services: Services, isDraining: () => boolean): (req: IncomingMessage, res: ServerResponse) => boolean {
+export function createOperationsHandler(
+  services: Services,
+  isDraining: () => boolean,
+): (req: IncomingMessage, res: ServerResponse) => boolean {
   const { env } = services;
   return (req, res) => {
     if (req.method !== "GET" && req.method !== "HEAD") return false;

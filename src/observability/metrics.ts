@@ -2,11 +2,11 @@ import type { IncomingMessage, Server } from "node:http";
 import type { Duplex } from "node:stream";
 import { type DocumentNode, type ExecutionResult, getOperationAST, Kind } from "graphql";
 import type { Plugin } from "graphql-yoga";
-import { collectDefaultMetrics, Counter, Gauge, Registry } from "prom-client";
+import { Counter, collectDefaultMetrics, Gauge, Registry } from "prom-client";
 import { AppError } from "../errors.js";
-import { FastHistogram } from "./fast-histogram.js";
 import type { DropReason, RealtimeObserver, Transport } from "../realtime/observer.js";
 import type { RealtimeAction } from "../realtime/types.js";
+import { FastHistogram } from "./fast-histogram.js";
 
 /** Counts read at scrape time from the parts of the server that hold them (nothing on the hot path). */
 export interface MetricSources {
@@ -68,7 +68,7 @@ export class Metrics implements RealtimeObserver {
       registers,
       collect() {
         this.reset();
-        ACTIONS.forEach((action, i) => this.inc({ action }, counts.receivedCounts[i]!));
+        for (const [i, action] of ACTIONS.entries()) this.inc({ action }, counts.receivedCounts[i]!);
       },
     });
     new Counter({
@@ -78,7 +78,7 @@ export class Metrics implements RealtimeObserver {
       registers,
       collect() {
         this.reset();
-        ACTIONS.forEach((action, i) => this.inc({ action }, counts.deliveredCounts[i]!));
+        for (const [i, action] of ACTIONS.entries()) this.inc({ action }, counts.deliveredCounts[i]!);
       },
     });
     new Counter({
@@ -88,9 +88,9 @@ export class Metrics implements RealtimeObserver {
       registers,
       collect() {
         this.reset();
-        ACTIONS.forEach((action, i) =>
-          DROP_REASONS.forEach((reason, j) => this.inc({ action, reason }, counts.notPublishedCounts[i * 2 + j]!)),
-        );
+        for (const [i, action] of ACTIONS.entries()) {
+          for (const [j, reason] of DROP_REASONS.entries()) this.inc({ action, reason }, counts.notPublishedCounts[i * 2 + j]!);
+        }
       },
     });
     this.latency = new FastHistogram(
@@ -208,7 +208,13 @@ export class Metrics implements RealtimeObserver {
    * Counts an operation's result, and the refusals in it (rate limits, permissions). `document` is
    * null when it did not parse.
    */
-  operation(document: DocumentNode | null, operationName: string | null | undefined, result: OperationResult, transport: Transport, errors?: readonly unknown[]): void {
+  operation(
+    document: DocumentNode | null,
+    operationName: string | null | undefined,
+    result: OperationResult,
+    transport: Transport,
+    errors?: readonly unknown[],
+  ): void {
     const { type, field } = describeOperation(document, operationName, result);
     this.operations.inc({ type, field, result });
     for (const error of errors ?? []) {
@@ -261,12 +267,23 @@ export class Metrics implements RealtimeObserver {
     const transportOf = (context: unknown): Transport =>
       (context as { session?: { socket?: unknown } } | undefined)?.session?.socket ? "ws" : "http";
     return {
-      onValidate: ({ context, params }) => ({ valid, result }) => {
-        if (!valid) this.operation(params.documentAST, (context as { params?: { operationName?: string } }).params?.operationName, "invalid", transportOf(context), result);
-      },
-      onParse: ({ context }) => ({ result }) => {
-        if (result instanceof Error) this.operation(null, null, "invalid", transportOf(context));
-      },
+      onValidate:
+        ({ context, params }) =>
+        ({ valid, result }) => {
+          if (!valid)
+            this.operation(
+              params.documentAST,
+              (context as { params?: { operationName?: string } }).params?.operationName,
+              "invalid",
+              transportOf(context),
+              result,
+            );
+        },
+      onParse:
+        ({ context }) =>
+        ({ result }) => {
+          if (result instanceof Error) this.operation(null, null, "invalid", transportOf(context));
+        },
       onExecute: ({ args }) => ({
         onExecuteDone: ({ result }) => {
           if (Symbol.asyncIterator in result) return;
@@ -306,7 +323,11 @@ function errorCode(error: unknown): unknown {
 }
 
 /** The operation type and first root field of a document; both bounded, by GraphQL and by the schema. */
-function describeOperation(document: DocumentNode | null, operationName: string | null | undefined, result: OperationResult): { type: string; field: string } {
+function describeOperation(
+  document: DocumentNode | null,
+  operationName: string | null | undefined,
+  result: OperationResult,
+): { type: string; field: string } {
   const operation = document ? getOperationAST(document, operationName) : null;
   if (!operation) return { type: "unknown", field: "" };
   const first = operation.selectionSet.selections[0];

@@ -3,7 +3,7 @@ import { z } from "zod";
 import type { Prisma } from "../db.js";
 import { AppError, ErrorCode } from "../errors.js";
 import { parseInput } from "../validation.js";
-import { bySpecificity, compileChannelPattern, type ChannelPattern } from "./channel-pattern.js";
+import { bySpecificity, type ChannelPattern, compileChannelPattern } from "./channel-pattern.js";
 
 /** Who may send on a channel: anyone, authenticated clients, or nobody but the admin. */
 export const CHANNEL_MESSAGING = ["ANYONE", "AUTHENTICATED", "NOBODY"] as const;
@@ -104,7 +104,8 @@ export class ChannelConfigStore {
   configFor(name: string): ChannelSettings | null {
     let found = this.memo.get(name);
     if (found === undefined) {
-      found = [...this.channels.values()].filter((c) => c.pattern.matches(name)).sort((a, b) => bySpecificity(a.pattern, b.pattern))[0] ?? null;
+      found =
+        [...this.channels.values()].filter((c) => c.pattern.matches(name)).sort((a, b) => bySpecificity(a.pattern, b.pattern))[0] ?? null;
       if (this.memo.size >= 10_000) this.memo.clear();
       this.memo.set(name, found);
     }
@@ -120,6 +121,11 @@ export class ChannelConfigStore {
     if (config) return config;
     if (this.requireConfig) throw new AppError(ErrorCode.Forbidden, `Channel ${name} is not configured`, { channel: name });
     return this.defaults;
+  }
+
+  /** Messages a channel keeps as history (its configuration's, or the default), for the publish path. */
+  historyKept(name: string): number {
+    return (this.configFor(name) ?? this.defaults).history;
   }
 
   /** Every configuration, most specific first. */
@@ -139,7 +145,9 @@ export class ChannelConfigStore {
     if (this.channels.has(data.pattern)) {
       throw new AppError(ErrorCode.BadUserInput, `A channel configuration for ${data.pattern} exists already`, { path: "input.pattern" });
     }
-    const row = await this.prisma.channel.create({ data: { ...this.defaults, ...data, description: data.description ?? null, id: randomUUID() } });
+    const row = await this.prisma.channel.create({
+      data: { ...this.defaults, ...data, description: data.description ?? null, id: randomUUID() },
+    });
     return this.changed(row, data.pattern);
   }
 

@@ -7,8 +7,8 @@ import { assertChannelName } from "./channel-name.js";
 import type { ChannelListener } from "./fanout.js";
 import { closableIterator, emptyStream } from "./iterators.js";
 import type { Membership } from "./membership.js";
-import type { PresenceTracker } from "./presence.js";
 import type { RealtimeObserver } from "./observer.js";
+import type { PresenceTracker } from "./presence.js";
 import type { PublishResult } from "./publisher.js";
 import { RateLimiter } from "./rate-limit.js";
 import { type ChannelEvent, commandOf, type RealtimeAction, type RealtimeClient, type Session } from "./types.js";
@@ -117,6 +117,8 @@ interface OpenSubscription {
   readonly listener: ChannelListener;
   readonly sink: SubscriptionSink;
   readonly releaseSlot: () => void;
+  /** The admin's: watching without being a member. */
+  readonly observer: boolean;
   expiry?: NodeJS.Timeout;
   closed: boolean;
 }
@@ -207,15 +209,20 @@ export class ChannelService {
    * first, with no gap or duplicate between them and the live ones. Private messages reach only
    * their recipient. Throws when the join is refused; resolves to null when a trigger drops it.
    * Closing the subscription leaves the channel; the server may also end it (`sink.end`).
+   *
+   * The admin watches as an observer: no JOIN is published and no membership made (presence does
+   * not list it, no LEAVE follows); its own JOIN, unpublished, reaches only its own subscription, so
+   * every subscription still starts the same way.
    */
   async open(session: Session, channel: string, options: unknown, sink: SubscriptionSink): Promise<ChannelSubscription | null> {
     const rules = this.gate(session, channel, "join");
     this.checkJson("options", options);
     const replay = replayCount(options, rules);
+    const observer = session.isAdmin;
     const releaseSlot = this.takeSubscriptionSlot(session);
-    let releaseChannel: () => void;
+    let releaseChannel: () => void = () => {};
     try {
-      releaseChannel = this.reserveChannel(session, channel);
+      if (!observer) releaseChannel = this.reserveChannel(session, channel);
     } catch (error) {
       releaseSlot();
       throw error;
@@ -236,16 +243,21 @@ export class ChannelService {
     fanout.add(channel, listener);
     let member = false;
     let replayed: ChannelEvent[];
+    let ownJoin: ChannelEvent | null = null;
     try {
       await this.deps.listening();
-      const joined = await this.join(session, channel, options);
-      if (!joined.joined) {
-        fanout.remove(channel, listener);
-        releaseSlot();
-        return null;
+      if (observer) {
+        ownJoin = this.createEvent("JOIN", session.client, channel, null, broadcastOptions(options));
+      } else {
+        const joined = await this.join(session, channel, options);
+        if (!joined.joined) {
+          fanout.remove(channel, listener);
+          releaseSlot();
+          return null;
+        }
+        this.addMember(session.client, channel);
+        member = true;
       }
-      this.addMember(session.client, channel);
-      member = true;
       replayed = await this.deps.history.latest(channel, replay);
       // The rules may have changed, or the connection closed, while the join was under way.
       this.gate(session, channel, "listen");
@@ -259,7 +271,7 @@ export class ChannelService {
       releaseChannel();
     }
 
-    const subscription: OpenSubscription = { session, channel, listener, sink, releaseSlot, closed: false };
+    const subscription: OpenSubscription = { session, channel, listener, sink, releaseSlot, observer, closed: false };
     this.track(subscription);
     if (session.expiresAt !== undefined && !session.socket) {
       // A WebSocket is closed when its token expires; a stream over HTTP (SSE) ends on its own.
@@ -272,6 +284,7 @@ export class ChannelService {
     const live = held;
     held = null;
     for (const event of replayed) sink.event(event);
+    if (ownJoin) sink.event(ownJoin);
     for (const event of live) listener.deliver(event);
     return { close: () => this.close(subscription, true) };
   }
@@ -465,7 +478,8 @@ export class ChannelService {
       throw new AppError(ErrorCode.Unauthenticated, `Channel ${channel} is for authenticated clients`, { channel });
     }
     if (operation === "send") {
-      if (rules.messaging === "NOBODY") throw new AppError(ErrorCode.Forbidden, `Only the admin may send to channel ${channel}`, { channel });
+      if (rules.messaging === "NOBODY")
+        throw new AppError(ErrorCode.Forbidden, `Only the admin may send to channel ${channel}`, { channel });
       if (rules.messaging === "AUTHENTICATED" && !authenticated) {
         throw new AppError(ErrorCode.Unauthenticated, `Only authenticated clients may send to channel ${channel}`, { channel });
       }
@@ -482,7 +496,10 @@ export class ChannelService {
       throw new AppError(ErrorCode.RateLimited, `Too many ${what}: at most ${perClient.perSecond} per second`);
     }
     if (!session.client.authenticated && !perAddress.take(session.address)) {
-      throw new AppError(ErrorCode.RateLimited, `Too many ${what} from anonymous clients at your address: at most ${perAddress.perSecond} per second`);
+      throw new AppError(
+        ErrorCode.RateLimited,
+        `Too many ${what} from anonymous clients at your address: at most ${perAddress.perSecond} per second`,
+      );
     }
   }
 
@@ -600,7 +617,7 @@ export class ChannelService {
     if (onChannel?.size === 0) this.subscriptions.delete(channel);
     this.bySession.get(session)?.delete(subscription);
     subscription.releaseSlot();
-    if (leave) this.removeMember(session.client, channel);
+    if (leave && !subscription.observer) this.removeMember(session.client, channel);
   }
 
   /** Ends a subscription from the server's side: it leaves the channel and its subscriber is told why. */
@@ -638,7 +655,13 @@ export class ChannelService {
     }
   }
 
-  private createEvent(action: RealtimeAction, client: RealtimeClient, channel: string, payload: unknown, commandOptions: unknown): ChannelEvent {
+  private createEvent(
+    action: RealtimeAction,
+    client: RealtimeClient,
+    channel: string,
+    payload: unknown,
+    commandOptions: unknown,
+  ): ChannelEvent {
     return {
       id: randomUUID(),
       action,

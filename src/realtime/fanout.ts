@@ -1,7 +1,7 @@
 import type { Logger } from "../logger.js";
 import { NO_OBSERVER, type RealtimeObserver, type Transport } from "./observer.js";
-import type { ChannelPubSub } from "./pubsub.js";
 import { privateRecipient } from "./publisher.js";
+import type { ChannelPubSub } from "./pubsub.js";
 import type { ChannelEvent } from "./types.js";
 
 /** Receives the events of one channel, in publish order. */

@@ -9,7 +9,13 @@ export class ChannelHistory {
   async append(event: ChannelEvent & { seq: number }, keep: number): Promise<void> {
     await this.prisma.historyEntry.create({
       // exactJson: the event as delivered, `"__proto__"` keys in a payload included.
-      data: { id: event.id, channel: event.channel, seq: event.seq, event: exactJson(event) as object, createdAt: new Date(event.createdAt) },
+      data: {
+        id: event.id,
+        channel: event.channel,
+        seq: event.seq,
+        event: exactJson(event) as object,
+        createdAt: new Date(event.createdAt),
+      },
     });
     if (event.seq > keep) {
       await this.prisma.historyEntry.deleteMany({ where: { channel: event.channel, seq: { lte: event.seq - keep } } });

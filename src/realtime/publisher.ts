@@ -31,34 +31,49 @@ export function privateRecipient(event: ChannelEvent): string | null {
   return typeof to === "string" ? to : null;
 }
 
+/** How long a channel keeps its messages (the channel configurations answer it). */
+export interface ChannelPolicy {
+  /** Messages the channel keeps as history; 0 keeps none. */
+  historyKept(channel: string): number;
+}
+
+/** What the {@link Publisher} is built from. */
+export interface PublisherParts {
+  readonly bus: ChannelPubSub;
+  readonly sequencer: ChannelSequencer;
+  readonly history: HistoryWriter;
+  readonly policy: ChannelPolicy;
+  /**
+   * Run on each event, in order, before it is committed. In this server that is the trigger
+   * middleware (src/triggers/middleware.ts), where realtime triggers run.
+   */
+  readonly middleware: readonly EventMiddleware[];
+  /** Told of every event received, and of every one not published. */
+  readonly observer?: RealtimeObserver;
+}
+
 /**
  * The publish path: every event on every channel goes through {@link Publisher.publish}, which runs
- * the middleware chain (this is where realtime triggers run) and then commits what survives: public
- * messages get the channel's next sequence number and, where the channel keeps history, are stored
- * before anyone receives them. Nothing else publishes to the bus.
+ * the middleware chain (the triggers) and then commits what survives: public messages get the
+ * channel's next sequence number and, where the channel keeps history, are stored before anyone
+ * receives them. Nothing else publishes to the bus.
  */
 export class Publisher {
-  private readonly middleware: EventMiddleware[] = [];
   private readonly inFlight = new Set<Promise<unknown>>();
-  private observer: RealtimeObserver = NO_OBSERVER;
+  private readonly pubsub: ChannelPubSub;
+  private readonly sequencer: ChannelSequencer;
+  private readonly history: HistoryWriter;
+  private readonly policy: ChannelPolicy;
+  private readonly middleware: readonly EventMiddleware[];
+  private readonly observer: RealtimeObserver;
 
-  constructor(
-    private readonly pubsub: ChannelPubSub,
-    private readonly sequencer: ChannelSequencer,
-    private readonly history: HistoryWriter,
-    private readonly historyKept: (channel: string) => number,
-  ) {}
-
-  /** Reports every event received, and every one not published, to `observer`. */
-  observe(observer: RealtimeObserver): this {
-    this.observer = observer;
-    return this;
-  }
-
-  /** Adds a middleware at the end of the chain. */
-  use(middleware: EventMiddleware): this {
-    this.middleware.push(middleware);
-    return this;
+  constructor(parts: PublisherParts) {
+    this.pubsub = parts.bus;
+    this.sequencer = parts.sequencer;
+    this.history = parts.history;
+    this.policy = parts.policy;
+    this.middleware = parts.middleware;
+    this.observer = parts.observer ?? NO_OBSERVER;
   }
 
   /**
@@ -104,7 +119,7 @@ export class Publisher {
     }
     const committed = await this.sequencer.run(current.channel, async (seq) => {
       const numbered = { ...current, seq };
-      const keep = this.historyKept(current.channel);
+      const keep = this.policy.historyKept(current.channel);
       if (keep > 0) await this.history.append(numbered, keep);
       this.pubsub.publish("channel", numbered.channel, numbered);
       return numbered;

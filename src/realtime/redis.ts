@@ -7,7 +7,6 @@ import type { ChannelEventTarget } from "./pubsub.js";
 import type { SequenceSource } from "./sequence.js";
 import type { RealtimeClient } from "./types.js";
 
-
 /**
  * The Redis connections of one server instance: one for commands and publishing, one in subscriber
  * mode. ioredis reconnects by itself; {@link RedisConnection.healthy} tells /health whether both are up.
@@ -31,7 +30,10 @@ export class RedisConnection {
     };
     this.commands = new Redis(url, options);
     this.subscriber = new Redis(url, options);
-    for (const [role, client] of [["commands", this.commands], ["subscriber", this.subscriber]] as const) {
+    for (const [role, client] of [
+      ["commands", this.commands],
+      ["subscriber", this.subscriber],
+    ] as const) {
       client.on("error", (error: Error) => this.logger.warn({ role, err: { message: error.message } }, "redis connection error"));
       client.on("reconnecting", () => this.logger.warn({ role }, "redis reconnecting"));
     }
@@ -132,7 +134,9 @@ export class RedisPresence implements PresenceTracker {
     const alive = new Set(
       instances.length === 0
         ? []
-        : (await this.redis.commands.mget(instances.map((id) => this.instanceKey(id)))).flatMap((value, i) => (value ? [instances[i]!] : [])),
+        : (await this.redis.commands.mget(instances.map((id) => this.instanceKey(id)))).flatMap((value, i) =>
+            value ? [instances[i]!] : [],
+          ),
     );
     const byClient = new Map<string, RealtimeClient>();
     const dead: string[] = [];

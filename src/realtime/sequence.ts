@@ -1,7 +1,21 @@
+import type { ChannelPolicy } from "./publisher.js";
+
 /** Where per-channel sequence numbers come from. */
 export interface SequenceSource {
   /** The channel's next sequence number. */
   next(channel: string): Promise<number>;
+}
+
+/**
+ * Where a channel's numbering resumes: after its last stored message. A channel that keeps no
+ * history starts from 0 without asking the database, so its messages flow even while the database
+ * is unreachable.
+ */
+export function resumeFromHistory(
+  policy: ChannelPolicy,
+  history: { lastSeq(channel: string): Promise<number> },
+): (channel: string) => Promise<number> {
+  return async (channel) => (policy.historyKept(channel) > 0 ? history.lastSeq(channel) : 0);
 }
 
 /** How many channels {@link LocalSequence} keeps numbering for by default. */

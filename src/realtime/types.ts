@@ -1,8 +1,11 @@
+/** What can happen on a channel: the one list that actions, trigger actions and their GraphQL enums derive from. */
+export const REALTIME_ACTIONS = ["MESSAGE", "JOIN", "LEAVE"] as const;
+
 /** What happened on a channel. */
-export type RealtimeAction = "MESSAGE" | "JOIN" | "LEAVE";
+export type RealtimeAction = (typeof REALTIME_ACTIONS)[number];
 
 /** The command name that caused an event, as Xano names it ("message" | "join" | "leave"). */
-export type RealtimeCommand = "message" | "join" | "leave";
+export type RealtimeCommand = Lowercase<RealtimeAction>;
 
 /** The lower-case command for each action. */
 export const commandOf: Record<RealtimeAction, RealtimeCommand> = {

@@ -1,9 +1,9 @@
-import type { ChannelEvent, RealtimeClient } from "../realtime/types.js";
+import { type ChannelEvent, REALTIME_ACTIONS, type RealtimeClient } from "../realtime/types.js";
 import { builder } from "./builder.js";
 
 const RealtimeActionEnum = builder.enumType("RealtimeAction", {
   description: "What happened on a channel.",
-  values: ["MESSAGE", "JOIN", "LEAVE"] as const,
+  values: REALTIME_ACTIONS,
 });
 
 /** The GraphQL type of a client. */
@@ -36,23 +36,19 @@ export const ChannelEventRef = builder.objectRef<ChannelEvent>("ChannelEvent").i
   }),
 });
 
-const SendMessageResult = builder
-  .objectRef<{ delivered: boolean; event: ChannelEvent | null }>("SendMessageResult")
-  .implement({
-    fields: (t) => ({
-      delivered: t.exposeBoolean("delivered", { description: "False when a trigger dropped the message." }),
-      event: t.field({ type: ChannelEventRef, nullable: true, resolve: (result) => result.event }),
-    }),
-  });
+const SendMessageResult = builder.objectRef<{ delivered: boolean; event: ChannelEvent | null }>("SendMessageResult").implement({
+  fields: (t) => ({
+    delivered: t.exposeBoolean("delivered", { description: "False when a trigger dropped the message." }),
+    event: t.field({ type: ChannelEventRef, nullable: true, resolve: (result) => result.event }),
+  }),
+});
 
-const JoinChannelResult = builder
-  .objectRef<{ joined: boolean; event: ChannelEvent | null }>("JoinChannelResult")
-  .implement({
-    fields: (t) => ({
-      joined: t.exposeBoolean("joined", { description: "False when a trigger dropped the join." }),
-      event: t.field({ type: ChannelEventRef, nullable: true, resolve: (result) => result.event }),
-    }),
-  });
+const JoinChannelResult = builder.objectRef<{ joined: boolean; event: ChannelEvent | null }>("JoinChannelResult").implement({
+  fields: (t) => ({
+    joined: t.exposeBoolean("joined", { description: "False when a trigger dropped the join." }),
+    event: t.field({ type: ChannelEventRef, nullable: true, resolve: (result) => result.event }),
+  }),
+});
 
 builder.mutationFields((t) => ({
   sendMessage: t.field({
@@ -63,8 +59,7 @@ builder.mutationFields((t) => ({
       payload: t.arg({ type: "JSON", required: true }),
       options: t.arg({ type: "JSON" }),
     },
-    resolve: (_root, args, { session, services }) =>
-      services.channels.sendMessage(session, args.channel, args.payload, args.options),
+    resolve: (_root, args, { session, services }) => services.channels.sendMessage(session, args.channel, args.payload, args.options),
   }),
   joinChannel: t.field({
     type: JoinChannelResult,

@@ -34,7 +34,10 @@ export function createErrorMasker(logger: Logger, development: boolean) {
     const errorId = randomUUID();
     if (isDatabaseUnreachable(original)) {
       // An outage, not a bug: say so, and log it once per request without the stack.
-      logger.warn({ errorId, reason: original instanceof Error ? original.message.trim().split("\n").at(-1) : undefined }, "database unreachable");
+      logger.warn(
+        { errorId, reason: original instanceof Error ? original.message.trim().split("\n").at(-1) : undefined },
+        "database unreachable",
+      );
       return new GraphQLError("The database is unreachable; try again shortly", {
         nodes: error instanceof GraphQLError ? error.nodes : undefined,
         path: error instanceof GraphQLError ? error.path : undefined,

@@ -1,6 +1,6 @@
+import { badInput } from "../errors.js";
 import type { ActiveChannel } from "../realtime/active-channels.js";
 import { MAX_ACTIVE_CHANNELS } from "../realtime/active-channels.js";
-import { badInput } from "../errors.js";
 import { builder } from "./builder.js";
 import { requireAdmin } from "./guards.js";
 import { ServerInfoRef } from "./server-info.js";

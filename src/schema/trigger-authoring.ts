@@ -80,9 +80,14 @@ const TriggerTestResultRef = builder.objectRef<TriggerTestResult>("TriggerTestRe
       description: "What the run's log steps logged, in order; a missing value is logged as null.",
       resolve: (result) => result.log,
     }),
-    trace: t.field({ type: [TriggerStepTraceRef], description: "One entry per step run, in stack order.", resolve: (result) => result.trace ?? [] }),
+    trace: t.field({
+      type: [TriggerStepTraceRef],
+      description: "One entry per step run, in stack order.",
+      resolve: (result) => result.trace ?? [],
+    }),
     matches: t.exposeBoolean("matches", {
-      description: "True when the trigger would run on this event: active, and its actions and channel cover it. The stack runs either way.",
+      description:
+        "True when the trigger would run on this event: active, and its actions and channel cover it. The stack runs either way.",
     }),
     matchNote: t.exposeString("matchNote", {
       nullable: true,

@@ -10,7 +10,12 @@ const TriggerStateEntryRef = builder.objectRef<TriggerStateEntry>("TriggerStateE
   fields: (t) => ({
     key: t.exposeString("key"),
     value: t.field({ type: "JSON", nullable: true, resolve: (entry) => entry.value }),
-    expiresAt: t.field({ type: "DateTime", nullable: true, description: "When the key expires; null for never.", resolve: (entry) => entry.expiresAt }),
+    expiresAt: t.field({
+      type: "DateTime",
+      nullable: true,
+      description: "When the key expires; null for never.",
+      resolve: (entry) => entry.expiresAt,
+    }),
   }),
 });
 

@@ -1,4 +1,6 @@
-import { TRIGGER_ACTIONS, TRIGGER_ERROR_POLICIES, type TriggerConfig } from "../triggers/config.js";
+import { REALTIME_ACTIONS } from "../realtime/types.js";
+import { TRIGGER_ERROR_POLICIES, type TriggerConfig } from "../triggers/config.js";
+import { TRIGGER_OUTCOMES } from "../triggers/engine.js";
 import type { TriggerRunRecord } from "../triggers/runs.js";
 import { builder } from "./builder.js";
 import { requireAdmin } from "./guards.js";
@@ -6,7 +8,7 @@ import { requireAdmin } from "./guards.js";
 /** The GraphQL enum of trigger actions; other schema files reuse it. */
 export const TriggerActionEnum = builder.enumType("TriggerAction", {
   description: "The events a trigger runs on.",
-  values: TRIGGER_ACTIONS,
+  values: REALTIME_ACTIONS,
 });
 
 const TriggerErrorPolicyEnum = builder.enumType("TriggerErrorPolicy", {
@@ -16,7 +18,7 @@ const TriggerErrorPolicyEnum = builder.enumType("TriggerErrorPolicy", {
 
 /** The GraphQL enum of run outcomes; other schema files reuse it. */
 export const TriggerOutcomeEnum = builder.enumType("TriggerOutcome", {
-  values: ["DELIVERED", "MODIFIED", "DROPPED", "REJECTED", "FAILED"] as const,
+  values: TRIGGER_OUTCOMES,
 });
 
 /** The GraphQL type of a recorded run; other schema files add fields to it. */
@@ -30,7 +32,12 @@ export const TriggerRunRef = builder.objectRef<TriggerRunRecord>("TriggerRun").i
     outcome: t.field({ type: TriggerOutcomeEnum, resolve: (run) => run.outcome }),
     durationMs: t.exposeFloat("durationMs"),
     error: t.exposeString("error", { nullable: true }),
-    log: t.field({ type: ["JSON"], nullable: { list: false, items: true }, description: "What the run's log steps logged, in order; a missing value is logged as null.", resolve: (run) => run.log }),
+    log: t.field({
+      type: ["JSON"],
+      nullable: { list: false, items: true },
+      description: "What the run's log steps logged, in order; a missing value is logged as null.",
+      resolve: (run) => run.log,
+    }),
     createdAt: t.field({ type: "DateTime", resolve: (run) => run.createdAt }),
   }),
 });

@@ -1,8 +1,5 @@
 import { z } from "zod";
-
-/** The events a trigger can run on. */
-export const TRIGGER_ACTIONS = ["MESSAGE", "JOIN", "LEAVE"] as const;
-export type TriggerAction = (typeof TRIGGER_ACTIONS)[number];
+import { REALTIME_ACTIONS, type RealtimeAction } from "../realtime/types.js";
 
 /** What happens to an event when its trigger fails: refuse it (fail closed), drop it, or deliver it unchanged. */
 export const TRIGGER_ERROR_POLICIES = ["REJECT", "DROP", "DELIVER"] as const;
@@ -15,7 +12,7 @@ export interface TriggerConfig {
   readonly description: string | null;
   readonly active: boolean;
   readonly tags: string[];
-  readonly actions: TriggerAction[];
+  readonly actions: RealtimeAction[];
   /** A channel name, or a pattern where `*` matches one or more characters. */
   readonly channel: string;
   readonly order: number;
@@ -48,7 +45,7 @@ export const TriggerCreateSchema = z.object({
   description: z.string().max(2000).nullish(),
   active: z.boolean().default(true),
   tags: tags.default([]),
-  actions: z.array(z.enum(TRIGGER_ACTIONS)).min(1, "name at least one action"),
+  actions: z.array(z.enum(REALTIME_ACTIONS)).min(1, "name at least one action"),
   channel: z.string(),
   order: z.number().int().min(-1_000_000).max(1_000_000).default(0),
   onError: z.enum(TRIGGER_ERROR_POLICIES).default("REJECT"),

@@ -1,6 +1,8 @@
 import { isDeepStrictEqual } from "node:util";
 import { ErrorCode } from "../errors.js";
+import type { RealtimeCommand } from "../realtime/types.js";
 import { MAX_JSON_DEPTH, nestsDeeperThan } from "../validation.js";
+import { GuardFailure, type GuardReason, RUN_GUARD_BINDING, RunGuard } from "./guard.js";
 import {
   type CompiledExpression,
   type CompiledStack,
@@ -10,17 +12,13 @@ import {
   type StepContext,
   type StepResult,
 } from "./stack.js";
-import { GuardFailure, type GuardReason, RUN_GUARD_BINDING, RunGuard } from "./guard.js";
 import type { StateAccess } from "./state.js";
 import type { WebhookClient } from "./webhook.js";
 
-/** The event a trigger runs on. */
-export type TriggerCommand = "message" | "join" | "leave";
-
 /** What a trigger's stack is evaluated against (the names follow Xano's realtime triggers). */
 export interface TriggerInput {
-  readonly action: TriggerCommand;
-  readonly command: TriggerCommand;
+  readonly action: RealtimeCommand;
+  readonly command: RealtimeCommand;
   readonly channel: string;
   readonly commandOptions: unknown;
   readonly payload: unknown;
@@ -28,7 +26,10 @@ export interface TriggerInput {
 }
 
 /** How a run ended: delivered as received, delivered changed, dropped, rejected, or failed. */
-export type StackOutcome = "DELIVERED" | "MODIFIED" | "DROPPED" | "REJECTED" | "FAILED";
+export const TRIGGER_OUTCOMES = ["DELIVERED", "MODIFIED", "DROPPED", "REJECTED", "FAILED"] as const;
+
+/** What a trigger run did with its event; runs are recorded, and reported in GraphQL, with these. */
+export type TriggerOutcome = (typeof TRIGGER_OUTCOMES)[number];
 
 /** What one step did, recorded when a run is traced. */
 export interface StepTrace {
@@ -44,7 +45,7 @@ export interface StepTrace {
 
 /** How a run ended, with the response it produced. */
 export interface StackRunResult {
-  readonly outcome: StackOutcome;
+  readonly outcome: TriggerOutcome;
   /** The response's payload; for FAILED runs, the input's payload as given. */
   readonly payload: unknown;
   /** The response's commandOptions; for FAILED runs, the input's as given. */
@@ -272,7 +273,7 @@ export async function runStack(stack: CompiledStack, input: TriggerInput, option
   const abort = new AbortController();
   let run: StackRun | undefined;
   // Copies: a run that lost the race against its time limit may still be finishing a step.
-  const finish = (outcome: StackOutcome, response: Response, error?: StackRunResult["error"]): StackRunResult => ({
+  const finish = (outcome: TriggerOutcome, response: Response, error?: StackRunResult["error"]): StackRunResult => ({
     outcome,
     payload: response.payload,
     commandOptions: response.commandOptions,
@@ -284,7 +285,16 @@ export async function runStack(stack: CompiledStack, input: TriggerInput, option
   let timer: NodeJS.Timeout | undefined;
   try {
     const maxMemoryBytes = options.maxMemoryBytes ?? DEFAULT_RUN_MEMORY_BYTES;
-    const current = new StackRun(input, Date.now() + timeoutMs, timeoutMs, options.trace === true, options.webhooks, abort.signal, maxMemoryBytes, options.state);
+    const current = new StackRun(
+      input,
+      Date.now() + timeoutMs,
+      timeoutMs,
+      options.trace === true,
+      options.webhooks,
+      abort.signal,
+      maxMemoryBytes,
+      options.state,
+    );
     run = current;
     const outOfTime = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(current.outOfTime()), timeoutMs);

@@ -187,7 +187,8 @@ function onExit(limits: GuardLimits) {
       if (result.length > limits.maxStringLength) throw tooLong("a string", result.length, limits.maxStringLength, "characters");
       if (MAKES_STRINGS.has(expression.type)) guardOf(environment)?.charge(2 * result.length);
     } else if (typeof result === "object" && result !== null && !LOOKS_UP.has(expression.type)) {
-      if (Array.isArray(result) && result.length > limits.maxSequenceLength) throw tooLong("an array", result.length, limits.maxSequenceLength, "items");
+      if (Array.isArray(result) && result.length > limits.maxSequenceLength)
+        throw tooLong("an array", result.length, limits.maxSequenceLength, "items");
       const guard = guardOf(environment);
       if (guard) chargeStructure(guard, result);
     }
@@ -214,7 +215,17 @@ const ORIGINAL = (await jsonata(
     " 'toMillis': $toMillis, 'fromMillis': $fromMillis, 'formatNumber': $formatNumber, 'formatInteger': $formatInteger, 'parseInteger': $parseInteger }",
 ).evaluate(undefined)) as Record<BuiltinName, Builtin>;
 
-type BuiltinName = "split" | "match" | "replace" | "sort" | "string" | "toMillis" | "fromMillis" | "formatNumber" | "formatInteger" | "parseInteger";
+type BuiltinName =
+  | "split"
+  | "match"
+  | "replace"
+  | "sort"
+  | "string"
+  | "toMillis"
+  | "fromMillis"
+  | "formatNumber"
+  | "formatInteger"
+  | "parseInteger";
 
 /** Characters in a picture string (`$formatNumber`, `$fromMillis`...): work grows with it, and real pictures are short. */
 export const MAX_PICTURE_LENGTH = 1000;
@@ -253,7 +264,8 @@ function replacements(limits: GuardLimits): Record<string, Replacement> {
   /** A limit for a loop over matches: one more than allowed, so going past it is seen. */
   const matchLimit = (limit: number | undefined) => Math.min(limit ?? Infinity, limits.maxSequenceLength + 1);
   const checkCount = (what: string, result: unknown) => {
-    if (Array.isArray(result) && result.length > limits.maxSequenceLength) throw tooLong(what, result.length, limits.maxSequenceLength, "items");
+    if (Array.isArray(result) && result.length > limits.maxSequenceLength)
+      throw tooLong(what, result.length, limits.maxSequenceLength, "items");
     return result;
   };
   const checkPicture = (name: string, picture: unknown) => {
@@ -287,7 +299,9 @@ function replacements(limits: GuardLimits): Record<string, Replacement> {
         if (!SURROGATE.test(padText)) padding = padText.repeat(Math.ceil(padLength / padText.length)).slice(0, padLength);
         else {
           const unit = Array.from(padText);
-          padding = Array.from(padText.repeat(Math.ceil(padLength / unit.length))).slice(0, padLength).join("");
+          padding = Array.from(padText.repeat(Math.ceil(padLength / unit.length)))
+            .slice(0, padLength)
+            .join("");
         }
         return width > 0 ? text + padding : padding + text;
       },
@@ -305,7 +319,10 @@ function replacements(limits: GuardLimits): Record<string, Replacement> {
     split: {
       signature: "<s-(sf)n?:a<s>>",
       async implementation(this: Focus, text: string | undefined, separator: unknown, limit?: number) {
-        const parts = checkCount("$split's result", await ORIGINAL.split.implementation.call(this, text, sliced(separator, this.environment), matchLimit(limit)));
+        const parts = checkCount(
+          "$split's result",
+          await ORIGINAL.split.implementation.call(this, text, sliced(separator, this.environment), matchLimit(limit)),
+        );
         if (Array.isArray(parts) && parts.length > 1) guardOf(this.environment)?.charge(2 * (text?.length ?? 0));
         return parts;
       },
@@ -313,7 +330,10 @@ function replacements(limits: GuardLimits): Record<string, Replacement> {
     match: {
       signature: "<s-f<s:o>n?:a<o>>",
       async implementation(this: Focus, text: string | undefined, regex: unknown, limit?: number) {
-        const matches = checkCount("$match's result", await ORIGINAL.match.implementation.call(this, text, sliced(regex, this.environment), matchLimit(limit)));
+        const matches = checkCount(
+          "$match's result",
+          await ORIGINAL.match.implementation.call(this, text, sliced(regex, this.environment), matchLimit(limit)),
+        );
         // Each match is an object with the matched text and an array of groups.
         if (Array.isArray(matches)) {
           let bytes = 0;

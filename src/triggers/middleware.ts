@@ -1,10 +1,10 @@
 import { AppError, ErrorCode } from "../errors.js";
 import type { EventMiddleware } from "../realtime/publisher.js";
 import type { ChannelEvent } from "../realtime/types.js";
-import { runStack, type RunOptions, type StackRunResult, type TriggerInput } from "./engine.js";
-import type { LoadedTrigger, TriggerStore } from "./store.js";
+import { type RunOptions, runStack, type StackRunResult, type TriggerInput } from "./engine.js";
 import type { TriggerRunRecorder } from "./runs.js";
 import type { TriggerState } from "./state.js";
+import type { LoadedTrigger, TriggerStore } from "./store.js";
 
 /** Options for trigger runs on a server: the engine's, and where the triggers' state lives. */
 export interface TriggerRunOptions extends RunOptions {
@@ -27,11 +27,7 @@ export function triggerInput(event: ChannelEvent): TriggerInput {
 }
 
 /** Runs one trigger's stack on an input; a stack that no longer compiles counts as a failed run. */
-export async function runTrigger(
-  trigger: LoadedTrigger,
-  input: TriggerInput,
-  options: TriggerRunOptions,
-): Promise<StackRunResult> {
+export async function runTrigger(trigger: LoadedTrigger, input: TriggerInput, options: TriggerRunOptions): Promise<StackRunResult> {
   if ("error" in trigger.stack) {
     return {
       outcome: "FAILED",

@@ -1,5 +1,5 @@
 import type { RedisConnection } from "../realtime/redis.js";
-import { notWholeNumber, tooManyKeys, type TriggerStateEntry, type TriggerStateStore } from "./state.js";
+import { notWholeNumber, type TriggerStateEntry, type TriggerStateStore, tooManyKeys } from "./state.js";
 
 /*
  * Each trigger's state under `<REDIS_PREFIX>tstate:<triggerId>:`: a string key `v:<key>` per value
@@ -116,7 +116,9 @@ export class RedisStateStore implements TriggerStateStore {
   }
 
   async incr(triggerId: string, key: string, by: number, ttlMs: number | undefined, maxKeys: number): Promise<number> {
-    return Number(await this.script(INCR, this.keysOf(triggerId, key), [key, String(by), String(ttlMs ?? 0), String(maxKeys)], key, maxKeys));
+    return Number(
+      await this.script(INCR, this.keysOf(triggerId, key), [key, String(by), String(ttlMs ?? 0), String(maxKeys)], key, maxKeys),
+    );
   }
 
   async delete(triggerId: string, key: string): Promise<boolean> {

@@ -1,18 +1,18 @@
-import { sortableId } from "../ids.js";
-import type { Prisma } from "../db.js";
+import { exactJson, type Prisma } from "../db.js";
 import { AppError, ErrorCode } from "../errors.js";
-import { closableIterator } from "../realtime/iterators.js";
+import { sortableId } from "../ids.js";
 import type { Logger } from "../logger.js";
-import type { TriggerAction } from "./config.js";
+import { closableIterator } from "../realtime/iterators.js";
+import type { RealtimeAction } from "../realtime/types.js";
+import type { TriggerOutcome } from "./engine.js";
 
 /** How a trigger run ended. */
-export type TriggerOutcome = "DELIVERED" | "MODIFIED" | "DROPPED" | "REJECTED" | "FAILED";
 
 /** One execution of a trigger on an event. */
 export interface TriggerRunRecord {
   readonly id: string;
   readonly triggerId: string;
-  readonly action: TriggerAction;
+  readonly action: RealtimeAction;
   readonly channel: string;
   readonly outcome: TriggerOutcome;
   readonly durationMs: number;
@@ -45,7 +45,10 @@ export function capJson(value: unknown, maxBytes = MAX_RUN_DATA_BYTES): { value:
   const text = JSON.stringify(value ?? null);
   if (text.length <= maxBytes / 3 || Buffer.byteLength(text) <= maxBytes) return { value: value ?? null, truncated: false };
   // Cut at a byte boundary; a character split in two decodes as U+FFFD, which is dropped.
-  const cut = Buffer.from(text).subarray(0, maxBytes).toString("utf8").replace(/\uFFFD+$/, "");
+  const cut = Buffer.from(text)
+    .subarray(0, maxBytes)
+    .toString("utf8")
+    .replace(/\uFFFD+$/, "");
   return { value: cut, truncated: true };
 }
 
@@ -159,7 +162,12 @@ export class TriggerRunRecorder {
       orderBy: [{ createdAt: "desc" }, { id: "desc" }],
       take: Math.max(0, Math.min(last, this.options.keepPerTrigger)),
     });
-    return rows.map((row) => ({ ...row, action: row.action as TriggerAction, outcome: row.outcome as TriggerOutcome, log: row.log as unknown[] }));
+    return rows.map((row) => ({
+      ...row,
+      action: row.action as RealtimeAction,
+      outcome: row.outcome as TriggerOutcome,
+      log: row.log as unknown[],
+    }));
   }
 
   /** Stops the timer and writes what is buffered. */
@@ -171,15 +179,24 @@ export class TriggerRunRecorder {
   private async write(batch: TriggerRunRecord[]): Promise<void> {
     try {
       const existing = new Set(
-        (await this.prisma.trigger.findMany({ where: { id: { in: [...new Set(batch.map((run) => run.triggerId))] } }, select: { id: true } })).map(
-          (trigger) => trigger.id,
-        ),
+        (
+          await this.prisma.trigger.findMany({
+            where: { id: { in: [...new Set(batch.map((run) => run.triggerId))] } },
+            select: { id: true },
+          })
+        ).map((trigger) => trigger.id),
       );
       // Runs of deleted triggers go with them, and only the newest `keepPerTrigger` of each trigger's
       // runs in the batch would survive pruning, so only those are written.
       const kept = this.newestPerTrigger(batch.filter((run) => existing.has(run.triggerId)));
       await this.prisma.triggerRun.createMany({
-        data: kept.map((run) => ({ ...run, log: run.log as object[], input: run.input as object, output: run.output as object })),
+        // exactJson: logged values and captured payloads are kept as they were, `"__proto__"` keys included.
+        data: kept.map((run) => ({
+          ...run,
+          log: exactJson(run.log) as object,
+          input: storedJson(run.input),
+          output: storedJson(run.output),
+        })),
       });
       for (const triggerId of existing) await this.prune(triggerId);
     } catch (error) {
@@ -212,4 +229,9 @@ export class TriggerRunRecorder {
       await this.prisma.triggerRun.deleteMany({ where: { id: { in: excess.map((run) => run.id) } } });
     }
   }
+}
+
+/** A captured value as stored: exactly as given, or nothing when there is none. */
+function storedJson(value: unknown): object | undefined {
+  return value === null || value === undefined ? undefined : (exactJson(value) as object);
 }

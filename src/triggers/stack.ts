@@ -4,7 +4,7 @@ import { MAX_JSON_DEPTH, nestsDeeperThan } from "../validation.js";
 import { guardExpression } from "./guard.js";
 import { LinearRegex, regexProblem } from "./regex.js";
 import { MAX_STATE_KEY_LENGTH, MAX_STATE_TTL_SECONDS, type StateAccess } from "./state.js";
-import { RESERVED_HEADERS, WEBHOOK_DEFAULTS, type WebhookClient, type WebhookMethod } from "./webhook.js";
+import { isSettableHeader, WEBHOOK_DEFAULTS, WEBHOOK_METHODS, type WebhookClient, type WebhookMethod } from "./webhook.js";
 
 /** Limits on a stack (checked by {@link compileStack}) and the JSONata guardrails its expressions run under. */
 export interface StackLimits {
@@ -110,8 +110,7 @@ const FORBIDDEN_SEGMENTS = new Set(["__proto__", "constructor", "prototype"]);
 /** `$response` is the response so far; `$eval` stays disabled. */
 const RESERVED_VARIABLES = new Set(["response", "eval"]);
 const HTTP_FIELDS = ["url", "method", "headers", "body", "timeoutMs"];
-const HTTP_METHODS = new Set<string>(["GET", "POST", "PUT", "PATCH", "DELETE"]);
-const HEADER_NAME = /^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,100}$/;
+const HTTP_METHODS = new Set<string>(WEBHOOK_METHODS);
 const TRUTHY = jsonata("$boolean($value)");
 
 /** True when a value is truthy by JSONata's `$boolean`. */
@@ -200,7 +199,8 @@ const STATE_STEP_KINDS: Readonly<Record<string, StepKind>> = {
       return async (context) => {
         const name = await stateKey(context, key);
         const amount = by ? await context.evaluate(by) : 1;
-        if (typeof amount !== "number" || !Number.isSafeInteger(amount)) throw new Error(`by must evaluate to a whole number, got ${describeValue(amount)}`);
+        if (typeof amount !== "number" || !Number.isSafeInteger(amount))
+          throw new Error(`by must evaluate to a whole number, got ${describeValue(amount)}`);
         const seconds = await stateTtl(context, ttl);
         const value = await stateOf(context).incr(name, amount, seconds);
         if (as) context.bind(as, value);
@@ -317,12 +317,16 @@ const STEP_KINDS: Readonly<Record<string, StepKind>> = {
       const method = http.field("method") ?? "POST";
       if (typeof method !== "string" || !HTTP_METHODS.has(method)) throw http.fail("method", "must be GET, POST, PUT, PATCH or DELETE");
       const timeoutMs = http.field("timeoutMs");
-      if (timeoutMs !== undefined && (typeof timeoutMs !== "number" || !Number.isInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > WEBHOOK_DEFAULTS.maxTimeoutMs)) {
+      if (
+        timeoutMs !== undefined &&
+        (typeof timeoutMs !== "number" || !Number.isInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > WEBHOOK_DEFAULTS.maxTimeoutMs)
+      ) {
         throw http.fail("timeoutMs", `must be a whole number of milliseconds, 1..${WEBHOOK_DEFAULTS.maxTimeoutMs}`);
       }
-      const headerSource = http.field("headers") === undefined ? undefined : http.object("headers", "must be an object of header expressions");
+      const headerSource =
+        http.field("headers") === undefined ? undefined : http.object("headers", "must be an object of header expressions");
       const headers = (headerSource?.keys() ?? []).map((name) => {
-        if (!HEADER_NAME.test(name) || RESERVED_HEADERS.has(name.toLowerCase())) throw headerSource!.fail(name, "is not a header a trigger may set");
+        if (!isSettableHeader(name)) throw headerSource!.fail(name, "is not a header a trigger may set");
         return [name, headerSource!.expression(name)] as const;
       });
       if (http.field("body") !== undefined && method === "GET") throw http.fail("body", "a GET request has no body");
@@ -362,7 +366,8 @@ function setTarget(step: StepSource): string[] {
   if (segments[0] !== "payload" && segments[0] !== "commandOptions") throw step.fail("set", "must start with payload or commandOptions");
   for (const segment of segments) {
     if (FORBIDDEN_SEGMENTS.has(segment)) throw step.fail("set", `"${segment}" may not appear in a path`);
-    if (!IDENTIFIER.test(segment) && !DIGITS.test(segment)) throw step.fail("set", `"${segment}" is not a valid path segment (a name or an index)`);
+    if (!IDENTIFIER.test(segment) && !DIGITS.test(segment))
+      throw step.fail("set", `"${segment}" is not a valid path segment (a name or an index)`);
   }
   return segments;
 }
@@ -470,7 +475,11 @@ class StackCompiler {
       throw fail(path, `expression does not compile: ${describeError(error)}`);
     }
     const refused = unsupportedRegex(expression.ast(), new Set());
-    if (refused) throw fail(path, `regex: ${String(refused.pattern)} is not supported (${refused.problem}); triggers match in linear time, without lookaround or backreferences`);
+    if (refused)
+      throw fail(
+        path,
+        `regex: ${String(refused.pattern)} is not supported (${refused.problem}); triggers match in linear time, without lookaround or backreferences`,
+      );
     guardExpression(expression, this.limits);
     return { source: value, expression };
   }

@@ -188,7 +188,11 @@ export class DatabaseStateStore implements TriggerStateStore {
     await this.checkRoom(triggerId, key, maxKeys);
     const now = Date.now();
     const fields = { value: json, expiresAt: ttlMs === undefined ? null : now + ttlMs, updatedAt: now };
-    await this.prisma.triggerState.upsert({ where: { triggerId_key: { triggerId, key } }, create: { triggerId, key, ...fields }, update: fields });
+    await this.prisma.triggerState.upsert({
+      where: { triggerId_key: { triggerId, key } },
+      create: { triggerId, key, ...fields },
+      update: fields,
+    });
   }
 
   async incr(triggerId: string, key: string, by: number, ttlMs: number | undefined, maxKeys: number): Promise<number> {
@@ -221,7 +225,11 @@ export class DatabaseStateStore implements TriggerStateStore {
       });
       for (const row of rows) {
         if (row.key.startsWith(prefix) && found.length < first) {
-          found.push({ key: row.key, value: JSON.parse(row.value), expiresAt: row.expiresAt === null ? null : new Date(Number(row.expiresAt)) });
+          found.push({
+            key: row.key,
+            value: JSON.parse(row.value),
+            expiresAt: row.expiresAt === null ? null : new Date(Number(row.expiresAt)),
+          });
         }
       }
       if (rows.length < PAGE) break;
@@ -239,7 +247,11 @@ export class DatabaseStateStore implements TriggerStateStore {
     }
     let removed = 0;
     for (;;) {
-      const rows = await this.prisma.triggerState.findMany({ where: { triggerId, key: { startsWith: prefix } }, select: { key: true }, take: PAGE });
+      const rows = await this.prisma.triggerState.findMany({
+        where: { triggerId, key: { startsWith: prefix } },
+        select: { key: true },
+        take: PAGE,
+      });
       const keys = rows.map((row) => row.key).filter((key) => key.startsWith(prefix));
       if (keys.length > 0) {
         removed += (await this.prisma.triggerState.deleteMany({ where: { triggerId, key: { in: keys }, ...liveWhere() } })).count;

@@ -1,20 +1,20 @@
 import { randomUUID } from "node:crypto";
 import type { Prisma } from "../db.js";
 import { AppError, badInput, ErrorCode } from "../errors.js";
-import { compileChannelPattern, type ChannelPattern } from "../realtime/channel-pattern.js";
+import { type ChannelPattern, compileChannelPattern } from "../realtime/channel-pattern.js";
+import type { RealtimeAction } from "../realtime/types.js";
+import { parseInput } from "../validation.js";
 import {
   settingsOf,
-  TriggerCreateSchema,
-  TriggerUpdateSchema,
-  type TriggerAction,
   type TriggerConfig,
   type TriggerCreate,
+  TriggerCreateSchema,
   type TriggerErrorPolicy,
   type TriggerSettings,
   type TriggerUpdate,
+  TriggerUpdateSchema,
 } from "./config.js";
-import { parseInput } from "../validation.js";
-import { compileStack, type CompiledStack, type StackLimits } from "./stack.js";
+import { type CompiledStack, compileStack, type StackLimits } from "./stack.js";
 
 /** A trigger ready to run: its settings, its compiled pattern and its compiled stack. */
 export interface LoadedTrigger {
@@ -61,7 +61,7 @@ function toConfig(row: TriggerRow): TriggerConfig {
     description: row.description,
     active: row.active,
     tags: row.tags as string[],
-    actions: row.actions as TriggerAction[],
+    actions: row.actions as RealtimeAction[],
     channel: row.channel,
     order: row.order,
     onError: row.onError as TriggerErrorPolicy,
@@ -75,9 +75,7 @@ function toConfig(row: TriggerRow): TriggerConfig {
 /** Running order: ascending `order`, then creation time, then id so ties are stable. */
 function runningOrder(a: LoadedTrigger, b: LoadedTrigger): number {
   return (
-    a.config.order - b.config.order ||
-    a.config.createdAt.getTime() - b.config.createdAt.getTime() ||
-    a.config.id.localeCompare(b.config.id)
+    a.config.order - b.config.order || a.config.createdAt.getTime() - b.config.createdAt.getTime() || a.config.id.localeCompare(b.config.id)
   );
 }
 
@@ -120,7 +118,7 @@ export class TriggerStore {
   }
 
   /** The active triggers that run for an action on a channel, in running order. */
-  matching(channel: string, action: TriggerAction): readonly LoadedTrigger[] {
+  matching(channel: string, action: RealtimeAction): readonly LoadedTrigger[] {
     const key = `${action} ${channel}`;
     let found = this.memo.get(key);
     if (!found) {

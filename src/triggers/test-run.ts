@@ -1,10 +1,11 @@
 import { badInput } from "../errors.js";
 import { assertChannelName } from "../realtime/channel-name.js";
-import { commandOf, type ChannelEvent, type ClientExtras, type RealtimeClient } from "../realtime/types.js";
+import type { RealtimeAction } from "../realtime/types.js";
+import { type ChannelEvent, type ClientExtras, commandOf, type RealtimeClient } from "../realtime/types.js";
 import { MAX_JSON_DEPTH, nestsDeeperThan } from "../validation.js";
-import type { TriggerAction, TriggerCreate } from "./config.js";
+import type { TriggerCreate } from "./config.js";
 import type { StackRunResult, StepTrace } from "./engine.js";
-import { runTrigger, triggerInput, type TriggerRunOptions } from "./middleware.js";
+import { runTrigger, type TriggerRunOptions, triggerInput } from "./middleware.js";
 import type { LoadedTrigger, TriggerStore } from "./store.js";
 
 /** The identity a test event comes from; every field is optional. */
@@ -17,7 +18,7 @@ export interface TestClient {
 
 /** A sample event to run a trigger on. */
 export interface TestEvent {
-  readonly action: TriggerAction;
+  readonly action: RealtimeAction;
   readonly channel: string;
   readonly payload?: unknown;
   readonly commandOptions?: unknown;
@@ -67,8 +68,13 @@ export class TriggerTester {
 /** The channel event a test describes, built as the server would build it. */
 function sampleEvent(event: TestEvent): ChannelEvent {
   assertChannelName(event.channel);
-  for (const [field, value] of [["payload", event.payload], ["commandOptions", event.commandOptions], ["client.extras", event.client?.extras]] as const) {
-    if (nestsDeeperThan(value, MAX_JSON_DEPTH)) throw badInput(`event.${field} nests deeper than ${MAX_JSON_DEPTH} levels`, { field: `event.${field}` });
+  for (const [field, value] of [
+    ["payload", event.payload],
+    ["commandOptions", event.commandOptions],
+    ["client.extras", event.client?.extras],
+  ] as const) {
+    if (nestsDeeperThan(value, MAX_JSON_DEPTH))
+      throw badInput(`event.${field} nests deeper than ${MAX_JSON_DEPTH} levels`, { field: `event.${field}` });
   }
   return {
     id: "test-event",
@@ -118,7 +124,10 @@ function listed(words: readonly string[]): string {
 
 /** `stack[2].then[0]` as comparable parts: indexes as numbers, `then` before `else`. */
 function pathKey(path: string): (string | number)[] {
-  return path.split(/[.[\]]+/).filter(Boolean).map((part) => (/^\d+$/.test(part) ? Number(part) : part));
+  return path
+    .split(/[.[\]]+/)
+    .filter(Boolean)
+    .map((part) => (/^\d+$/.test(part) ? Number(part) : part));
 }
 
 function comparePaths(a: string, b: string): number {

@@ -111,7 +111,9 @@ export interface WebhookSettings {
   readonly now?: () => Date;
 }
 
-export type WebhookMethod = "GET" | "POST" | "PUT" | "PATCH" | "DELETE";
+/** The methods a request may use. */
+export const WEBHOOK_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"] as const;
+export type WebhookMethod = (typeof WEBHOOK_METHODS)[number];
 
 /** One outbound request. */
 export interface WebhookRequest {
@@ -151,7 +153,7 @@ export const WEBHOOK_DEFAULTS = {
   maxTimeoutMs: 30_000,
 } as const;
 
-const METHODS = new Set<string>(["GET", "POST", "PUT", "PATCH", "DELETE"]);
+const METHODS = new Set<string>(WEBHOOK_METHODS);
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 const MAX_URL_LENGTH = 8192;
 
@@ -178,7 +180,8 @@ export const RESERVED_HEADERS: ReadonlySet<string> = new Set([
 /** Credentials a cross-origin redirect does not carry along (as browsers do). */
 const ORIGIN_BOUND_HEADERS = new Set(["authorization", "cookie", "proxy-authorization"]);
 
-const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+/** An HTTP header name (an RFC 9110 token), of at most 100 characters. */
+const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,100}$/;
 const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
 
 interface AllowEntry {
@@ -232,14 +235,16 @@ function bad(code: WebhookErrorCode, message: string): WebhookError {
 
 /** The URL, checked: http(s), no credentials, a host. */
 function parseUrl(raw: string, what: string): URL {
-  if (typeof raw !== "string" || raw.length > MAX_URL_LENGTH) throw bad("WEBHOOK_BAD_URL", `${what} must be a URL of at most ${MAX_URL_LENGTH} characters`);
+  if (typeof raw !== "string" || raw.length > MAX_URL_LENGTH)
+    throw bad("WEBHOOK_BAD_URL", `${what} must be a URL of at most ${MAX_URL_LENGTH} characters`);
   let url: URL;
   try {
     url = new URL(raw);
   } catch {
     throw bad("WEBHOOK_BAD_URL", `${what} is not a valid URL`);
   }
-  if (url.protocol !== "http:" && url.protocol !== "https:") throw bad("WEBHOOK_BAD_URL", `${what} must be http: or https:, not ${url.protocol}`);
+  if (url.protocol !== "http:" && url.protocol !== "https:")
+    throw bad("WEBHOOK_BAD_URL", `${what} must be http: or https:, not ${url.protocol}`);
   if (url.username !== "" || url.password !== "") throw bad("WEBHOOK_BAD_URL", `${what} may not contain credentials`);
   if (url.hostname === "") throw bad("WEBHOOK_BAD_URL", `${what} has no host`);
   return url;
@@ -268,6 +273,11 @@ function encodeBody(method: WebhookMethod, body: unknown): { bytes: Buffer; cont
   return { bytes: Buffer.from(json, "utf8"), contentType: "application/json" };
 }
 
+/** True for a header name a request may set: a valid name, not one the client sets itself. */
+export function isSettableHeader(name: string): boolean {
+  return HEADER_NAME.test(name) && !RESERVED_HEADERS.has(name.toLowerCase());
+}
+
 function checkHeaders(headers: Readonly<Record<string, string>> | undefined): Map<string, { name: string; value: string }> {
   const checked = new Map<string, { name: string; value: string }>();
   if (headers === undefined) return checked;
@@ -276,7 +286,8 @@ function checkHeaders(headers: Readonly<Record<string, string>> | undefined): Ma
     const lower = name.toLowerCase();
     if (!HEADER_NAME.test(name)) throw bad("WEBHOOK_BAD_REQUEST", `"${name}" is not a valid header name`);
     if (RESERVED_HEADERS.has(lower)) throw bad("WEBHOOK_BAD_REQUEST", `header ${lower} is set by the server and may not be given`);
-    if (typeof value !== "string" || !HEADER_VALUE.test(value)) throw bad("WEBHOOK_BAD_REQUEST", `header ${lower} must be a string without control characters`);
+    if (typeof value !== "string" || !HEADER_VALUE.test(value))
+      throw bad("WEBHOOK_BAD_REQUEST", `header ${lower} must be a string without control characters`);
     if (checked.has(lower)) throw bad("WEBHOOK_BAD_REQUEST", `header ${lower} is given twice`);
     checked.set(lower, { name, value });
   }
@@ -353,7 +364,8 @@ export function createWebhookClient(settings: WebhookSettings): WebhookClient {
     if (!Array.isArray(answers) || answers.length === 0) throw bad("WEBHOOK_FAILED", `could not resolve ${hostname}`);
     const addresses = answers.map((answer) => answer.address);
     // Every answer must pass: the resolver (or the OS) may prefer any of them.
-    if (addresses.some((address) => net.isIP(address) === 0)) throw bad("WEBHOOK_FAILED", `${hostname} resolved to something that is not an IP address`);
+    if (addresses.some((address) => net.isIP(address) === 0))
+      throw bad("WEBHOOK_FAILED", `${hostname} resolved to something that is not an IP address`);
     if (!isAllowed && addresses.some(isForbiddenAddress)) {
       throw bad("WEBHOOK_FORBIDDEN_ADDRESS", `${hostname} resolves to an address that is not allowed`);
     }
@@ -430,7 +442,8 @@ export function createWebhookClient(settings: WebhookSettings): WebhookClient {
     let url = parseUrl(request.url, "the URL");
     let method: string = request.method;
     let body = encodeBody(request.method, request.body);
-    if (body && body.bytes.length > maxRequestBytes) throw bad("WEBHOOK_TOO_LARGE", `the request body is larger than ${maxRequestBytes} bytes`);
+    if (body && body.bytes.length > maxRequestBytes)
+      throw bad("WEBHOOK_TOO_LARGE", `the request body is larger than ${maxRequestBytes} bytes`);
 
     const msgId = `msg_${randomBytes(16).toString("base64url")}`;
     const timestamp = now();
@@ -461,7 +474,11 @@ export function createWebhookClient(settings: WebhookSettings): WebhookClient {
 
         const result = await exchange(url, target, method, headers, body ? payload : null, signal);
         if (result.body !== null) {
-          return { status: result.status, headers: flattenHeaders(result.headers), body: decodeBody(result.body, result.headers["content-type"]) };
+          return {
+            status: result.status,
+            headers: flattenHeaders(result.headers),
+            body: decodeBody(result.body, result.headers["content-type"]),
+          };
         }
         if (redirects >= maxRedirects) throw bad("WEBHOOK_FAILED", `too many redirects (more than ${maxRedirects})`);
         url = parseUrl(new URL(result.headers.location!, url).href, "a redirect's Location");

@@ -1,18 +1,18 @@
 import {
   type DocumentNode,
-  execute,
   type ExecutionArgs,
   type ExecutionResult,
+  execute,
   type FieldNode,
+  type GraphQLError,
   getArgumentValues,
   getOperationAST,
   getVariableValues,
-  GraphQLError,
   Kind,
   locatedError,
 } from "graphql";
 import type { WebSocket } from "ws";
-import type { ChannelService } from "../realtime/channels.js";
+import type { ChannelService, ChannelSubscription } from "../realtime/channels.js";
 import { closableIterator, emptyStream } from "../realtime/iterators.js";
 import type { ChannelEvent, Session } from "../realtime/types.js";
 
@@ -126,7 +126,11 @@ export class ChannelDelivery {
     const channelField = args.schema.getSubscriptionType()?.getFields()[CHANNEL_FIELD];
     if (!channelField) throw new Error("The schema has no channel subscription");
 
-    const variables = getVariableValues(args.schema, getOperationAST(args.document, args.operationName)?.variableDefinitions ?? [], args.variableValues ?? {});
+    const variables = getVariableValues(
+      args.schema,
+      getOperationAST(args.document, args.operationName)?.variableDefinitions ?? [],
+      args.variableValues ?? {},
+    );
     if (variables.errors) return { errors: variables.errors.map((error) => this.maskError(error, MASKED_MESSAGE) as GraphQLError) };
     let name: string;
     let options: unknown;
@@ -141,12 +145,12 @@ export class ChannelDelivery {
     const frameStart = `{"id":${JSON.stringify(id)},"type":"next","payload":`;
     let stream: ServerEndable | null = null;
     let endedEarly: { error?: unknown } | null = null;
-    let subscription;
+    let subscription: ChannelSubscription | null;
     try {
       subscription = await this.channels.open(session, name, options, {
         event: (event) => {
           if (socket.readyState !== socket.OPEN) return;
-          socket.send(frameStart + group.payloadFor(event) + "}");
+          socket.send(`${frameStart + group.payloadFor(event)}}`);
           this.afterSend(socket, session);
         },
         end: (error) => {
@@ -157,7 +161,9 @@ export class ChannelDelivery {
       });
     } catch (error) {
       this.release(args, group);
-      return { errors: [this.maskError(locatedError(error, [field], [field.alias?.value ?? CHANNEL_FIELD]), MASKED_MESSAGE) as GraphQLError] };
+      return {
+        errors: [this.maskError(locatedError(error, [field], [field.alias?.value ?? CHANNEL_FIELD]), MASKED_MESSAGE) as GraphQLError],
+      };
     }
     if (!subscription) {
       this.release(args, group);

@@ -1,7 +1,14 @@
 import type { Server } from "node:http";
-import { type ExecutionArgs, type ExecutionResult, type execute as graphqlExecute, GraphQLError, type subscribe as graphqlSubscribe } from "graphql";
-import { isAsyncIterable, type YogaServerInstance } from "graphql-yoga";
+import {
+  type DocumentNode,
+  type ExecutionArgs,
+  type ExecutionResult,
+  GraphQLError,
+  type execute as graphqlExecute,
+  type subscribe as graphqlSubscribe,
+} from "graphql";
 import { CloseCode, makeServer } from "graphql-ws";
+import { isAsyncIterable, type YogaServerInstance } from "graphql-yoga";
 import { type WebSocket, WebSocketServer } from "ws";
 import { isAdminToken } from "../auth/admin-token.js";
 import { anonymousClient, type VerifiedClient } from "../auth/client-tokens.js";
@@ -11,8 +18,8 @@ import type { Session } from "../realtime/types.js";
 import type { Context } from "../schema/builder.js";
 import { MASKED_MESSAGE, maskedResult, serializableResult } from "../schema/results.js";
 import type { Services } from "../services.js";
-import { type ChannelOperation, ChannelDelivery, type MaskError } from "./channel-delivery.js";
-import { carryProtocol, type ConnectionExtra } from "./transport.js";
+import { ChannelDelivery, type ChannelOperation, type MaskError } from "./channel-delivery.js";
+import { type ConnectionExtra, carryProtocol } from "./transport.js";
 import { acceptUpgrades, upgradeAddress } from "./upgrade.js";
 
 /** What {@link serveGraphqlOverWebSocket} serves with. */
@@ -164,7 +171,7 @@ export function serveGraphqlOverWebSocket(httpServer: Server, options: GraphqlWs
         params,
         session,
       });
-      let document;
+      let document: DocumentNode;
       let errors: readonly GraphQLError[];
       try {
         document = parse(params.query);

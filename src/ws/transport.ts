@@ -71,7 +71,10 @@ class OperationIds {
       return void this.handle(text);
     }
     // The id is in use by a waiting subscribe: refused as the protocol refuses any id in use.
-    if (this.waiting.has(frame.id)) return this.refuseDuplicate(frame.id);
+    if (this.waiting.has(frame.id)) {
+      this.refuseDuplicate(frame.id);
+      return;
+    }
     if (running?.completed) return void this.waiting.set(frame.id, text);
     // An id in use and not completed is the protocol server's to refuse (4409).
     this.start(frame.id, text);

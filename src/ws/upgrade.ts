@@ -48,7 +48,12 @@ export function acceptUpgrades(httpServer: Server, wsServer: WebSocketServer, po
       return refuse(socket, 429, "Too Many Requests", `At most ${policy.maxConnectionsPerAddress} connections per address`);
     }
     if (!rate.take(address)) {
-      return refuse(socket, 429, "Too Many Requests", `At most ${policy.connectionsPerSecondPerAddress} new connections per second per address`);
+      return refuse(
+        socket,
+        429,
+        "Too Many Requests",
+        `At most ${policy.connectionsPerSecondPerAddress} new connections per second per address`,
+      );
     }
     // Counted from now until the TCP connection ends, whether or not the handshake completes.
     open.set(address, count + 1);
@@ -65,5 +70,7 @@ export function acceptUpgrades(httpServer: Server, wsServer: WebSocketServer, po
 }
 
 function refuse(socket: Duplex, status: number, statusText: string, body = statusText): void {
-  socket.end(`HTTP/1.1 ${status} ${statusText}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+  socket.end(
+    `HTTP/1.1 ${status} ${statusText}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+  );
 }

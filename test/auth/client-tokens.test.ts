@@ -3,13 +3,9 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { exportJWK, exportSPKI, generateKeyPair, SignJWT, UnsecuredJWT, type JWTPayload } from "jose";
+import { exportJWK, exportSPKI, generateKeyPair, type JWTPayload, SignJWT, UnsecuredJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  createClientTokenVerifier,
-  type ClientTokenSettings,
-  type ClientTokenVerifier,
-} from "../../src/auth/client-tokens.js";
+import { type ClientTokenSettings, type ClientTokenVerifier, createClientTokenVerifier } from "../../src/auth/client-tokens.js";
 import { parseEnv } from "../../src/env.js";
 import { AppError } from "../../src/errors.js";
 

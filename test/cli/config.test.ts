@@ -4,15 +4,18 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { configCommand } from "../../src/cli/config.js";
-import { normalizeConfig, type ConfigFile } from "../../src/cli/config-file.js";
-import { projectRoot } from "../../src/db.js";
 import { freePort } from "../../dev/net.js";
+import { configCommand } from "../../src/cli/config.js";
+import { type ConfigFile, normalizeConfig } from "../../src/cli/config-file.js";
+import { projectRoot } from "../../src/db.js";
 import { ADMIN_TOKEN, startServer, type TestServer } from "../helpers/server.js";
 import { admin, createTrigger } from "../helpers/triggers.js";
 
 // Every command is a process of its own, started with tsx: seconds each on a busy machine.
 vi.setConfig({ testTimeout: 120_000 });
+
+/** Servers without the demo room, so that what the tests create is all there is. */
+const NO_DEMO_ROOM = { SEED_DEMO_ROOM: "false" };
 
 const work = mkdtempSync(join(tmpdir(), "realtime-config-"));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
@@ -29,7 +32,9 @@ interface CliResult {
  */
 function cli(args: string[], env: Record<string, string> = { ADMIN_TOKEN }, options: { viaNpm?: boolean } = {}): Promise<CliResult> {
   const { ADMIN_TOKEN: _inherited, ...inherited } = process.env;
-  const [command, prefix] = options.viaNpm ? ["npm", ["run", "-s", "config", "--"]] : [process.execPath, ["--import", "tsx", "src/cli/config.ts"]];
+  const [command, prefix] = options.viaNpm
+    ? ["npm", ["run", "-s", "config", "--"]]
+    : [process.execPath, ["--import", "tsx", "src/cli/config.ts"]];
   const child = spawn(command, [...prefix, ...args], { cwd: projectRoot, env: { ...inherited, ...env } });
   let stdout = "";
   let stderr = "";
@@ -48,19 +53,58 @@ const CHANNEL = `mutation ($input: CreateChannelInput!) { createChannel(input: $
 const SAMPLE: ConfigFile = {
   version: 1,
   channels: [
-    { pattern: "room:*", description: "chat rooms", active: true, anonymousClients: false, messaging: "AUTHENTICATED", presence: true, history: 50, membersOnly: false },
-    { pattern: "mods:*", description: null, active: true, anonymousClients: false, messaging: "ANYONE", presence: false, history: 0, membersOnly: true },
+    {
+      pattern: "room:*",
+      description: "chat rooms",
+      active: true,
+      anonymousClients: false,
+      messaging: "AUTHENTICATED",
+      presence: true,
+      history: 50,
+      membersOnly: false,
+    },
+    {
+      pattern: "mods:*",
+      description: null,
+      active: true,
+      anonymousClients: false,
+      messaging: "ANYONE",
+      presence: false,
+      history: 0,
+      membersOnly: true,
+    },
   ],
   triggers: [
-    { name: "shout", description: null, active: true, tags: ["fun"], actions: ["MESSAGE"], channel: "room:*", order: 0, onError: "REJECT", stack: [{ set: "payload.text", value: "$uppercase(payload.text)" }] },
-    { name: "mods only", description: "gate", active: true, tags: [], actions: ["JOIN"], channel: "mods:*", order: 5, onError: "REJECT", stack: [{ if: "$not(client.extras.role = 'mod')", then: [{ reject: "'no'" }] }] },
+    {
+      name: "shout",
+      description: null,
+      active: true,
+      tags: ["fun"],
+      actions: ["MESSAGE"],
+      channel: "room:*",
+      order: 0,
+      onError: "REJECT",
+      stack: [{ set: "payload.text", value: "$uppercase(payload.text)" }],
+    },
+    {
+      name: "mods only",
+      description: "gate",
+      active: true,
+      tags: [],
+      actions: ["JOIN"],
+      channel: "mods:*",
+      order: 5,
+      onError: "REJECT",
+      stack: [{ if: "$not(client.extras.role = 'mod')", then: [{ reject: "'no'" }] }],
+    },
   ],
 };
 
 let source: TestServer;
 let target: TestServer;
 beforeAll(async () => {
-  [source, target] = await Promise.all([startServer(), startServer()]);
+  // No demo room: the files these tests compare hold exactly what they create.
+  [source, target] = await Promise.all([startServer(NO_DEMO_ROOM), startServer(NO_DEMO_ROOM)]);
   // Created in the reverse of the file's order: export sorts.
   for (const channel of [...SAMPLE.channels].reverse()) await admin(source.httpUrl, CHANNEL, { input: channel });
   for (const trigger of [...SAMPLE.triggers].reverse()) await createTrigger(source.httpUrl, trigger);
@@ -114,7 +158,7 @@ describe("config apply", () => {
   });
 
   it("changes by pattern and name as a new revision, and deletes what the file lacks only with --prune", async () => {
-    const server = await startServer();
+    const server = await startServer(NO_DEMO_ROOM);
     await cli(["apply", file("base.json", SAMPLE), "--url", server.httpUrl]);
     await createTrigger(server.httpUrl, { name: "extra", channel: "x", stack: [] });
     const changed = structuredClone(SAMPLE);
@@ -126,20 +170,35 @@ describe("config apply", () => {
     expect(kept.stdout).toContain('~ trigger "shout" (revision 1): order: 0 -> 3\n');
     expect(kept.stdout).not.toContain("extra");
     const triggers = (await admin(server.httpUrl, `{ triggers { name revision revisions { note } } }`)).data!.triggers;
-    expect(triggers.find((t: { name: string }) => t.name === "shout")).toEqual({ name: "shout", revision: 2, revisions: [{ note: "config apply" }, { note: "config apply" }] });
+    expect(triggers.find((t: { name: string }) => t.name === "shout")).toEqual({
+      name: "shout",
+      revision: 2,
+      revisions: [{ note: "config apply" }, { note: "config apply" }],
+    });
     const pruned = await cli(["apply", path, "--url", server.httpUrl, "--prune"]);
     expect(pruned.stdout).toBe('- trigger "extra"\nPlan: 0 to create, 0 to change, 1 to delete, 4 unchanged.\nApplied 1 changes.\n');
-    expect((await admin(server.httpUrl, `{ triggers { name } }`)).data!.triggers.map((t: { name: string }) => t.name).sort()).toEqual(["mods only", "shout"]);
+    expect((await admin(server.httpUrl, `{ triggers { name } }`)).data!.triggers.map((t: { name: string }) => t.name).sort()).toEqual([
+      "mods only",
+      "shout",
+    ]);
   });
 
   it("exits 1 with a one-line reason for a bad file, an invalid trigger, a wrong token or an unreachable server", async () => {
     const broken = await cli(["apply", file("broken.json", "{ not json"), "--url", target.httpUrl]);
     expect(broken.code).toBe(1);
     expect(broken.stderr).toMatch(/broken\.json is not JSON/);
-    const unknownField = await cli(["apply", file("unknown.json", { version: 1, triggers: [{ ...SAMPLE.triggers[0], colour: "red" }] }), "--url", target.httpUrl]);
+    const unknownField = await cli([
+      "apply",
+      file("unknown.json", { version: 1, triggers: [{ ...SAMPLE.triggers[0], colour: "red" }] }),
+      "--url",
+      target.httpUrl,
+    ]);
     expect(unknownField).toMatchObject({ code: 1 });
     expect(unknownField.stderr).toMatch(/triggers\.0: Unrecognized key/);
-    const invalid = { version: 1, triggers: [{ name: "bad", actions: ["MESSAGE"], channel: "b", stack: [{ set: "payload.x", value: "(((" }] }] };
+    const invalid = {
+      version: 1,
+      triggers: [{ name: "bad", actions: ["MESSAGE"], channel: "b", stack: [{ set: "payload.x", value: "(((" }] }],
+    };
     const refused = await cli(["apply", file("invalid.json", invalid), "--url", target.httpUrl]);
     expect(refused.code).toBe(1);
     expect(refused.stderr).toMatch(/BAD_USER_INPUT: stack\[0\]\.value: expression does not compile/);
@@ -190,11 +249,15 @@ describe("apply then export", () => {
   });
 
   it("gives back the file, whatever the server held before (applied with --prune)", async () => {
-    const server = await startServer();
+    const server = await startServer(NO_DEMO_ROOM);
     const run = async (args: string[]) => {
       let out = "";
       let err = "";
-      const code = await configCommand({ out: (text) => (out += text), err: (text) => (err += text) }).run([...args, "--url", server.httpUrl]);
+      const code = await configCommand({ out: (text) => (out += text), err: (text) => (err += text) }).run([
+        ...args,
+        "--url",
+        server.httpUrl,
+      ]);
       return { code, out, err };
     };
     process.env.ADMIN_TOKEN = ADMIN_TOKEN;

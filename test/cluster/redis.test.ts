@@ -2,9 +2,9 @@ import { spawn } from "node:child_process";
 import { Redis } from "ioredis";
 import { SignJWT } from "jose";
 import { afterAll, expect, it } from "vitest";
-import { connectWs, httpGraphQL, wsGraphQL } from "../helpers/graphql.js";
 import { JOIN_CHANNEL, joinBySubscription, SEND_MESSAGE, type TestEvent } from "../helpers/channels.js";
-import { freePort, spawnServer, type ServerProcess } from "../helpers/process.js";
+import { connectWs, httpGraphQL, wsGraphQL } from "../helpers/graphql.js";
+import { freePort, type ServerProcess, spawnServer } from "../helpers/process.js";
 import { describeRedis, REDIS_BASE_URL, redisReachable, testPrefix } from "../helpers/redis.js";
 import { freshPostgresUrl } from "../helpers/server.js";
 import { admin, createTrigger } from "../helpers/triggers.js";
@@ -40,7 +40,10 @@ describeRedis("several instances over PostgreSQL and Redis", () => {
   it("delivers across instances once, applies triggers and config changes everywhere, agrees on presence and history", async () => {
     const [a, b] = await pair();
     await admin(a.httpUrl, `mutation { createChannel(input: { pattern: "team:*", presence: true, history: 10 }) { id } }`);
-    const trigger = await createTrigger(a.httpUrl, { channel: "team:*", stack: [{ set: "payload.text", value: "$uppercase(payload.text)" }] });
+    const trigger = await createTrigger(a.httpUrl, {
+      channel: "team:*",
+      stack: [{ set: "payload.text", value: "$uppercase(payload.text)" }],
+    });
 
     const subscriber = await connectWs(a.wsUrl);
     const { subscription, join } = await joinBySubscription(subscriber, "team:1");
@@ -68,7 +71,12 @@ describeRedis("several instances over PostgreSQL and Redis", () => {
     // A disconnect on B shows up in presence on A.
     await memberOnB.dispose();
     expect((await subscription.next()).data!.channel.action).toBe("LEAVE");
-    expect(await until(() => presence(a), (ids) => ids.length === 1)).toEqual([join.client.id]);
+    expect(
+      await until(
+        () => presence(a),
+        (ids) => ids.length === 1,
+      ),
+    ).toEqual([join.client.id]);
 
     // Deactivate the trigger through B: the next message through A is unaffected.
     await admin(b.httpUrl, `mutation ($id: ID!) { updateTrigger(id: $id, input: { active: false }) { active } }`, { id: trigger.id });
@@ -79,19 +87,29 @@ describeRedis("several instances over PostgreSQL and Redis", () => {
     );
     expect(plain.data!.sendMessage.event!.payload).toEqual({ text: "quiet" });
     // Sequence numbers are shared: every message so far, from either instance, is numbered in one sequence.
-    const seqs = (await httpGraphQL(b.httpUrl, `{ history(channel: "team:1") { seq } }`)).body.data!.history.map((h: { seq: number }) => h.seq);
+    const seqs = (await httpGraphQL(b.httpUrl, `{ history(channel: "team:1") { seq } }`)).body.data!.history.map(
+      (h: { seq: number }) => h.seq,
+    );
     expect(seqs).toEqual(Array.from({ length: seqs.length }, (_, i) => i + 1));
 
     // A channel setting changed through A applies on B at once.
     await admin(a.httpUrl, `mutation { updateChannel(pattern: "team:*", input: { messaging: NOBODY }) { messaging } }`);
-    const refused = await until(() => send(b, "team:2", "x"), (result) => result.errors?.[0]?.extensions?.code === "FORBIDDEN", 5000);
+    const refused = await until(
+      () => send(b, "team:2", "x"),
+      (result) => result.errors?.[0]?.extensions?.code === "FORBIDDEN",
+      5000,
+    );
     expect(refused.errors?.[0]?.extensions?.code).toBe("FORBIDDEN");
   }, 90_000);
 
   it("lets a client leave through any instance: joined over HTTP on A, left over HTTP on B, one LEAVE, gone from presence everywhere", async () => {
     const secret = "a-cluster-test-secret-that-is-long-enough";
     const [a, b] = await pair(REDIS_BASE_URL, { JWT_SECRET: secret, CHANNEL_PRESENCE: "true" });
-    const token = await new SignJWT({}).setProtectedHeader({ alg: "HS256" }).setSubject("roamer").setExpirationTime("1h").sign(new TextEncoder().encode(secret));
+    const token = await new SignJWT({})
+      .setProtectedHeader({ alg: "HS256" })
+      .setSubject("roamer")
+      .setExpirationTime("1h")
+      .sign(new TextEncoder().encode(secret));
     const watcher = await joinBySubscription(await connectWs(b.wsUrl), "roam");
     const joined = await httpGraphQL(a.httpUrl, JOIN_CHANNEL, { channel: "roam" }, { token });
     expect(joined.body.data?.joinChannel.joined).toBe(true);
@@ -100,7 +118,8 @@ describeRedis("several instances over PostgreSQL and Redis", () => {
       (await admin(server.httpUrl, `{ presence(channel: "roam") { id } }`)).data!.presence.map((c: { id: string }) => c.id).sort();
     await expect.poll(() => members(b)).toEqual(["roamer", watcher.join.client.id].sort());
 
-    const leave = (server: ServerProcess) => httpGraphQL(server.httpUrl, `mutation { leaveChannel(channel: "roam") }`, {}, { token }).then((r) => r.body.data?.leaveChannel);
+    const leave = (server: ServerProcess) =>
+      httpGraphQL(server.httpUrl, `mutation { leaveChannel(channel: "roam") }`, {}, { token }).then((r) => r.body.data?.leaveChannel);
     expect(await leave(b)).toBe(true);
     expect((await watcher.subscription.next()).data!.channel).toMatchObject({ action: "LEAVE", client: { id: "roamer" } });
     expect(await watcher.subscription.collectFor(300)).toEqual([]); // one LEAVE, not one per instance
@@ -113,7 +132,11 @@ describeRedis("several instances over PostgreSQL and Redis", () => {
   it("holds the gates across instances: members-only by cluster presence, leaving and config changes end subscriptions everywhere", async () => {
     const secret = "a-cluster-test-secret-that-is-long-enough";
     const [a, b] = await pair(REDIS_BASE_URL, { JWT_SECRET: secret });
-    const token = await new SignJWT({}).setProtectedHeader({ alg: "HS256" }).setSubject("member").setExpirationTime("1h").sign(new TextEncoder().encode(secret));
+    const token = await new SignJWT({})
+      .setProtectedHeader({ alg: "HS256" })
+      .setSubject("member")
+      .setExpirationTime("1h")
+      .sign(new TextEncoder().encode(secret));
     await admin(a.httpUrl, `mutation { createChannel(input: { pattern: "club", membersOnly: true, presence: true }) { id } }`);
     const sendAs = (server: ServerProcess) =>
       httpGraphQL<SendData>(server.httpUrl, SEND_MESSAGE, { channel: "club", payload: { hi: 1 } }, { token }).then((r) => r.body);
@@ -186,13 +209,24 @@ describeRedis("several instances over PostgreSQL and Redis", () => {
     expect(recovered).toEqual(expect.arrayContaining(missed));
 
     redis.kill("SIGKILL");
-    await until(() => fetch(b.healthUrl).then((r) => r.status), (status) => status === 503);
+    await until(
+      () => fetch(b.healthUrl).then((r) => r.status),
+      (status) => status === 503,
+    );
     const down = await (await fetch(a.healthUrl)).json();
     expect(down).toMatchObject({ status: "unavailable", database: "ok", redis: "unreachable" });
 
     redis = startRedis();
-    await until(() => fetch(b.healthUrl).then((r) => r.status), (status) => status === 200, 15_000);
-    await until(() => fetch(a.healthUrl).then((r) => r.status), (status) => status === 200, 15_000);
+    await until(
+      () => fetch(b.healthUrl).then((r) => r.status),
+      (status) => status === 200,
+      15_000,
+    );
+    await until(
+      () => fetch(a.healthUrl).then((r) => r.status),
+      (status) => status === 200,
+      15_000,
+    );
     // The counter lived in the Redis that died; numbering resumes from history, so the sequence goes on.
     const after = await until(
       async () => {
@@ -205,7 +239,9 @@ describeRedis("several instances over PostgreSQL and Redis", () => {
     const resumed = after.map((result) => result.data!.channel.seq!);
     expect(resumed[0]).toBeGreaterThan(seen.at(-1)!);
     // Whatever was published while the subscriber's instance was reconnecting is in history.
-    const history = (await httpGraphQL(a.httpUrl, `{ history(channel: "stream", last: 100) { seq } }`)).body.data!.history.map((h: { seq: number }) => h.seq);
+    const history = (await httpGraphQL(a.httpUrl, `{ history(channel: "stream", last: 100) { seq } }`)).body.data!.history.map(
+      (h: { seq: number }) => h.seq,
+    );
     expect(history).toEqual(Array.from({ length: history.length }, (_, i) => i + 1));
     expect(history.at(-1)).toBeGreaterThanOrEqual(resumed.at(-1)!);
     // The sockets stayed open all along: the same subscription keeps receiving.

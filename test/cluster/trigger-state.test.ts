@@ -1,8 +1,8 @@
 import { Redis } from "ioredis";
 import { afterAll, expect, it } from "vitest";
-import { httpGraphQL } from "../helpers/graphql.js";
 import { SEND_MESSAGE, type TestEvent } from "../helpers/channels.js";
-import { spawnServer, type ServerProcess } from "../helpers/process.js";
+import { httpGraphQL } from "../helpers/graphql.js";
+import { type ServerProcess, spawnServer } from "../helpers/process.js";
 import { describeRedis, REDIS_BASE_URL, testPrefix } from "../helpers/redis.js";
 import { freshPostgresUrl } from "../helpers/server.js";
 import { admin, createTrigger } from "../helpers/triggers.js";
@@ -27,7 +27,10 @@ describeRedis("trigger state shared through Redis", () => {
 
     const counter = await createTrigger(a.httpUrl, {
       channel: "count",
-      stack: [{ incr: "'total'", by: "payload.by", as: "total" }, { set: "payload.total", value: "$total" }],
+      stack: [
+        { incr: "'total'", by: "payload.by", as: "total" },
+        { set: "payload.total", value: "$total" },
+      ],
     });
     // Both instances know the trigger before the senders start.
     await expectEventually(async () => (await send(b, "count", { by: 0 })).data?.sendMessage.event?.payload.total === 0);
@@ -39,7 +42,9 @@ describeRedis("trigger state shared through Redis", () => {
     expect(Math.max(...totals)).toBe(sum);
     expect(new Set(totals).size).toBe(amounts.length); // every increment saw a total of its own
     for (const server of [a, b]) {
-      expect((await admin(server.httpUrl, STATE, { id: counter.id })).data!.trigger.state).toEqual([{ key: "total", value: sum, expiresAt: null }]);
+      expect((await admin(server.httpUrl, STATE, { id: counter.id })).data!.trigger.state).toEqual([
+        { key: "total", value: sum, expiresAt: null },
+      ]);
     }
 
     // A fixed window: the ttl is set when the key is created, and an expired key reads as null at once.

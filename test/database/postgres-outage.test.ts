@@ -1,13 +1,14 @@
 import { afterAll, describe, expect, it } from "vitest";
-import { connectWs, httpGraphQL } from "../helpers/graphql.js";
 import { joinBySubscription, SEND_MESSAGE } from "../helpers/channels.js";
-import { POSTGRES_REQUIRED, privatePostgresUnavailable, startPrivatePostgres, type PrivatePostgres } from "../helpers/postgres.js";
+import { connectWs, httpGraphQL } from "../helpers/graphql.js";
+import { POSTGRES_REQUIRED, type PrivatePostgres, privatePostgresUnavailable, startPrivatePostgres } from "../helpers/postgres.js";
 import { freePort, spawnServer } from "../helpers/process.js";
 import { admin } from "../helpers/triggers.js";
 
 // The shared PostgreSQL cannot be stopped from a test: this suite runs a server of its own.
 const unavailable = await privatePostgresUnavailable();
-if (unavailable && POSTGRES_REQUIRED) throw new Error(`PostgreSQL suites are required, but a private PostgreSQL cannot run here: ${unavailable}`);
+if (unavailable && POSTGRES_REQUIRED)
+  throw new Error(`PostgreSQL suites are required, but a private PostgreSQL cannot run here: ${unavailable}`);
 if (unavailable) console.warn(`skipped, ${unavailable}: a PostgreSQL outage`);
 
 let database: PrivatePostgres | undefined;
@@ -16,7 +17,9 @@ afterAll(async () => {
 });
 
 describe.skipIf(unavailable !== null)("a PostgreSQL outage", () => {
-  it("is reported by /health, leaves live delivery running, fails database work with a clear error, and heals when PostgreSQL is back", { timeout: 120_000 }, async () => {
+  it("is reported by /health, leaves live delivery running, fails database work with a clear error, and heals when PostgreSQL is back", {
+    timeout: 120_000,
+  }, async () => {
     database = await startPrivatePostgres(await freePort());
     const server = await spawnServer({ DATABASE_URL: database.url });
     const health = async () => {
@@ -25,7 +28,9 @@ describe.skipIf(unavailable !== null)("a PostgreSQL outage", () => {
     };
     const send = (channel: string, n: number) => httpGraphQL(server.httpUrl, SEND_MESSAGE, { channel, payload: { n } }).then((r) => r.body);
     expect(await health()).toMatchObject({ status: 200, body: { database: "ok" } });
-    expect((await admin(server.httpUrl, `mutation { createChannel(input: { pattern: "kept", history: 10 }) { id } }`)).errors).toBeUndefined();
+    expect(
+      (await admin(server.httpUrl, `mutation { createChannel(input: { pattern: "kept", history: 10 }) { id } }`)).errors,
+    ).toBeUndefined();
     const client = await connectWs(server.wsUrl);
     const live = await joinBySubscription(client, "live");
     const kept = await joinBySubscription(client, "kept");
@@ -42,7 +47,10 @@ describe.skipIf(unavailable !== null)("a PostgreSQL outage", () => {
     expect((await newcomer.subscription.next()).data!.channel.payload).toEqual({ n: 2 });
     // A message that must be stored first is refused, not half-delivered, and the server says why.
     const refused = await send("kept", 3);
-    expect(refused.errors?.[0]).toMatchObject({ message: "The database is unreachable; try again shortly", extensions: { code: "SERVICE_UNAVAILABLE" } });
+    expect(refused.errors?.[0]).toMatchObject({
+      message: "The database is unreachable; try again shortly",
+      extensions: { code: "SERVICE_UNAVAILABLE" },
+    });
     expect(await kept.subscription.collectFor(200)).toEqual([]);
     const history = await httpGraphQL(server.httpUrl, `{ history(channel: "kept") { seq } }`);
     expect(history.body.errors?.[0]?.extensions?.code).toBe("SERVICE_UNAVAILABLE");

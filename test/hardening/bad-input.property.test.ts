@@ -154,14 +154,23 @@ describe("(a) arbitrary JSON payloads sent with sendMessage over HTTP", () => {
     fc.jsonValue({ maxDepth: 4, stringUnit: "binary" }),
     fc.jsonValue({ maxDepth: 3, stringUnit: anyUtf16Unit }),
     // keys JavaScript treats specially
-    fc.dictionary(fc.constantFrom("__proto__", "constructor", "prototype", "toString", "hasOwnProperty", "then", "length"), fc.jsonValue({ maxDepth: 2 })),
+    fc.dictionary(
+      fc.constantFrom("__proto__", "constructor", "prototype", "toString", "hasOwnProperty", "then", "length"),
+      fc.jsonValue({ maxDepth: 2 }),
+    ),
   );
 
-  it("delivers the payload unchanged (modulo JSON) or refuses it clearly; never a 5xx or internals", { timeout: 60_000 * SCALE }, async () => {
+  it("delivers the payload unchanged (modulo JSON) or refuses it clearly; never a 5xx or internals", {
+    timeout: 60_000 * SCALE,
+  }, async () => {
     await fc.assert(
-      fc.asyncProperty(payloads.filter((payload) => payload !== null), fc.boolean(), async (payload, triggered) => {
-        await sendAndCheck(triggered ? TRIGGERED : "prop:payload:plain", payload);
-      }),
+      fc.asyncProperty(
+        payloads.filter((payload) => payload !== null),
+        fc.boolean(),
+        async (payload, triggered) => {
+          await sendAndCheck(triggered ? TRIGGERED : "prop:payload:plain", payload);
+        },
+      ),
       RUN,
     );
     await expectHealthy();
@@ -197,7 +206,13 @@ describe("(b) arbitrary strings as channel names", () => {
     fc.string({ unit: anyUtf16Unit, maxLength: 40 }),
     fc.stringMatching(/^[A-Za-z0-9_\-:./@]{1,255}$/),
     // valid names with one bad character spliced in, and lengths around the limit
-    fc.tuple(fc.stringMatching(/^[A-Za-z0-9_\-:./@]{0,40}$/), fc.constantFrom(" ", "\n", "\t", "\0", "é", "🙂", "#", "*", "?", "%", "\\", '"', "\u200b", "\ud800"), fc.stringMatching(/^[A-Za-z0-9_\-:./@]{0,40}$/)).map(([a, bad, b]) => a + bad + b),
+    fc
+      .tuple(
+        fc.stringMatching(/^[A-Za-z0-9_\-:./@]{0,40}$/),
+        fc.constantFrom(" ", "\n", "\t", "\0", "é", "🙂", "#", "*", "?", "%", "\\", '"', "\u200b", "\ud800"),
+        fc.stringMatching(/^[A-Za-z0-9_\-:./@]{0,40}$/),
+      )
+      .map(([a, bad, b]) => a + bad + b),
     fc.integer({ min: 250, max: 260 }).map((length) => "n".repeat(length)),
   );
 
@@ -263,10 +278,15 @@ describe("(c) trigger stacks in createTrigger", () => {
     }
   }
 
-  it("arbitrary JSON as the stack: created, or BAD_USER_INPUT naming the path; never INTERNAL_SERVER_ERROR", { timeout: 60_000 * SCALE }, async () => {
+  it("arbitrary JSON as the stack: created, or BAD_USER_INPUT naming the path; never INTERNAL_SERVER_ERROR", {
+    timeout: 60_000 * SCALE,
+  }, async () => {
     const stacks = fc.oneof(fc.jsonValue({ maxDepth: 5 }), fc.array(fc.jsonValue({ maxDepth: 4 }), { maxLength: 5 }));
     await fc.assert(
-      fc.asyncProperty(stacks.filter((stack) => stack !== null), async (stack) => createAndCheck(stack)),
+      fc.asyncProperty(
+        stacks.filter((stack) => stack !== null),
+        async (stack) => createAndCheck(stack),
+      ),
       RUN,
     );
     await expectHealthy();
@@ -283,33 +303,141 @@ describe("(c) trigger stacks in createTrigger", () => {
   // Structurally plausible stacks: real step shapes with JSONata-ish expressions, to get past the
   // shape checks into expression compilation, regex safety, limits and running.
   const TOKENS = [
-    "payload", "payload.text", "payload.n", "payload.list", "commandOptions", "client.id", "channel", "action", "$response.payload",
-    "$uppercase(", "$lowercase(", "$length(", "$string(", "$number(", "$sum(", "$count(", "$join(", "$split(", "$map(", "$filter(",
-    "$reduce(", "$sort(", "$keys(", "$lookup(", "$match(", "$replace(", "$contains(", "$substring(", "$now()", "$eval(", "$x", "$w",
-    "function($w){", "}", "(", ")", "[", "]", "{", ":", ",", ";", ".", "..", "'a'", '"b"', "'Hello'", "1", "0", "-1", "0.5", "1e308",
-    "true", "false", "null", "+", "-", "*", "/", "%", "&", "=", "!=", "<", ">", "<=", "and", "or", "in", "?", " ? 1 : 2", "~>", ":=",
-    "^(", "#$i", "@$o", "|", "**", "$$", "`x`", "/a+/", "/(a+)+$/", "/(x|x)*y/", " ",
+    "payload",
+    "payload.text",
+    "payload.n",
+    "payload.list",
+    "commandOptions",
+    "client.id",
+    "channel",
+    "action",
+    "$response.payload",
+    "$uppercase(",
+    "$lowercase(",
+    "$length(",
+    "$string(",
+    "$number(",
+    "$sum(",
+    "$count(",
+    "$join(",
+    "$split(",
+    "$map(",
+    "$filter(",
+    "$reduce(",
+    "$sort(",
+    "$keys(",
+    "$lookup(",
+    "$match(",
+    "$replace(",
+    "$contains(",
+    "$substring(",
+    "$now()",
+    "$eval(",
+    "$x",
+    "$w",
+    "function($w){",
+    "}",
+    "(",
+    ")",
+    "[",
+    "]",
+    "{",
+    ":",
+    ",",
+    ";",
+    ".",
+    "..",
+    "'a'",
+    '"b"',
+    "'Hello'",
+    "1",
+    "0",
+    "-1",
+    "0.5",
+    "1e308",
+    "true",
+    "false",
+    "null",
+    "+",
+    "-",
+    "*",
+    "/",
+    "%",
+    "&",
+    "=",
+    "!=",
+    "<",
+    ">",
+    "<=",
+    "and",
+    "or",
+    "in",
+    "?",
+    " ? 1 : 2",
+    "~>",
+    ":=",
+    "^(",
+    "#$i",
+    "@$o",
+    "|",
+    "**",
+    "$$",
+    "`x`",
+    "/a+/",
+    "/(a+)+$/",
+    "/(x|x)*y/",
+    " ",
   ];
   const tokenSoup = fc.array(fc.constantFrom(...TOKENS), { minLength: 1, maxLength: 24 }).map((parts) => parts.join(""));
   const knownGood = fc.constantFrom(
-    "payload", "payload.text", "$uppercase(payload.text)", "$length(payload.text) > 3", "'hi ' & client.id", "payload.n * 2",
-    "$map(payload.list, function($v) { $v + 1 })", "$now()", "$response.payload", "$x", "$count(payload.list)", "payload.missing",
-    "$match(payload.text, /l+/)", "$eval('1')", "$sum(payload.list) = 3", "($f := function($n) { $n <= 1 ? 1 : $n * $f($n - 1) }; $f(payload.n))",
-    "($loop := function($n) { $loop($n + 1) }; $loop(0))", "[1..100000].($ * 2)", "$string(payload) ~> $length()",
+    "payload",
+    "payload.text",
+    "$uppercase(payload.text)",
+    "$length(payload.text) > 3",
+    "'hi ' & client.id",
+    "payload.n * 2",
+    "$map(payload.list, function($v) { $v + 1 })",
+    "$now()",
+    "$response.payload",
+    "$x",
+    "$count(payload.list)",
+    "payload.missing",
+    "$match(payload.text, /l+/)",
+    "$eval('1')",
+    "$sum(payload.list) = 3",
+    "($f := function($n) { $n <= 1 ? 1 : $n * $f($n - 1) }; $f(payload.n))",
+    "($loop := function($n) { $loop($n + 1) }; $loop(0))",
+    "[1..100000].($ * 2)",
+    "$string(payload) ~> $length()",
   );
   const nested = fc
-    .record({ depth: fc.integer({ min: 100, max: 2047 }), open: fc.constantFrom("(", "[", "$string(", "{'a':"), inner: fc.constantFrom("1", "payload") })
+    .record({
+      depth: fc.integer({ min: 100, max: 2047 }),
+      open: fc.constantFrom("(", "[", "$string(", "{'a':"),
+      inner: fc.constantFrom("1", "payload"),
+    })
     .map(({ depth, open, inner }) => open.repeat(depth) + inner + (open === "{'a':" ? "}" : open === "[" ? "]" : ")").repeat(depth));
   const expression = fc.oneof(
     { weight: 4, arbitrary: knownGood },
     { weight: 4, arbitrary: tokenSoup },
     { weight: 1, arbitrary: nested },
-    { weight: 1, arbitrary: fc.constantFrom<unknown>("", "   ", 1, null, true, ["payload"], { a: 1 }, "x".repeat(4097), "'" + "y".repeat(4094) + "'") },
+    {
+      weight: 1,
+      arbitrary: fc.constantFrom<unknown>("", "   ", 1, null, true, ["payload"], { a: 1 }, "x".repeat(4097), `'${"y".repeat(4094)}'`),
+    },
   );
   const identifier = fc.oneof(fc.constantFrom("x", "w", "v1", "_tmp"), fc.constantFrom("response", "eval", "1x", "", "a-b", "__proto__"));
   const setPath = fc.oneof(
     fc.constantFrom("payload.text", "payload.a.b", "commandOptions.seen", "payload.0", "payload"),
-    fc.constantFrom("client.id", "payload..a", "payload.__proto__.x", "commandOptions.constructor", "", "payload.a b", 5 as unknown as string),
+    fc.constantFrom(
+      "client.id",
+      "payload..a",
+      "payload.__proto__.x",
+      "commandOptions.constructor",
+      "",
+      "payload.a b",
+      5 as unknown as string,
+    ),
   );
   const rejectCode = fc.constantFrom<unknown>(undefined, "SHOUT", "MESSAGE_TOO_LONG", "bad code", "", 5, "A".repeat(70));
   const stepArbitrary = fc.letrec<{ step: Record<string, unknown>; steps: Record<string, unknown>[] }>((tie) => ({
@@ -327,22 +455,32 @@ describe("(c) trigger stacks in createTrigger", () => {
       )
       .chain((step) =>
         // now and then a step with an extra field or a second kind
-        fc.constantFrom<Record<string, unknown>>({}, {}, {}, {}, {}, {}, { extra: 1 }, { log: "'x'" }).map((extra) => ({ ...step, ...extra })),
+        fc
+          .constantFrom<Record<string, unknown>>({}, {}, {}, {}, {}, {}, { extra: 1 }, { log: "'x'" })
+          .map((extra) => ({ ...step, ...extra })),
       ),
   }));
   const plausibleStack = fc.oneof(
     { weight: 8, arbitrary: stepArbitrary.steps },
     // Many steps, to reach the step-count limit (100).
-    { weight: 1, arbitrary: fc.integer({ min: 95, max: 110 }).map((count) => Array.from({ length: count }, (_, i) => ({ log: `'step ${i}'` }))) },
+    {
+      weight: 1,
+      arbitrary: fc.integer({ min: 95, max: 110 }).map((count) => Array.from({ length: count }, (_, i) => ({ log: `'step ${i}'` }))),
+    },
     // Deep if-nesting, to reach the depth limit (10).
-    { weight: 1, arbitrary: fc.integer({ min: 8, max: 14 }).map((depth) => {
-      let steps: unknown[] = [{ log: "'deep'" }];
-      for (let level = 0; level < depth; level++) steps = [{ if: "true", then: steps }];
-      return steps;
-    }) },
+    {
+      weight: 1,
+      arbitrary: fc.integer({ min: 8, max: 14 }).map((depth) => {
+        let steps: unknown[] = [{ log: "'deep'" }];
+        for (let level = 0; level < depth; level++) steps = [{ if: "true", then: steps }];
+        return steps;
+      }),
+    },
   );
 
-  it("structurally plausible stacks: created (and then run cleanly) or BAD_USER_INPUT naming the path", { timeout: 60_000 * SCALE }, async () => {
+  it("structurally plausible stacks: created (and then run cleanly) or BAD_USER_INPUT naming the path", {
+    timeout: 60_000 * SCALE,
+  }, async () => {
     await fc.assert(
       fc.asyncProperty(plausibleStack, async (stack) => createAndCheck(stack)),
       RUN,
@@ -351,7 +489,10 @@ describe("(c) trigger stacks in createTrigger", () => {
   });
 
   it("a null stack is refused with BAD_USER_INPUT naming the stack", async () => {
-    const exchange = await post({ query: CREATE, variables: { input: { name: "fuzz", actions: ["MESSAGE"], channel: "fuzz:null", stack: null } } }, ADMIN_TOKEN);
+    const exchange = await post(
+      { query: CREATE, variables: { input: { name: "fuzz", actions: ["MESSAGE"], channel: "fuzz:null", stack: null } } },
+      ADMIN_TOKEN,
+    );
     expect(exchange.status).toBeLessThan(500);
     const error = exchange.body?.errors?.[0];
     // Today: {"message":"Expected non-nullable type \"JSON!\" not to be null."}: no field named, no code.
@@ -362,11 +503,74 @@ describe("(c) trigger stacks in createTrigger", () => {
 
 describe("(d) arbitrary GraphQL-ish documents", () => {
   const WORDS = [
-    "{", "}", "(", ")", "[", "]", ":", "=", "!", "$", "...", "@", "|", "&", "query", "mutation", "subscription", "fragment", "on", "Query",
-    "Mutation", "__typename", "__schema", "__type", "types", "name", "fields", "serverInfo", "version", "sendMessage", "joinChannel",
-    "leaveChannel", "history", "presence", "triggers", "channel", "payload", "options", "last", "delivered", "event", "id", "action",
-    "client", "$x", "$c", "String!", "JSON", "Int", "@include(if: true)", "@skip(if: $x)", "@deprecated", '"room:1"', '"""block"""',
-    "1", "-1", "1.5e3", "true", "null", "A", "#comment\n", "\n", ",", " ", "a:", "b:", "\u00e9", "\ud83d\ude42",
+    "{",
+    "}",
+    "(",
+    ")",
+    "[",
+    "]",
+    ":",
+    "=",
+    "!",
+    "$",
+    "...",
+    "@",
+    "|",
+    "&",
+    "query",
+    "mutation",
+    "subscription",
+    "fragment",
+    "on",
+    "Query",
+    "Mutation",
+    "__typename",
+    "__schema",
+    "__type",
+    "types",
+    "name",
+    "fields",
+    "serverInfo",
+    "version",
+    "sendMessage",
+    "joinChannel",
+    "leaveChannel",
+    "history",
+    "presence",
+    "triggers",
+    "channel",
+    "payload",
+    "options",
+    "last",
+    "delivered",
+    "event",
+    "id",
+    "action",
+    "client",
+    "$x",
+    "$c",
+    "String!",
+    "JSON",
+    "Int",
+    "@include(if: true)",
+    "@skip(if: $x)",
+    "@deprecated",
+    '"room:1"',
+    '"""block"""',
+    "1",
+    "-1",
+    "1.5e3",
+    "true",
+    "null",
+    "A",
+    "#comment\n",
+    "\n",
+    ",",
+    " ",
+    "a:",
+    "b:",
+    "\u00e9",
+    "\ud83d\ude42",
   ];
   const soup = fc.array(fc.constantFrom(...WORDS), { maxLength: 60 }).map((words) => words.join(" "));
   const braces = fc
@@ -421,12 +625,18 @@ describe("(d) arbitrary GraphQL-ish documents", () => {
 
   const extras = fc.record({
     operationName: fc.option(fc.constantFrom("A", "", "Query", "x".repeat(300)), { nil: undefined }),
-    variables: fc.option(fc.oneof(fc.dictionary(fc.constantFrom("x", "c", "v0"), fc.jsonValue({ maxDepth: 2 })), fc.constant({})), { nil: undefined }),
+    variables: fc.option(fc.oneof(fc.dictionary(fc.constantFrom("x", "c", "v0"), fc.jsonValue({ maxDepth: 2 })), fc.constant({})), {
+      nil: undefined,
+    }),
   });
 
   /** Posts a document: it must succeed, or fail with messages (4xx or 200 with errors); no 5xx, no masked error, no internals. */
   async function checkDocument(query: string, operationName?: string, variables?: unknown): Promise<void> {
-    const exchange = await post({ query, ...(operationName === undefined ? {} : { operationName }), ...(variables === undefined ? {} : { variables }) });
+    const exchange = await post({
+      query,
+      ...(operationName === undefined ? {} : { operationName }),
+      ...(variables === undefined ? {} : { variables }),
+    });
     const context = `document ${JSON.stringify(query.slice(0, 200))} (${query.length} chars)`;
     expect(exchange.status, `${context}: ${exchange.text.slice(0, 300)}`).toBeLessThan(500);
     expect(exchange.body, `${context}: JSON body, got ${exchange.text.slice(0, 300)}`).not.toBeNull();
@@ -444,7 +654,9 @@ describe("(d) arbitrary GraphQL-ish documents", () => {
     expect(internalsIn(JSON.stringify(errors)), `${context}: ${JSON.stringify(errors).slice(0, 500)}`).toBeNull();
   }
 
-  it("random text, token soup and stray braces: an answer with a message, or success; never a 5xx or internals", { timeout: 60_000 * SCALE }, async () => {
+  it("random text, token soup and stray braces: an answer with a message, or success; never a 5xx or internals", {
+    timeout: 60_000 * SCALE,
+  }, async () => {
     const documents = fc.oneof(fc.string({ unit: "binary", maxLength: 500 }), soup, braces);
     await fc.assert(
       fc.asyncProperty(documents, extras, async (query, { operationName, variables }) => checkDocument(query, operationName, variables)),
@@ -453,7 +665,9 @@ describe("(d) arbitrary GraphQL-ish documents", () => {
     await expectHealthy();
   });
 
-  it("huge numbers of aliases, directives, variables, arguments and fragments (and fragment cycles)", { timeout: 60_000 * SCALE }, async () => {
+  it("huge numbers of aliases, directives, variables, arguments and fragments (and fragment cycles)", {
+    timeout: 60_000 * SCALE,
+  }, async () => {
     await fc.assert(
       fc.asyncProperty(large, async (recipe) => checkDocument(buildLarge(recipe))),
       runs(100),

@@ -1,14 +1,16 @@
-import Database from "better-sqlite3";
 import { join } from "node:path";
+import Database from "better-sqlite3";
 import { describe, expect, it } from "vitest";
-import { httpGraphQL } from "../helpers/graphql.js";
 import { SEND_MESSAGE } from "../helpers/channels.js";
+import { httpGraphQL } from "../helpers/graphql.js";
 import { spawnServer } from "../helpers/process.js";
 import { freshDataDir } from "../helpers/server.js";
 
 describe("durability", () => {
   // Two server processes start here (each loads TypeScript through tsx): allow for a busy machine.
-  it("loses no acknowledged message when the process is killed mid-traffic, and restarts on an intact database", { timeout: 90_000 }, async () => {
+  it("loses no acknowledged message when the process is killed mid-traffic, and restarts on an intact database", {
+    timeout: 90_000,
+  }, async () => {
     const dataDir = freshDataDir();
     const env = { DATA_DIR: dataDir, CHANNEL_HISTORY: "1000" };
     const first = await spawnServer(env);

@@ -16,11 +16,11 @@
  */
 import { readFileSync } from "node:fs";
 import fc from "fast-check";
-import WebSocket from "ws";
 import { afterAll, describe, expect, it } from "vitest";
-import { connectWs, type GraphQLResponse, type Subscription } from "../helpers/graphql.js";
+import WebSocket from "ws";
 import { joinBySubscription, type TestEvent } from "../helpers/channels.js";
-import { spawnServer, type ServerProcess } from "../helpers/process.js";
+import { connectWs, type GraphQLResponse, type Subscription } from "../helpers/graphql.js";
+import { type ServerProcess, spawnServer } from "../helpers/process.js";
 import { ADMIN_TOKEN } from "../helpers/server.js";
 
 const MAX_PAYLOAD_BYTES = 65_536;
@@ -86,16 +86,37 @@ interface OperationShape {
 }
 
 const OPERATIONS: Record<Operation, OperationShape> = {
-  send: { type: "mutation", field: "sendMessage", args: { channel: "String!", payload: "JSON!", options: "JSON" }, selection: "delivered event { id commandOptions }" },
-  join: { type: "mutation", field: "joinChannel", args: { channel: "String!", options: "JSON" }, selection: "joined event { id commandOptions }" },
+  send: {
+    type: "mutation",
+    field: "sendMessage",
+    args: { channel: "String!", payload: "JSON!", options: "JSON" },
+    selection: "delivered event { id commandOptions }",
+  },
+  join: {
+    type: "mutation",
+    field: "joinChannel",
+    args: { channel: "String!", options: "JSON" },
+    selection: "joined event { id commandOptions }",
+  },
   leave: { type: "mutation", field: "leaveChannel", args: { channel: "String!" }, selection: "" },
   history: { type: "query", field: "history", args: { channel: "String!", last: "Int" }, selection: "id payload" },
   presence: { type: "query", field: "presence", args: { channel: "String!" }, selection: "id extras" },
-  subscribe: { type: "subscription", field: "channel", args: { name: "String!", options: "JSON" }, selection: "id action payload commandOptions client { id }" },
+  subscribe: {
+    type: "subscription",
+    field: "channel",
+    args: { name: "String!", options: "JSON" },
+    selection: "id action payload commandOptions client { id }",
+  },
 };
 
 /** Harmless values for the arguments a case leaves alone, as JSON text. */
-const HARMLESS: Record<string, string> = { channel: JSON.stringify(TARGET), name: JSON.stringify(TARGET), payload: '{"n":1}', options: "null", last: "5" };
+const HARMLESS: Record<string, string> = {
+  channel: JSON.stringify(TARGET),
+  name: JSON.stringify(TARGET),
+  payload: '{"n":1}',
+  options: "null",
+  last: "5",
+};
 
 /** The operations each door carries. */
 const DOOR_OPERATIONS: Record<Door, readonly Operation[]> = {
@@ -111,8 +132,12 @@ const isWebSocket = (door: Door) => door.startsWith("ws-");
 /** The GraphQL document for an operation over a door: plain, with a root directive, or through a root fragment. */
 function documentFor(door: Door, operation: Operation): string {
   const shape = OPERATIONS[operation];
-  const variables = Object.entries(shape.args).map(([name, type]) => `$${name}: ${type}`).join(", ");
-  const call = `${shape.field}(${Object.keys(shape.args).map((name) => `${name}: $${name}`).join(", ")})`;
+  const variables = Object.entries(shape.args)
+    .map(([name, type]) => `$${name}: ${type}`)
+    .join(", ");
+  const call = `${shape.field}(${Object.keys(shape.args)
+    .map((name) => `${name}: $${name}`)
+    .join(", ")})`;
   const selection = shape.selection ? ` { ${shape.selection} }` : "";
   if (door === "ws-generic") return `${shape.type} (${variables}) { ${call} @include(if: true)${selection} }`;
   if (door === "ws-fragment") {
@@ -168,7 +193,9 @@ function variablesText(fuzz: FuzzCase, hostile: string): string {
 function wireText(fuzz: FuzzCase): string {
   const query = JSON.stringify(documentFor(fuzz.door, fuzz.operation));
   const wrap = (variables: string) =>
-    isWebSocket(fuzz.door) ? `{"id":"fuzz","type":"subscribe","payload":{"query":${query},"variables":${variables}}}` : `{"query":${query},"variables":${variables}}`;
+    isWebSocket(fuzz.door)
+      ? `{"id":"fuzz","type":"subscribe","payload":{"query":${query},"variables":${variables}}}`
+      : `{"query":${query},"variables":${variables}}`;
   if (fuzz.value.kind !== "fill") return wrap(variablesText(fuzz, jsonOf(fuzz.value)));
   const envelope = Buffer.byteLength(wrap(variablesText(fuzz, "")));
   return wrap(variablesText(fuzz, jsonOf(fuzz.value, transportLimit(fuzz.door) + fuzz.value.delta - envelope)));
@@ -259,7 +286,12 @@ async function viaHttp(url: string, body: string): Promise<Answer> {
 async function viaSse(url: string, body: string, signal: AbortSignal): Promise<Answer> {
   let response: Response;
   try {
-    response = await fetch(url, { method: "POST", headers: { "content-type": "application/json", accept: "text/event-stream" }, body, signal });
+    response = await fetch(url, {
+      method: "POST",
+      headers: { "content-type": "application/json", accept: "text/event-stream" },
+      body,
+      signal,
+    });
   } catch (error) {
     return { kind: "failed", error: String((error as Error).cause ?? error) };
   }
@@ -281,7 +313,9 @@ async function viaSse(url: string, body: string, signal: AbortSignal): Promise<A
         return { kind: "results", results, status: response.status };
       }
     }
-    return results.length > 0 ? { kind: "results", results } : { kind: "failed", error: "the event stream ended without a result or complete" };
+    return results.length > 0
+      ? { kind: "results", results }
+      : { kind: "failed", error: "the event stream ended without a result or complete" };
   } catch (error) {
     return { kind: "failed", error: `the event stream broke: ${String((error as Error).cause ?? error)}` };
   }
@@ -296,15 +330,23 @@ async function* sseEvents(body: ReadableStream<Uint8Array>): AsyncGenerator<{ ty
     for (let end = buffered.indexOf("\n\n"); end >= 0; end = buffered.indexOf("\n\n")) {
       const lines = buffered.slice(0, end).split("\n");
       buffered = buffered.slice(end + 2);
-      const type = lines.find((line) => line.startsWith("event:"))?.slice(6).trim();
-      const data = lines.filter((line) => line.startsWith("data:")).map((line) => line.slice(5).trimStart()).join("\n");
+      const type = lines
+        .find((line) => line.startsWith("event:"))
+        ?.slice(6)
+        .trim();
+      const data = lines
+        .filter((line) => line.startsWith("data:"))
+        .map((line) => line.slice(5).trimStart())
+        .join("\n");
       if (type || data) yield { type, data };
     }
   }
 }
 
 /** Opens a raw graphql-transport-ws socket and waits for `connection_ack`. */
-async function openSocket(url: string): Promise<{ socket: WebSocket; frames: AsyncGenerator<Record<string, any> | { closed: number; reason: string }> }> {
+async function openSocket(
+  url: string,
+): Promise<{ socket: WebSocket; frames: AsyncGenerator<Record<string, any> | { closed: number; reason: string }> }> {
   const socket = new WebSocket(url, "graphql-transport-ws");
   const queue: (Record<string, any> | { closed: number; reason: string })[] = [];
   let wake: (() => void) | null = null;
@@ -330,7 +372,8 @@ async function openSocket(url: string): Promise<{ socket: WebSocket; frames: Asy
   await within(new Promise((resolve, reject) => socket.once("open", resolve).once("error", reject)), ANSWER_TIMEOUT_MS, "WebSocket open");
   socket.send(JSON.stringify({ type: "connection_init" }));
   const ack = await within(reader.next(), ANSWER_TIMEOUT_MS, "connection_ack");
-  if ((ack.value as { type?: string } | undefined)?.type !== "connection_ack") throw new Error(`no connection_ack: ${JSON.stringify(ack.value)}`);
+  if ((ack.value as { type?: string } | undefined)?.type !== "connection_ack")
+    throw new Error(`no connection_ack: ${JSON.stringify(ack.value)}`);
   return { socket, frames: reader };
 }
 
@@ -398,7 +441,8 @@ function problemsWith(fuzz: FuzzCase, answer: Answer, oversize: boolean): string
   for (const error of errors) {
     const code = error.extensions?.code;
     if (typeof code !== "string") problems.push(`an error without extensions.code: ${JSON.stringify(error).slice(0, 300)}`);
-    else if (code === "INTERNAL_SERVER_ERROR") problems.push(`a masked internal error for client input: ${JSON.stringify(error).slice(0, 300)}`);
+    else if (code === "INTERNAL_SERVER_ERROR")
+      problems.push(`a masked internal error for client input: ${JSON.stringify(error).slice(0, 300)}`);
     for (const pattern of INTERNALS) {
       const found = pattern.exec(error.message ?? "");
       if (found) problems.push(`internals in an error message (${JSON.stringify(found[0])}): ${error.message.slice(0, 300)}`);
@@ -406,15 +450,25 @@ function problemsWith(fuzz: FuzzCase, answer: Answer, oversize: boolean): string
   }
   if (fuzz.expect === "success" && errors.length > 0) problems.push(`expected success, got ${JSON.stringify(errors).slice(0, 300)}`);
   if (fuzz.expect && fuzz.expect !== "success" && errors[0]?.extensions?.code !== fuzz.expect) {
-    problems.push(`expected ${fuzz.expect}, got ${errors.length ? JSON.stringify(errors[0]).slice(0, 300) : `success: ${JSON.stringify(answer.results).slice(0, 200)}`}`);
+    problems.push(
+      `expected ${fuzz.expect}, got ${errors.length ? JSON.stringify(errors[0]).slice(0, 300) : `success: ${JSON.stringify(answer.results).slice(0, 200)}`}`,
+    );
   }
   return problems;
 }
 
 /** An SSE subscription to the target channel, live once its own JOIN has arrived. */
 async function openListener(url: string, signal: AbortSignal): Promise<AsyncGenerator<{ type?: string; data: string }>> {
-  const body = JSON.stringify({ query: `subscription ($name: String!) { channel(name: $name) { id action payload client { id } } }`, variables: { name: TARGET } });
-  const response = await fetch(url, { method: "POST", headers: { "content-type": "application/json", accept: "text/event-stream" }, body, signal });
+  const body = JSON.stringify({
+    query: `subscription ($name: String!) { channel(name: $name) { id action payload client { id } } }`,
+    variables: { name: TARGET },
+  });
+  const response = await fetch(url, {
+    method: "POST",
+    headers: { "content-type": "application/json", accept: "text/event-stream" },
+    body,
+    signal,
+  });
   const events = sseEvents(response.body!);
   const first = await within(events.next(), ANSWER_TIMEOUT_MS, "the SSE listener's JOIN");
   if (first.done || !first.value.data.includes('"JOIN"')) throw new Error(`the SSE listener did not start: ${JSON.stringify(first.value)}`);
@@ -430,7 +484,10 @@ async function listenerProblem(events: AsyncGenerator<{ type?: string; data: str
       if (!value.data) continue;
       const result = JSON.parse(value.data) as GraphQLResponse<{ channel: TestEvent }>;
       const error = result.errors?.[0];
-      if (error) return typeof error.extensions?.code === "string" && error.extensions.code !== "INTERNAL_SERVER_ERROR" ? null : `the SSE listener got ${JSON.stringify(error).slice(0, 300)}`;
+      if (error)
+        return typeof error.extensions?.code === "string" && error.extensions.code !== "INTERNAL_SERVER_ERROR"
+          ? null
+          : `the SSE listener got ${JSON.stringify(error).slice(0, 300)}`;
       if (result.data?.channel.payload?.mark === mark) return null;
     }
   } catch (error) {
@@ -459,15 +516,26 @@ async function runCase(fuzz: FuzzCase): Promise<string[]> {
           : await viaWebSocket(server.wsUrl, text, fuzz.operation);
     problems.push(...problemsWith(fuzz, answer, oversize));
     await new Promise((resolve) => setImmediate(resolve));
-    if (!alive(server)) return [...problems, `the server process exited (${server.child.exitCode ?? server.child.signalCode}):\n${lastWords(server)}`];
+    if (!alive(server))
+      return [...problems, `the server process exited (${server.child.exitCode ?? server.child.signalCode}):\n${lastWords(server)}`];
 
-    const health = await fetch(healthUrl).then((response) => response.status, (error: unknown) => `unreachable: ${String(error)}`);
+    const health = await fetch(healthUrl).then(
+      (response) => response.status,
+      (error: unknown) => `unreachable: ${String(error)}`,
+    );
     if (health !== 200) problems.push(`GET /health answered ${health}`);
-    const sent = await adminPost(server.httpUrl, SEND, { channel: BYSTANDER, payload: { mark } }).catch((error: unknown): GraphQLResponse => ({ errors: [{ message: String(error) }] }));
-    if (sent.data?.sendMessage?.delivered !== true) problems.push(`the bystander's message was not sent: ${JSON.stringify(sent).slice(0, 300)}`);
+    const sent = await adminPost(server.httpUrl, SEND, { channel: BYSTANDER, payload: { mark } }).catch(
+      (error: unknown): GraphQLResponse => ({ errors: [{ message: String(error) }] }),
+    );
+    if (sent.data?.sendMessage?.delivered !== true)
+      problems.push(`the bystander's message was not sent: ${JSON.stringify(sent).slice(0, 300)}`);
     else {
       try {
-        for (let event = await bystander.next(ANSWER_TIMEOUT_MS); event.data?.channel.payload?.mark !== mark; event = await bystander.next(ANSWER_TIMEOUT_MS)) {
+        for (
+          let event = await bystander.next(ANSWER_TIMEOUT_MS);
+          event.data?.channel.payload?.mark !== mark;
+          event = await bystander.next(ANSWER_TIMEOUT_MS)
+        ) {
           if (event.errors) throw new Error(JSON.stringify(event.errors));
         }
       } catch (error) {
@@ -484,7 +552,8 @@ async function runCase(fuzz: FuzzCase): Promise<string[]> {
   } finally {
     abort.abort();
   }
-  if (!alive(server)) problems.push(`the server process exited (${server.child.exitCode ?? server.child.signalCode}):\n${lastWords(server)}`);
+  if (!alive(server))
+    problems.push(`the server process exited (${server.child.exitCode ?? server.child.signalCode}):\n${lastWords(server)}`);
   return problems;
 }
 
@@ -503,38 +572,103 @@ describe("the corpus of known-bad inputs (fuzz-corpus.json)", () => {
 // The property: generated cases over every door, operation and argument.
 
 /** A string unit that includes lone surrogates and control characters. */
-const anyUtf16Unit = fc.oneof(fc.integer({ min: 0, max: 0xffff }).map((code) => String.fromCharCode(code)), fc.constantFrom("\ud800", "\udfff", "\u0000", "\u001f", "\u2028"));
+const anyUtf16Unit = fc.oneof(
+  fc.integer({ min: 0, max: 0xffff }).map((code) => String.fromCharCode(code)),
+  fc.constantFrom("\ud800", "\udfff", "\u0000", "\u001f", "\u2028"),
+);
 
 /** Odd JSON texts: number edges, NaN-ish strings, lone surrogates, control characters, empty and prototype-ish values. */
 const ODD_JSON = [
-  "1e308", "-1e308", "1e309", "-0", "5e-324", "9007199254740993", "-1", "0", "2147483648", "1.5",
-  '"NaN"', '"Infinity"', '"-0"', '"undefined"', '"null"', '""', '"\\ud800"', '"\\udfff\\ud800"', '"\\u0000\\u0001\\u001f\\u007f"',
-  "{}", "[]", "null", "true", "[[],{}]", '{"\\ud800":1}', '{"":{"":{}}}',
-  '{"__proto__":{"polluted":true}}', '{"constructor":{"prototype":{"polluted":true}}}', '{"history":"5"}', '{"history":5.5}', '{"history":1e308}',
-  '{"to":{"$ne":null}}', '{"to":""}', '{"history":-0}',
+  "1e308",
+  "-1e308",
+  "1e309",
+  "-0",
+  "5e-324",
+  "9007199254740993",
+  "-1",
+  "0",
+  "2147483648",
+  "1.5",
+  '"NaN"',
+  '"Infinity"',
+  '"-0"',
+  '"undefined"',
+  '"null"',
+  '""',
+  '"\\ud800"',
+  '"\\udfff\\ud800"',
+  '"\\u0000\\u0001\\u001f\\u007f"',
+  "{}",
+  "[]",
+  "null",
+  "true",
+  "[[],{}]",
+  '{"\\ud800":1}',
+  '{"":{"":{}}}',
+  '{"__proto__":{"polluted":true}}',
+  '{"constructor":{"prototype":{"polluted":true}}}',
+  '{"history":"5"}',
+  '{"history":5.5}',
+  '{"history":1e308}',
+  '{"to":{"$ne":null}}',
+  '{"to":""}',
+  '{"history":-0}',
 ];
 
 /** Objects whose keys repeat, with the values to repeat them with. */
 const duplicatedKeys = fc
-  .tuple(fc.constantFrom("a", "history", "to", "__proto__", "constructor", ""), fc.array(fc.constantFrom("1", "-1", "null", '"x"', "{}", "[]", "1e308", '{"history":3}'), { minLength: 2, maxLength: 4 }))
+  .tuple(
+    fc.constantFrom("a", "history", "to", "__proto__", "constructor", ""),
+    fc.array(fc.constantFrom("1", "-1", "null", '"x"', "{}", "[]", "1e308", '{"history":3}'), { minLength: 2, maxLength: 4 }),
+  )
   .map(([key, values]): Recipe => ({ kind: "raw", json: `{${values.map((value) => `${JSON.stringify(key)}:${value}`).join(",")}}` }));
 
 /** Hostile values, weighted towards the ones that have hurt: deep nesting and sizes around the limits. */
 const recipes: fc.Arbitrary<Recipe> = fc.oneof(
-  { weight: 4, arbitrary: fc.record({ kind: fc.constant("deep" as const), shape: fc.constantFrom("array" as const, "object" as const, "mixed" as const), depth: fc.constantFrom(2, 64, 65, 1_000, 5_000) }) },
-  { weight: 2, arbitrary: fc.record({ kind: fc.constant("text" as const), bytes: fc.constantFrom(MAX_PAYLOAD_BYTES - 1, MAX_PAYLOAD_BYTES, MAX_PAYLOAD_BYTES + 1, 200_000) }) },
-  { weight: 2, arbitrary: fc.record({ kind: fc.constant("padded" as const), bytes: fc.constantFrom(MAX_PAYLOAD_BYTES - 1, MAX_PAYLOAD_BYTES, MAX_PAYLOAD_BYTES + 1, 200_000) }) },
+  {
+    weight: 4,
+    arbitrary: fc.record({
+      kind: fc.constant("deep" as const),
+      shape: fc.constantFrom("array" as const, "object" as const, "mixed" as const),
+      depth: fc.constantFrom(2, 64, 65, 1_000, 5_000),
+    }),
+  },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      kind: fc.constant("text" as const),
+      bytes: fc.constantFrom(MAX_PAYLOAD_BYTES - 1, MAX_PAYLOAD_BYTES, MAX_PAYLOAD_BYTES + 1, 200_000),
+    }),
+  },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      kind: fc.constant("padded" as const),
+      bytes: fc.constantFrom(MAX_PAYLOAD_BYTES - 1, MAX_PAYLOAD_BYTES, MAX_PAYLOAD_BYTES + 1, 200_000),
+    }),
+  },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant("fill" as const), delta: fc.constantFrom(-1, 0, 1) }) },
-  { weight: 1, arbitrary: fc.record({ kind: fc.constant("longKey" as const), length: fc.constantFrom(1_000, MAX_PAYLOAD_BYTES - 8, 100_000) }) },
+  {
+    weight: 1,
+    arbitrary: fc.record({ kind: fc.constant("longKey" as const), length: fc.constantFrom(1_000, MAX_PAYLOAD_BYTES - 8, 100_000) }),
+  },
   { weight: 2, arbitrary: fc.constantFrom(...ODD_JSON).map((json): Recipe => ({ kind: "raw", json })) },
-  { weight: 2, arbitrary: fc.jsonValue({ maxDepth: 3, stringUnit: anyUtf16Unit }).map((value): Recipe => ({ kind: "raw", json: JSON.stringify(value) })) },
+  {
+    weight: 2,
+    arbitrary: fc
+      .jsonValue({ maxDepth: 3, stringUnit: anyUtf16Unit })
+      .map((value): Recipe => ({ kind: "raw", json: JSON.stringify(value) })),
+  },
   { weight: 2, arbitrary: duplicatedKeys },
 );
 
 /** JSON arguments (payload, options) carry most hostile values; names and numbers get some. */
 const argumentOf = (operation: Operation) =>
   fc.oneof(
-    ...Object.entries(OPERATIONS[operation].args).map(([name, type]) => ({ weight: type.startsWith("JSON") ? 3 : 1, arbitrary: fc.constant(name) })),
+    ...Object.entries(OPERATIONS[operation].args).map(([name, type]) => ({
+      weight: type.startsWith("JSON") ? 3 : 1,
+      arbitrary: fc.constant(name),
+    })),
   );
 
 const cases: fc.Arbitrary<FuzzCase> = fc
@@ -555,7 +689,9 @@ const SEED = Number(process.env.FUZZ_SEED ?? 12_012);
 const NUM_RUNS = Number(process.env.FUZZ_RUNS ?? 120);
 
 describe("generated hostile inputs over every door", () => {
-  it("every case gets a success or a clear error; the server, /health, the bystander and the listener carry on", { timeout: 90_000 }, async () => {
+  it("every case gets a success or a clear error; the server, /health, the bystander and the listener carry on", {
+    timeout: 90_000,
+  }, async () => {
     await fc.assert(
       fc.asyncProperty(cases, async (fuzz) => {
         const problems = await runCase(fuzz);

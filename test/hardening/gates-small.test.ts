@@ -8,13 +8,13 @@
 import { chmodSync, existsSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import fc from "fast-check";
-import { SignJWT } from "jose";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import WebSocket from "ws";
 import { GraphQLObjectType, GraphQLSchema } from "graphql";
 import { JSONResolver } from "graphql-scalars";
 import { createYoga } from "graphql-yoga";
+import { SignJWT } from "jose";
 import { pino } from "pino";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import WebSocket from "ws";
 import { EnvError, parseEnv } from "../../src/env.js";
 import { createErrorMasker } from "../../src/schema/errors.js";
 import { safeSerialization, serializableResult, stringifyResult } from "../../src/schema/results.js";
@@ -29,7 +29,11 @@ beforeAll(async () => {
 });
 
 function clientToken(sub: string): Promise<string> {
-  return new SignJWT({}).setProtectedHeader({ alg: "HS256" }).setSubject(sub).setExpirationTime("1h").sign(new TextEncoder().encode(JWT_SECRET));
+  return new SignJWT({})
+    .setProtectedHeader({ alg: "HS256" })
+    .setSubject(sub)
+    .setExpirationTime("1h")
+    .sign(new TextEncoder().encode(JWT_SECRET));
 }
 
 describe("the Authorization header", () => {
@@ -70,7 +74,12 @@ describe("the Authorization header", () => {
       const admin = await httpGraphQL(server.httpUrl, WHO, {}, { headers: { authorization: `${scheme} ${ADMIN_TOKEN}` } });
       expect(admin.body.data?.serverInfo.version).toEqual(expect.any(String));
     }
-    const client = await httpGraphQL(server.httpUrl, `mutation { joinChannel(channel: "auth-ok") { event { client { id authenticated } } } }`, {}, { token: await clientToken("bob") });
+    const client = await httpGraphQL(
+      server.httpUrl,
+      `mutation { joinChannel(channel: "auth-ok") { event { client { id authenticated } } } }`,
+      {},
+      { token: await clientToken("bob") },
+    );
     expect(client.body.data?.joinChannel.event.client).toEqual({ id: "bob", authenticated: true });
   });
 
@@ -179,7 +188,8 @@ describe("file permissions", () => {
     chmodSync(dataDir, 0o755);
     const restarted = await startServer({ ADMIN_TOKEN: "", DATABASE_URL: "" }, dataDir);
     expect(modeOf(dataDir)).toBe(0o700);
-    for (const name of ["realtime.db", "realtime.db-wal", "realtime.db-shm", "admin-token"]) expect(modeOf(join(dataDir, name)), name).toBe(0o600);
+    for (const name of ["realtime.db", "realtime.db-wal", "realtime.db-shm", "admin-token"])
+      expect(modeOf(join(dataDir, name)), name).toBe(0o600);
     const admin = await httpGraphQL(restarted.httpUrl, `{ serverInfo { version } }`, {}, { token: "a-stored-admin-token-0123456789" });
     expect(admin.body.data?.serverInfo.version).toEqual(expect.any(String));
   });
@@ -197,7 +207,7 @@ describe("errors at every exit", () => {
 
   /** JSON text of a value nested `depth` levels deep (built as text: JSON.stringify itself would overflow). */
   function deepJson(depth: number, shape: "object" | "array"): string {
-    return shape === "object" ? '{"a":'.repeat(depth) + "1" + "}".repeat(depth) : "[".repeat(depth) + "1" + "]".repeat(depth);
+    return shape === "object" ? `${'{"a":'.repeat(depth)}1${"}".repeat(depth)}` : `${"[".repeat(depth)}1${"]".repeat(depth)}`;
   }
 
   /** What a client may see as an error: a coded client error, or the masked message with INTERNAL_SERVER_ERROR. */
@@ -235,7 +245,11 @@ describe("errors at every exit", () => {
     });
     const until = async (done: () => boolean) => {
       const deadline = Date.now() + 5000;
-      while (!done() && closeCode === null && Date.now() < deadline) await new Promise<void>((resolve) => ((wake = resolve), setTimeout(resolve, 50)));
+      while (!done() && closeCode === null && Date.now() < deadline)
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+          setTimeout(resolve, 50);
+        });
     };
     await new Promise((resolve, reject) => ws.once("open", resolve).once("error", reject));
     ws.send(JSON.stringify({ type: "connection_init" }));
@@ -267,8 +281,16 @@ describe("errors at every exit", () => {
       text += decoder.decode(value, { stream: true });
     }
     await reader.cancel();
-    const json = sse ? text.split("\n").find((line) => line.startsWith("data: {"))!.slice(6) : text;
-    return { status: response.status, errors: ((JSON.parse(json) as { errors?: [] }).errors ?? []) as { message: string; extensions?: Record<string, unknown> }[] };
+    const json = sse
+      ? text
+          .split("\n")
+          .find((line) => line.startsWith("data: {"))!
+          .slice(6)
+      : text;
+    return {
+      status: response.status,
+      errors: ((JSON.parse(json) as { errors?: [] }).errors ?? []) as { message: string; extensions?: Record<string, unknown> }[],
+    };
   }
 
   const SELECTION = `{ id action commandOptions }`;
@@ -294,7 +316,15 @@ describe("errors at every exit", () => {
         expect(stillServing, door).toBe(true);
       }),
       // Every door once at a depth that overflows, then random doors, depths and shapes.
-      { numRuns: 16, examples: (Object.keys(OPERATIONS) as (keyof typeof OPERATIONS)[]).map((door) => [{ door, depth: 5_000, shape: "object" as "object" | "array" }] as [{ door: keyof typeof OPERATIONS; depth: number; shape: "object" | "array" }]) },
+      {
+        numRuns: 16,
+        examples: (Object.keys(OPERATIONS) as (keyof typeof OPERATIONS)[]).map(
+          (door) =>
+            [{ door, depth: 5_000, shape: "object" as "object" | "array" }] as [
+              { door: keyof typeof OPERATIONS; depth: number; shape: "object" | "array" },
+            ],
+        ),
+      },
     );
   });
 
@@ -341,11 +371,18 @@ describe("masking where results leave", () => {
     const result = { data: { deep: deep(100_000) } };
     logged.length = 0;
     const text = JSON.parse(stringifyResult(result, maskError)) as { errors: { message: string; extensions: Record<string, unknown> }[] };
-    expect(text).toEqual({ data: null, errors: [{ message: "Unexpected error.", extensions: { code: "INTERNAL_SERVER_ERROR", errorId: expect.any(String) } }] });
-    expect(logged).toContainEqual(expect.objectContaining({ errorId: text.errors[0]!.extensions.errorId, err: expect.objectContaining({ type: "RangeError" }) }));
+    expect(text).toEqual({
+      data: null,
+      errors: [{ message: "Unexpected error.", extensions: { code: "INTERNAL_SERVER_ERROR", errorId: expect.any(String) } }],
+    });
+    expect(logged).toContainEqual(
+      expect.objectContaining({ errorId: text.errors[0]!.extensions.errorId, err: expect.objectContaining({ type: "RangeError" }) }),
+    );
     const replaced = serializableResult(result, maskError);
     expect(replaced.data).toBeNull();
-    expect(replaced.errors?.map((error) => [error.message, error.extensions.code])).toEqual([["Unexpected error.", "INTERNAL_SERVER_ERROR"]]);
+    expect(replaced.errors?.map((error) => [error.message, error.extensions.code])).toEqual([
+      ["Unexpected error.", "INTERNAL_SERVER_ERROR"],
+    ]);
   });
 
   it("makes Yoga answer a result it cannot serialize with the masked error, over JSON and SSE", async () => {
@@ -362,17 +399,34 @@ describe("masking where results leave", () => {
         },
       },
     });
-    const yoga = createYoga({ schema: new GraphQLSchema({ query: Query, subscription: Subscription }), plugins: [safeSerialization(maskError)], logging: false });
-    const json = await yoga.fetch("http://yoga/graphql", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ query: "{ deep }" }) });
-    expect(await json.json()).toEqual({ data: null, errors: [{ message: "Unexpected error.", extensions: { code: "INTERNAL_SERVER_ERROR", errorId: expect.any(String) } }] });
+    const yoga = createYoga({
+      schema: new GraphQLSchema({ query: Query, subscription: Subscription }),
+      plugins: [safeSerialization(maskError)],
+      logging: false,
+    });
+    const json = await yoga.fetch("http://yoga/graphql", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ query: "{ deep }" }),
+    });
+    expect(await json.json()).toEqual({
+      data: null,
+      errors: [{ message: "Unexpected error.", extensions: { code: "INTERNAL_SERVER_ERROR", errorId: expect.any(String) } }],
+    });
     const sse = await yoga.fetch("http://yoga/graphql", {
       method: "POST",
       headers: { "content-type": "application/json", accept: "text/event-stream" },
       body: JSON.stringify({ query: "subscription { deep }" }),
     });
-    const events = (await sse.text()).split("\n").filter((line) => line.startsWith("data: {")).map((line) => JSON.parse(line.slice(6)));
+    const events = (await sse.text())
+      .split("\n")
+      .filter((line) => line.startsWith("data: {"))
+      .map((line) => JSON.parse(line.slice(6)));
     expect(events).toEqual([
-      { data: null, errors: [{ message: "Unexpected error.", extensions: { code: "INTERNAL_SERVER_ERROR", errorId: expect.any(String) } }] },
+      {
+        data: null,
+        errors: [{ message: "Unexpected error.", extensions: { code: "INTERNAL_SERVER_ERROR", errorId: expect.any(String) } }],
+      },
       { data: { deep: 1 } }, // the stream goes on
     ]);
   });

@@ -21,8 +21,8 @@
  */
 import fc from "fast-check";
 import { SignJWT } from "jose";
-import WebSocket from "ws";
 import { describe, expect, it } from "vitest";
+import WebSocket from "ws";
 import type { GraphQLResponse } from "../helpers/graphql.js";
 import { ADMIN_TOKEN, startServer, type TestServer } from "../helpers/server.js";
 
@@ -108,9 +108,11 @@ interface Model {
 }
 
 const rulesOf = (model: Model, channel: Channel) => model.configs.get(channel) ?? DEFAULT_RULES;
-const isMember = (slot: SlotModel, channel: Channel) => slot.joins.has(channel) || slot.httpJoins.has(channel) || [...slot.subs.values()].includes(channel);
+const isMember = (slot: SlotModel, channel: Channel) =>
+  slot.joins.has(channel) || slot.httpJoins.has(channel) || [...slot.subs.values()].includes(channel);
 const memberships = (slot: SlotModel) => new Set<Channel>([...slot.joins, ...slot.httpJoins, ...slot.subs.values()]);
-const canListen = (model: Model, slot: SlotModel, channel: Channel) => slot.kind !== "anonymous" || rulesOf(model, channel).anonymousClients;
+const canListen = (model: Model, slot: SlotModel, channel: Channel) =>
+  slot.kind !== "anonymous" || rulesOf(model, channel).anonymousClients;
 
 /** The codes a subscribe or join may be refused with; empty when it must succeed. */
 function refusalsFor(model: Model, slot: SlotModel, channel: Channel, operation: "subscribe" | "join"): Set<string> {
@@ -122,7 +124,13 @@ function refusalsFor(model: Model, slot: SlotModel, channel: Channel, operation:
 }
 
 /** The codes a send, history or presence read may be refused with; empty when it must succeed. */
-function readOrSendRefusals(model: Model, slot: SlotModel, channel: Channel, operation: "send" | "history" | "presence", door: Door): Set<string> {
+function readOrSendRefusals(
+  model: Model,
+  slot: SlotModel,
+  channel: Channel,
+  operation: "send" | "history" | "presence",
+  door: Door,
+): Set<string> {
   const rules = rulesOf(model, channel);
   const codes = new Set<string>();
   const anonymous = slot.kind === "anonymous";
@@ -190,7 +198,8 @@ class Peer {
     const peer = new Peer(new WebSocket(url, "graphql-transport-ws"));
     await new Promise((resolve, reject) => peer.socket.once("open", resolve).once("error", reject));
     peer.socket.send(JSON.stringify({ type: "connection_init", payload: connectionParams }));
-    if (!(await peer.until(() => peer.acknowledged || peer.closed !== null, ANSWER_MS)) || !peer.acknowledged) throw new Error(`connection refused: ${JSON.stringify(peer.closed)}`);
+    if (!(await peer.until(() => peer.acknowledged || peer.closed !== null, ANSWER_MS)) || !peer.acknowledged)
+      throw new Error(`connection refused: ${JSON.stringify(peer.closed)}`);
     return peer;
   }
 
@@ -214,7 +223,11 @@ class Peer {
   }
 
   subscribeFrame(id: string, channel: Channel, path: Path): object {
-    return { id, type: "subscribe", payload: { query: path === "fast" ? SUBSCRIBE_FAST : SUBSCRIBE_GENERIC, variables: { name: channel } } };
+    return {
+      id,
+      type: "subscribe",
+      payload: { query: path === "fast" ? SUBSCRIBE_FAST : SUBSCRIBE_GENERIC, variables: { name: channel } },
+    };
   }
 
   /** Runs a query or mutation over the socket; resolves to its result, or to the errors of an `error` frame. */
@@ -222,9 +235,11 @@ class Peer {
     const id = this.nextId("q");
     const log = this.log(id, {});
     this.write([{ id, type: "subscribe", payload: { query, variables } }]);
-    if (!(await this.until(() => log.completed || log.errorFrame !== null || this.closed !== null, ANSWER_MS))) throw new Error(`no answer to ${query.slice(0, 40)}`);
+    if (!(await this.until(() => log.completed || log.errorFrame !== null || this.closed !== null, ANSWER_MS)))
+      throw new Error(`no answer to ${query.slice(0, 40)}`);
     if (log.errorFrame) return { errors: log.errorFrame };
-    if (this.closed && !log.completed) throw new Error(`the socket closed (${this.closed.code} ${this.closed.reason}) during ${query.slice(0, 40)}`);
+    if (this.closed && !log.completed)
+      throw new Error(`the socket closed (${this.closed.code} ${this.closed.reason}) during ${query.slice(0, 40)}`);
     return log.results[0] ?? {};
   }
 
@@ -300,7 +315,12 @@ class Watcher {
       for await (const chunk of response.body!) {
         buffered += decoder.decode(chunk, { stream: true });
         for (let end = buffered.indexOf("\n\n"); end >= 0; end = buffered.indexOf("\n\n")) {
-          const data = buffered.slice(0, end).split("\n").filter((line) => line.startsWith("data:")).map((line) => line.slice(5).trim()).join("");
+          const data = buffered
+            .slice(0, end)
+            .split("\n")
+            .filter((line) => line.startsWith("data:"))
+            .map((line) => line.slice(5).trim())
+            .join("");
           buffered = buffered.slice(end + 2);
           if (data) this.receive(JSON.parse(data) as GraphQLResponse<Record<string, any>>);
         }
@@ -417,10 +437,12 @@ class World {
       const sentinel = ++this.sentinel;
       for (const channel of CHANNELS) {
         const sent = await this.admin(SEND, { channel, payload: { sentinel } });
-        if (sent.data?.sendMessage?.delivered !== true) broken.push(`the admin's sentinel to ${channel} was not delivered: ${JSON.stringify(sent)}`);
+        if (sent.data?.sendMessage?.delivered !== true)
+          broken.push(`the admin's sentinel to ${channel} was not delivered: ${JSON.stringify(sent)}`);
       }
       for (const watcher of this.watchers) {
-        if (!(await watcher.until(sentinel, ANSWER_MS))) broken.push(`the watcher of ${watcher.channel} did not receive sentinel ${sentinel}: ${watcher.failure ?? "timed out"}`);
+        if (!(await watcher.until(sentinel, ANSWER_MS)))
+          broken.push(`the watcher of ${watcher.channel} did not receive sentinel ${sentinel}: ${watcher.failure ?? "timed out"}`);
       }
       // Every live subscription receives the sentinel of its channel exactly once.
       for (const [index, slot] of model.slots.entries()) {
@@ -430,9 +452,14 @@ class World {
           const log = peer.log(id);
           const arrived = await peer.until(() => log.sentinels.has(sentinel) || peer.closed !== null, ANSWER_MS);
           if (peer.closed) break; // the next round judges the close
-          if (!arrived || !log.sentinels.has(sentinel)) broken.push(`slot ${index}'s live subscription ${id} on ${channel} missed sentinel ${sentinel}`);
-          else if (log.sentinels.get(sentinel)! > 1) broken.push(`slot ${index}'s subscription ${id} on ${channel} received sentinel ${sentinel} ${log.sentinels.get(sentinel)} times`);
-          if (log.strays.length) broken.push(`slot ${index}'s subscription ${id} on ${channel} received events of other channels: ${log.strays.join(", ")}`);
+          if (!arrived || !log.sentinels.has(sentinel))
+            broken.push(`slot ${index}'s live subscription ${id} on ${channel} missed sentinel ${sentinel}`);
+          else if (log.sentinels.get(sentinel)! > 1)
+            broken.push(
+              `slot ${index}'s subscription ${id} on ${channel} received sentinel ${sentinel} ${log.sentinels.get(sentinel)} times`,
+            );
+          if (log.strays.length)
+            broken.push(`slot ${index}'s subscription ${id} on ${channel} received events of other channels: ${log.strays.join(", ")}`);
         }
       }
       if (broken.length) throw new Error(broken.join("\n"));
@@ -450,7 +477,8 @@ class World {
   private adoptExpiry(model: Model, broken: string[]): void {
     for (const [index, slot] of model.slots.entries()) {
       const closed = this.peers[index]?.closed;
-      if (slot.open && slot.expiring && !closed && Date.now() > this.expiresAt + EXPIRY_GRACE_MS) broken.push(`slot ${index}'s socket is still open ${Date.now() - this.expiresAt} ms after its token expired`);
+      if (slot.open && slot.expiring && !closed && Date.now() > this.expiresAt + EXPIRY_GRACE_MS)
+        broken.push(`slot ${index}'s socket is still open ${Date.now() - this.expiresAt} ms after its token expired`);
       if (!slot.open || !closed) continue;
       if (slot.expiring && closed.code === 4403 && closed.reason === "Token expired" && Date.now() >= this.expiresAt - 50) closeSlot(slot);
       else broken.push(`slot ${index}'s socket closed unexpectedly: ${closed.code} ${closed.reason}`);
@@ -486,7 +514,8 @@ class World {
           else expected.add(id);
         }
       }
-      if (!sameSet(present, expected)) problems.push(`presence of ${channel} is [${[...present].sort()}], the model says [${[...expected].sort()}]`);
+      if (!sameSet(present, expected))
+        problems.push(`presence of ${channel} is [${[...present].sort()}], the model says [${[...expected].sort()}]`);
       // LEAVEs: JOIN and LEAVE alternate per client (one LEAVE per going away), and the last word matches the model.
       const watcher = this.watchers[channelIndex]!;
       const inside = new Map<string, boolean>();
@@ -501,14 +530,16 @@ class World {
       }
     }
     for (const [id, channels] of channelsOf) {
-      if (channels.size > MAX_CHANNELS_PER_CLIENT) problems.push(`${id} is in ${channels.size} channels (limit ${MAX_CHANNELS_PER_CLIENT})`);
+      if (channels.size > MAX_CHANNELS_PER_CLIENT)
+        problems.push(`${id} is in ${channels.size} channels (limit ${MAX_CHANNELS_PER_CLIENT})`);
     }
     // Limits: live subscriptions per socket, counted by who received this round's sentinel.
     for (const [index, slot] of model.slots.entries()) {
       const peer = this.peers[index];
       if (!slot.open || !peer) continue;
       const receiving = peer.receivingIds(sentinel);
-      if (receiving.length > MAX_SUBSCRIPTIONS_PER_SOCKET) problems.push(`slot ${index} has ${receiving.length} live subscriptions (limit ${MAX_SUBSCRIPTIONS_PER_SOCKET})`);
+      if (receiving.length > MAX_SUBSCRIPTIONS_PER_SOCKET)
+        problems.push(`slot ${index} has ${receiving.length} live subscriptions (limit ${MAX_SUBSCRIPTIONS_PER_SOCKET})`);
       const stale = receiving.filter((id) => !slot.subs.has(id));
       if (stale.length) problems.push(`slot ${index}'s subscriptions [${stale}] ended (or were refused or removed) but still receive`);
     }
@@ -539,7 +570,12 @@ const sameSet = <T>(a: Set<T>, b: Set<T>) => a.size === b.size && [...a].every((
 const secretKey = new TextEncoder().encode(JWT_SECRET);
 /** An HS256 client token for `sub` that expires at `exp` (seconds since the epoch). */
 function tokenFor(sub: string, exp: number): Promise<string> {
-  return new SignJWT({ name: sub }).setProtectedHeader({ alg: "HS256" }).setSubject(sub).setIssuedAt().setExpirationTime(exp).sign(secretKey);
+  return new SignJWT({ name: sub })
+    .setProtectedHeader({ alg: "HS256" })
+    .setSubject(sub)
+    .setIssuedAt()
+    .setExpirationTime(exp)
+    .sign(secretKey);
 }
 
 function closeSlot(slot: SlotModel): void {
@@ -555,7 +591,8 @@ function refusalProblem(what: string, allowed: Set<string>, answer: { live: bool
   const refused = "live" in answer ? !answer.live : codes.length > 0;
   if (allowed.size === 0 && refused) return `${what}: refused with [${codes}], the model says it is allowed`;
   if (allowed.size > 0 && !refused) return `${what}: allowed, the model says it is refused with one of [${[...allowed]}]`;
-  if (refused && !codes.some((code) => allowed.has(code))) return `${what}: refused with [${codes}], the model expects one of [${[...allowed]}]`;
+  if (refused && !codes.some((code) => allowed.has(code)))
+    return `${what}: refused with [${codes}], the model expects one of [${[...allowed]}]`;
   return null;
 }
 
@@ -577,7 +614,9 @@ abstract class SlotCommand implements Command {
       const slot = model.slots[this.index]!;
       const closed = this.peer(world).closed;
       if (slot.expiring && !closed && Date.now() > world.expiresAt) {
-        throw new Error(`${(error as Error).message} (its token expired ${Date.now() - world.expiresAt} ms ago and the socket is still open)`);
+        throw new Error(
+          `${(error as Error).message} (its token expired ${Date.now() - world.expiresAt} ms ago and the socket is still open)`,
+        );
       }
       if (!slot.expiring || closed?.code !== 4403 || closed.reason !== "Token expired" || Date.now() < world.expiresAt - 50) throw error;
       closeSlot(slot);
@@ -593,7 +632,11 @@ abstract class SlotCommand implements Command {
 
 /** Subscribes to a channel (fast or generic path) with a fresh id. */
 class Subscribe extends SlotCommand {
-  constructor(index: number, readonly channel: Channel, readonly path: Path) {
+  constructor(
+    index: number,
+    readonly channel: Channel,
+    readonly path: Path,
+  ) {
     super(index);
   }
   protected async act(model: Model, world: World): Promise<void> {
@@ -603,7 +646,8 @@ class Subscribe extends SlotCommand {
     const id = peer.nextId("s");
     const log = peer.log(id, { channel: this.channel });
     peer.write([peer.subscribeFrame(id, this.channel, this.path)]);
-    if (!(await peer.until(() => subscriptionAnswer(log) !== null || peer.closed !== null, ANSWER_MS))) throw new Error(`${this}: no answer`);
+    if (!(await peer.until(() => subscriptionAnswer(log) !== null || peer.closed !== null, ANSWER_MS)))
+      throw new Error(`${this}: no answer`);
     const answer = subscriptionAnswer(log);
     if (!answer) throw new Error(`${this}: the socket closed: ${JSON.stringify(peer.closed)}`);
     const problem = refusalProblem(String(this), allowed, answer);
@@ -627,7 +671,10 @@ function learnClientId(peer: Peer, log: OpLog): void {
 
 /** Completes one of the slot's live subscriptions (the `pick`-th, modulo how many there are). */
 class Complete extends SlotCommand {
-  constructor(index: number, readonly pick: number) {
+  constructor(
+    index: number,
+    readonly pick: number,
+  ) {
     super(index);
   }
   override check(model: Readonly<Model>): boolean {
@@ -647,7 +694,10 @@ class Complete extends SlotCommand {
 
 /** Completes a live subscription and subscribes again with the same id, in one tick. */
 class Resubscribe extends SlotCommand {
-  constructor(index: number, readonly pick: number) {
+  constructor(
+    index: number,
+    readonly pick: number,
+  ) {
     super(index);
   }
   override check(model: Readonly<Model>): boolean {
@@ -659,7 +709,8 @@ class Resubscribe extends SlotCommand {
     const [id, channel] = [...slot.subs][this.pick % slot.subs.size]!;
     const log = peer.log(id, { channel });
     peer.write([{ id, type: "complete" }, peer.subscribeFrame(id, channel, "fast")]);
-    if (!(await peer.until(() => subscriptionAnswer(log) !== null || peer.closed !== null, ANSWER_MS))) throw new Error(`${this}: no answer`);
+    if (!(await peer.until(() => subscriptionAnswer(log) !== null || peer.closed !== null, ANSWER_MS)))
+      throw new Error(`${this}: no answer`);
     const answer = subscriptionAnswer(log);
     if (!answer?.live) throw new Error(`${this}: the new subscription was not live: ${JSON.stringify(answer ?? peer.closed)}`);
     await world.settle(model);
@@ -671,7 +722,10 @@ class Resubscribe extends SlotCommand {
 
 /** subscribe, complete, subscribe with one fresh id, in one tick: exactly one subscription may come of it. */
 class SubscribeCompleteSubscribe extends SlotCommand {
-  constructor(index: number, readonly channel: Channel) {
+  constructor(
+    index: number,
+    readonly channel: Channel,
+  ) {
     super(index);
   }
   protected async act(model: Model, world: World): Promise<void> {
@@ -688,7 +742,8 @@ class SubscribeCompleteSubscribe extends SlotCommand {
     const probe = await world.probe(this.channel);
     const live = await peer.until(() => log.sentinels.has(probe), 1_000);
     if (allowed.size === 0 && roomForTwo && !live) throw new Error(`${this}: no live subscription came of it`);
-    if (allowed.size > 0 && !allowed.has("LIMIT_EXCEEDED") && live) throw new Error(`${this}: live, the model says refused with [${[...allowed]}]`);
+    if (allowed.size > 0 && !allowed.has("LIMIT_EXCEEDED") && live)
+      throw new Error(`${this}: live, the model says refused with [${[...allowed]}]`);
     if (live) {
       slot.subs.set(id, this.channel);
       learnClientId(peer, log);
@@ -702,7 +757,11 @@ class SubscribeCompleteSubscribe extends SlotCommand {
 
 /** Writes subscribe frames for several channels at once, each with its own id. */
 class Burst extends SlotCommand {
-  constructor(index: number, readonly channels: Channel[], readonly path: Path) {
+  constructor(
+    index: number,
+    readonly channels: Channel[],
+    readonly path: Path,
+  ) {
     super(index);
   }
   protected async act(model: Model, world: World): Promise<void> {
@@ -722,11 +781,13 @@ class Burst extends SlotCommand {
     const logs = ids.map((id, i) => peer.log(id, { channel: this.channels[i] }));
     peer.write(ids.map((id, i) => peer.subscribeFrame(id, this.channels[i]!, this.path)));
     const answered = () => logs.every((log) => subscriptionAnswer(log) !== null);
-    if (!(await peer.until(() => answered() || peer.closed !== null, ANSWER_MS)) || !answered()) throw new Error(`${this}: not every subscribe was answered (${JSON.stringify(peer.closed)})`);
+    if (!(await peer.until(() => answered() || peer.closed !== null, ANSWER_MS)) || !answered())
+      throw new Error(`${this}: not every subscribe was answered (${JSON.stringify(peer.closed)})`);
     const live = ids.filter((_, i) => subscriptionAnswer(logs[i]!)!.live);
     for (const [i, log] of logs.entries()) {
       const answer = subscriptionAnswer(log)!;
-      if (!answer.live && !answer.codes.every((code) => code === "LIMIT_EXCEEDED" || code === "UNAUTHENTICATED")) throw new Error(`${this}: #${i} refused with [${answer.codes}]`);
+      if (!answer.live && !answer.codes.every((code) => code === "LIMIT_EXCEEDED" || code === "UNAUTHENTICATED"))
+        throw new Error(`${this}: #${i} refused with [${answer.codes}]`);
     }
     // The fast path keeps frame order, so exactly the simulated number is admitted; the generic path may reorder.
     if (this.path === "fast" && live.length !== admitted) throw new Error(`${this}: ${live.length} admitted, the model admits ${admitted}`);
@@ -734,7 +795,8 @@ class Burst extends SlotCommand {
       slot.subs.set(id, this.channels[ids.indexOf(id)]!);
       learnClientId(peer, peer.log(id));
     }
-    if (slot.subs.size > MAX_SUBSCRIPTIONS_PER_SOCKET) throw new Error(`${this}: ${slot.subs.size} live subscriptions (limit ${MAX_SUBSCRIPTIONS_PER_SOCKET})`);
+    if (slot.subs.size > MAX_SUBSCRIPTIONS_PER_SOCKET)
+      throw new Error(`${this}: ${slot.subs.size} live subscriptions (limit ${MAX_SUBSCRIPTIONS_PER_SOCKET})`);
     await world.settle(model);
   }
   toString() {
@@ -744,7 +806,11 @@ class Burst extends SlotCommand {
 
 /** Writes several subscribe frames with one id at once: the protocol closes the socket (4409); nothing may stay behind. */
 class BurstSameId extends SlotCommand {
-  constructor(index: number, readonly channel: Channel, readonly count: number) {
+  constructor(
+    index: number,
+    readonly channel: Channel,
+    readonly count: number,
+  ) {
     super(index);
   }
   protected async act(model: Model, world: World): Promise<void> {
@@ -764,7 +830,10 @@ class BurstSameId extends SlotCommand {
 }
 
 class JoinChannel extends SlotCommand {
-  constructor(index: number, readonly channel: Channel) {
+  constructor(
+    index: number,
+    readonly channel: Channel,
+  ) {
     super(index);
   }
   protected async act(model: Model, world: World): Promise<void> {
@@ -788,7 +857,10 @@ class JoinChannel extends SlotCommand {
 
 /** leaveChannel: every subscription of the client on the channel completes, then one LEAVE. */
 class LeaveChannel extends SlotCommand {
-  constructor(index: number, readonly channel: Channel) {
+  constructor(
+    index: number,
+    readonly channel: Channel,
+  ) {
     super(index);
   }
   protected async act(model: Model, world: World): Promise<void> {
@@ -797,7 +869,8 @@ class LeaveChannel extends SlotCommand {
     const wasMember = isMember(slot, this.channel);
     const ending = [...slot.subs].filter(([, channel]) => channel === this.channel).map(([id]) => id);
     const result = await peer.operation(LEAVE, { channel: this.channel });
-    if (result.errors || result.data?.leaveChannel !== wasMember) throw new Error(`${this}: answered ${JSON.stringify(result)}, the model says ${wasMember}`);
+    if (result.errors || result.data?.leaveChannel !== wasMember)
+      throw new Error(`${this}: answered ${JSON.stringify(result)}, the model says ${wasMember}`);
     const open = ending.filter((id) => !peer.log(id).completed);
     if (open.length && !(await peer.until(() => ending.every((id) => peer.log(id).completed), ANSWER_MS))) {
       throw new Error(`${this}: the subscriptions [${ending.filter((id) => !peer.log(id).completed)}] on ${this.channel} did not complete`);
@@ -815,7 +888,10 @@ class LeaveChannel extends SlotCommand {
 
 /** joinChannel over HTTP as the slot's identity: an authenticated client stays a member, an anonymous one is gone with its request. */
 class HttpJoin implements Command {
-  constructor(readonly index: number, readonly channel: Channel) {}
+  constructor(
+    readonly index: number,
+    readonly channel: Channel,
+  ) {}
   check(): boolean {
     return true;
   }
@@ -839,7 +915,10 @@ class HttpJoin implements Command {
 
 /** leaveChannel over HTTP as the slot's identity: for an authenticated client, every subscription and join of it on the channel ends. */
 class HttpLeave implements Command {
-  constructor(readonly index: number, readonly channel: Channel) {}
+  constructor(
+    readonly index: number,
+    readonly channel: Channel,
+  ) {}
   check(): boolean {
     return true;
   }
@@ -850,7 +929,8 @@ class HttpLeave implements Command {
     const peer = world.peers[this.index];
     const ending = anonymous || !slot.open ? [] : [...slot.subs].filter(([, channel]) => channel === this.channel).map(([id]) => id);
     const result = await world.http(slot, LEAVE, { channel: this.channel });
-    if (result.errors || result.data?.leaveChannel !== wasMember) throw new Error(`${this}: answered ${JSON.stringify(result)}, the model says ${wasMember}`);
+    if (result.errors || result.data?.leaveChannel !== wasMember)
+      throw new Error(`${this}: answered ${JSON.stringify(result)}, the model says ${wasMember}`);
     if (ending.length && peer && !(await peer.until(() => ending.every((id) => peer.log(id).completed), ANSWER_MS))) {
       throw new Error(`${this}: the subscriptions [${ending.filter((id) => !peer.log(id).completed)}] on ${this.channel} did not complete`);
     }
@@ -869,7 +949,12 @@ class HttpLeave implements Command {
 
 /** sendMessage, history or presence, over the slot's socket or over HTTP as its identity. */
 class ReadOrSend extends SlotCommand {
-  constructor(index: number, readonly operation: "send" | "history" | "presence", readonly channel: Channel, readonly door: Door) {
+  constructor(
+    index: number,
+    readonly operation: "send" | "history" | "presence",
+    readonly channel: Channel,
+    readonly door: Door,
+  ) {
     super(index);
   }
   protected async act(model: Model, world: World): Promise<void> {
@@ -891,7 +976,10 @@ class ReadOrSend extends SlotCommand {
 
 /** The admin creates or updates a channel's configuration; subscribers who may no longer listen are removed. */
 class ChangeConfig implements Command {
-  constructor(readonly channel: Channel, readonly rules: Rules) {}
+  constructor(
+    readonly channel: Channel,
+    readonly rules: Rules,
+  ) {}
   check(): boolean {
     return true;
   }
@@ -910,11 +998,15 @@ class ChangeConfig implements Command {
         const log = peer.log(id);
         return log.errorFrame !== null || log.results.some((result) => result.errors);
       };
-      if (!(await peer.until(() => removed.every(ended), ANSWER_MS))) throw new Error(`${this}: slot ${index}'s subscriptions [${removed.filter((id) => !ended(id))}] were not ended`);
+      if (!(await peer.until(() => removed.every(ended), ANSWER_MS)))
+        throw new Error(`${this}: slot ${index}'s subscriptions [${removed.filter((id) => !ended(id))}] were not ended`);
       for (const id of removed) {
         const log = peer.log(id);
-        const codes = (log.errorFrame ?? log.results.find((result) => result.errors)?.errors ?? []).map((error) => String(error.extensions?.code));
-        if (!codes.some((code) => code === "FORBIDDEN" || code === "UNAUTHENTICATED")) throw new Error(`${this}: slot ${index}'s subscription ${id} ended with [${codes}]`);
+        const codes = (log.errorFrame ?? log.results.find((result) => result.errors)?.errors ?? []).map((error) =>
+          String(error.extensions?.code),
+        );
+        if (!codes.some((code) => code === "FORBIDDEN" || code === "UNAUTHENTICATED"))
+          throw new Error(`${this}: slot ${index}'s subscription ${id} ended with [${codes}]`);
         slot.subs.delete(id);
       }
       if (slot.joins.has(this.channel)) slot.undecided.add(this.channel);
@@ -935,8 +1027,10 @@ class AwaitTokenExpiry implements Command {
     const index = model.slots.findIndex((slot) => slot.open && slot.expiring);
     const peer = world.peers[index]!;
     const wait = Math.max(0, world.expiresAt + EXPIRY_GRACE_MS - Date.now());
-    if (!(await peer.until(() => peer.closed !== null, wait))) throw new Error(`${this}: the socket is still open ${EXPIRY_GRACE_MS} ms after its token expired`);
-    if (peer.closed!.code !== 4403 || peer.closed!.reason !== "Token expired") throw new Error(`${this}: closed with ${peer.closed!.code} ${JSON.stringify(peer.closed!.reason)}`);
+    if (!(await peer.until(() => peer.closed !== null, wait)))
+      throw new Error(`${this}: the socket is still open ${EXPIRY_GRACE_MS} ms after its token expired`);
+    if (peer.closed!.code !== 4403 || peer.closed!.reason !== "Token expired")
+      throw new Error(`${this}: closed with ${peer.closed!.code} ${JSON.stringify(peer.closed!.reason)}`);
     if (Date.now() < world.expiresAt - 50) throw new Error(`${this}: closed before the token expired`);
     closeSlot(model.slots[index]!);
     await world.settle(model);
@@ -980,7 +1074,12 @@ class Reconnect implements Command {
 // ---------------------------------------------------------------------------------------------
 // The property.
 
-const SLOTS: { kind: SlotKind; sub?: string }[] = [{ kind: "anonymous" }, { kind: "anonymous" }, { kind: "user", sub: "user-1" }, { kind: "expiring", sub: "user-2" }];
+const SLOTS: { kind: SlotKind; sub?: string }[] = [
+  { kind: "anonymous" },
+  { kind: "anonymous" },
+  { kind: "user", sub: "user-1" },
+  { kind: "expiring", sub: "user-2" },
+];
 
 const slotIndex = fc.integer({ min: 0, max: SLOTS.length - 1 });
 const channel = fc.constantFrom(...CHANNELS);
@@ -1003,7 +1102,14 @@ const commands = [
   fc.tuple(slotIndex, channel).map(([i, c]) => new LeaveChannel(i, c)),
   fc.tuple(slotIndex, channel).map(([i, c]) => new HttpJoin(i, c)),
   fc.tuple(slotIndex, channel).map(([i, c]) => new HttpLeave(i, c)),
-  fc.tuple(slotIndex, fc.constantFrom("send" as const, "history" as const, "presence" as const), channel, fc.constantFrom<Door>("ws", "http")).map(([i, o, c, d]) => new ReadOrSend(i, o, c, d)),
+  fc
+    .tuple(
+      slotIndex,
+      fc.constantFrom("send" as const, "history" as const, "presence" as const),
+      channel,
+      fc.constantFrom<Door>("ws", "http"),
+    )
+    .map(([i, o, c, d]) => new ReadOrSend(i, o, c, d)),
   fc.tuple(channel, rules).map(([c, r]) => new ChangeConfig(c, r)),
   fc.constant(new AwaitTokenExpiry()),
   slotIndex.map((i) => new CloseSocket(i)),
@@ -1021,16 +1127,27 @@ describe("channel gates, model-based", () => {
         const world = new World(server);
         try {
           for (const watcher of world.watchers) {
-            if (!(await watcher.until(0, ANSWER_MS))) throw new Error(`the watcher of ${watcher.channel} did not start: ${watcher.failure}`);
+            if (!(await watcher.until(0, ANSWER_MS)))
+              throw new Error(`the watcher of ${watcher.channel} did not start: ${watcher.failure}`);
           }
           const model: Model = {
-            slots: SLOTS.map(({ kind, sub }) => ({ kind, sub, open: true, subs: new Map(), joins: new Set(), httpJoins: new Set(), undecided: new Set(), expiring: kind === "expiring" })),
+            slots: SLOTS.map(({ kind, sub }) => ({
+              kind,
+              sub,
+              open: true,
+              subs: new Map(),
+              joins: new Set(),
+              httpJoins: new Set(),
+              undecided: new Set(),
+              expiring: kind === "expiring",
+            })),
             configs: new Map(),
           };
           for (const [index, slot] of model.slots.entries()) await world.connect(index, slot);
           await fc.asyncModelRun(() => ({ model, real: world }), sequence);
           // Joins over HTTP outlive sockets by design: leave them first.
-          for (const slot of model.slots) for (const channel of slot.httpJoins) await new HttpLeave(model.slots.indexOf(slot), channel).run(model, world);
+          for (const slot of model.slots)
+            for (const channel of slot.httpJoins) await new HttpLeave(model.slots.indexOf(slot), channel).run(model, world);
           // Nothing outlives its socket.
           expect(await world.shutDown()).toEqual({ channels: 0, memberships: 0, feeds: 0, listeners: 0 });
         } finally {

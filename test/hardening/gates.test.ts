@@ -6,7 +6,13 @@
 import { SignJWT } from "jose";
 import { describe, expect, it } from "vitest";
 import { clientAddress } from "../../src/http/client-address.js";
-import { CHANNEL_SUBSCRIPTION, GENERIC_CHANNEL_SUBSCRIPTION, joinBySubscription, SEND_MESSAGE, type TestEvent } from "../helpers/channels.js";
+import {
+  CHANNEL_SUBSCRIPTION,
+  GENERIC_CHANNEL_SUBSCRIPTION,
+  joinBySubscription,
+  SEND_MESSAGE,
+  type TestEvent,
+} from "../helpers/channels.js";
 import { connectWs, httpGraphQL, sseSubscribe, wsGraphQL, wsSubscribe } from "../helpers/graphql.js";
 import { acknowledgedSocket, type RawSocket, rawSocket } from "../helpers/raw-ws.js";
 import { ADMIN_TOKEN, startServer, type TestServer } from "../helpers/server.js";
@@ -27,14 +33,21 @@ const subscribeFrame = (id: string, channel: string, query = CHANNEL_SUBSCRIPTIO
 const completeFrame = (id: string) => JSON.stringify({ id, type: "complete" });
 
 async function presentIds(server: TestServer, channel: string): Promise<string[]> {
-  const { body } = await httpGraphQL<{ presence: { id: string }[] }>(server.httpUrl, `query ($c: String!) { presence(channel: $c) { id } }`, { c: channel }, { token: ADMIN_TOKEN });
+  const { body } = await httpGraphQL<{ presence: { id: string }[] }>(
+    server.httpUrl,
+    `query ($c: String!) { presence(channel: $c) { id } }`,
+    { c: channel },
+    { token: ADMIN_TOKEN },
+  );
   if (!body.data) throw new Error(JSON.stringify(body.errors));
   return body.data.presence.map((client) => client.id).sort();
 }
 
 /** Waits until nothing the server holds for channels is left (every connection has gone). */
 async function expectNothingHeld(server: TestServer): Promise<void> {
-  await expect.poll(() => server.app.services.channels.stats(), { timeout: 5000 }).toEqual({ channels: 0, memberships: 0, feeds: 0, listeners: 0 });
+  await expect
+    .poll(() => server.app.services.channels.stats(), { timeout: 5000 })
+    .toEqual({ channels: 0, memberships: 0, feeds: 0, listeners: 0 });
 }
 
 /** The client id a raw socket's JOIN event names. */
@@ -49,7 +62,8 @@ const isJoin = (frame: Record<string, any>) => frame.type === "next" && frame.pa
 const isRefusal = (frame: Record<string, any>) => frame.type === "error" || (frame.type === "next" && frame.payload?.errors !== undefined);
 const refusalCode = (frame: Record<string, any>) => (frame.type === "error" ? frame.payload : frame.payload.errors)[0].extensions.code;
 /** The ids of the operations that have been answered (joined or refused). */
-const answered = (socket: RawSocket) => new Set(socket.received.filter((frame) => isJoin(frame) || isRefusal(frame)).map((frame) => frame.id));
+const answered = (socket: RawSocket) =>
+  new Set(socket.received.filter((frame) => isJoin(frame) || isRefusal(frame)).map((frame) => frame.id));
 
 describe("a WebSocket's bursts", () => {
   it.each([
@@ -76,7 +90,11 @@ describe("a WebSocket's bursts", () => {
     ["plain", CHANNEL_SUBSCRIPTION],
     ["generic", GENERIC_CHANNEL_SUBSCRIPTION],
   ])("1,000 subscribe frames at once open at most MAX_SUBSCRIPTIONS_PER_SOCKET (%s path)", async (_path, query) => {
-    const server = await startServer({ MAX_SUBSCRIPTIONS_PER_SOCKET: "20", MAX_CHANNELS_PER_CLIENT: "1000", MAX_JOINS_PER_SECOND: "100000" });
+    const server = await startServer({
+      MAX_SUBSCRIPTIONS_PER_SOCKET: "20",
+      MAX_CHANNELS_PER_CLIENT: "1000",
+      MAX_JOINS_PER_SECOND: "100000",
+    });
     const socket = await acknowledgedSocket(server.wsUrl);
     for (let i = 0; i < 1000; i++) socket.ws.send(subscribeFrame(String(i), `burst:${i}`, query));
     await expect.poll(() => answered(socket).size, { timeout: 20_000 }).toBe(1000);
@@ -91,7 +109,11 @@ describe("a WebSocket's bursts", () => {
   });
 
   it("1,000 subscribe frames to distinct channels keep a client in at most MAX_CHANNELS_PER_CLIENT", async () => {
-    const server = await startServer({ MAX_SUBSCRIPTIONS_PER_SOCKET: "1000", MAX_CHANNELS_PER_CLIENT: "7", MAX_JOINS_PER_SECOND: "100000" });
+    const server = await startServer({
+      MAX_SUBSCRIPTIONS_PER_SOCKET: "1000",
+      MAX_CHANNELS_PER_CLIENT: "7",
+      MAX_JOINS_PER_SECOND: "100000",
+    });
     const socket = await acknowledgedSocket(server.wsUrl);
     for (let i = 0; i < 1000; i++) socket.ws.send(subscribeFrame(String(i), `spread:${i}`));
     await expect.poll(() => answered(socket).size, { timeout: 20_000 }).toBe(1000);
@@ -112,18 +134,22 @@ describe("limits per address", () => {
     expect(fourth.errors).toContain("HTTP 429");
     open[0]!.ws.close();
     await open[0]!.closed;
-    await expect.poll(async () => {
-      const retry = rawSocket(server.wsUrl);
-      const outcome = await Promise.race([retry.opened.then(() => "open"), retry.closed.then(() => "refused")]);
-      retry.ws.terminate();
-      return outcome;
-    }).toBe("open");
+    await expect
+      .poll(async () => {
+        const retry = rawSocket(server.wsUrl);
+        const outcome = await Promise.race([retry.opened.then(() => "open"), retry.closed.then(() => "refused")]);
+        retry.ws.terminate();
+        return outcome;
+      })
+      .toBe("open");
 
     // One new connection per 10 s: the burst's first gets in, however slowly the machine serves the rest.
     const rated = await startServer({ MAX_ADDRESS_CONNECTIONS_PER_SECOND: "0.1" });
     const attempts = Array.from({ length: 5 }, () => rawSocket(rated.wsUrl));
     const outcomes = await Promise.all(
-      attempts.map((s) => Promise.race([s.opened.then(() => "open"), s.closed.then(() => (s.errors.includes("HTTP 429") ? "HTTP 429" : s.errors.join()))])),
+      attempts.map((s) =>
+        Promise.race([s.opened.then(() => "open"), s.closed.then(() => (s.errors.includes("HTTP 429") ? "HTTP 429" : s.errors.join()))]),
+      ),
     );
     expect(outcomes.filter((o) => o === "open")).toHaveLength(1);
     expect(outcomes.filter((o) => o === "HTTP 429")).toHaveLength(4);
@@ -187,7 +213,12 @@ describe("authorization lasts only as long as it is true", () => {
 
   it("ends an SSE subscription with UNAUTHENTICATED when its token expires", async () => {
     const server = await startServer({ JWT_SECRET });
-    const stream = sseSubscribe<{ channel: TestEvent }>(server.httpUrl, CHANNEL_SUBSCRIPTION, { name: "expiring" }, { authorization: `Bearer ${await token("sse", 2)}` });
+    const stream = sseSubscribe<{ channel: TestEvent }>(
+      server.httpUrl,
+      CHANNEL_SUBSCRIPTION,
+      { name: "expiring" },
+      { authorization: `Bearer ${await token("sse", 2)}` },
+    );
     expect((await stream.next()).data!.channel.action).toBe("JOIN");
     const ended = await Promise.race([
       stream.next(6000).then((result) => result.errors?.[0]?.extensions?.code),
@@ -206,7 +237,10 @@ describe("authorization lasts only as long as it is true", () => {
     for (const subscription of [plain, generic, sse]) expect((await subscription.next()).data!.channel.action).toBe("JOIN");
     for (let i = 0; i < 3; i++) expect((await watcher.subscription.next()).data!.channel.action).toBe("JOIN");
 
-    const changed = await admin(server.httpUrl, `mutation { createChannel(input: { pattern: "closing", anonymousClients: false }) { id } }`);
+    const changed = await admin(
+      server.httpUrl,
+      `mutation { createChannel(input: { pattern: "closing", anonymousClients: false }) { id } }`,
+    );
     expect(changed.errors).toBeUndefined();
     for (const subscription of [plain, generic]) {
       const outcome = await subscription.ended;
@@ -255,8 +289,10 @@ describe("members-only channels", () => {
       `mutation { createChannel(input: { pattern: "club:*", membersOnly: true, history: 10, presence: true }) { membersOnly } }`,
     );
     expect(created.data).toEqual({ createChannel: { membersOnly: true } });
-    const send = (options: { token?: string } = {}) => httpGraphQL(server.httpUrl, SEND_MESSAGE, { channel: "club:1", payload: { hi: 1 } }, options);
-    const read = (options: { token?: string } = {}) => httpGraphQL(server.httpUrl, `{ history(channel: "club:1") { id } presence(channel: "club:1") { id } }`, {}, options);
+    const send = (options: { token?: string } = {}) =>
+      httpGraphQL(server.httpUrl, SEND_MESSAGE, { channel: "club:1", payload: { hi: 1 } }, options);
+    const read = (options: { token?: string } = {}) =>
+      httpGraphQL(server.httpUrl, `{ history(channel: "club:1") { id } presence(channel: "club:1") { id } }`, {}, options);
 
     expect((await send()).body.errors?.[0]?.extensions?.code).toBe("FORBIDDEN");
     expect((await read()).body.errors?.[0]?.extensions?.code).toBe("FORBIDDEN");
@@ -288,7 +324,11 @@ describe("members-only channels", () => {
     );
     expect(setUp.errors).toBeUndefined();
     const signed = async (sub: string, claims: Record<string, unknown>) =>
-      new SignJWT(claims).setProtectedHeader({ alg: "HS256" }).setSubject(sub).setExpirationTime("1h").sign(new TextEncoder().encode(JWT_SECRET));
+      new SignJWT(claims)
+        .setProtectedHeader({ alg: "HS256" })
+        .setSubject(sub)
+        .setExpirationTime("1h")
+        .sign(new TextEncoder().encode(JWT_SECRET));
     const mod = await connectWs(server.wsUrl, { authToken: await signed("mod-1", { role: "mod" }) });
     await joinBySubscription(mod, "mods:room");
     expect((await wsGraphQL(mod, SEND_MESSAGE, { channel: "mods:room", payload: { text: "hi mods" } })).errors).toBeUndefined();
@@ -298,7 +338,9 @@ describe("members-only channels", () => {
       expect((await refused.next()).errors?.[0]?.extensions?.code).toBe("NOT_A_MODERATOR");
       const history = await wsGraphQL(outsider, `{ history(channel: "mods:room") { payload } }`);
       expect(history.errors?.[0]?.extensions?.code).toBe("FORBIDDEN");
-      expect((await wsGraphQL(outsider, SEND_MESSAGE, { channel: "mods:room", payload: {} })).errors?.[0]?.extensions?.code).toBe("FORBIDDEN");
+      expect((await wsGraphQL(outsider, SEND_MESSAGE, { channel: "mods:room", payload: {} })).errors?.[0]?.extensions?.code).toBe(
+        "FORBIDDEN",
+      );
     }
   });
 });
@@ -307,9 +349,13 @@ describe("hostile options", () => {
   it.each([5000, 500])("refuses a %i-level options object over SSE and keeps serving", async (depth) => {
     const server = await startServer();
     // Written by hand: this process's own JSON.stringify would overflow on it.
-    const deep = '{"d":'.repeat(depth) + "1" + "}".repeat(depth);
+    const deep = `${'{"d":'.repeat(depth)}1${"}".repeat(depth)}`;
     const body = `{"query":${JSON.stringify(CHANNEL_SUBSCRIPTION)},"variables":{"name":"deep","options":${deep}}}`;
-    const response = await fetch(server.httpUrl, { method: "POST", headers: { "content-type": "application/json", accept: "text/event-stream" }, body });
+    const response = await fetch(server.httpUrl, {
+      method: "POST",
+      headers: { "content-type": "application/json", accept: "text/event-stream" },
+      body,
+    });
     const text = await response.text();
     expect(text).toContain('"code":"BAD_USER_INPUT"');
     expect(text).not.toContain("INTERNAL_SERVER_ERROR");

@@ -1,8 +1,8 @@
 import { type IncomingMessage, request } from "node:http";
-import WebSocket from "ws";
 import { describe, expect, it } from "vitest";
-import { connectWs, httpGraphQL, wsGraphQL, wsSubscribe } from "../helpers/graphql.js";
+import WebSocket from "ws";
 import { CHANNEL_SUBSCRIPTION, GENERIC_CHANNEL_SUBSCRIPTION, JOIN_CHANNEL, joinBySubscription, SEND_MESSAGE } from "../helpers/channels.js";
+import { connectWs, httpGraphQL, wsGraphQL, wsSubscribe } from "../helpers/graphql.js";
 import { ADMIN_TOKEN, startServer } from "../helpers/server.js";
 import { admin, createTrigger } from "../helpers/triggers.js";
 
@@ -76,7 +76,8 @@ describe("limits, each at n and n+1", () => {
   it("channels per client: refused past the limit, allowed again after leaving", async () => {
     const server = await startServer({ MAX_CHANNELS_PER_CLIENT: "2" });
     const client = await connectWs(server.wsUrl);
-    for (const channel of ["c1", "c2"]) expect((await wsGraphQL(client, JOIN_CHANNEL, { channel })).data).toMatchObject({ joinChannel: { joined: true } });
+    for (const channel of ["c1", "c2"])
+      expect((await wsGraphQL(client, JOIN_CHANNEL, { channel })).data).toMatchObject({ joinChannel: { joined: true } });
     expect((await wsGraphQL(client, JOIN_CHANNEL, { channel: "c1" })).data).toMatchObject({ joinChannel: { joined: true } }); // already a member
     expect((await wsGraphQL(client, JOIN_CHANNEL, { channel: "c3" })).errors?.[0]?.extensions?.code).toBe("LIMIT_EXCEEDED");
     expect((await wsSubscribe(client, CHANNEL_SUBSCRIPTION, { name: "c3" }).next()).errors?.[0]?.extensions?.code).toBe("LIMIT_EXCEEDED");
@@ -96,14 +97,18 @@ describe("limits, each at n and n+1", () => {
       expect(byAdmin.body.data).toMatchObject({ sendMessage: { delivered: true } });
     }
     await new Promise((resolve) => setTimeout(resolve, 1100));
-    expect((await wsGraphQL(client, SEND_MESSAGE, { channel: "rate", payload: "later" })).data).toMatchObject({ sendMessage: { delivered: true } });
+    expect((await wsGraphQL(client, SEND_MESSAGE, { channel: "rate", payload: "later" })).data).toMatchObject({
+      sendMessage: { delivered: true },
+    });
   });
 });
 
 describe("slow consumers", () => {
   // Plain channel subscriptions are written straight to the socket, so their backlog is the socket's
   // unread output; the generic path waits for each write, so its backlog is the subscription's queue.
-  it("drops a WebSocket that stops reading once its unread output passes MAX_WS_BUFFERED_BYTES, or a subscription's queue MAX_QUEUED_EVENTS; readers get everything", { timeout: 60_000 }, async () => {
+  it("drops a WebSocket that stops reading once its unread output passes MAX_WS_BUFFERED_BYTES, or a subscription's queue MAX_QUEUED_EVENTS; readers get everything", {
+    timeout: 60_000,
+  }, async () => {
     const server = await startServer({ MAX_WS_BUFFERED_BYTES: String(256 * 1024), MAX_QUEUED_EVENTS: "50" });
     const watcher = await joinBySubscription(await connectWs(server.wsUrl), "limits");
     let sent = 0;
@@ -145,7 +150,11 @@ describe("slow consumers", () => {
     const watcher = await joinBySubscription(await connectWs(server.wsUrl), "limits");
     const response = await new Promise<IncomingMessage>((resolve, reject) => {
       const body = JSON.stringify({ query: CHANNEL_SUBSCRIPTION, variables: { name: "limits" } });
-      const req = request(server.httpUrl, { method: "POST", headers: { "content-type": "application/json", accept: "text/event-stream" } }, resolve);
+      const req = request(
+        server.httpUrl,
+        { method: "POST", headers: { "content-type": "application/json", accept: "text/event-stream" } },
+        resolve,
+      );
       req.on("error", reject);
       req.end(body);
     });
@@ -156,13 +165,18 @@ describe("slow consumers", () => {
     let left = false;
     for (let sent = 1; !left; sent++) {
       expect(sent, "the slow stream was never ended").toBeLessThan(400);
-      expect((await sendOver(server.httpUrl, { n: sent, pad: "p".repeat(60_000) }, undefined, ADMIN_TOKEN)).data?.sendMessage.delivered).toBe(true);
+      expect(
+        (await sendOver(server.httpUrl, { n: sent, pad: "p".repeat(60_000) }, undefined, ADMIN_TOKEN)).data?.sendMessage.delivered,
+      ).toBe(true);
       for (let event = (await watcher.subscription.next()).data!.channel; ; event = (await watcher.subscription.next()).data!.channel) {
         if (event.action === "LEAVE" && event.client.id === joined.client.id) left = true;
         else if (event.payload?.n === sent) break;
       }
     }
-    response.setEncoding("utf8").on("data", (chunk: string) => (text += chunk)).resume();
+    response
+      .setEncoding("utf8")
+      .on("data", (chunk: string) => (text += chunk))
+      .resume();
     await new Promise((resolve) => response.once("end", resolve));
     expect(text).toContain('"SLOW_CONSUMER"');
   });
@@ -239,7 +253,11 @@ describe("GraphQL hardening", () => {
   it("refuses cross-site simple POSTs (CSRF) and accepts JSON", async () => {
     const server = await startServer();
     for (const type of ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"]) {
-      const response = await fetch(server.httpUrl, { method: "POST", headers: { "content-type": type }, body: '{"query":"mutation { sendMessage(channel: \\"c\\", payload: 1) { delivered } }"}' });
+      const response = await fetch(server.httpUrl, {
+        method: "POST",
+        headers: { "content-type": type },
+        body: '{"query":"mutation { sendMessage(channel: \\"c\\", payload: 1) { delivered } }"}',
+      });
       expect(response.status).toBe(415);
       expect((await response.json()).errors[0].extensions.code).toBe("CSRF_PREVENTED");
     }
@@ -257,7 +275,10 @@ describe("GraphQL hardening", () => {
 describe("graceful shutdown", () => {
   it("stops accepting, lets in-flight sends finish, then closes sockets with 1001", async () => {
     const server = await startServer({ TRIGGER_TIMEOUT_MS: "20000" });
-    await createTrigger(server.httpUrl, { channel: "slow", stack: [{ set: "payload.sum", value: "$sum($map([1..60000], function($x) { $x * 2 }))" }] });
+    await createTrigger(server.httpUrl, {
+      channel: "slow",
+      stack: [{ set: "payload.sum", value: "$sum($map([1..60000], function($x) { $x * 2 }))" }],
+    });
     const client = await connectWs(server.wsUrl);
     const closed = new Promise<{ code: number }>((resolve) => client.on("closed", (event) => resolve(event as { code: number })));
     await joinBySubscription(client, "slow");

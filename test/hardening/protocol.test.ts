@@ -5,12 +5,12 @@
  * timeout, 4409 duplicate subscription id, 4429 too many init requests.
  */
 import { randomUUID } from "node:crypto";
-import WebSocket from "ws";
 import { beforeAll, describe, expect, it } from "vitest";
+import WebSocket from "ws";
 import { CHANNEL_SUBSCRIPTION, joinBySubscription, SEND_MESSAGE, type TestEvent } from "../helpers/channels.js";
 import { connectWs, httpGraphQL } from "../helpers/graphql.js";
 import { spawnServer } from "../helpers/process.js";
-import { PROTOCOL, rawSocket as openRawSocket, type RawSocket } from "../helpers/raw-ws.js";
+import { rawSocket as openRawSocket, PROTOCOL, type RawSocket } from "../helpers/raw-ws.js";
 import { startServer, type TestServer } from "../helpers/server.js";
 
 const INIT = JSON.stringify({ type: "connection_init" });
@@ -128,7 +128,10 @@ describe("graphql-transport-ws abuses close the socket with the protocol's code"
       ["subscribe with a numeric id", JSON.stringify({ type: "subscribe", id: 1, payload: { query: "{ __typename }" } })],
       ["subscribe without payload", JSON.stringify({ type: "subscribe", id: "1" })],
       ["subscribe whose payload has no query", JSON.stringify({ type: "subscribe", id: "1", payload: {} })],
-      ["subscribe whose variables are not an object", JSON.stringify({ type: "subscribe", id: "1", payload: { query: "{ __typename }", variables: [1] } })],
+      [
+        "subscribe whose variables are not an object",
+        JSON.stringify({ type: "subscribe", id: "1", payload: { query: "{ __typename }", variables: [1] } }),
+      ],
       ["ping whose payload is not an object", JSON.stringify({ type: "ping", payload: "x" })],
       ["a binary frame of garbage", Buffer.from([0xff, 0x00, 0xfe, 0x7b])],
     ];
@@ -286,15 +289,23 @@ describe("clients that go away mid-subscription", () => {
     await expectPresence(channel, [watcher.join.client.id]);
     // Every JOIN the watcher saw is matched by a LEAVE of the same client.
     const events = (await watcher.subscription.collectFor(500)).map((result) => result.data!.channel as TestEvent);
-    const joined = events.filter((event) => event.action === "JOIN").map((event) => event.client.id).sort();
-    const left = events.filter((event) => event.action === "LEAVE").map((event) => event.client.id).sort();
+    const joined = events
+      .filter((event) => event.action === "JOIN")
+      .map((event) => event.client.id)
+      .sort();
+    const left = events
+      .filter((event) => event.action === "LEAVE")
+      .map((event) => event.client.id)
+      .sort();
     expect(left).toEqual(joined);
     await expectServerServes();
   });
 });
 
 describe("the server's log", () => {
-  it("records a client's protocol mistakes as no error of the server's, and prints nothing outside its JSON log", { timeout: 30_000 }, async () => {
+  it("records a client's protocol mistakes as no error of the server's, and prints nothing outside its JSON log", {
+    timeout: 30_000,
+  }, async () => {
     const child = await spawnServer({ MAX_WS_MESSAGE_BYTES: "2048" });
     const open = async () => {
       const socket = new WebSocket(child.wsUrl, PROTOCOL);

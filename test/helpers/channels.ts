@@ -1,5 +1,5 @@
 import type { Client } from "graphql-ws";
-import { wsSubscribe, type Subscription } from "./graphql.js";
+import { type Subscription, wsSubscribe } from "./graphql.js";
 
 /** The selection tests use for channel events. */
 export const EVENT_FIELDS = `id action command channel payload commandOptions client { id authenticated extras } createdAt seq`;

@@ -19,7 +19,8 @@ export default async function setup(project: TestProject): Promise<() => Promise
   if (!postgres) console.warn(`PostgreSQL unreachable at ${POSTGRES_BASE_URL}: the suites that need it are skipped`);
   project.provide("postgresReachable", postgres);
   const redis = await redisReachable();
-  if (!redis && REDIS_REQUIRED) throw new Error(`Redis is required (TEST_REDIS=required or TEST_REDIS_URL) but unreachable at ${REDIS_BASE_URL}`);
+  if (!redis && REDIS_REQUIRED)
+    throw new Error(`Redis is required (TEST_REDIS=required or TEST_REDIS_URL) but unreachable at ${REDIS_BASE_URL}`);
   if (!redis) console.warn(`Redis unreachable at ${REDIS_BASE_URL}: the suites that need it are skipped`);
   project.provide("redisReachable", redis);
 

@@ -1,8 +1,9 @@
 import type { FormattedExecutionResult } from "graphql";
-import { createClient, type Client } from "graphql-ws";
+import { type Client, createClient } from "graphql-ws";
 
 /** A result as it arrives over the wire. */
 export type ExecutionResult<T> = FormattedExecutionResult<T, unknown>;
+
 import { afterAll } from "vitest";
 import WebSocket from "ws";
 
@@ -172,7 +173,10 @@ export function sseSubscribe<T = Record<string, any>>(
           const lines = buffered.slice(0, end).split("\n");
           buffered = buffered.slice(end + 2);
           const event = lines.find((line) => line.startsWith("event: "))?.slice(7);
-          const data = lines.filter((line) => line.startsWith("data: ")).map((line) => line.slice(6)).join("\n");
+          const data = lines
+            .filter((line) => line.startsWith("data: "))
+            .map((line) => line.slice(6))
+            .join("\n");
           if (event === "complete") return {};
           if (data) push(JSON.parse(data) as ExecutionResult<T>);
         }

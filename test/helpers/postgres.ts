@@ -110,7 +110,9 @@ export interface PrivatePostgres {
 
 const run = (command: string, args: string[]) =>
   new Promise<void>((resolve, reject) => {
-    execFile(command, args, (error, _stdout, stderr) => (error ? reject(new Error(`${command} ${args.join(" ")}: ${stderr || error.message}`)) : resolve()));
+    execFile(command, args, (error, _stdout, stderr) =>
+      error ? reject(new Error(`${command} ${args.join(" ")}: ${stderr || error.message}`)) : resolve(),
+    );
   });
 
 /**
@@ -141,12 +143,23 @@ export async function privatePostgresUnavailable(): Promise<string | null> {
 export async function startPrivatePostgres(port: number): Promise<PrivatePostgres> {
   const folder = mkdtempSync(join(tmpdir(), "realtime-pg-"));
   const asRoot = process.getuid?.() === 0;
-  if (asRoot) chownSync(folder, Number(execFileSync("id", ["-u", "postgres"]).toString()), Number(execFileSync("id", ["-g", "postgres"]).toString()));
-  const pgRun = (command: string, args: string[]) => (asRoot ? run("runuser", ["-u", "postgres", "--", command, ...args]) : run(command, args));
+  if (asRoot)
+    chownSync(folder, Number(execFileSync("id", ["-u", "postgres"]).toString()), Number(execFileSync("id", ["-g", "postgres"]).toString()));
+  const pgRun = (command: string, args: string[]) =>
+    asRoot ? run("runuser", ["-u", "postgres", "--", command, ...args]) : run(command, args);
   const data = join(folder, "data");
   await pgRun("initdb", ["-D", data, "-A", "trust", "-U", "postgres", "--no-sync"]);
   const start = () =>
-    pgRun("pg_ctl", ["-D", data, "-l", join(folder, "log"), "-w", "-o", `-p ${port} -c listen_addresses=127.0.0.1 -k ${folder} -c fsync=off`, "start"]);
+    pgRun("pg_ctl", [
+      "-D",
+      data,
+      "-l",
+      join(folder, "log"),
+      "-w",
+      "-o",
+      `-p ${port} -c listen_addresses=127.0.0.1 -k ${folder} -c fsync=off`,
+      "start",
+    ]);
   const stop = () => pgRun("pg_ctl", ["-D", data, "-m", "immediate", "-w", "stop"]);
   await start();
   return {

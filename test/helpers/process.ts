@@ -1,7 +1,9 @@
-import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
+import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process";
 import { afterAll } from "vitest";
 import { projectRoot } from "../../src/db.js";
+
 export { freePort } from "../../dev/net.js";
+
 import { ADMIN_TOKEN, freshDataDir, LOOPBACK_LIMITS } from "./server.js";
 
 /** A server running as its own process (`node --import tsx src/main.ts`). */
@@ -25,7 +27,16 @@ afterAll(async () => {
 export async function spawnServer(env: Record<string, string> = {}): Promise<ServerProcess> {
   const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
     cwd: projectRoot,
-    env: { ...process.env, PORT: "0", HOST: "127.0.0.1", DATA_DIR: freshDataDir(), ADMIN_TOKEN, LOG_LEVEL: "info", ...LOOPBACK_LIMITS, ...env },
+    env: {
+      ...process.env,
+      PORT: "0",
+      HOST: "127.0.0.1",
+      DATA_DIR: freshDataDir(),
+      ADMIN_TOKEN,
+      LOG_LEVEL: "info",
+      ...LOOPBACK_LIMITS,
+      ...env,
+    },
   });
   let output = "";
   child.stdout.on("data", (chunk: Buffer) => (output += chunk));

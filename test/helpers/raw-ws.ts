@@ -1,5 +1,5 @@
-import WebSocket from "ws";
 import { afterAll } from "vitest";
+import WebSocket from "ws";
 
 /** The subprotocol of graphql-ws. */
 export const PROTOCOL = "graphql-transport-ws";

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { afterAll, inject } from "vitest";
 import { parseEnv } from "../../src/env.js";
 import { createLogger } from "../../src/logger.js";
-import { createApp, type App } from "../../src/server.js";
+import { type App, createApp } from "../../src/server.js";
 import { createDatabaseFrom, createTestSchema } from "./postgres.js";
 
 /**
@@ -89,7 +89,14 @@ export async function freshPostgresUrl(): Promise<string> {
  */
 export async function startServer(env: Record<string, string> = {}, dataDir = freshDataDir()): Promise<TestServer> {
   const DATABASE_URL = env.DATABASE_URL ?? (await defaultDatabaseUrl(dataDir));
-  const settings = parseEnv({ DATA_DIR: dataDir, ADMIN_TOKEN, LOG_LEVEL: "silent", ...LOOPBACK_LIMITS, ...(DATABASE_URL ? { DATABASE_URL } : {}), ...env });
+  const settings = parseEnv({
+    DATA_DIR: dataDir,
+    ADMIN_TOKEN,
+    LOG_LEVEL: "silent",
+    ...LOOPBACK_LIMITS,
+    ...(DATABASE_URL ? { DATABASE_URL } : {}),
+    ...env,
+  });
   const app = await createApp(settings, createLogger(settings.LOG_LEVEL));
   const { port } = await app.start(0, "127.0.0.1");
   const server: TestServer = {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { connectWs } from "../helpers/graphql.js";
 import { joinBySubscription } from "../helpers/channels.js";
+import { connectWs } from "../helpers/graphql.js";
 import { startServer } from "../helpers/server.js";
 
 const origin = (httpUrl: string) => new URL(httpUrl).origin;
@@ -13,12 +13,18 @@ async function getJson(url: string): Promise<{ status: number; body: unknown }> 
 describe("GET /ready", () => {
   it("is ready while serving; once shutdown begins it answers 503 draining for SHUTDOWN_DELAY_MS while connections keep being served", async () => {
     const server = await startServer({ SHUTDOWN_DELAY_MS: "1500" });
-    expect(await getJson(`${origin(server.httpUrl)}/ready`)).toEqual({ status: 200, body: { status: "ready", database: "ok", bus: "ok", draining: false } });
+    expect(await getJson(`${origin(server.httpUrl)}/ready`)).toEqual({
+      status: 200,
+      body: { status: "ready", database: "ok", bus: "ok", draining: false },
+    });
 
     const client = await connectWs(server.wsUrl);
     const { subscription } = await joinBySubscription(client, "still-served");
     const stopping = server.stop();
-    expect(await getJson(`${origin(server.httpUrl)}/ready`)).toEqual({ status: 503, body: { status: "draining", database: "ok", bus: "ok", draining: true } });
+    expect(await getJson(`${origin(server.httpUrl)}/ready`)).toEqual({
+      status: 503,
+      body: { status: "draining", database: "ok", bus: "ok", draining: true },
+    });
     expect((await getJson(`${origin(server.httpUrl)}/health`)).status).toBe(503);
     // Existing subscriptions are still served during the delay.
     const sent = await fetch(server.httpUrl, {

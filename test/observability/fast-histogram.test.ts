@@ -19,7 +19,10 @@ describe("FastHistogram", () => {
         for (const bound of BOUNDS) expect(Number(sample.buckets![String(bound)])).toBe(values.filter((value) => value <= bound).length);
         expect(Number(sample.buckets!["+Inf"])).toBe(values.length);
         expect(Number(sample.count)).toBe(values.length);
-        expect(Number(sample.sum)).toBeCloseTo(values.reduce((sum, value) => sum + value, 0), 6);
+        expect(Number(sample.sum)).toBeCloseTo(
+          values.reduce((sum, value) => sum + value, 0),
+          6,
+        );
       }),
       { numRuns: 100 },
     );

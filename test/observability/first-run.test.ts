@@ -11,8 +11,17 @@ describe("first run", () => {
     const server = await spawnServer({ ADMIN_TOKEN: "", DATA_DIR: dataDir });
     const base = server.httpUrl.replace(/\/graphql$/, "");
     await expect.poll(() => server.output()).toContain(`${base}/admin`);
-    const banner = server.output().split("\n").map((line) => (line.startsWith("{") ? JSON.parse(line) : {})).find((entry) => entry.demo);
-    expect(banner).toMatchObject({ graphiql: server.httpUrl, demo: `${base}/demo`, admin: `${base}/admin`, adminTokenIn: `the file ${dataDir}/admin-token` });
+    const banner = server
+      .output()
+      .split("\n")
+      .map((line) => (line.startsWith("{") ? JSON.parse(line) : {}))
+      .find((entry) => entry.demo);
+    expect(banner).toMatchObject({
+      graphiql: server.httpUrl,
+      demo: `${base}/demo`,
+      admin: `${base}/admin`,
+      adminTokenIn: `the file ${dataDir}/admin-token`,
+    });
     expect(banner.msg).toContain(`${base}/demo`);
     expect(await server.stop()).toBe(0);
   });
@@ -33,7 +42,12 @@ describe("first run", () => {
       presence: true,
       history: 50,
     });
-    await httpGraphQL(first.httpUrl, `mutation { updateChannel(pattern: "room:lobby", input: { history: 5 }) { history } }`, {}, { token: ADMIN_TOKEN });
+    await httpGraphQL(
+      first.httpUrl,
+      `mutation { updateChannel(pattern: "room:lobby", input: { history: 5 }) { history } }`,
+      {},
+      { token: ADMIN_TOKEN },
+    );
     await first.stop();
 
     const again = await startServer({}, dataDir);

@@ -29,13 +29,21 @@ describe("activeChannels and serverInfo.connections", () => {
       { name: "room:a", members: 2, subscribers: 3, clusterMembers: null },
       { name: "room:b", members: 1, subscribers: 1, clusterMembers: null },
     ]);
-    expect(all.body.data?.serverInfo.connections).toEqual({ webSockets: 2, httpRequests: 1, webSocketSubscriptions: 5, httpSubscriptions: 0, channels: 3 });
+    expect(all.body.data?.serverInfo.connections).toEqual({
+      webSockets: 2,
+      httpRequests: 1,
+      webSocketSubscriptions: 5,
+      httpSubscriptions: 0,
+      channels: 3,
+    });
 
     const rooms = await asAdmin(server.httpUrl, { prefix: "room:", first: 1 });
     expect(rooms.body.data?.activeChannels.map((channel: { name: string }) => channel.name)).toEqual(["room:a"]);
 
     await bob.dispose();
-    await expect.poll(async () => (await asAdmin(server.httpUrl)).body.data?.activeChannels).toEqual([{ name: "room:a", members: 1, subscribers: 2, clusterMembers: null }]);
+    await expect
+      .poll(async () => (await asAdmin(server.httpUrl)).body.data?.activeChannels)
+      .toEqual([{ name: "room:a", members: 1, subscribers: 2, clusterMembers: null }]);
   });
 
   it("refuses callers without the admin token, and a page size out of range", async () => {

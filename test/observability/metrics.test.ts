@@ -75,7 +75,9 @@ describe("GET /metrics", () => {
     sse.unsubscribe();
     await client.dispose();
     await expect.poll(async () => (await scrape(server.httpUrl)).value("realtime_connections", { transport: "ws" })).toBe(0);
-    await expect.poll(async () => (await scrape(server.httpUrl)).value("realtime_connections", { transport: "http" })).toBeLessThanOrEqual(1);
+    await expect
+      .poll(async () => (await scrape(server.httpUrl)).value("realtime_connections", { transport: "http" }))
+      .toBeLessThanOrEqual(1);
     const after = await scrape(server.httpUrl);
     expect(after.value("realtime_subscriptions", { transport: "ws" })).toBe(0);
     expect(after.value("realtime_channels")).toBe(0);
@@ -95,7 +97,8 @@ describe("GET /metrics", () => {
     // One WebSocket client, so every send is the same client's: the third within a second is refused.
     const client = await connectWs(server.wsUrl);
     const codes: unknown[] = [];
-    for (let i = 0; i < 4; i++) codes.push((await wsGraphQL(client, SEND_MESSAGE, { channel: "busy", payload: i })).errors?.[0]?.extensions?.code);
+    for (let i = 0; i < 4; i++)
+      codes.push((await wsGraphQL(client, SEND_MESSAGE, { channel: "busy", payload: i })).errors?.[0]?.extensions?.code);
     const rateLimited = codes.filter((code) => code === "RATE_LIMITED").length;
     expect(rateLimited).toBeGreaterThan(0);
 
@@ -111,7 +114,9 @@ describe("GET /metrics", () => {
     expect(metrics.value("realtime_messages_dropped_total", { action: "MESSAGE", reason: "dropped" })).toBe(1);
     expect(metrics.value("realtime_messages_dropped_total", { action: "MESSAGE", reason: "refused" })).toBe(1);
     expect(metrics.value("realtime_rate_limited_total")).toBe(rateLimited);
-    expect(metrics.value("realtime_graphql_operations_total", { type: "mutation", field: "sendMessage", result: "error" })).toBe(rateLimited + 1);
+    expect(metrics.value("realtime_graphql_operations_total", { type: "mutation", field: "sendMessage", result: "error" })).toBe(
+      rateLimited + 1,
+    );
     expect(metrics.value("realtime_auth_failures_total", { transport: "http", reason: "credentials" })).toBe(1);
     expect(metrics.value("realtime_auth_failures_total", { transport: "http", reason: "permission" })).toBe(1);
     expect(metrics.value("realtime_auth_failures_total", { transport: "ws", reason: "credentials" })).toBe(1);
@@ -148,11 +153,23 @@ describe("GET /metrics", () => {
     await new Promise<void>((resolve) => stub.listen(0, "127.0.0.1", resolve));
     const port = (stub.address() as AddressInfo).port;
     try {
-      const server = await startServer({ WEBHOOK_SECRET: "whsec_" + Buffer.from("a-webhook-secret-for-tests-0123").toString("base64"), WEBHOOK_ALLOW_HOSTS: `127.0.0.1:${port}` });
-      for (const [channel, path] of [["hook:ok", "ok"], ["hook:down", "down"], ["hook:gone", "gone"]] as const) {
+      const server = await startServer({
+        WEBHOOK_SECRET: `whsec_${Buffer.from("a-webhook-secret-for-tests-0123").toString("base64")}`,
+        WEBHOOK_ALLOW_HOSTS: `127.0.0.1:${port}`,
+      });
+      for (const [channel, path] of [
+        ["hook:ok", "ok"],
+        ["hook:down", "down"],
+        ["hook:gone", "gone"],
+      ] as const) {
         // hook:gone asks a loopback port WEBHOOK_ALLOW_HOSTS does not allow: refused, so no response at all.
         const url = channel === "hook:gone" ? `'http://127.0.0.1:1/x'` : `'http://127.0.0.1:${port}/${path}'`;
-        await createTrigger(server.httpUrl, { name: channel, channel, onError: "DELIVER", stack: [{ http: { url, method: "GET", timeoutMs: 2000 }, as: "r" }] });
+        await createTrigger(server.httpUrl, {
+          name: channel,
+          channel,
+          onError: "DELIVER",
+          stack: [{ http: { url, method: "GET", timeoutMs: 2000 }, as: "r" }],
+        });
         await httpGraphQL(server.httpUrl, SEND_MESSAGE, { channel, payload: 1 });
       }
       const metrics = await scrape(server.httpUrl);

@@ -22,10 +22,14 @@ describe("channel patterns", () => {
   it("agrees with the equivalent regular expression on arbitrary names", () => {
     const alphabet = fc.constantFrom("a", "b", ":", "*");
     fc.assert(
-      fc.property(fc.string({ unit: alphabet, minLength: 1, maxLength: 8 }), fc.string({ unit: fc.constantFrom("a", "b", ":"), maxLength: 10 }), (pattern, name) => {
-        const regex = new RegExp(`^${pattern.split("*").join(".+")}$`);
-        expect(compileChannelPattern(pattern).matches(name)).toBe(regex.test(name));
-      }),
+      fc.property(
+        fc.string({ unit: alphabet, minLength: 1, maxLength: 8 }),
+        fc.string({ unit: fc.constantFrom("a", "b", ":"), maxLength: 10 }),
+        (pattern, name) => {
+          const regex = new RegExp(`^${pattern.split("*").join(".+")}$`);
+          expect(compileChannelPattern(pattern).matches(name)).toBe(regex.test(name));
+        },
+      ),
     );
   });
 

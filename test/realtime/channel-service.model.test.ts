@@ -47,13 +47,16 @@ const clientOf = (session: number) => CLIENTS[SESSION_CLIENTS[session]!]!;
 /** How many joins (subscriptions and joinChannel) a client holds on a channel. */
 function joinsOf(model: Model, client: RealtimeClient, channel: Channel): number {
   let count = 0;
-  for (const subscription of model.subscriptions.values()) if (clientOf(subscription.session) === client && subscription.channel === channel) count++;
+  for (const subscription of model.subscriptions.values())
+    if (clientOf(subscription.session) === client && subscription.channel === channel) count++;
   for (const [session, channels] of model.joins) if (clientOf(session) === client) count += channels.filter((c) => c === channel).length;
   return count;
 }
 
 function membersOf(model: Model, channel: Channel): string[] {
-  return CLIENTS.filter((client) => joinsOf(model, client, channel) > 0).map((client) => client.id).sort();
+  return CLIENTS.filter((client) => joinsOf(model, client, channel) > 0)
+    .map((client) => client.id)
+    .sort();
 }
 
 function channelsOf(model: Model, client: RealtimeClient): number {
@@ -66,11 +69,13 @@ function changeMembership(model: Model, change: () => void): void {
   change();
   CHANNELS.forEach((channel, i) => {
     const now = membersOf(model, channel);
-    for (const id of before[i]!) if (!now.includes(id)) model.leaves.set(`${id}|${channel}`, (model.leaves.get(`${id}|${channel}`) ?? 0) + 1);
+    for (const id of before[i]!)
+      if (!now.includes(id)) model.leaves.set(`${id}|${channel}`, (model.leaves.get(`${id}|${channel}`) ?? 0) + 1);
   });
 }
 
-const mayListen = (model: Model, session: number, channel: Channel) => clientOf(session).authenticated || model.rules[channel].anonymousClients;
+const mayListen = (model: Model, session: number, channel: Channel) =>
+  clientOf(session).authenticated || model.rules[channel].anonymousClients;
 
 /** Whether the model lets `session` open a subscription to `channel` now; applies it if so. */
 function modelOpen(model: Model, session: number, channel: Channel): number | null {
@@ -150,7 +155,8 @@ const commands: fc.Arbitrary<Command>[] = [
     toString: () => `joinChannel(${session}, ${channel})`,
     run: async (model: Model, real: Real) => {
       const client = clientOf(session);
-      const allowed = mayListen(model, session, channel) && (joinsOf(model, client, channel) > 0 || channelsOf(model, client) < MAX_CHANNELS);
+      const allowed =
+        mayListen(model, session, channel) && (joinsOf(model, client, channel) > 0 || channelsOf(model, client) < MAX_CHANNELS);
       const outcome = await real.core.channels.joinChannel(real.sessions[session]!, channel, null).then(
         () => "joined",
         () => "refused",
@@ -167,8 +173,14 @@ const commands: fc.Arbitrary<Command>[] = [
       const client = clientOf(session);
       const wasMember = joinsOf(model, client, channel) > 0;
       changeMembership(model, () => {
-        for (const [handle, s] of model.subscriptions) if (clientOf(s.session) === client && s.channel === channel) model.subscriptions.delete(handle);
-        for (const [other, channels] of model.joins) if (clientOf(other) === client) model.joins.set(other, channels.filter((c) => c !== channel));
+        for (const [handle, s] of model.subscriptions)
+          if (clientOf(s.session) === client && s.channel === channel) model.subscriptions.delete(handle);
+        for (const [other, channels] of model.joins)
+          if (clientOf(other) === client)
+            model.joins.set(
+              other,
+              channels.filter((c) => c !== channel),
+            );
       });
       expect(await real.core.channels.leaveChannel(real.sessions[session]!, channel)).toBe(wasMember);
       await expectAgreement(model, real);
@@ -178,7 +190,8 @@ const commands: fc.Arbitrary<Command>[] = [
     check: () => true,
     toString: () => `send(${session}, ${channel})`,
     run: async (model: Model, real: Real) => {
-      const allowed = mayListen(model, session, channel) && (!model.rules[channel].membersOnly || joinsOf(model, clientOf(session), channel) > 0);
+      const allowed =
+        mayListen(model, session, channel) && (!model.rules[channel].membersOnly || joinsOf(model, clientOf(session), channel) > 0);
       const outcome = await real.core.channels.sendMessage(real.sessions[session]!, channel, { n: 1 }, null).then(
         () => "sent",
         () => "refused",
@@ -194,8 +207,14 @@ const commands: fc.Arbitrary<Command>[] = [
       changeMembership(model, () => {
         model.rules[channel] = { anonymousClients, membersOnly };
         // Subscribers and joinChannel members who may no longer listen are removed.
-        for (const [handle, s] of model.subscriptions) if (s.channel === channel && !mayListen(model, s.session, channel)) model.subscriptions.delete(handle);
-        for (const [other, channels] of model.joins) if (!mayListen(model, other, channel)) model.joins.set(other, channels.filter((c) => c !== channel));
+        for (const [handle, s] of model.subscriptions)
+          if (s.channel === channel && !mayListen(model, s.session, channel)) model.subscriptions.delete(handle);
+        for (const [other, channels] of model.joins)
+          if (!mayListen(model, other, channel))
+            model.joins.set(
+              other,
+              channels.filter((c) => c !== channel),
+            );
       });
       real.core.rules.set(channel, { ...OPEN_RULES, anonymousClients, membersOnly });
       real.core.channels.enforceRules();
@@ -224,7 +243,11 @@ describe("ChannelService against a model of membership", () => {
         const core = createCore({ maxSubscriptionsPerSocket: MAX_SUBSCRIPTIONS, maxChannelsPerClient: MAX_CHANNELS });
         const real: Real = { core, sessions: SESSION_CLIENTS.map((i) => socketSession(CLIENTS[i]!)), handles: new Map(), sinks: [] };
         const model: Model = {
-          rules: { a: { anonymousClients: true, membersOnly: false }, b: { anonymousClients: true, membersOnly: false }, c: { anonymousClients: true, membersOnly: false } },
+          rules: {
+            a: { anonymousClients: true, membersOnly: false },
+            b: { anonymousClients: true, membersOnly: false },
+            c: { anonymousClients: true, membersOnly: false },
+          },
           subscriptions: new Map(),
           joins: new Map(),
           closed: new Set(),

@@ -19,7 +19,9 @@ describe("ChannelService limits under bursts", () => {
   it("opens at most maxSubscriptionsPerSocket subscriptions when they all arrive at once, and gives every slot back", async () => {
     const core = createCore({ maxSubscriptionsPerSocket: 10 });
     const session = socketSession();
-    const attempts = await Promise.allSettled(Array.from({ length: 200 }, (_, i) => core.channels.open(session, `burst:${i}`, null, recorder())));
+    const attempts = await Promise.allSettled(
+      Array.from({ length: 200 }, (_, i) => core.channels.open(session, `burst:${i}`, null, recorder())),
+    );
     const opened = attempts.filter((a) => a.status === "fulfilled");
     expect(opened).toHaveLength(10);
     for (const refused of attempts.filter((a) => a.status === "rejected")) {
@@ -273,6 +275,23 @@ describe("ChannelService gates", () => {
     await core.channels.joinChannel(socketSession(), "room", { to: "someone-else" });
     await settle();
     expect(watcher.events.filter((event) => event.action === "JOIN")).toHaveLength(2);
+  });
+
+  it("lets the admin watch unseen: no JOIN or LEAVE published, not in presence, its own JOIN to itself only", async () => {
+    const core = createCore();
+    await core.channels.sendMessage(requestSession(), "room", { n: 1 }, null);
+    const member = socketSession();
+    await core.channels.open(member, "room", null, recorder());
+    const admin = socketSession(client(), { isAdmin: true });
+    const watcher = recorder();
+    const watching = await core.channels.open(admin, "room", { history: 5 }, watcher);
+    expect(watcher.events.map((event) => event.action)).toEqual(["MESSAGE", "JOIN"]);
+    expect(watcher.events[1]!.client.id).toBe(admin.client.id);
+    expect((await core.channels.presence(admin, "room")).map((c) => c.id)).toEqual([member.client.id]);
+    watching!.close();
+    await settle();
+    expect(core.published.filter((event) => event.client.id === admin.client.id)).toEqual([]);
+    expect(core.channels.stats()).toMatchObject({ memberships: 1, listeners: 1 });
   });
 
   it("does not broadcast the options the server acts on itself", async () => {

@@ -1,13 +1,13 @@
+import { createLogger } from "../../src/logger.js";
 import type { ChannelRules } from "../../src/realtime/channel-config.js";
 import { type ChannelLimits, ChannelService } from "../../src/realtime/channels.js";
 import { ChannelFanout } from "../../src/realtime/fanout.js";
 import { Membership } from "../../src/realtime/membership.js";
 import { LocalPresence } from "../../src/realtime/presence.js";
-import { createChannelPubSub } from "../../src/realtime/pubsub.js";
 import { type EventMiddleware, type HistoryWriter, Publisher } from "../../src/realtime/publisher.js";
-import { ChannelSequencer, LocalSequence } from "../../src/realtime/sequence.js";
+import { createChannelPubSub } from "../../src/realtime/pubsub.js";
+import { ChannelSequencer, LocalSequence, resumeFromHistory } from "../../src/realtime/sequence.js";
 import type { ChannelEvent, RealtimeClient, Session } from "../../src/realtime/types.js";
-import { createLogger } from "../../src/logger.js";
 
 /** Rules every channel gets unless a test changes them. */
 export const OPEN_RULES: ChannelRules = {
@@ -68,12 +68,18 @@ export function createCore(limits: Partial<ChannelLimits> = {}, middleware: Even
   const history = new MemoryHistory();
   const bus = createChannelPubSub();
   const published: ChannelEvent[] = [];
-  const publisher = new Publisher(bus, new ChannelSequencer(new LocalSequence((channel) => history.lastSeq(channel))), history, (channel) => rulesFor(channel).history);
-  publisher.use(async (event) => {
+  const policy = { historyKept: (channel: string) => rulesFor(channel).history };
+  const record: EventMiddleware = async (event) => {
     published.push(event);
     return { deliver: true, event };
+  };
+  const publisher = new Publisher({
+    bus,
+    sequencer: new ChannelSequencer(new LocalSequence(resumeFromHistory(policy, history))),
+    history,
+    policy,
+    middleware: [record, ...middleware],
   });
-  for (const step of middleware) publisher.use(step);
   const membership = new Membership();
   const channels = new ChannelService({
     publisher,
@@ -114,7 +120,12 @@ export function requestSession(who: RealtimeClient = client(), extra: Partial<Se
 }
 
 /** A subscription sink that records what it receives. */
-export function recorder(): { events: ChannelEvent[]; ended: { error?: unknown }[]; event(e: ChannelEvent): void; end(error?: unknown): void } {
+export function recorder(): {
+  events: ChannelEvent[];
+  ended: { error?: unknown }[];
+  event(e: ChannelEvent): void;
+  end(error?: unknown): void;
+} {
   const events: ChannelEvent[] = [];
   const ended: { error?: unknown }[] = [];
   return { events, ended, event: (e) => events.push(e), end: (error) => ended.push({ error }) };

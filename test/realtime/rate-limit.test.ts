@@ -18,7 +18,8 @@ describe("RateLimiter", () => {
             if (limiter.take(key, now)) allowed[key] += 1;
           }
           const elapsed = (now - start) / 1000;
-          for (const key of ["a", "b"] as const) expect(allowed[key]).toBeLessThanOrEqual(Math.max(1, perSecond) + elapsed * perSecond + 1e-9);
+          for (const key of ["a", "b"] as const)
+            expect(allowed[key]).toBeLessThanOrEqual(Math.max(1, perSecond) + elapsed * perSecond + 1e-9);
         },
       ),
     );

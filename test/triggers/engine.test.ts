@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { runStack, type RunOptions, type StackRunResult, type TriggerInput } from "../../src/triggers/engine.js";
+import { type RunOptions, runStack, type StackRunResult, type TriggerInput } from "../../src/triggers/engine.js";
 import { compileStack, type StackLimits } from "../../src/triggers/stack.js";
 import type { WebhookClient, WebhookRequest } from "../../src/triggers/webhook.js";
 
@@ -34,12 +34,20 @@ const SLOW = "$count([1..1000].($ * 2))";
 describe("runStack", () => {
   it("delivers the input unchanged when the stack changes nothing", async () => {
     const result = await run([{ log: "payload.text" }, { set: "payload.text", value: "payload.text" }]);
-    expect(result).toEqual({ outcome: "DELIVERED", payload: { text: "hi" }, commandOptions: null, log: ["hi"], durationMs: expect.any(Number) });
+    expect(result).toEqual({
+      outcome: "DELIVERED",
+      payload: { text: "hi" },
+      commandOptions: null,
+      log: ["hi"],
+      durationMs: expect.any(Number),
+    });
     expect((await run([])).outcome).toBe("DELIVERED");
   });
 
   it("evaluates against the whole trigger input", async () => {
-    const stack = compileStack([{ log: "[action, command, channel, commandOptions.to, payload.text, client.id, client.authenticated, client.extras.role]" }]);
+    const stack = compileStack([
+      { log: "[action, command, channel, commandOptions.to, payload.text, client.id, client.authenticated, client.extras.role]" },
+    ]);
     const result = await runStack(stack, input({ text: "hi" }, { to: "bob" }));
     expect(result.log).toEqual([["message", "message", "room:1", "bob", "hi", "c1", true, "admin"]]);
   });
@@ -84,11 +92,22 @@ describe("runStack", () => {
 
     it("sets array items by index, appending at the end, and fails past it or on a name", async () => {
       const items = { items: [{ n: 1 }, { n: 2 }] };
-      const set = await run([{ set: "payload.items.1.n", value: "20" }, { set: "payload.items.2", value: "3" }], items);
+      const set = await run(
+        [
+          { set: "payload.items.1.n", value: "20" },
+          { set: "payload.items.2", value: "3" },
+        ],
+        items,
+      );
       expect(set.payload).toEqual({ items: [{ n: 1 }, { n: 20 }, 3] });
       const pastTheEnd = await run([{ set: "payload.items.5", value: "1" }], items);
-      expect(pastTheEnd).toMatchObject({ outcome: "FAILED", error: { code: "TRIGGER_FAILED", message: 'stack[0]: cannot set "5" in an array of length 2' } });
-      expect((await run([{ set: "payload.items.name", value: "1" }], items)).error?.message).toBe('stack[0]: cannot set "name" in an array of length 2');
+      expect(pastTheEnd).toMatchObject({
+        outcome: "FAILED",
+        error: { code: "TRIGGER_FAILED", message: 'stack[0]: cannot set "5" in an array of length 2' },
+      });
+      expect((await run([{ set: "payload.items.name", value: "1" }], items)).error?.message).toBe(
+        'stack[0]: cannot set "name" in an array of length 2',
+      );
       expect((await run([{ set: "payload.items.length", value: "1" }], items)).outcome).toBe("FAILED");
     });
   });
@@ -114,7 +133,9 @@ describe("runStack", () => {
     [[0, 1], true],
     [[], false],
   ])("takes then or else by JSONata truthiness: %j is %s", async (value, expected) => {
-    const stack = [{ if: "payload.value", then: [{ set: "payload.branch", value: "'then'" }], else: [{ set: "payload.branch", value: "'else'" }] }];
+    const stack = [
+      { if: "payload.value", then: [{ set: "payload.branch", value: "'then'" }], else: [{ set: "payload.branch", value: "'else'" }] },
+    ];
     const result = await run(stack, { value }, { trace: true });
     expect(result.payload).toMatchObject({ branch: expected ? "then" : "else" });
     expect(result.trace?.at(-1)).toMatchObject({ path: "stack[0]", step: "if", result: expected });
@@ -163,7 +184,13 @@ describe("runStack", () => {
 
   it("traces each step when asked: path, kind, duration and result, or the error", async () => {
     const result = await run(
-      [{ var: "n", value: "2" }, { if: "$n > 1", then: [{ log: "'big'" }] }, { set: "payload.x", value: "$n * 2" }, { log: "$nope()" }, { log: "'never'" }],
+      [
+        { var: "n", value: "2" },
+        { if: "$n > 1", then: [{ log: "'big'" }] },
+        { set: "payload.x", value: "$n * 2" },
+        { log: "$nope()" },
+        { log: "'never'" },
+      ],
       { text: "hi" },
       { trace: true },
     );
@@ -172,7 +199,12 @@ describe("runStack", () => {
       { path: "stack[1].then[0]", step: "log", result: "big", error: undefined },
       { path: "stack[1]", step: "if", result: true, error: undefined },
       { path: "stack[2]", step: "set", result: 4, error: undefined },
-      { path: "stack[3]", step: "log", result: undefined, error: expect.stringMatching(/^stack\[3\]: Attempted to invoke a non-function \(T1006/) },
+      {
+        path: "stack[3]",
+        step: "log",
+        result: undefined,
+        error: expect.stringMatching(/^stack\[3\]: Attempted to invoke a non-function \(T1006/),
+      },
     ]);
     for (const entry of result.trace!) expect(entry.durationMs).toBeGreaterThanOrEqual(0);
     expect((await run([{ log: "1" }])).trace).toBeUndefined();
@@ -188,9 +220,15 @@ describe("runStack", () => {
   });
 
   it("fails on evaluation errors, naming the step, and returns the input unchanged", async () => {
-    const result = await run([{ set: "payload.x", value: "1" }, { if: "true", then: [{ set: "payload.y", value: "$undefinedFunction()" }] }]);
+    const result = await run([
+      { set: "payload.x", value: "1" },
+      { if: "true", then: [{ set: "payload.y", value: "$undefinedFunction()" }] },
+    ]);
     expect(result).toMatchObject({ outcome: "FAILED", payload: { text: "hi" }, commandOptions: null, log: [] });
-    expect(result.error).toEqual({ code: "TRIGGER_FAILED", message: "stack[1].then[0]: Attempted to invoke a non-function (T1006 at position 19)" });
+    expect(result.error).toEqual({
+      code: "TRIGGER_FAILED",
+      message: "stack[1].then[0]: Attempted to invoke a non-function (T1006 at position 19)",
+    });
     expect((await run([{ log: "1 + 'a'" }])).error?.message).toMatch(/^stack\[0\]: .*\(T200\d/);
     expect((await run([{ log: "$number('x') + $string(1/0)" }])).outcome).toBe("FAILED");
   });
@@ -210,14 +248,27 @@ describe("runStack", () => {
       ],
       { items: [{ name: "a" }, { name: "b" }] },
     );
-    expect(result.payload).toEqual({ items: [{ name: "a" }, { name: "b" }], names: ["a", "b"], fn: null, builtin: null, mixed: { list: [1, null, 3], n: 1 } });
+    expect(result.payload).toEqual({
+      items: [{ name: "a" }, { name: "b" }],
+      names: ["a", "b"],
+      fn: null,
+      builtin: null,
+      mixed: { list: [1, null, 3], n: 1 },
+    });
     expect(Object.keys((result.payload as { names: unknown[] }).names)).toEqual(["0", "1"]);
     expect(result.log).toEqual([null]);
     expect(JSON.parse(JSON.stringify(result))).toEqual(result);
   });
 
   it("lets a var hold a function for later steps", async () => {
-    const result = await run([{ var: "twice", value: "function($x) { $x * 2 }" }, { set: "payload.n", value: "$twice(21)" }], {}, { trace: true });
+    const result = await run(
+      [
+        { var: "twice", value: "function($x) { $x * 2 }" },
+        { set: "payload.n", value: "$twice(21)" },
+      ],
+      {},
+      { trace: true },
+    );
     expect(result.payload).toEqual({ n: 42 });
     expect(result.trace?.[0]).toMatchObject({ step: "var", result: undefined });
   });
@@ -296,7 +347,11 @@ describe("guardrails", () => {
   });
 
   it("fails a stack whose steps together run past the run's time limit, and runs no further step", async () => {
-    const result = await run(Array.from({ length: 100 }, () => ({ log: SLOW })), {}, { timeoutMs: 20, trace: true });
+    const result = await run(
+      Array.from({ length: 100 }, () => ({ log: SLOW })),
+      {},
+      { timeoutMs: 20, trace: true },
+    );
     expect(result.outcome).toBe("FAILED");
     expect(result.error?.message).toMatch(/^stack\[\d+\]: timeout: the trigger ran out of time \(limit 20 ms\)$/);
     expect(result.trace!.length).toBeLessThan(100);
@@ -322,7 +377,16 @@ describe("http steps", () => {
     const { client, requests } = fakeWebhooks({ status: 200, headers: { "content-type": "application/json" }, body: { allowed: true } });
     const result = await run(
       [
-        { http: { url: "'https://example.com/check'", method: "PUT", headers: { "x-channel": "channel", "x-n": "1", "x-none": "payload.missing" }, body: "{ 'text': payload.text }", timeoutMs: 500 }, as: "verdict" },
+        {
+          http: {
+            url: "'https://example.com/check'",
+            method: "PUT",
+            headers: { "x-channel": "channel", "x-n": "1", "x-none": "payload.missing" },
+            body: "{ 'text': payload.text }",
+            timeoutMs: 500,
+          },
+          as: "verdict",
+        },
         { set: "payload.allowed", value: "$verdict.body.allowed" },
       ],
       { text: "hi" },
@@ -332,7 +396,12 @@ describe("http steps", () => {
     expect(result).toMatchObject({ outcome: "MODIFIED", payload: { text: "hi", allowed: true } });
     expect(result.trace?.[0]?.result).toEqual({ status: 200, headers: { "content-type": "application/json" }, body: { allowed: true } });
     expect(requests).toHaveLength(1);
-    expect(requests[0]).toMatchObject({ url: "https://example.com/check", method: "PUT", headers: { "x-channel": "room:1", "x-n": "1" }, body: { text: "hi" } });
+    expect(requests[0]).toMatchObject({
+      url: "https://example.com/check",
+      method: "PUT",
+      headers: { "x-channel": "room:1", "x-n": "1" },
+      body: { text: "hi" },
+    });
     expect(requests[0]!.timeoutMs).toBeLessThanOrEqual(500);
     expect(requests[0]!.signal?.aborted).toBe(true);
   });
@@ -341,12 +410,19 @@ describe("http steps", () => {
     const stack = [{ http: { url: "'https://example.com/'" }, as: "r" }];
     expect((await run(stack, {}, {}, limits)).error?.message).toBe("stack[0]: http steps are not enabled on this server");
     const { client } = fakeWebhooks({ status: 200, headers: {}, body: "" });
-    expect((await run([{ http: { url: "42" }, as: "r" }], {}, { webhooks: client }, limits)).error?.message).toBe("stack[0]: http.url must evaluate to a string");
+    expect((await run([{ http: { url: "42" }, as: "r" }], {}, { webhooks: client }, limits)).error?.message).toBe(
+      "stack[0]: http.url must evaluate to a string",
+    );
   });
 
   it("gives a request at most the run's remaining time, and aborts it when the run times out", async () => {
     const { client, requests } = fakeWebhooks();
-    const result = await run([{ log: "1" }, { http: { url: "'https://example.com/'" }, as: "r" }], {}, { webhooks: client, timeoutMs: 100 }, limits);
+    const result = await run(
+      [{ log: "1" }, { http: { url: "'https://example.com/'" }, as: "r" }],
+      {},
+      { webhooks: client, timeoutMs: 100 },
+      limits,
+    );
     expect(result.error?.message).toBe("stack[1]: timeout: the trigger ran out of time (limit 100 ms)");
     expect(requests[0]!.timeoutMs).toBeLessThanOrEqual(100);
     expect(requests[0]!.signal?.aborted).toBe(true);

@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { CHANNEL_SUBSCRIPTION, SEND_MESSAGE, type TestEvent } from "../helpers/channels.js";
-import { connectWs, httpGraphQL, wsSubscribe, type Subscription } from "../helpers/graphql.js";
+import { connectWs, httpGraphQL, type Subscription, wsSubscribe } from "../helpers/graphql.js";
 import { startServer, type TestServer } from "../helpers/server.js";
 import { admin, createTrigger } from "../helpers/triggers.js";
 import { HOSTILE_CASES, hostilePayload } from "./hostile-corpus.js";
@@ -18,7 +18,11 @@ beforeAll(async () => {
   bystander = wsSubscribe<{ channel: TestEvent }>(await connectWs(server.wsUrl), CHANNEL_SUBSCRIPTION, { name: "bystander" });
   await bystander.next(); // its own join: the subscription is live
   // A first message and a first trigger run, so that what the cases time is not the server warming up.
-  await createTrigger(server.httpUrl, { name: "warm-up", channel: "warm-up", stack: [{ set: "payload.n", value: "$count($match('a a', /a/))" }] });
+  await createTrigger(server.httpUrl, {
+    name: "warm-up",
+    channel: "warm-up",
+    stack: [{ set: "payload.n", value: "$count($match('a a', /a/))" }],
+  });
   await Promise.all([send("warm-up", {}), bystanderLatency(-1)]);
 });
 
@@ -57,7 +61,10 @@ describe("the hostile corpus, through a real server", () => {
     const healthStarted = performance.now();
     const [latency, health] = await Promise.all([
       bystanderLatency(index),
-      fetch(server.httpUrl.replace("/graphql", "/health")).then((response) => ({ status: response.status, ms: performance.now() - healthStarted })),
+      fetch(server.httpUrl.replace("/graphql", "/health")).then((response) => ({
+        status: response.status,
+        ms: performance.now() - healthStarted,
+      })),
     ]);
     const result = await hostileSend;
 
@@ -69,8 +76,13 @@ describe("the hostile corpus, through a real server", () => {
       expect(result.data?.sendMessage.delivered).toBe(true);
     } else {
       expect(result.errors?.[0]?.extensions?.code).toBe("TRIGGER_FAILED");
-      const runs = await admin(server.httpUrl, `query ($id: ID!) { trigger(id: $id) { runs(last: 1) { outcome error } } }`, { id: trigger.id });
-      expect(runs.data!.trigger.runs[0]).toMatchObject({ outcome: "FAILED", error: expect.stringMatching(new RegExp(`^stack(\\[\\d+\\])?: (${hostile.expect}): `)) });
+      const runs = await admin(server.httpUrl, `query ($id: ID!) { trigger(id: $id) { runs(last: 1) { outcome error } } }`, {
+        id: trigger.id,
+      });
+      expect(runs.data!.trigger.runs[0]).toMatchObject({
+        outcome: "FAILED",
+        error: expect.stringMatching(new RegExp(`^stack(\\[\\d+\\])?: (${hostile.expect}): `)),
+      });
     }
   });
 
@@ -93,7 +105,10 @@ describe("the hostile corpus, through a real server", () => {
       `mutation ($id: ID!) { testTrigger(id: $id, event: { action: MESSAGE, channel: "pad", payload: {} }) { outcome error } }`,
       { id: trigger.id },
     );
-    expect(tested.data!.testTrigger).toEqual({ outcome: "FAILED", error: "stack[0]: size: $pad's result of 120000000 characters is over the limit of 1000000" });
+    expect(tested.data!.testTrigger).toEqual({
+      outcome: "FAILED",
+      error: "stack[0]: size: $pad's result of 120000000 characters is over the limit of 1000000",
+    });
     expect((await fetch(server.httpUrl.replace("/graphql", "/health"))).status).toBe(200);
   });
 });

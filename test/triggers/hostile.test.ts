@@ -9,14 +9,24 @@ const TIMEOUT_MS = 1000;
 const GRACE_MS = 100;
 
 describe("the hostile corpus, run by the engine", () => {
-  it.each(HOSTILE_CASES.filter((c) => c.expect === "refused: regex").map((c) => [c.name, c] as const))("refuses at save: %s", (_name, hostile) => {
-    expect(() => compileStack(hostile.stack)).toThrow(/^stack(\[\d+\]\.then)?\[0\]\.value: regex: \/.+\/\w* is not supported/);
-  });
+  it.each(HOSTILE_CASES.filter((c) => c.expect === "refused: regex").map((c) => [c.name, c] as const))(
+    "refuses at save: %s",
+    (_name, hostile) => {
+      expect(() => compileStack(hostile.stack)).toThrow(/^stack(\[\d+\]\.then)?\[0\]\.value: regex: \/.+\/\w* is not supported/);
+    },
+  );
 
   it.each(HOSTILE_CASES.filter((c) => c.expect !== "refused: regex").map((c) => [c.name, c] as const))("%s", async (_name, hostile) => {
     const stack = compileStack(hostile.stack);
     const payload = await hostilePayload(hostile);
-    const input = { action: "message", command: "message", channel: "c", commandOptions: null, payload, client: { id: "anon", authenticated: false, extras: null } } as const;
+    const input = {
+      action: "message",
+      command: "message",
+      channel: "c",
+      commandOptions: null,
+      payload,
+      client: { id: "anon", authenticated: false, extras: null },
+    } as const;
     const loop = watchEventLoop();
     const result = await runStack(stack, input, { timeoutMs: TIMEOUT_MS });
     const held = loop.stop();

@@ -1,9 +1,9 @@
 import { join } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
-import { openDatabase, type Database } from "../../src/db.js";
-import { createLogger } from "../../src/logger.js";
 import fc from "fast-check";
-import { capJson, MAX_RUN_DATA_BYTES, type TriggerRunReport, TriggerRunRecorder } from "../../src/triggers/runs.js";
+import { afterAll, describe, expect, it } from "vitest";
+import { type Database, openDatabase } from "../../src/db.js";
+import { createLogger } from "../../src/logger.js";
+import { capJson, MAX_RUN_DATA_BYTES, TriggerRunRecorder, type TriggerRunReport } from "../../src/triggers/runs.js";
 import { freshDataDir } from "../helpers/server.js";
 
 const databases: Database[] = [];
@@ -89,7 +89,12 @@ describe("run input and output", () => {
     runs.record(run("a", 1, { text: "small" }));
     runs.record(run("a", 2, { text: "x".repeat(5000) }));
     const [big, small] = await runs.latest("a", 10);
-    expect(small).toMatchObject({ clientId: "client-1", revision: 1, truncated: false, input: { payload: { text: "small" }, commandOptions: null } });
+    expect(small).toMatchObject({
+      clientId: "client-1",
+      revision: 1,
+      truncated: false,
+      input: { payload: { text: "small" }, commandOptions: null },
+    });
     expect(big!.truncated).toBe(true);
     expect(big!.input).toEqual(JSON.stringify({ payload: { text: "x".repeat(5000) }, commandOptions: null }).slice(0, MAX_RUN_DATA_BYTES));
     await runs.close();
@@ -109,5 +114,14 @@ describe("run input and output", () => {
     expect(await pending).toEqual({ value: undefined, done: true });
     await all.return!();
     await runs.close();
+  });
+
+  it('stores logged values and captured payloads exactly, "__proto__" keys included', async () => {
+    const runs = await recorder({ keepPerTrigger: 10, maxBuffered: 100 });
+    const payload = JSON.parse('{"__proto__": {"x": 1}, "a": 1}');
+    runs.record({ ...run("a", 1, payload), log: [JSON.parse('{"__proto__": "logged"}')] });
+    const [stored] = await runs.latest("a", 1);
+    expect(JSON.stringify(stored!.log)).toBe('[{"__proto__":"logged"}]');
+    expect(JSON.stringify(stored!.input)).toBe(JSON.stringify({ payload, commandOptions: null }));
   });
 });

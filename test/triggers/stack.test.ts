@@ -71,7 +71,11 @@ describe("compileStack", () => {
       "stack[2].then[0].value",
       /^stack\[2\]\.then\[0\]\.value: expression does not compile: .+/,
     );
-    expectRefused([{ if: "true", then: [], else: [{ log: "1" }, { if: "false", then: [{ nope: 1 }] }] }], "stack[0].else[1].then[0]", /unknown step kind/);
+    expectRefused(
+      [{ if: "true", then: [], else: [{ log: "1" }, { if: "false", then: [{ nope: 1 }] }] }],
+      "stack[0].else[1].then[0]",
+      /unknown step kind/,
+    );
     expectRefused([{ if: "(", then: [] }], "stack[0].if", /expression does not compile/);
   });
 
@@ -89,7 +93,11 @@ describe("compileStack", () => {
   });
 
   it("refuses unknown step kinds, several kinds in one step, and unknown fields", () => {
-    expectRefused([{ nope: 1 }], "stack[0]", /unknown step kind \(keys: nope\); expected one of var, set, return, if, drop, reject, log, http/);
+    expectRefused(
+      [{ nope: 1 }],
+      "stack[0]",
+      /unknown step kind \(keys: nope\); expected one of var, set, return, if, drop, reject, log, http/,
+    );
     expectRefused([{}], "stack[0]", /unknown step kind \(keys: none\)/);
     expectRefused([{ toString: "1" }], "stack[0]", /unknown step kind/);
     expectRefused([{ log: "1", drop: true }], "stack[0]", "a step has exactly one kind, found log and drop");
@@ -125,16 +133,24 @@ describe("compileStack", () => {
     expectRefused([step], path, message);
   });
 
-  it.each(["(", "1 +", "payload.", "$f(", "'unterminated", "{ 'a': }", "/unterminated"])("refuses the expression %j, which does not compile", (expression) => {
-    expectRefused([{ log: expression }], "stack[0].log", /^stack\[0\]\.log: expression does not compile: .+ \(S0\d{3}/);
-  });
+  it.each(["(", "1 +", "payload.", "$f(", "'unterminated", "{ 'a': }", "/unterminated"])(
+    "refuses the expression %j, which does not compile",
+    (expression) => {
+      expectRefused([{ log: expression }], "stack[0].log", /^stack\[0\]\.log: expression does not compile: .+ \(S0\d{3}/);
+    },
+  );
 
   it.each([1, "1x", "a-b", "", "$x", "response", "eval"])("refuses the variable name %j", (name) => {
     expectRefused([{ var: name, value: "1" }], "stack[0].var", "must be a variable name");
   });
 
   it("accepts identifiers as variable names", () => {
-    expect(() => compileStack([{ var: "_a1", value: "1" }, { var: "Response", value: "2" }])).not.toThrow();
+    expect(() =>
+      compileStack([
+        { var: "_a1", value: "1" },
+        { var: "Response", value: "2" },
+      ]),
+    ).not.toThrow();
   });
 
   it.each([
@@ -163,12 +179,21 @@ describe("compileStack", () => {
   });
 
   it("accepts reject codes of capitals, digits and _, up to 64 characters", () => {
-    expect(() => compileStack([{ reject: "'x'", code: "A" }, { reject: "'x'", code: `B${"_9".repeat(31)}Z` }])).not.toThrow();
+    expect(() =>
+      compileStack([
+        { reject: "'x'", code: "A" },
+        { reject: "'x'", code: `B${"_9".repeat(31)}Z` },
+      ]),
+    ).not.toThrow();
   });
 
   it("refuses more steps than the limit, nested ones counted", () => {
     expect(() => compileStack(Array.from({ length: 100 }, () => ({ log: "1" })))).not.toThrow();
-    expectRefused(Array.from({ length: 101 }, () => ({ log: "1" })), "stack[100]", "a stack may have at most 100 steps");
+    expectRefused(
+      Array.from({ length: 101 }, () => ({ log: "1" })),
+      "stack[100]",
+      "a stack may have at most 100 steps",
+    );
     const nested = [...Array.from({ length: 98 }, () => ({ log: "1" })), { if: "true", then: [{ log: "1" }, { log: "2" }] }];
     expectRefused(nested, "stack[98].then[1]", "at most 100 steps");
     expectRefused([{ log: "1" }, { log: "2" }, { log: "3" }], "stack[2]", "at most 2 steps", { maxSteps: 2 });
@@ -201,7 +226,11 @@ describe("compileStack", () => {
     "payload.items[$contains(name, /(?<!a)b/)]",
     "( $f := function($s) { $replace($s, /(\\w)\\1/, '') }; $f(payload.text) )",
   ])("refuses the regular expression in %s, which cannot run in linear time, at save", (expression) => {
-    expectRefused([{ if: "true", then: [{ set: "payload.x", value: expression }] }], "stack[0].then[0].value", /^stack\[0\]\.then\[0\]\.value: regex: \/.+\/\w* is not supported \(.+\)/);
+    expectRefused(
+      [{ if: "true", then: [{ set: "payload.x", value: expression }] }],
+      "stack[0].then[0].value",
+      /^stack\[0\]\.then\[0\]\.value: regex: \/.+\/\w* is not supported \(.+\)/,
+    );
   });
 
   it("accepts ordinary regular expressions, and ones that would backtrack badly on a backtracking engine", () => {
@@ -225,7 +254,11 @@ describe("compileStack", () => {
       [{ http: { url: "'x'", method: "TRACE" }, as: "r" }, "stack[0].http.method", "must be GET, POST, PUT, PATCH or DELETE"],
       [{ http: { url: "'x'", timeoutMs: 10 ** 9 }, as: "r" }, "stack[0].http.timeoutMs", "must be a whole number of milliseconds"],
       [{ http: { url: "'x'", headers: [] }, as: "r" }, "stack[0].http.headers", "must be an object of header expressions"],
-      [{ http: { url: "'x'", headers: { "webhook-signature": "'forged'" } }, as: "r" }, "stack[0].http.headers.webhook-signature", "is not a header a trigger may set"],
+      [
+        { http: { url: "'x'", headers: { "webhook-signature": "'forged'" } }, as: "r" },
+        "stack[0].http.headers.webhook-signature",
+        "is not a header a trigger may set",
+      ],
       [{ http: { url: "'x'", headers: { "x-a": "(" } }, as: "r" }, "stack[0].http.headers.x-a", "expression does not compile"],
       [{ http: { url: "'x'", method: "GET", body: "payload" }, as: "r" }, "stack[0].http.body", "a GET request has no body"],
       [{ http: { url: "$match('aaa', /(a)\\1/)" }, as: "r" }, "stack[0].http.url", "regex: /(a)\\1/g is not supported"],

@@ -2,7 +2,7 @@ import { copyFileSync } from "node:fs";
 import { join } from "node:path";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { migrate, openDatabase, type Database } from "../../src/db.js";
+import { type Database, migrate, openDatabase } from "../../src/db.js";
 import { createLogger } from "../../src/logger.js";
 import { RedisConnection } from "../../src/realtime/redis.js";
 import { RedisStateStore } from "../../src/triggers/redis-state.js";
@@ -130,7 +130,9 @@ describe.each(["sqlite", "postgresql"] as const)("DatabaseStateStore on %s", (pr
   };
 
   it.skipIf(!reachable)("answers every sequence of steps as the model does", async () => {
-    await fc.assert(agreesWithTheModel(new TriggerState(store, { maxKeys: MAX_KEYS, maxValueBytes: 16 * 1024 }), newTrigger), { numRuns: 60 });
+    await fc.assert(agreesWithTheModel(new TriggerState(store, { maxKeys: MAX_KEYS, maxValueBytes: 16 * 1024 }), newTrigger), {
+      numRuns: 60,
+    });
   });
 
   it.skipIf(!reachable)("reads an expired key as null before the purge, and the purge deletes it", async () => {
@@ -167,7 +169,10 @@ describe("RedisStateStore", () => {
 
   it.skipIf(!reachable)("answers every sequence of steps as the model does", async () => {
     const state = new TriggerState(new RedisStateStore(redis), { maxKeys: MAX_KEYS, maxValueBytes: 16 * 1024 });
-    await fc.assert(agreesWithTheModel(state, async () => `trigger-${++count}`), { numRuns: 60 });
+    await fc.assert(
+      agreesWithTheModel(state, async () => `trigger-${++count}`),
+      { numRuns: 60 },
+    );
   });
 
   it.skipIf(!reachable)("expires keys by Redis's clock and frees their room under the key bound", async () => {

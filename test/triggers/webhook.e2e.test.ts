@@ -7,7 +7,7 @@ import { httpGraphQL } from "../helpers/graphql.js";
 import { ADMIN_TOKEN, startServer, type TestServer } from "../helpers/server.js";
 import { admin, createTrigger } from "../helpers/triggers.js";
 
-const SECRET = "whsec_" + Buffer.from("a-webhook-secret-for-tests-0123").toString("base64");
+const SECRET = `whsec_${Buffer.from("a-webhook-secret-for-tests-0123").toString("base64")}`;
 
 /** A moderation service stub on loopback: refuses texts containing "spam", checks every signature. */
 const received: { headers: IncomingMessage["headers"]; body: string; verified: boolean }[] = [];
@@ -47,7 +47,13 @@ describe("http steps (webhooks)", () => {
       channel: "moderated",
       stack: [
         {
-          http: { url: `'http://127.0.0.1:${port}/moderate'`, method: "POST", headers: { "x-channel": "channel" }, body: "{ 'text': payload.text }", timeoutMs: 2000 },
+          http: {
+            url: `'http://127.0.0.1:${port}/moderate'`,
+            method: "POST",
+            headers: { "x-channel": "channel" },
+            body: "{ 'text': payload.text }",
+            timeoutMs: 2000,
+          },
           as: "verdict",
         },
         { if: "$verdict.status != 200 or $not($verdict.body.allowed)", then: [{ reject: "'Refused by moderation'", code: "MODERATED" }] },

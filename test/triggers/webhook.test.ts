@@ -11,12 +11,7 @@ import fc from "fast-check";
 import { Webhook } from "standardwebhooks";
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import { isForbiddenAddress } from "../../src/triggers/address-policy.js";
-import {
-  createWebhookClient,
-  type ConnectTarget,
-  type ResolvedAddress,
-  type WebhookSettings,
-} from "../../src/triggers/webhook.js";
+import { type ConnectTarget, createWebhookClient, type ResolvedAddress, type WebhookSettings } from "../../src/triggers/webhook.js";
 
 const SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const SECRET_KEY = Buffer.from(SECRET.slice("whsec_".length), "base64");
@@ -69,7 +64,14 @@ beforeAll(async () => {
     request.on("end", () => {
       const body = Buffer.concat(chunks).toString("utf8");
       const verified = verifyWithPackage(SECRET, request.headers, body) && verifyBySpec(SECRET_KEY, request.headers, body);
-      received.push({ method: request.method!, url: request.url!, headers: request.headers, body, localAddress: request.socket.localAddress, verified });
+      received.push({
+        method: request.method!,
+        url: request.url!,
+        headers: request.headers,
+        body,
+        localAddress: request.socket.localAddress,
+        verified,
+      });
       const path = request.url!.split("?")[0];
       const json = (status: number, value: unknown, extra: http.OutgoingHttpHeaders = {}) => {
         response.writeHead(status, { "content-type": "application/json; charset=utf-8", "x-stub": "yes", ...extra });
@@ -154,7 +156,8 @@ beforeEach(() => {
 /** A connect that only ever opens sockets to 127.0.0.1 (the stub) and throws for anything else. */
 function loopbackOnlyConnect() {
   return vi.fn((target: ConnectTarget) => {
-    if (target.address !== "127.0.0.1") throw Object.assign(new Error(`test refuses to connect to ${target.address}`), { code: "ETESTREFUSED" });
+    if (target.address !== "127.0.0.1")
+      throw Object.assign(new Error(`test refuses to connect to ${target.address}`), { code: "ETESTREFUSED" });
     return net.connect({ host: target.address, port: target.port });
   });
 }
@@ -337,10 +340,16 @@ describe("refusing forbidden addresses before any connection", () => {
   });
 
   it("refuses when ANY resolved address is forbidden, whatever the order", async () => {
-    for (const answers of [["203.0.113.10", "10.0.0.1"], ["10.0.0.1", "203.0.113.10"], ["2001:db8::1", "::1"]]) {
+    for (const answers of [
+      ["203.0.113.10", "10.0.0.1"],
+      ["10.0.0.1", "203.0.113.10"],
+      ["2001:db8::1", "::1"],
+    ]) {
       const lookup = vi.fn(async () => answers.map((address) => ({ address, family: family(address) })));
       const { webhook, connect } = client({ allowHosts: [], lookup });
-      await expect(webhook.send({ url: "http://hooks.example.test/", method: "GET" })).rejects.toMatchObject({ code: "WEBHOOK_FORBIDDEN_ADDRESS" });
+      await expect(webhook.send({ url: "http://hooks.example.test/", method: "GET" })).rejects.toMatchObject({
+        code: "WEBHOOK_FORBIDDEN_ADDRESS",
+      });
       expect(connect).not.toHaveBeenCalled();
     }
   });
@@ -433,7 +442,10 @@ describe("redirects", () => {
 
   it("stops after maxRedirects", async () => {
     const { webhook } = client({ maxRedirects: 2 });
-    await expect(webhook.send({ url: `${base}/loop`, method: "GET" })).rejects.toMatchObject({ code: "WEBHOOK_FAILED", message: expect.stringMatching(/too many redirects/) });
+    await expect(webhook.send({ url: `${base}/loop`, method: "GET" })).rejects.toMatchObject({
+      code: "WEBHOOK_FAILED",
+      message: expect.stringMatching(/too many redirects/),
+    });
     expect(received).toHaveLength(3);
   });
 });
@@ -446,7 +458,9 @@ describe("limits", () => {
 
   it("refuses an oversized request body before connecting", async () => {
     const { webhook, connect } = client({ maxRequestBytes: 100 });
-    await expect(webhook.send({ url: `${base}/hook`, method: "POST", body: "z".repeat(101) })).rejects.toMatchObject({ code: "WEBHOOK_TOO_LARGE" });
+    await expect(webhook.send({ url: `${base}/hook`, method: "POST", body: "z".repeat(101) })).rejects.toMatchObject({
+      code: "WEBHOOK_TOO_LARGE",
+    });
     expect(connect).not.toHaveBeenCalled();
   });
 
@@ -461,7 +475,9 @@ describe("limits", () => {
 
   it("times out a lookup that never answers", async () => {
     const { webhook, connect } = client({ lookup: () => new Promise<ResolvedAddress[]>(() => {}) });
-    await expect(webhook.send({ url: "http://hooks.example.test/", method: "GET", timeoutMs: 100 })).rejects.toMatchObject({ code: "WEBHOOK_TIMEOUT" });
+    await expect(webhook.send({ url: "http://hooks.example.test/", method: "GET", timeoutMs: 100 })).rejects.toMatchObject({
+      code: "WEBHOOK_TIMEOUT",
+    });
     expect(connect).not.toHaveBeenCalled();
   });
 
@@ -476,7 +492,9 @@ describe("limits", () => {
 
   it("refuses a timeout above maxTimeoutMs", async () => {
     const { webhook, connect } = client({ maxTimeoutMs: 1000 });
-    await expect(webhook.send({ url: `${base}/hook`, method: "GET", timeoutMs: 1001 })).rejects.toMatchObject({ code: "WEBHOOK_BAD_REQUEST" });
+    await expect(webhook.send({ url: `${base}/hook`, method: "GET", timeoutMs: 1001 })).rejects.toMatchObject({
+      code: "WEBHOOK_BAD_REQUEST",
+    });
     expect(connect).not.toHaveBeenCalled();
   });
 });
@@ -496,8 +514,12 @@ describe("request validation", () => {
 
   it("refuses header values with CR/LF and bad header names", async () => {
     const { webhook } = client();
-    await expect(webhook.send({ url: `${base}/hook`, method: "GET", headers: { "x-a": "1\r\nx-b: 2" } })).rejects.toMatchObject({ code: "WEBHOOK_BAD_REQUEST" });
-    await expect(webhook.send({ url: `${base}/hook`, method: "GET", headers: { "x a": "1" } })).rejects.toMatchObject({ code: "WEBHOOK_BAD_REQUEST" });
+    await expect(webhook.send({ url: `${base}/hook`, method: "GET", headers: { "x-a": "1\r\nx-b: 2" } })).rejects.toMatchObject({
+      code: "WEBHOOK_BAD_REQUEST",
+    });
+    await expect(webhook.send({ url: `${base}/hook`, method: "GET", headers: { "x a": "1" } })).rejects.toMatchObject({
+      code: "WEBHOOK_BAD_REQUEST",
+    });
   });
 
   it.each([
@@ -517,7 +539,9 @@ describe("request validation", () => {
 
   it("refuses a body on GET and unknown methods", async () => {
     const { webhook } = client();
-    await expect(webhook.send({ url: `${base}/hook`, method: "GET", body: { a: 1 } })).rejects.toMatchObject({ code: "WEBHOOK_BAD_REQUEST" });
+    await expect(webhook.send({ url: `${base}/hook`, method: "GET", body: { a: 1 } })).rejects.toMatchObject({
+      code: "WEBHOOK_BAD_REQUEST",
+    });
     await expect(webhook.send({ url: `${base}/hook`, method: "TRACE" as "GET" })).rejects.toMatchObject({ code: "WEBHOOK_BAD_REQUEST" });
   });
 });
@@ -607,7 +631,20 @@ describe("isForbiddenAddress (property)", () => {
   });
 
   it("classifies IPv6 ranges and refuses what is not an address", () => {
-    for (const address of ["::", "::1", "fc00::1", "fdff::1", "fe80::1", "febf::1", "ff00::1", "ff02::1", "64:ff9b:1::1", "2001::1", "100::1", "fe80::1%eth0"]) {
+    for (const address of [
+      "::",
+      "::1",
+      "fc00::1",
+      "fdff::1",
+      "fe80::1",
+      "febf::1",
+      "ff00::1",
+      "ff02::1",
+      "64:ff9b:1::1",
+      "2001::1",
+      "100::1",
+      "fe80::1%eth0",
+    ]) {
       expect(isForbiddenAddress(address), address).toBe(true);
     }
     for (const address of ["2606:4700::1111", "2a00:1450:4001::200e", "fbff::1", "2002:0808:0808::1", "64:ff9b::808:808"]) {

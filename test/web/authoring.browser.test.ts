@@ -43,7 +43,10 @@ async function openAdmin(): Promise<Page> {
 
 async function openTrigger(page: Page, name: string): Promise<void> {
   await page.locator("#trigger-rows").getByRole("button", { name, exact: true }).click();
-  await page.locator("#trigger-form-heading").filter({ hasText: `Edit ${name}` }).waitFor();
+  await page
+    .locator("#trigger-form-heading")
+    .filter({ hasText: `Edit ${name}` })
+    .waitFor();
 }
 
 const stackField = (page: Page) => page.getByLabel("Function stack (JSON)");
@@ -56,7 +59,9 @@ describeBrowser("the trigger author's workflow in the console", () => {
     await page.getByLabel("Channel", { exact: true }).fill("mods:*");
     await page.locator("#trigger-actions").getByLabel("Joins").check();
     await page.locator("#trigger-actions").getByLabel("Messages").uncheck();
-    await stackField(page).fill(JSON.stringify([{ if: "client.extras.role != 'mod'", then: [{ reject: "'Moderators only'", code: "NOT_A_MODERATOR" }] }]));
+    await stackField(page).fill(
+      JSON.stringify([{ if: "client.extras.role != 'mod'", then: [{ reject: "'Moderators only'", code: "NOT_A_MODERATOR" }] }]),
+    );
 
     const test = page.locator("#test-form");
     await test.getByLabel("Action").selectOption("JOIN");
@@ -106,8 +111,12 @@ describeBrowser("the trigger author's workflow in the console", () => {
     await admin(server.httpUrl, `mutation ($id: ID!) { updateTrigger(id: $id, input: { order: 7 }) { revision } }`, { id: trigger.id });
     await page.locator("#trigger-form").getByLabel("Description").fill("my change");
     await page.getByRole("button", { name: "Save trigger" }).click();
-    await page.locator("#trigger-error").filter({ hasText: "someone else changed this trigger since you opened it (now revision 4)" }).waitFor();
-    const stored = (await admin(server.httpUrl, `query ($id: ID!) { trigger(id: $id) { description order revision } }`, { id: trigger.id })).data!.trigger;
+    await page
+      .locator("#trigger-error")
+      .filter({ hasText: "someone else changed this trigger since you opened it (now revision 4)" })
+      .waitFor();
+    const stored = (await admin(server.httpUrl, `query ($id: ID!) { trigger(id: $id) { description order revision } }`, { id: trigger.id }))
+      .data!.trigger;
     expect(stored).toEqual({ description: null, order: 7, revision: 4 });
     await page.context().close();
   });
@@ -129,7 +138,12 @@ describeBrowser("the trigger author's workflow in the console", () => {
     await row.getByText("Input and output").click();
     await row.locator("pre").filter({ hasText: '"seen": true' }).waitFor();
     expect(await row.locator("td").nth(3).textContent()).toBe("1"); // the revision
-    expect(await row.locator("td").first().evaluate((cell) => getComputedStyle(cell).whiteSpace)).toBe("nowrap");
+    expect(
+      await row
+        .locator("td")
+        .first()
+        .evaluate((cell) => getComputedStyle(cell).whiteSpace),
+    ).toBe("nowrap");
     await screenshot(page, "admin-live-runs");
     await page.context().close();
   });
@@ -138,7 +152,10 @@ describeBrowser("the trigger author's workflow in the console", () => {
     const trigger = await createTrigger(server.httpUrl, {
       name: "remember",
       channel: "remember:*",
-      stack: [{ incr: "'count:' & channel", as: "n" }, { put: "'last:' & channel", value: "payload", ttl: "3600" }],
+      stack: [
+        { incr: "'count:' & channel", as: "n" },
+        { put: "'last:' & channel", value: "payload", ttl: "3600" },
+      ],
     });
     for (const channel of ["remember:a", "remember:b", "remember:a"]) {
       await httpGraphQL(server.httpUrl, SEND_MESSAGE, { channel, payload: { from: channel } });
@@ -147,7 +164,12 @@ describeBrowser("the trigger author's workflow in the console", () => {
     await openTrigger(page, "remember");
     const rows = page.locator("#state-rows tr");
     await rows.nth(3).waitFor();
-    expect(await rows.locator("td:first-child").allTextContents()).toEqual(["count:remember:a", "count:remember:b", "last:remember:a", "last:remember:b"]);
+    expect(await rows.locator("td:first-child").allTextContents()).toEqual([
+      "count:remember:a",
+      "count:remember:b",
+      "last:remember:a",
+      "last:remember:b",
+    ]);
     await page.locator('#state-rows tr[data-key="count:remember:a"] pre').filter({ hasText: "2" }).waitFor();
     expect(await page.locator('#state-rows tr[data-key="count:remember:a"] td').nth(2).textContent()).toBe("never");
     expect(await page.locator('#state-rows tr[data-key="last:remember:b"] time').count()).toBe(1);

@@ -102,9 +102,17 @@ describeBrowser("web pages in Chromium", () => {
 
     await sendFrom(alice, "make it loud");
     // (A string in hasText matches case-insensitively; these regular expressions do not.)
-    await messages(bob).filter({ hasText: /MAKE IT LOUD/ }).waitFor();
-    await messages(alice).filter({ hasText: /MAKE IT LOUD/ }).waitFor();
-    expect(await messages(bob).filter({ hasText: /make it loud/ }).count()).toBe(0);
+    await messages(bob)
+      .filter({ hasText: /MAKE IT LOUD/ })
+      .waitFor();
+    await messages(alice)
+      .filter({ hasText: /MAKE IT LOUD/ })
+      .waitFor();
+    expect(
+      await messages(bob)
+        .filter({ hasText: /make it loud/ })
+        .count(),
+    ).toBe(0);
 
     // The console's test run shows the step trace, and the recent runs show the live message.
     await admin.getByLabel("Payload (JSON)").fill('{ "text": "psst" }');
@@ -119,7 +127,9 @@ describeBrowser("web pages in Chromium", () => {
     await admin.getByRole("checkbox", { name: "shout active" }).uncheck();
     await admin.getByRole("status").filter({ hasText: "shout is now inactive." }).waitFor();
     await sendFrom(alice, "quiet again");
-    await messages(bob).filter({ hasText: /quiet again/ }).waitFor();
+    await messages(bob)
+      .filter({ hasText: /quiet again/ })
+      .waitFor();
 
     await screenshot(admin, "admin-trigger");
     await screenshot(bob, "demo-transformed");
@@ -141,10 +151,16 @@ describeBrowser("web pages in Chromium", () => {
     const step = admin.locator('#stack-outline li[data-path="stack[1].then[1]"]');
     await step.locator(".step-error").waitFor();
     expect(await step.getAttribute("class")).toContain("has-error");
-    expect(await step.locator(".step-error").textContent()).toMatch(/^stack\[1\]\.then\[1\]\.value: expression does not compile.*\(line \d+\)$/);
+    expect(await step.locator(".step-error").textContent()).toMatch(
+      /^stack\[1\]\.then\[1\]\.value: expression does not compile.*\(line \d+\)$/,
+    );
     expect(await admin.locator('#stack-outline li[data-path="stack[0]"].has-error').count()).toBe(0);
     expect(await admin.getByLabel("Function stack (JSON)").getAttribute("aria-invalid")).toBe("true");
-    await admin.getByRole("alert").filter({ hasText: "stack[1].then[1].value" }).getByRole("button", { name: /Show line \d+ in the editor/ }).click();
+    await admin
+      .getByRole("alert")
+      .filter({ hasText: "stack[1].then[1].value" })
+      .getByRole("button", { name: /Show line \d+ in the editor/ })
+      .click();
     const selected = await admin.getByLabel("Function stack (JSON)").evaluate((element) => {
       const textarea = element as unknown as { value: string; selectionStart: number; selectionEnd: number }; // no DOM types here
       return textarea.value.slice(textarea.selectionStart, textarea.selectionEnd);
@@ -156,7 +172,10 @@ describeBrowser("web pages in Chromium", () => {
     // Text that is not JSON is caught in the page, with its line.
     await admin.getByLabel("Function stack (JSON)").fill('[\n  { "drop": true },\n  { "log": }\n]');
     await admin.getByRole("button", { name: "Create trigger" }).click();
-    await admin.locator("#stack-error").filter({ hasText: /Not valid JSON \(line 3/ }).waitFor();
+    await admin
+      .locator("#stack-error")
+      .filter({ hasText: /Not valid JSON \(line 3/ })
+      .waitFor();
     await closeAll(admin);
   });
 
@@ -166,9 +185,10 @@ describeBrowser("web pages in Chromium", () => {
     await admin.getByLabel("Pattern").fill("room:e2e-watch");
     await admin.getByLabel("Presence").check();
     await admin.getByLabel("Messages kept (0–1000)").fill("20");
+    await admin.getByLabel("Members only").check(); // members (carol, once she joins) may still send and see who is here
     await admin.getByRole("button", { name: "Create channel" }).click();
     await admin.getByRole("status").filter({ hasText: "Channel created." }).waitFor();
-    await admin.getByRole("row").filter({ hasText: "room:e2e-watch" }).waitFor();
+    await admin.getByRole("row").filter({ hasText: "room:e2e-watch" }).filter({ hasText: "(members only)" }).waitFor();
 
     await admin.locator("#watch").getByLabel("Channel name").fill("room:e2e-watch");
     await admin.getByRole("button", { name: "Watch", exact: true }).click();
@@ -176,6 +196,8 @@ describeBrowser("web pages in Chromium", () => {
 
     const carol = await openDemo("room:e2e-watch", "carol");
     await carol.locator("#people li").filter({ hasText: "carol (you)" }).waitFor(); // presence is on
+    // The admin watches unseen: carol is alone in "Here now", and saw no one else join.
+    await expect.poll(() => carol.locator("#people li").count()).toBe(1);
     await sendFrom(carol, "watched message");
     const live = admin.getByRole("log", { name: "Live events" }).getByRole("listitem");
     await live.filter({ hasText: "MESSAGE #1" }).filter({ hasText: "watched message" }).waitFor();

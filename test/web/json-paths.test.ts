@@ -5,7 +5,7 @@ import { lineAndColumn, locateJsonPaths, parseStack } from "../../web/admin/json
 /** Every path of a JSON value in the server's notation, with the value there. */
 function paths(value: unknown, path: string, out: [string, unknown][] = []): [string, unknown][] {
   out.push([path, value]);
-  if (Array.isArray(value)) value.forEach((item, index) => paths(item, `${path}[${index}]`, out));
+  if (Array.isArray(value)) for (const [index, item] of value.entries()) paths(item, `${path}[${index}]`, out);
   else if (typeof value === "object" && value !== null) for (const [key, item] of Object.entries(value)) paths(item, `${path}.${key}`, out);
   return out;
 }
@@ -50,6 +50,9 @@ describe("parseStack", () => {
   ])("says where %j stops being JSON", (text, line, column, reason) => {
     const result = parseStack(text);
     expect(result.ok).toBe(false);
-    if (!result.ok) expect(result.message).toBe(`Not valid JSON (line ${line}, column ${column}): ${reason}${reason.endsWith("null") ? " (strings need double quotes)" : ""}.`);
+    if (!result.ok)
+      expect(result.message).toBe(
+        `Not valid JSON (line ${line}, column ${column}): ${reason}${reason.endsWith("null") ? " (strings need double quotes)" : ""}.`,
+      );
   });
 });

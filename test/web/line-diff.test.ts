@@ -2,15 +2,25 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { diffLines } from "../../web/admin/line-diff.js";
 
-const text = fc.array(fc.constantFrom("a", "b", "c", "  \"x\": 1,", ""), { maxLength: 30 }).map((lines) => lines.join("\n"));
+const text = fc.array(fc.constantFrom("a", "b", "c", '  "x": 1,', ""), { maxLength: 30 }).map((lines) => lines.join("\n"));
 
 describe("diffLines (the console's revision diff)", () => {
   it("keeps both texts: old lines are same or removed, new lines same or added, in order", () => {
     fc.assert(
       fc.property(text, text, (before, after) => {
         const diff = diffLines(before, after);
-        expect(diff.filter((line) => line.kind !== "added").map((line) => line.text).join("\n")).toBe(before);
-        expect(diff.filter((line) => line.kind !== "removed").map((line) => line.text).join("\n")).toBe(after);
+        expect(
+          diff
+            .filter((line) => line.kind !== "added")
+            .map((line) => line.text)
+            .join("\n"),
+        ).toBe(before);
+        expect(
+          diff
+            .filter((line) => line.kind !== "removed")
+            .map((line) => line.text)
+            .join("\n"),
+        ).toBe(after);
       }),
     );
   });

@@ -15,7 +15,10 @@ function assetsOf(html: string): string[] {
 }
 
 /** A raw GET (fetch would decompress and hide content-encoding). */
-function rawGet(url: string, headers: Record<string, string>): Promise<{ status: number; headers: Record<string, unknown>; length: number }> {
+function rawGet(
+  url: string,
+  headers: Record<string, string>,
+): Promise<{ status: number; headers: Record<string, unknown>; length: number }> {
   return new Promise((resolve, reject) => {
     request(url, { headers }, (response) => {
       let length = 0;
@@ -53,7 +56,9 @@ describe("the web pages", () => {
       expect(asset).toMatch(/^\/assets\/(demo|style)-[A-Z0-9]+\.(js|css)$/);
       const response = await fetch(origin + asset);
       expect(response.status).toBe(200);
-      expect(response.headers.get("content-type")).toBe(asset.endsWith(".js") ? "text/javascript; charset=utf-8" : "text/css; charset=utf-8");
+      expect(response.headers.get("content-type")).toBe(
+        asset.endsWith(".js") ? "text/javascript; charset=utf-8" : "text/css; charset=utf-8",
+      );
       expect(response.headers.get("cache-control")).toBe("public, max-age=31536000, immutable");
       const plain = await rawGet(origin + asset, {});
       const gzipped = await rawGet(origin + asset, { "accept-encoding": "gzip" });

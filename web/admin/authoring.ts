@@ -4,9 +4,9 @@
  * stream in live (`triggerRuns` over the WebSocket) with what went in and came out, and its state
  * (./trigger-state.ts).
  */
+
+import { isGraphQLErrors, RealtimeError } from "@realtime-channels/client";
 import { type Client, createClient } from "graphql-ws";
-import { RealtimeError } from "../client/realtime-client.js";
-import { isGraphQLErrors } from "../client/graphql-errors.js";
 import type {
   AdminTestDraftMutation,
   CreateTriggerInput,
@@ -17,7 +17,13 @@ import type {
   TypedDocumentString,
 } from "../generated/graphql.js";
 import { byId, clock, h, pretty } from "../shared/dom.js";
-import { LiveRunsDocument, RecentRunsDocument, RollbackTriggerDocument, TestDraftDocument, TriggerRevisionsDocument } from "./authoring-operations.js";
+import {
+  LiveRunsDocument,
+  RecentRunsDocument,
+  RollbackTriggerDocument,
+  TestDraftDocument,
+  TriggerRevisionsDocument,
+} from "./authoring-operations.js";
 import { diffLines } from "./line-diff.js";
 import { createStateView } from "./trigger-state.js";
 
@@ -208,7 +214,11 @@ export function createAuthoring(host: AuthoringHost): Authoring {
     const same = older.revision === current?.revision;
     revisionDiff.replaceChildren(
       h("h5", {}, same ? `Revision ${older.revision}` : `Changes from revision ${older.revision} to ${current?.revision}`),
-      h("ol", { class: "diff", id: "revision-diff-lines", "aria-label": "Differences" }, ...lines.map((line) => h("li", { class: line.kind }, line.text))),
+      h(
+        "ol",
+        { class: "diff", id: "revision-diff-lines", "aria-label": "Differences" },
+        ...lines.map((line) => h("li", { class: line.kind }, line.text)),
+      ),
     );
   }
 
@@ -238,7 +248,8 @@ export function createAuthoring(host: AuthoringHost): Authoring {
   runsOutcome.addEventListener("change", () => void loadRuns());
 
   function runRow(run: TriggerRunFieldsFragment): HTMLTableRowElement {
-    const data = (label: string, value: unknown) => h("div", {}, h("strong", {}, label), h("pre", {}, typeof value === "string" ? value : pretty(value)));
+    const data = (label: string, value: unknown) =>
+      h("div", {}, h("strong", {}, label), h("pre", {}, typeof value === "string" ? value : pretty(value)));
     return h(
       "tr",
       { dataset: { run: run.id } },

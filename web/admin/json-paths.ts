@@ -46,9 +46,9 @@ function scanJson(text: string, root: string, spans: Map<string, Span>): void {
       else if (char === '"') break;
       else if (char < " ") fail("a line break or control character inside a string");
       else if (char === "\\") {
-        const escape = text[i + 1];
-        if (escape === "u" && /^[0-9a-fA-F]{4}$/.test(text.slice(i + 2, i + 6))) i += 6;
-        else if (escape !== undefined && '"\\/bfnrt'.includes(escape)) i += 2;
+        const escaped = text[i + 1];
+        if (escaped === "u" && /^[0-9a-fA-F]{4}$/.test(text.slice(i + 2, i + 6))) i += 6;
+        else if (escaped !== undefined && '"\\/bfnrt'.includes(escaped)) i += 2;
         else fail("an invalid escape in a string");
       } else i++;
     }
@@ -101,7 +101,8 @@ function scanJson(text: string, root: string, spans: Map<string, Span>): void {
       i += word!.length;
     } else {
       JSON_NUMBER.lastIndex = i;
-      if (!JSON_NUMBER.test(text)) fail(first === undefined ? "the text ends where a value was expected" : `expected a value but found ${first}`);
+      if (!JSON_NUMBER.test(text))
+        fail(first === undefined ? "the text ends where a value was expected" : `expected a value but found ${first}`);
       i = JSON_NUMBER.lastIndex;
     }
     spans.set(path, { start, end: i });

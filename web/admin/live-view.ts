@@ -4,8 +4,8 @@
  * while signed in and open.
  */
 import { graphql } from "../generated/gql.js";
-import type { TypedDocumentString } from "../generated/graphql.js";
 import { byId, h } from "../shared/dom.js";
+import type { RunAdmin } from "./forms.js";
 
 const REFRESH_MS = 3000;
 
@@ -30,7 +30,6 @@ export const LiveViewDocument = graphql(`
 `);
 
 /** Runs an admin operation (the console's, with its token). */
-type RunAdmin = <TResult, TVariables>(document: TypedDocumentString<TResult, TVariables>, variables: TVariables) => Promise<TResult>;
 
 /** The live view's controls: start on sign-in, stop on sign-out. */
 export interface LiveView {
@@ -68,7 +67,8 @@ export function createLiveView(runAdmin: RunAdmin): LiveView {
           ),
         ),
       );
-      if (activeChannels.length === 0) rows.append(h("tr", {}, h("td", { colspan: "4", class: "muted" }, "No channel has members right now.")));
+      if (activeChannels.length === 0)
+        rows.append(h("tr", {}, h("td", { colspan: "4", class: "muted" }, "No channel has members right now.")));
     } catch (cause) {
       error.textContent = `Could not load the live view: ${cause instanceof Error ? cause.message : String(cause)}`;
     }

@@ -20,6 +20,7 @@ export const ChannelConfigFields = graphql(`
     description
     active
     anonymousClients
+    membersOnly
     messaging
     presence
     history

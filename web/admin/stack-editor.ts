@@ -75,11 +75,18 @@ export class StackEditor {
   showError(path: string | undefined, message: string): void {
     const spans = locateJsonPaths(this.textarea.value);
     const span = path ? (spans.get(path) ?? spans.get(longestPrefix(path, [...spans.keys()]) ?? "")) : undefined;
-    const stepPath = path ? longestPrefix(path, [...this.outline.querySelectorAll<HTMLElement>("[data-path]")].map((li) => li.dataset.path!)) : null;
+    const stepPath = path
+      ? longestPrefix(
+          path,
+          [...this.outline.querySelectorAll<HTMLElement>("[data-path]")].map((li) => li.dataset.path!),
+        )
+      : null;
     const item = stepPath ? this.outline.querySelector<HTMLElement>(`[data-path="${CSS.escape(stepPath)}"]`) : null;
     if (item) {
       item.classList.add("has-error");
-      item.querySelector(":scope > .step-label")?.after(h("p", { class: "step-error" }, message, span ? ` (line ${lineAndColumn(this.textarea.value, span.start).line})` : ""));
+      item
+        .querySelector(":scope > .step-label")
+        ?.after(h("p", { class: "step-error" }, message, span ? ` (line ${lineAndColumn(this.textarea.value, span.start).line})` : ""));
     }
     this.showGeneral(message, span);
   }
@@ -94,9 +101,7 @@ export class StackEditor {
   private showGeneral(message: string, span?: Span): void {
     this.textarea.setAttribute("aria-invalid", "true");
     const line = span ? lineAndColumn(this.textarea.value, span.start).line : null;
-    const show = span
-      ? h("button", { type: "button", class: "link" }, `Show line ${line} in the editor`)
-      : null;
+    const show = span ? h("button", { type: "button", class: "link" }, `Show line ${line} in the editor`) : null;
     show?.addEventListener("click", () => this.select(span!));
     this.error.replaceChildren(h("span", {}, message, " "), show ?? "");
   }

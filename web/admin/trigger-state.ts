@@ -66,7 +66,14 @@ export function createStateView(host: StateViewHost): { select(trigger: { id: st
           ),
         ),
       );
-      note.textContent = entries.length === 0 ? (prefix ? `No keys start with “${prefix}”.` : "No state kept.") : entries.length === SHOWN ? `The first ${SHOWN} keys.` : "";
+      note.textContent =
+        entries.length === 0
+          ? prefix
+            ? `No keys start with “${prefix}”.`
+            : "No state kept."
+          : entries.length === SHOWN
+            ? `The first ${SHOWN} keys.`
+            : "";
     } catch (error) {
       if (current === request) note.textContent = `Could not load state: ${error instanceof Error ? error.message : String(error)}`;
     }
@@ -76,7 +83,8 @@ export function createStateView(host: StateViewHost): { select(trigger: { id: st
     const trigger = selected;
     if (!trigger) return;
     const prefix = prefixField.value;
-    if (!confirm(prefix ? `Remove the state keys of ${trigger.name} starting with “${prefix}”?` : `Remove all state of ${trigger.name}?`)) return;
+    if (!confirm(prefix ? `Remove the state keys of ${trigger.name} starting with “${prefix}”?` : `Remove all state of ${trigger.name}?`))
+      return;
     try {
       const { clearTriggerState } = await host.admin(ClearTriggerStateDocument, { id: trigger.id, prefix: prefix || null });
       await load();

@@ -1,6 +1,7 @@
 /**
  * The demo chat room at /demo: join a room (`?room=` and `?name=` preset them), see its recent
- * messages and live ones, send, and see who is here. Everything goes through the client module.
+ * messages and live ones, send, and see who is here. Everything goes through the client package,
+ * `@realtime-channels/client`.
  */
 import {
   type ChannelEvent,
@@ -8,7 +9,7 @@ import {
   type ConnectionStatus,
   createRealtimeClient,
   RealtimeError,
-} from "../client/realtime-client.js";
+} from "@realtime-channels/client";
 import { byId, clock, h, nearBottom } from "../shared/dom.js";
 
 const STATUS_TEXT: Record<ConnectionStatus, string> = {
@@ -181,12 +182,16 @@ function refreshPeople(channel: string): void {
       const members = await realtime.presence(channel);
       const current = room;
       if (current?.channel !== channel) return;
-      people.replaceChildren(...members.map((member) => h("li", {}, member.id === current.clientId ? `${nameOf(member.id)} (you)` : nameOf(member.id))));
+      people.replaceChildren(
+        ...members.map((member) => h("li", {}, member.id === current.clientId ? `${nameOf(member.id)} (you)` : nameOf(member.id))),
+      );
       peopleNote.textContent = `${members.length} ${members.length === 1 ? "person" : "people"}`;
     } catch (error) {
       people.replaceChildren();
       peopleNote.textContent =
-        error instanceof RealtimeError && error.code === "FORBIDDEN" ? "Presence is off in this room." : `Presence unavailable: ${errorMessage(error)}`;
+        error instanceof RealtimeError && error.code === "FORBIDDEN"
+          ? "Presence is off in this room."
+          : `Presence unavailable: ${errorMessage(error)}`;
     }
   }, 150);
 }

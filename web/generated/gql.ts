@@ -23,7 +23,7 @@ type Documents = {
     "\n  subscription AdminLiveRuns($triggerId: ID) {\n    triggerRuns(triggerId: $triggerId) {\n      ...TriggerRunFields\n    }\n  }\n": typeof types.AdminLiveRunsDocument,
     "\n  query AdminLiveView($prefix: String, $first: Int) {\n    serverInfo {\n      connections {\n        webSockets\n        httpRequests\n        webSocketSubscriptions\n        httpSubscriptions\n        channels\n      }\n    }\n    activeChannels(prefix: $prefix, first: $first) {\n      name\n      members\n      subscribers\n      clusterMembers\n    }\n  }\n": typeof types.AdminLiveViewDocument,
     "\n  query AdminServerInfo {\n    serverInfo {\n      version\n      database\n      pubsub\n      startedAt\n    }\n  }\n": typeof types.AdminServerInfoDocument,
-    "\n  fragment ChannelConfigFields on Channel {\n    id\n    pattern\n    description\n    active\n    anonymousClients\n    messaging\n    presence\n    history\n    createdAt\n    updatedAt\n    triggers {\n      id\n      name\n    }\n  }\n": typeof types.ChannelConfigFieldsFragmentDoc,
+    "\n  fragment ChannelConfigFields on Channel {\n    id\n    pattern\n    description\n    active\n    anonymousClients\n    membersOnly\n    messaging\n    presence\n    history\n    createdAt\n    updatedAt\n    triggers {\n      id\n      name\n    }\n  }\n": typeof types.ChannelConfigFieldsFragmentDoc,
     "\n  query AdminChannels {\n    channels {\n      ...ChannelConfigFields\n    }\n  }\n": typeof types.AdminChannelsDocument,
     "\n  mutation AdminCreateChannel($input: CreateChannelInput!) {\n    createChannel(input: $input) {\n      ...ChannelConfigFields\n    }\n  }\n": typeof types.AdminCreateChannelDocument,
     "\n  mutation AdminUpdateChannel($pattern: String!, $input: UpdateChannelInput!) {\n    updateChannel(pattern: $pattern, input: $input) {\n      ...ChannelConfigFields\n    }\n  }\n": typeof types.AdminUpdateChannelDocument,
@@ -35,11 +35,6 @@ type Documents = {
     "\n  mutation AdminDeleteTrigger($id: ID!) {\n    deleteTrigger(id: $id)\n  }\n": typeof types.AdminDeleteTriggerDocument,
     "\n  query AdminTriggerState($id: ID!, $prefix: String, $first: Int) {\n    trigger(id: $id) {\n      id\n      state(prefix: $prefix, first: $first) {\n        key\n        value\n        expiresAt\n      }\n    }\n  }\n": typeof types.AdminTriggerStateDocument,
     "\n  mutation AdminClearTriggerState($id: ID!, $prefix: String) {\n    clearTriggerState(id: $id, prefix: $prefix)\n  }\n": typeof types.AdminClearTriggerStateDocument,
-    "\n  fragment ChannelEventFields on ChannelEvent {\n    id\n    action\n    command\n    channel\n    payload\n    commandOptions\n    client {\n      id\n      authenticated\n      extras\n    }\n    createdAt\n    seq\n  }\n": typeof types.ChannelEventFieldsFragmentDoc,
-    "\n  subscription ChannelEvents($name: String!, $options: JSON) {\n    channel(name: $name, options: $options) {\n      ...ChannelEventFields\n    }\n  }\n": typeof types.ChannelEventsDocument,
-    "\n  mutation SendMessage($channel: String!, $payload: JSON!, $options: JSON) {\n    sendMessage(channel: $channel, payload: $payload, options: $options) {\n      delivered\n      event {\n        ...ChannelEventFields\n      }\n    }\n  }\n": typeof types.SendMessageDocument,
-    "\n  query ChannelHistory($channel: String!, $last: Int) {\n    history(channel: $channel, last: $last) {\n      ...ChannelEventFields\n    }\n  }\n": typeof types.ChannelHistoryDocument,
-    "\n  query ChannelPresence($channel: String!) {\n    presence(channel: $channel) {\n      id\n      authenticated\n      extras\n    }\n  }\n": typeof types.ChannelPresenceDocument,
 };
 const documents: Documents = {
     "\n  mutation AdminTestDraft($draft: CreateTriggerInput!, $event: TriggerTestEventInput!) {\n    testTrigger(draft: $draft, event: $event) {\n      outcome\n      payload\n      commandOptions\n      error\n      errorCode\n      log\n      matches\n      matchNote\n      trace {\n        path\n        step\n        durationMs\n        result\n        error\n      }\n    }\n  }\n": types.AdminTestDraftDocument,
@@ -50,7 +45,7 @@ const documents: Documents = {
     "\n  subscription AdminLiveRuns($triggerId: ID) {\n    triggerRuns(triggerId: $triggerId) {\n      ...TriggerRunFields\n    }\n  }\n": types.AdminLiveRunsDocument,
     "\n  query AdminLiveView($prefix: String, $first: Int) {\n    serverInfo {\n      connections {\n        webSockets\n        httpRequests\n        webSocketSubscriptions\n        httpSubscriptions\n        channels\n      }\n    }\n    activeChannels(prefix: $prefix, first: $first) {\n      name\n      members\n      subscribers\n      clusterMembers\n    }\n  }\n": types.AdminLiveViewDocument,
     "\n  query AdminServerInfo {\n    serverInfo {\n      version\n      database\n      pubsub\n      startedAt\n    }\n  }\n": types.AdminServerInfoDocument,
-    "\n  fragment ChannelConfigFields on Channel {\n    id\n    pattern\n    description\n    active\n    anonymousClients\n    messaging\n    presence\n    history\n    createdAt\n    updatedAt\n    triggers {\n      id\n      name\n    }\n  }\n": types.ChannelConfigFieldsFragmentDoc,
+    "\n  fragment ChannelConfigFields on Channel {\n    id\n    pattern\n    description\n    active\n    anonymousClients\n    membersOnly\n    messaging\n    presence\n    history\n    createdAt\n    updatedAt\n    triggers {\n      id\n      name\n    }\n  }\n": types.ChannelConfigFieldsFragmentDoc,
     "\n  query AdminChannels {\n    channels {\n      ...ChannelConfigFields\n    }\n  }\n": types.AdminChannelsDocument,
     "\n  mutation AdminCreateChannel($input: CreateChannelInput!) {\n    createChannel(input: $input) {\n      ...ChannelConfigFields\n    }\n  }\n": types.AdminCreateChannelDocument,
     "\n  mutation AdminUpdateChannel($pattern: String!, $input: UpdateChannelInput!) {\n    updateChannel(pattern: $pattern, input: $input) {\n      ...ChannelConfigFields\n    }\n  }\n": types.AdminUpdateChannelDocument,
@@ -62,11 +57,6 @@ const documents: Documents = {
     "\n  mutation AdminDeleteTrigger($id: ID!) {\n    deleteTrigger(id: $id)\n  }\n": types.AdminDeleteTriggerDocument,
     "\n  query AdminTriggerState($id: ID!, $prefix: String, $first: Int) {\n    trigger(id: $id) {\n      id\n      state(prefix: $prefix, first: $first) {\n        key\n        value\n        expiresAt\n      }\n    }\n  }\n": types.AdminTriggerStateDocument,
     "\n  mutation AdminClearTriggerState($id: ID!, $prefix: String) {\n    clearTriggerState(id: $id, prefix: $prefix)\n  }\n": types.AdminClearTriggerStateDocument,
-    "\n  fragment ChannelEventFields on ChannelEvent {\n    id\n    action\n    command\n    channel\n    payload\n    commandOptions\n    client {\n      id\n      authenticated\n      extras\n    }\n    createdAt\n    seq\n  }\n": types.ChannelEventFieldsFragmentDoc,
-    "\n  subscription ChannelEvents($name: String!, $options: JSON) {\n    channel(name: $name, options: $options) {\n      ...ChannelEventFields\n    }\n  }\n": types.ChannelEventsDocument,
-    "\n  mutation SendMessage($channel: String!, $payload: JSON!, $options: JSON) {\n    sendMessage(channel: $channel, payload: $payload, options: $options) {\n      delivered\n      event {\n        ...ChannelEventFields\n      }\n    }\n  }\n": types.SendMessageDocument,
-    "\n  query ChannelHistory($channel: String!, $last: Int) {\n    history(channel: $channel, last: $last) {\n      ...ChannelEventFields\n    }\n  }\n": types.ChannelHistoryDocument,
-    "\n  query ChannelPresence($channel: String!) {\n    presence(channel: $channel) {\n      id\n      authenticated\n      extras\n    }\n  }\n": types.ChannelPresenceDocument,
 };
 
 /**
@@ -104,7 +94,7 @@ export function graphql(source: "\n  query AdminServerInfo {\n    serverInfo {\n
 /**
  * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
  */
-export function graphql(source: "\n  fragment ChannelConfigFields on Channel {\n    id\n    pattern\n    description\n    active\n    anonymousClients\n    messaging\n    presence\n    history\n    createdAt\n    updatedAt\n    triggers {\n      id\n      name\n    }\n  }\n"): typeof import('./graphql.js').ChannelConfigFieldsFragmentDoc;
+export function graphql(source: "\n  fragment ChannelConfigFields on Channel {\n    id\n    pattern\n    description\n    active\n    anonymousClients\n    membersOnly\n    messaging\n    presence\n    history\n    createdAt\n    updatedAt\n    triggers {\n      id\n      name\n    }\n  }\n"): typeof import('./graphql.js').ChannelConfigFieldsFragmentDoc;
 /**
  * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
  */
@@ -149,26 +139,6 @@ export function graphql(source: "\n  query AdminTriggerState($id: ID!, $prefix: 
  * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
  */
 export function graphql(source: "\n  mutation AdminClearTriggerState($id: ID!, $prefix: String) {\n    clearTriggerState(id: $id, prefix: $prefix)\n  }\n"): typeof import('./graphql.js').AdminClearTriggerStateDocument;
-/**
- * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
- */
-export function graphql(source: "\n  fragment ChannelEventFields on ChannelEvent {\n    id\n    action\n    command\n    channel\n    payload\n    commandOptions\n    client {\n      id\n      authenticated\n      extras\n    }\n    createdAt\n    seq\n  }\n"): typeof import('./graphql.js').ChannelEventFieldsFragmentDoc;
-/**
- * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
- */
-export function graphql(source: "\n  subscription ChannelEvents($name: String!, $options: JSON) {\n    channel(name: $name, options: $options) {\n      ...ChannelEventFields\n    }\n  }\n"): typeof import('./graphql.js').ChannelEventsDocument;
-/**
- * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
- */
-export function graphql(source: "\n  mutation SendMessage($channel: String!, $payload: JSON!, $options: JSON) {\n    sendMessage(channel: $channel, payload: $payload, options: $options) {\n      delivered\n      event {\n        ...ChannelEventFields\n      }\n    }\n  }\n"): typeof import('./graphql.js').SendMessageDocument;
-/**
- * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
- */
-export function graphql(source: "\n  query ChannelHistory($channel: String!, $last: Int) {\n    history(channel: $channel, last: $last) {\n      ...ChannelEventFields\n    }\n  }\n"): typeof import('./graphql.js').ChannelHistoryDocument;
-/**
- * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
- */
-export function graphql(source: "\n  query ChannelPresence($channel: String!) {\n    presence(channel: $channel) {\n      id\n      authenticated\n      extras\n    }\n  }\n"): typeof import('./graphql.js').ChannelPresenceDocument;
 
 
 export function graphql(source: string) {

@@ -34,12 +34,6 @@ export type CreateTriggerInput = {
   tags?: Array<string> | null | undefined;
 };
 
-/** What happened on a channel. */
-export type RealtimeAction =
-  | 'JOIN'
-  | 'LEAVE'
-  | 'MESSAGE';
-
 /** Who a test event comes from. Defaults: id test-client, anonymous, no extras. */
 export type TestClientInput = {
   authenticated?: boolean | null | undefined;
@@ -155,19 +149,19 @@ export type AdminServerInfoQueryVariables = Exact<{ [key: string]: never; }>;
 
 export type AdminServerInfoQuery = { serverInfo: { version: string, database: string, pubsub: string, startedAt: string } };
 
-export type ChannelConfigFieldsFragment = { id: string, pattern: string, description: string | null, active: boolean, anonymousClients: boolean, messaging: ChannelMessaging, presence: boolean, history: number, createdAt: string, updatedAt: string, triggers: Array<{ id: string, name: string }> };
+export type ChannelConfigFieldsFragment = { id: string, pattern: string, description: string | null, active: boolean, anonymousClients: boolean, membersOnly: boolean, messaging: ChannelMessaging, presence: boolean, history: number, createdAt: string, updatedAt: string, triggers: Array<{ id: string, name: string }> };
 
 export type AdminChannelsQueryVariables = Exact<{ [key: string]: never; }>;
 
 
-export type AdminChannelsQuery = { channels: Array<{ id: string, pattern: string, description: string | null, active: boolean, anonymousClients: boolean, messaging: ChannelMessaging, presence: boolean, history: number, createdAt: string, updatedAt: string, triggers: Array<{ id: string, name: string }> }> };
+export type AdminChannelsQuery = { channels: Array<{ id: string, pattern: string, description: string | null, active: boolean, anonymousClients: boolean, membersOnly: boolean, messaging: ChannelMessaging, presence: boolean, history: number, createdAt: string, updatedAt: string, triggers: Array<{ id: string, name: string }> }> };
 
 export type AdminCreateChannelMutationVariables = Exact<{
   input: CreateChannelInput;
 }>;
 
 
-export type AdminCreateChannelMutation = { createChannel: { id: string, pattern: string, description: string | null, active: boolean, anonymousClients: boolean, messaging: ChannelMessaging, presence: boolean, history: number, createdAt: string, updatedAt: string, triggers: Array<{ id: string, name: string }> } };
+export type AdminCreateChannelMutation = { createChannel: { id: string, pattern: string, description: string | null, active: boolean, anonymousClients: boolean, membersOnly: boolean, messaging: ChannelMessaging, presence: boolean, history: number, createdAt: string, updatedAt: string, triggers: Array<{ id: string, name: string }> } };
 
 export type AdminUpdateChannelMutationVariables = Exact<{
   pattern: string;
@@ -175,7 +169,7 @@ export type AdminUpdateChannelMutationVariables = Exact<{
 }>;
 
 
-export type AdminUpdateChannelMutation = { updateChannel: { id: string, pattern: string, description: string | null, active: boolean, anonymousClients: boolean, messaging: ChannelMessaging, presence: boolean, history: number, createdAt: string, updatedAt: string, triggers: Array<{ id: string, name: string }> } };
+export type AdminUpdateChannelMutation = { updateChannel: { id: string, pattern: string, description: string | null, active: boolean, anonymousClients: boolean, membersOnly: boolean, messaging: ChannelMessaging, presence: boolean, history: number, createdAt: string, updatedAt: string, triggers: Array<{ id: string, name: string }> } };
 
 export type AdminDeleteChannelMutationVariables = Exact<{
   pattern: string;
@@ -233,40 +227,6 @@ export type AdminClearTriggerStateMutationVariables = Exact<{
 
 export type AdminClearTriggerStateMutation = { clearTriggerState: number };
 
-export type ChannelEventFieldsFragment = { id: string, action: RealtimeAction, command: string, channel: string, payload: unknown, commandOptions: unknown, createdAt: string, seq: number | null, client: { id: string, authenticated: boolean, extras: unknown } };
-
-export type ChannelEventsSubscriptionVariables = Exact<{
-  name: string;
-  options?: unknown;
-}>;
-
-
-export type ChannelEventsSubscription = { channel: { id: string, action: RealtimeAction, command: string, channel: string, payload: unknown, commandOptions: unknown, createdAt: string, seq: number | null, client: { id: string, authenticated: boolean, extras: unknown } } };
-
-export type SendMessageMutationVariables = Exact<{
-  channel: string;
-  payload: unknown;
-  options?: unknown;
-}>;
-
-
-export type SendMessageMutation = { sendMessage: { delivered: boolean, event: { id: string, action: RealtimeAction, command: string, channel: string, payload: unknown, commandOptions: unknown, createdAt: string, seq: number | null, client: { id: string, authenticated: boolean, extras: unknown } } | null } };
-
-export type ChannelHistoryQueryVariables = Exact<{
-  channel: string;
-  last?: number | null | undefined;
-}>;
-
-
-export type ChannelHistoryQuery = { history: Array<{ id: string, action: RealtimeAction, command: string, channel: string, payload: unknown, commandOptions: unknown, createdAt: string, seq: number | null, client: { id: string, authenticated: boolean, extras: unknown } }> };
-
-export type ChannelPresenceQueryVariables = Exact<{
-  channel: string;
-}>;
-
-
-export type ChannelPresenceQuery = { presence: Array<{ id: string, authenticated: boolean, extras: unknown }> };
-
 export class TypedDocumentString<TResult, TVariables>
   extends String
   implements DocumentTypeDecoration<TResult, TVariables>
@@ -310,6 +270,7 @@ export const ChannelConfigFieldsFragmentDoc = new TypedDocumentString(`
   description
   active
   anonymousClients
+  membersOnly
   messaging
   presence
   history
@@ -338,23 +299,6 @@ export const TriggerFieldsFragmentDoc = new TypedDocumentString(`
   updatedAt
 }
     `, {"fragmentName":"TriggerFields"}) as unknown as TypedDocumentString<TriggerFieldsFragment, unknown>;
-export const ChannelEventFieldsFragmentDoc = new TypedDocumentString(`
-    fragment ChannelEventFields on ChannelEvent {
-  id
-  action
-  command
-  channel
-  payload
-  commandOptions
-  client {
-    id
-    authenticated
-    extras
-  }
-  createdAt
-  seq
-}
-    `, {"fragmentName":"ChannelEventFields"}) as unknown as TypedDocumentString<ChannelEventFieldsFragment, unknown>;
 export const AdminTestDraftDocument = new TypedDocumentString(`
     mutation AdminTestDraft($draft: CreateTriggerInput!, $event: TriggerTestEventInput!) {
   testTrigger(draft: $draft, event: $event) {
@@ -499,6 +443,7 @@ export const AdminChannelsDocument = new TypedDocumentString(`
   description
   active
   anonymousClients
+  membersOnly
   messaging
   presence
   history
@@ -521,6 +466,7 @@ export const AdminCreateChannelDocument = new TypedDocumentString(`
   description
   active
   anonymousClients
+  membersOnly
   messaging
   presence
   history
@@ -543,6 +489,7 @@ export const AdminUpdateChannelDocument = new TypedDocumentString(`
   description
   active
   anonymousClients
+  membersOnly
   messaging
   presence
   history
@@ -646,78 +593,3 @@ export const AdminClearTriggerStateDocument = new TypedDocumentString(`
   clearTriggerState(id: $id, prefix: $prefix)
 }
     `) as unknown as TypedDocumentString<AdminClearTriggerStateMutation, AdminClearTriggerStateMutationVariables>;
-export const ChannelEventsDocument = new TypedDocumentString(`
-    subscription ChannelEvents($name: String!, $options: JSON) {
-  channel(name: $name, options: $options) {
-    ...ChannelEventFields
-  }
-}
-    fragment ChannelEventFields on ChannelEvent {
-  id
-  action
-  command
-  channel
-  payload
-  commandOptions
-  client {
-    id
-    authenticated
-    extras
-  }
-  createdAt
-  seq
-}`) as unknown as TypedDocumentString<ChannelEventsSubscription, ChannelEventsSubscriptionVariables>;
-export const SendMessageDocument = new TypedDocumentString(`
-    mutation SendMessage($channel: String!, $payload: JSON!, $options: JSON) {
-  sendMessage(channel: $channel, payload: $payload, options: $options) {
-    delivered
-    event {
-      ...ChannelEventFields
-    }
-  }
-}
-    fragment ChannelEventFields on ChannelEvent {
-  id
-  action
-  command
-  channel
-  payload
-  commandOptions
-  client {
-    id
-    authenticated
-    extras
-  }
-  createdAt
-  seq
-}`) as unknown as TypedDocumentString<SendMessageMutation, SendMessageMutationVariables>;
-export const ChannelHistoryDocument = new TypedDocumentString(`
-    query ChannelHistory($channel: String!, $last: Int) {
-  history(channel: $channel, last: $last) {
-    ...ChannelEventFields
-  }
-}
-    fragment ChannelEventFields on ChannelEvent {
-  id
-  action
-  command
-  channel
-  payload
-  commandOptions
-  client {
-    id
-    authenticated
-    extras
-  }
-  createdAt
-  seq
-}`) as unknown as TypedDocumentString<ChannelHistoryQuery, ChannelHistoryQueryVariables>;
-export const ChannelPresenceDocument = new TypedDocumentString(`
-    query ChannelPresence($channel: String!) {
-  presence(channel: $channel) {
-    id
-    authenticated
-    extras
-  }
-}
-    `) as unknown as TypedDocumentString<ChannelPresenceQuery, ChannelPresenceQueryVariables>;

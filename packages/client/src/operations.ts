@@ -1,8 +1,9 @@
-import { graphql } from "../generated/gql.js";
+import { graphql } from "./generated/gql.js";
 
 /**
- * The operations of the client module. `npm run codegen` turns every `graphql(...)` call under `web/`
- * into typed documents in `web/generated/`; edit a query here, then run it.
+ * The operations of the client package. `npm run codegen` (at the repository root) turns every
+ * `graphql(...)` call under `packages/client/src/` into typed documents in `src/generated/`; edit a
+ * query here, then run it.
  */
 
 /** What the client module selects of every channel event. */

@@ -1,7 +1,7 @@
 /**
  * A typed, framework-free client for the realtime channels server, for browsers (and Node, given a
  * WebSocket implementation). One WebSocket (graphql-ws) carries every channel, send, history and
- * presence call; the operations and their types come from `web/generated/` (`npm run codegen`).
+ * presence call; the operations and their types come from `./generated/` (`npm run codegen`).
  *
  * It reconnects with exponential backoff and resumes every joined channel without missing or
  * duplicating messages: it remembers the last `seq` seen per channel, re-subscribes with
@@ -21,12 +21,10 @@ import type {
   ChannelEventsSubscription,
   ChannelPresenceQuery,
   SendMessageMutation,
-  TypedDocumentString,
-} from "../generated/graphql.js";
+} from "./generated/graphql.js";
 import { isGraphQLErrors, RealtimeError } from "./graphql-errors.js";
 import { ChannelEventsDocument, ChannelHistoryDocument, ChannelPresenceDocument, SendMessageDocument } from "./operations.js";
-
-export { RealtimeError } from "./graphql-errors.js";
+import type { TypedDocument } from "./typed-document.js";
 
 /** A channel event as delivered (after the server's triggers). */
 export type ChannelEvent = ChannelEventFieldsFragment;
@@ -249,13 +247,16 @@ export class RealtimeClient {
     return (await this.execute(ChannelPresenceDocument, { channel })).presence;
   }
 
-  /** Runs any typed query or mutation over the client's WebSocket and returns its data. */
-  async execute<TResult, TVariables>(document: TypedDocumentString<TResult, TVariables>, variables: TVariables): Promise<TResult> {
+  /**
+   * Runs any typed query or mutation over the client's WebSocket and returns its data: the app's own
+   * generated documents (client preset, `documentMode: "string"`, see {@link TypedDocument}).
+   */
+  async execute<TResult, TVariables>(document: TypedDocument<TResult, TVariables>, variables: TVariables): Promise<TResult> {
     const gql = await this.connected();
     return new Promise<TResult>((resolve, reject) => {
       let result: { data?: TResult | null; errors?: readonly { message: string }[] } | undefined;
       gql.subscribe<TResult>(
-        { query: document.toString(), variables: variables as Record<string, unknown> },
+        { query: String(document), variables: variables as Record<string, unknown> },
         {
           next: (value) => void (result = value),
           error: (error) => reject(isGraphQLErrors(error) ? RealtimeError.fromErrors(error) : connectionLost()),
@@ -330,7 +331,8 @@ export class RealtimeClient {
     void Promise.resolve(connection.gql.dispose()).catch(() => {});
     const code = typeof event === "object" && event !== null && "code" in event ? Number(event.code) : undefined;
     // An expired token is worth a reconnect when the token comes from a function: it is asked again.
-    const renewable = code === 4403 && String((event as { reason?: unknown }).reason) === "Token expired" && typeof this.options.authToken === "function";
+    const renewable =
+      code === 4403 && String((event as { reason?: unknown }).reason) === "Token expired" && typeof this.options.authToken === "function";
     if (code !== undefined && FATAL_CLOSE_CODES.has(code) && !renewable) {
       const reason = CLOSE_REASONS[code] ?? String((event as { reason?: unknown }).reason ?? "");
       this.shutdown(new RealtimeError(`The server refused the connection: ${code} ${reason}`.trim(), "CONNECTION_REFUSED"));
@@ -369,7 +371,10 @@ export class RealtimeClient {
         },
         complete: () => {
           if (state.token !== token) return;
-          this.endChannel(state, state.everJoined ? null : new RealtimeError(`A trigger dropped the join to ${state.channel}`, "JOIN_DROPPED"));
+          this.endChannel(
+            state,
+            state.everJoined ? null : new RealtimeError(`A trigger dropped the join to ${state.channel}`, "JOIN_DROPPED"),
+          );
         },
       },
     );

@@ -1,10 +1,13 @@
-import { connect, createServer, type Socket } from "node:net";
 import type { AddressInfo } from "node:net";
+import { connect, createServer, type Socket } from "node:net";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
-import { parseEnv } from "../../src/env.js";
-import { createLogger } from "../../src/logger.js";
-import { type App, createApp } from "../../src/server.js";
+import { parseEnv } from "../../../src/env.js";
+import { createLogger } from "../../../src/logger.js";
+import { type App, createApp } from "../../../src/server.js";
+import { httpGraphQL } from "../../../test/helpers/graphql.js";
+import { ADMIN_TOKEN, startServer, type TestServer } from "../../../test/helpers/server.js";
+import { admin, createTrigger } from "../../../test/helpers/triggers.js";
 import {
   type ChannelEvent,
   type ChannelGap,
@@ -14,10 +17,7 @@ import {
   type RealtimeClient,
   type RealtimeClientOptions,
   RealtimeError,
-} from "../../web/client/realtime-client.js";
-import { httpGraphQL } from "../helpers/graphql.js";
-import { ADMIN_TOKEN, startServer, type TestServer } from "../helpers/server.js";
-import { admin, createTrigger } from "../helpers/triggers.js";
+} from "../src/index.js";
 
 const SEND = `mutation ($channel: String!, $payload: JSON!) { sendMessage(channel: $channel, payload: $payload) { delivered event { seq } } }`;
 
@@ -94,7 +94,13 @@ async function startProxy(targetPort: number) {
     down = true;
     for (const socket of sockets) socket.destroy();
   };
-  cleanups.push(() => new Promise<void>((resolve) => (cut(), proxy.close(() => resolve()))));
+  cleanups.push(
+    () =>
+      new Promise<void>((resolve) => {
+        cut();
+        proxy.close(() => resolve());
+      }),
+  );
   return { url: `ws://127.0.0.1:${(proxy.address() as AddressInfo).port}/graphql`, cut, restore: () => void (down = false) };
 }
 

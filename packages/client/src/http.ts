@@ -1,5 +1,5 @@
-import type { TypedDocumentString } from "../generated/graphql.js";
 import { type GraphQLErrorLike, RealtimeError } from "./graphql-errors.js";
+import type { TypedDocument } from "./typed-document.js";
 
 /** Where and as whom to run an operation over HTTP. */
 export interface HttpRequestOptions {
@@ -11,11 +11,12 @@ export interface HttpRequestOptions {
 }
 
 /**
- * Runs a typed query or mutation with `POST /graphql` and returns its data.
+ * Runs a typed query or mutation with `POST /graphql` and returns its data. `document` is any
+ * generated document of the client preset with `documentMode: "string"` (see {@link TypedDocument}).
  * @throws RealtimeError with the server's errors, or `HTTP_ERROR` when there is no GraphQL response
  */
 export async function requestGraphQL<TResult, TVariables>(
-  document: TypedDocumentString<TResult, TVariables>,
+  document: TypedDocument<TResult, TVariables>,
   variables: TVariables,
   options: HttpRequestOptions = {},
 ): Promise<TResult> {
