@@ -246,9 +246,11 @@ export class DatabaseStateStore implements TriggerStateStore {
       return live;
     }
     let removed = 0;
-    for (;;) {
+    // Paged by key: `startsWith` ignores case on SQLite, so a page may hold only keys that differ in case.
+    for (let after: string | undefined; ; ) {
       const rows = await this.prisma.triggerState.findMany({
-        where: { triggerId, key: { startsWith: prefix } },
+        where: { triggerId, key: { startsWith: prefix, ...(after === undefined ? {} : { gt: after }) } },
+        orderBy: { key: "asc" },
         select: { key: true },
         take: PAGE,
       });
@@ -257,7 +259,8 @@ export class DatabaseStateStore implements TriggerStateStore {
         removed += (await this.prisma.triggerState.deleteMany({ where: { triggerId, key: { in: keys }, ...liveWhere() } })).count;
         await this.prisma.triggerState.deleteMany({ where: { triggerId, key: { in: keys } } });
       }
-      if (rows.length < PAGE || keys.length === 0) return removed;
+      if (rows.length < PAGE) return removed;
+      after = rows.at(-1)!.key;
     }
   }
 

@@ -135,6 +135,18 @@ describe.each(["sqlite", "postgresql"] as const)("DatabaseStateStore on %s", (pr
     });
   });
 
+  it.skipIf(!reachable)("lists and clears by prefix exactly, past pages of keys that differ only in case", async () => {
+    const id = await newTrigger();
+    const keys = [...Array.from({ length: 600 }, (_, i) => `A:${String(i).padStart(3, "0")}`), "a:1", "a:2", "b:1"];
+    await db.prisma.triggerState.createMany({
+      data: keys.map((key) => ({ triggerId: id, key, value: "1", expiresAt: null, updatedAt: 0 })),
+    });
+    expect((await store.list(id, "a:", 10)).map((e) => e.key)).toEqual(["a:1", "a:2"]);
+    expect(await store.clear(id, "a:")).toBe(2);
+    expect(await store.clear(id, "A:")).toBe(600);
+    expect((await store.list(id, "", 10)).map((e) => e.key)).toEqual(["b:1"]);
+  });
+
   it.skipIf(!reachable)("reads an expired key as null before the purge, and the purge deletes it", async () => {
     const id = await newTrigger();
     await store.put(id, "short", "1", 1, 10);
