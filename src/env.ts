@@ -127,6 +127,15 @@ const EnvSchema = z
      * (estimated, on the high side). A run past it fails with `memory`.
      */
     TRIGGER_MEMORY_MB: z.coerce.number().int().min(1).max(256).default(32),
+    /** Live keys of state one trigger may hold; a state step that would add one more fails. */
+    TRIGGER_STATE_MAX_KEYS: z.coerce.number().int().min(1).max(10_000_000).default(100_000),
+    /** Bytes of one trigger state value as JSON; a state step storing a larger one fails. */
+    TRIGGER_STATE_MAX_VALUE_BYTES: z.coerce
+      .number()
+      .int()
+      .min(16)
+      .max(1024 * 1024)
+      .default(16 * 1024),
     /** Shared secret for HS256 client tokens. Set this or a JWKS source, not both. */
     JWT_SECRET: z.string().min(32, "must be at least 32 characters").optional(),
     /** `http(s)://` URL of a JWKS with the public keys that sign client tokens (RS256, ES256, EdDSA...). */

@@ -19,7 +19,9 @@ import { Membership } from "./realtime/membership.js";
 import { Publisher } from "./realtime/publisher.js";
 import { ChannelSequencer, resumeFromHistory } from "./realtime/sequence.js";
 import { createTriggerMiddleware } from "./triggers/middleware.js";
+import { RedisStateStore } from "./triggers/redis-state.js";
 import { TriggerRunRecorder } from "./triggers/runs.js";
+import { DatabaseStateStore, TriggerState } from "./triggers/state.js";
 import { TriggerStore } from "./triggers/store.js";
 import { TriggerTester } from "./triggers/test-run.js";
 import { createWebhookClient } from "./triggers/webhook.js";
@@ -39,6 +41,8 @@ export interface Services {
   readonly triggerRuns: TriggerRunRecorder;
   /** Runs a stored or draft trigger on a sample event with a step trace, publishing nothing. */
   readonly triggerTester: TriggerTester;
+  /** What triggers' state steps keep: in Redis with REDIS_URL, else in the database. */
+  readonly triggerState: TriggerState;
   readonly pubsubKind: "memory" | "redis";
   /** The state of each backing service, for /health. */
   health(): Promise<{ healthy: boolean; database: "ok" | "unreachable"; redis?: "ok" | "unreachable" }>;
@@ -118,13 +122,26 @@ export async function createServices(env: Env, logger: Logger): Promise<Services
     await Promise.all([db.close(), triggerRuns.close()]);
     throw error;
   }
+  const triggerState = new TriggerState(
+    backplane.redis ? new RedisStateStore(backplane.redis) : new DatabaseStateStore(db.prisma, db.provider),
+    {
+      maxKeys: env.TRIGGER_STATE_MAX_KEYS,
+      maxValueBytes: env.TRIGGER_STATE_MAX_VALUE_BYTES,
+    },
+  );
+  // A deleted trigger's state goes with it (the database's foreign key covers embedded mode).
+  triggers.onChange((id) => {
+    if (!triggers.get(id))
+      triggerState.store.forget(id).catch((error: unknown) => logger.error({ err: error }, "could not delete a trigger's state"));
+  });
+  const triggerRunOptions = { ...runOptions, triggerState };
 
   const publisher = new Publisher({
     bus: backplane.bus,
     sequencer: new ChannelSequencer(backplane.sequence),
     history,
     policy: channelConfigs,
-    middleware: [createTriggerMiddleware(triggers, countTriggerRuns(triggerRuns, metrics), runOptions)],
+    middleware: [createTriggerMiddleware(triggers, countTriggerRuns(triggerRuns, metrics), triggerRunOptions)],
     observer: metrics,
   });
   const fanout = new ChannelFanout(backplane.bus, logger).observe(metrics);
@@ -173,7 +190,8 @@ export async function createServices(env: Env, logger: Logger): Promise<Services
     publisher,
     triggers,
     triggerRuns,
-    triggerTester: new TriggerTester(triggers, runOptions),
+    triggerTester: new TriggerTester(triggers, triggerRunOptions),
+    triggerState,
     pubsubKind: backplane.kind,
     health: async () => {
       const database = (await db.ping()) ? "ok" : "unreachable";
@@ -188,6 +206,7 @@ export async function createServices(env: Env, logger: Logger): Promise<Services
       listActiveChannels({ membership, fanout, clusterPresence: backplane.clusterPresence }, prefix, first),
     close: async () => {
       await triggerRuns.close();
+      await triggerState.store.close();
       await backplane.close();
       await db.close();
     },

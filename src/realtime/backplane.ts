@@ -20,6 +20,8 @@ export interface Backplane {
   readonly clusterPresence: RedisPresence | null;
   /** The other instances, where there is a cluster. */
   readonly notices: RedisNotices | null;
+  /** The Redis connection, where there is a cluster (for state kept in Redis). */
+  readonly redis: RedisConnection | null;
   /** False while Redis is unreachable. */
   healthy(): boolean;
   close(): Promise<void>;
@@ -52,6 +54,7 @@ export async function createBackplane(options: BackplaneOptions): Promise<Backpl
       presence: new LocalPresence(options.membership),
       clusterPresence: null,
       notices: null,
+      redis: null,
       healthy: () => true,
       close: async () => {},
     };
@@ -73,6 +76,7 @@ export async function createBackplane(options: BackplaneOptions): Promise<Backpl
     presence,
     clusterPresence: presence,
     notices: new RedisNotices(redis),
+    redis,
     healthy: () => redis.healthy(),
     close: async () => {
       await presence.close();

@@ -3,6 +3,7 @@ import "./channels.js";
 import "./server-info.js";
 import "./triggers.js";
 import "./trigger-authoring.js";
+import "./trigger-state.js";
 import "./channel-config.js";
 import "./live-view.js";
 

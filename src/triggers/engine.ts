@@ -12,6 +12,7 @@ import {
   type StepContext,
   type StepResult,
 } from "./stack.js";
+import type { StateAccess } from "./state.js";
 import type { WebhookClient } from "./webhook.js";
 
 /** What a trigger's stack is evaluated against (the names follow Xano's realtime triggers). */
@@ -67,6 +68,8 @@ export interface RunOptions {
   readonly webhooks?: WebhookClient;
   /** Bytes of strings, arrays and objects a run may build (estimated); {@link DEFAULT_RUN_MEMORY_BYTES} when absent. */
   readonly maxMemoryBytes?: number;
+  /** The trigger's state for state steps; without it, state steps fail. */
+  readonly state?: StateAccess;
 }
 
 /** The wall-clock limit of a run when {@link RunOptions.timeoutMs} is absent. */
@@ -186,6 +189,7 @@ class StackRun implements StepContext {
     readonly webhooks: WebhookClient | undefined,
     readonly signal: AbortSignal,
     maxMemoryBytes: number,
+    readonly state: StateAccess | undefined,
   ) {
     this.trace = trace ? [] : undefined;
     this.data = copyJson(input);
@@ -289,6 +293,7 @@ export async function runStack(stack: CompiledStack, input: TriggerInput, option
       options.webhooks,
       abort.signal,
       maxMemoryBytes,
+      options.state,
     );
     run = current;
     const outOfTime = new Promise<never>((_, reject) => {

@@ -3,7 +3,16 @@ import type { EventMiddleware } from "../realtime/publisher.js";
 import type { ChannelEvent } from "../realtime/types.js";
 import { type RunOptions, runStack, type StackRunResult, type TriggerInput } from "./engine.js";
 import type { TriggerRunRecorder } from "./runs.js";
+import type { TriggerState } from "./state.js";
 import type { LoadedTrigger, TriggerStore } from "./store.js";
+
+/** Options for trigger runs on a server: the engine's, and where the triggers' state lives. */
+export interface TriggerRunOptions extends RunOptions {
+  /** Trigger state; without it, state steps fail. */
+  readonly triggerState?: TriggerState;
+  /** Keep state writes in the run only (test runs): reads see the stored state, nothing is written. */
+  readonly dryState?: boolean;
+}
 
 /** The input a trigger's stack sees for an event. */
 export function triggerInput(event: ChannelEvent): TriggerInput {
@@ -18,7 +27,7 @@ export function triggerInput(event: ChannelEvent): TriggerInput {
 }
 
 /** Runs one trigger's stack on an input; a stack that no longer compiles counts as a failed run. */
-export async function runTrigger(trigger: LoadedTrigger, input: TriggerInput, options: RunOptions): Promise<StackRunResult> {
+export async function runTrigger(trigger: LoadedTrigger, input: TriggerInput, options: TriggerRunOptions): Promise<StackRunResult> {
   if ("error" in trigger.stack) {
     return {
       outcome: "FAILED",
@@ -30,7 +39,10 @@ export async function runTrigger(trigger: LoadedTrigger, input: TriggerInput, op
       trace: [],
     };
   }
-  return runStack(trigger.stack, input, options);
+  const { triggerState, dryState, ...runOptions } = options;
+  const id = trigger.config.id;
+  const state = triggerState && (dryState ? triggerState.dry(id) : triggerState.live(id));
+  return runStack(trigger.stack, input, { ...runOptions, state });
 }
 
 /**
@@ -44,7 +56,7 @@ export async function runTrigger(trigger: LoadedTrigger, input: TriggerInput, op
 export function createTriggerMiddleware(
   store: TriggerStore,
   recorder: Pick<TriggerRunRecorder, "record">,
-  options: RunOptions,
+  options: TriggerRunOptions,
 ): EventMiddleware {
   return async (event) => {
     const triggers = store.matching(event.channel, event.action);

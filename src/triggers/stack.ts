@@ -3,6 +3,7 @@ import { type AppError, badInput, ErrorCode } from "../errors.js";
 import { MAX_JSON_DEPTH, nestsDeeperThan } from "../validation.js";
 import { guardExpression } from "./guard.js";
 import { LinearRegex, regexProblem } from "./regex.js";
+import { MAX_STATE_KEY_LENGTH, MAX_STATE_TTL_SECONDS, type StateAccess } from "./state.js";
 import { isSettableHeader, WEBHOOK_DEFAULTS, WEBHOOK_METHODS, type WebhookClient, type WebhookMethod } from "./webhook.js";
 
 /** Limits on a stack (checked by {@link compileStack}) and the JSONata guardrails its expressions run under. */
@@ -80,6 +81,8 @@ export interface StepContext {
   readonly signal: AbortSignal;
   /** Sends the requests of `http` steps; undefined when the server has them disabled. */
   readonly webhooks: WebhookClient | undefined;
+  /** The trigger's state for `get`, `put`, `incr` and `delete` steps; undefined when the run has none. */
+  readonly state: StateAccess | undefined;
 }
 
 /** A validated step, ready to run. `path` locates it, e.g. `stack[2].then[0]`. */
@@ -123,6 +126,100 @@ function variableName(step: StepSource, name: string): string {
   }
   return value;
 }
+
+/** The trigger's state, once the run is still on (a write started after the time limit would outlive the run). */
+function stateOf(context: StepContext): StateAccess {
+  if (!context.state) throw new Error("state steps are not available in this run");
+  if (context.signal.aborted) throw new Error("the trigger run is over");
+  return context.state;
+}
+
+/** Evaluates a state key: a string of 1 to {@link MAX_STATE_KEY_LENGTH} characters. */
+async function stateKey(context: StepContext, key: CompiledExpression): Promise<string> {
+  const value = await context.evaluate(key);
+  if (typeof value !== "string" || value.length === 0 || value.length > MAX_STATE_KEY_LENGTH) {
+    throw new Error(`the key must evaluate to a string of 1 to ${MAX_STATE_KEY_LENGTH} characters, got ${describeValue(value)}`);
+  }
+  return value;
+}
+
+/** Evaluates an optional `ttl`: seconds, more than 0 and at most a year; null or nothing means no expiry. */
+async function stateTtl(context: StepContext, ttl: CompiledExpression | undefined): Promise<number | undefined> {
+  if (!ttl) return undefined;
+  const value = await context.evaluate(ttl);
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== "number" || !(value > 0) || value > MAX_STATE_TTL_SECONDS) {
+    throw new Error(`ttl must evaluate to a number of seconds above 0 and at most ${MAX_STATE_TTL_SECONDS}, got ${describeValue(value)}`);
+  }
+  return value;
+}
+
+function describeValue(value: unknown): string {
+  const text = JSON.stringify(value) ?? "nothing";
+  return text.length > 60 ? `${text.slice(0, 60)}...` : text;
+}
+
+/** The steps that read and write the trigger's state. */
+const STATE_STEP_KINDS: Readonly<Record<string, StepKind>> = {
+  get: {
+    fields: { as: "required" },
+    compile(step) {
+      const key = step.expression("get");
+      const as = variableName(step, "as");
+      return async (context) => {
+        const state = stateOf(context);
+        const result = await state.get(await stateKey(context, key));
+        context.bind(as, result);
+        return { result };
+      };
+    },
+  },
+  put: {
+    fields: { value: "required", ttl: "optional" },
+    compile(step) {
+      const key = step.expression("put");
+      const value = step.expression("value");
+      const ttl = step.field("ttl") === undefined ? undefined : step.expression("ttl");
+      return async (context) => {
+        const name = await stateKey(context, key);
+        const stored = (await context.evaluate(value)) ?? null;
+        const seconds = await stateTtl(context, ttl);
+        await stateOf(context).put(name, stored, seconds);
+        return { result: { put: name, value: stored, ttl: seconds ?? null } };
+      };
+    },
+  },
+  incr: {
+    fields: { by: "optional", ttl: "optional", as: "optional" },
+    compile(step) {
+      const key = step.expression("incr");
+      const by = step.field("by") === undefined ? undefined : step.expression("by");
+      const ttl = step.field("ttl") === undefined ? undefined : step.expression("ttl");
+      const as = step.field("as") === undefined ? undefined : variableName(step, "as");
+      return async (context) => {
+        const name = await stateKey(context, key);
+        const amount = by ? await context.evaluate(by) : 1;
+        if (typeof amount !== "number" || !Number.isSafeInteger(amount))
+          throw new Error(`by must evaluate to a whole number, got ${describeValue(amount)}`);
+        const seconds = await stateTtl(context, ttl);
+        const value = await stateOf(context).incr(name, amount, seconds);
+        if (as) context.bind(as, value);
+        return { result: { incr: name, value, ttl: seconds ?? null } };
+      };
+    },
+  },
+  delete: {
+    fields: {},
+    compile(step) {
+      const key = step.expression("delete");
+      return async (context) => {
+        const name = await stateKey(context, key);
+        await stateOf(context).delete(name);
+        return { result: { delete: name } };
+      };
+    },
+  },
+};
 
 /**
  * Every step kind, by its key. A new kind is one more entry: its fields, its validation, and an
@@ -258,6 +355,7 @@ const STEP_KINDS: Readonly<Record<string, StepKind>> = {
       };
     },
   },
+  ...STATE_STEP_KINDS,
 };
 
 /** The segments of a `set` path, e.g. `payload.items.0.text`, validated. */

@@ -4,8 +4,8 @@ import type { RealtimeAction } from "../realtime/types.js";
 import { type ChannelEvent, type ClientExtras, commandOf, type RealtimeClient } from "../realtime/types.js";
 import { MAX_JSON_DEPTH, nestsDeeperThan } from "../validation.js";
 import type { TriggerCreate } from "./config.js";
-import type { RunOptions, StackRunResult, StepTrace } from "./engine.js";
-import { runTrigger, triggerInput } from "./middleware.js";
+import type { StackRunResult, StepTrace } from "./engine.js";
+import { runTrigger, type TriggerRunOptions, triggerInput } from "./middleware.js";
 import type { LoadedTrigger, TriggerStore } from "./store.js";
 
 /** The identity a test event comes from; every field is optional. */
@@ -41,16 +41,17 @@ export interface TriggerTestResult extends StackRunResult {
 /** The client id test events use when none is given. */
 export const TEST_CLIENT_ID = "test-client";
 
-/** Runs triggers on sample events, publishing and recording nothing. */
+/** Runs triggers on sample events, publishing, recording and storing nothing. */
 export class TriggerTester {
   constructor(
     private readonly store: TriggerStore,
-    private readonly options: RunOptions,
+    private readonly options: TriggerRunOptions,
   ) {}
 
   /**
    * Runs a stored trigger or a draft on a sample event with a step trace (parents before the steps
-   * they contain). The stack runs even when the trigger would not match the event; `matches` and
+   * they contain). State steps read the trigger's stored state but write none: the trace shows what
+   * they would have written. The stack runs even when the trigger would not match the event; `matches` and
    * `matchNote` say so. Bad input (both or neither of id and draft, an invalid draft or event) fails
    * with `BAD_USER_INPUT`; an unknown id with `NOT_FOUND`.
    */
@@ -58,7 +59,7 @@ export class TriggerTester {
     if ((target.id == null) === (target.draft == null)) throw badInput("Give exactly one of id and draft", { field: "id" });
     const trigger = target.id != null ? this.store.require(target.id) : this.store.draft(target.draft!);
     const sample = sampleEvent(event);
-    const result = await runTrigger(trigger, triggerInput(sample), { ...this.options, trace: true });
+    const result = await runTrigger(trigger, triggerInput(sample), { ...this.options, trace: true, dryState: true });
     const matchNote = whyNotMatching(trigger, sample);
     return { ...result, trace: parentsFirst(result.trace ?? []), matches: matchNote === null, matchNote };
   }

@@ -148,6 +148,44 @@ describeBrowser("the trigger author's workflow in the console", () => {
     await page.context().close();
   });
 
+  it("shows a trigger's state by key prefix and clears the keys shown", async () => {
+    const trigger = await createTrigger(server.httpUrl, {
+      name: "remember",
+      channel: "remember:*",
+      stack: [
+        { incr: "'count:' & channel", as: "n" },
+        { put: "'last:' & channel", value: "payload", ttl: "3600" },
+      ],
+    });
+    for (const channel of ["remember:a", "remember:b", "remember:a"]) {
+      await httpGraphQL(server.httpUrl, SEND_MESSAGE, { channel, payload: { from: channel } });
+    }
+    const page = await openAdmin();
+    await openTrigger(page, "remember");
+    const rows = page.locator("#state-rows tr");
+    await rows.nth(3).waitFor();
+    expect(await rows.locator("td:first-child").allTextContents()).toEqual([
+      "count:remember:a",
+      "count:remember:b",
+      "last:remember:a",
+      "last:remember:b",
+    ]);
+    await page.locator('#state-rows tr[data-key="count:remember:a"] pre').filter({ hasText: "2" }).waitFor();
+    expect(await page.locator('#state-rows tr[data-key="count:remember:a"] td').nth(2).textContent()).toBe("never");
+    expect(await page.locator('#state-rows tr[data-key="last:remember:b"] time').count()).toBe(1);
+
+    await page.getByLabel("Key prefix").fill("last:");
+    await page.locator("#state-form").getByRole("button", { name: "Refresh" }).click();
+    await expect.poll(() => rows.count()).toBe(2);
+    await page.getByRole("button", { name: "Clear these keys" }).click(); // the dialog is accepted
+    await page.locator("#state-note").filter({ hasText: "Removed 2 keys." }).waitFor();
+    await expect.poll(() => rows.count()).toBe(0);
+    const left = await admin(server.httpUrl, `query ($id: ID!) { trigger(id: $id) { state { key } } }`, { id: trigger.id });
+    expect(left.data!.trigger.state.map((e: { key: string }) => e.key)).toEqual(["count:remember:a", "count:remember:b"]);
+    await screenshot(page, "admin-trigger-state");
+    await page.context().close();
+  });
+
   it("smooths the rough edges: channel created, tagged triggers stay visible, the http step is hinted, the tools stand apart", async () => {
     const page = await openAdmin();
     await page.getByRole("button", { name: "New channel" }).click();

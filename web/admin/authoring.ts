@@ -1,7 +1,8 @@
 /**
  * The trigger author's tools in the admin console: test the trigger in the form (saved or not) as an
  * anonymous or authenticated client, see its revisions with a diff and roll back, and see its runs
- * stream in live (`triggerRuns` over the WebSocket) with what went in and came out.
+ * stream in live (`triggerRuns` over the WebSocket) with what went in and came out, and its state
+ * (./trigger-state.ts).
  */
 
 import { isGraphQLErrors, RealtimeError } from "@realtime-channels/client";
@@ -24,6 +25,7 @@ import {
   TriggerRevisionsDocument,
 } from "./authoring-operations.js";
 import { diffLines } from "./line-diff.js";
+import { createStateView } from "./trigger-state.js";
 
 /** Runs shown at most; older ones drop off as new ones stream in. */
 const MAX_RUN_ROWS = 50;
@@ -55,6 +57,7 @@ function message(error: unknown): string {
 /** Wires the tools to the console's page. */
 export function createAuthoring(host: AuthoringHost): Authoring {
   let selected: TriggerFieldsFragment | null = null;
+  const stateView = createStateView(host);
 
   // ------------------------------------------------------------------------------------------
   // Test runs
@@ -344,6 +347,7 @@ export function createAuthoring(host: AuthoringHost): Authoring {
       revisionRows.replaceChildren();
       revisionDiff.replaceChildren();
       runsNote.textContent = "";
+      stateView.select(trigger);
       if (!trigger) {
         unsubscribe?.();
         unsubscribe = null;

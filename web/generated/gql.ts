@@ -33,6 +33,8 @@ type Documents = {
     "\n  mutation AdminCreateTrigger($input: CreateTriggerInput!) {\n    createTrigger(input: $input) {\n      ...TriggerFields\n    }\n  }\n": typeof types.AdminCreateTriggerDocument,
     "\n  mutation AdminUpdateTrigger($id: ID!, $input: UpdateTriggerInput!, $expectedRevision: Int) {\n    updateTrigger(id: $id, input: $input, expectedRevision: $expectedRevision) {\n      ...TriggerFields\n    }\n  }\n": typeof types.AdminUpdateTriggerDocument,
     "\n  mutation AdminDeleteTrigger($id: ID!) {\n    deleteTrigger(id: $id)\n  }\n": typeof types.AdminDeleteTriggerDocument,
+    "\n  query AdminTriggerState($id: ID!, $prefix: String, $first: Int) {\n    trigger(id: $id) {\n      id\n      state(prefix: $prefix, first: $first) {\n        key\n        value\n        expiresAt\n      }\n    }\n  }\n": typeof types.AdminTriggerStateDocument,
+    "\n  mutation AdminClearTriggerState($id: ID!, $prefix: String) {\n    clearTriggerState(id: $id, prefix: $prefix)\n  }\n": typeof types.AdminClearTriggerStateDocument,
 };
 const documents: Documents = {
     "\n  mutation AdminTestDraft($draft: CreateTriggerInput!, $event: TriggerTestEventInput!) {\n    testTrigger(draft: $draft, event: $event) {\n      outcome\n      payload\n      commandOptions\n      error\n      errorCode\n      log\n      matches\n      matchNote\n      trace {\n        path\n        step\n        durationMs\n        result\n        error\n      }\n    }\n  }\n": types.AdminTestDraftDocument,
@@ -53,6 +55,8 @@ const documents: Documents = {
     "\n  mutation AdminCreateTrigger($input: CreateTriggerInput!) {\n    createTrigger(input: $input) {\n      ...TriggerFields\n    }\n  }\n": types.AdminCreateTriggerDocument,
     "\n  mutation AdminUpdateTrigger($id: ID!, $input: UpdateTriggerInput!, $expectedRevision: Int) {\n    updateTrigger(id: $id, input: $input, expectedRevision: $expectedRevision) {\n      ...TriggerFields\n    }\n  }\n": types.AdminUpdateTriggerDocument,
     "\n  mutation AdminDeleteTrigger($id: ID!) {\n    deleteTrigger(id: $id)\n  }\n": types.AdminDeleteTriggerDocument,
+    "\n  query AdminTriggerState($id: ID!, $prefix: String, $first: Int) {\n    trigger(id: $id) {\n      id\n      state(prefix: $prefix, first: $first) {\n        key\n        value\n        expiresAt\n      }\n    }\n  }\n": types.AdminTriggerStateDocument,
+    "\n  mutation AdminClearTriggerState($id: ID!, $prefix: String) {\n    clearTriggerState(id: $id, prefix: $prefix)\n  }\n": types.AdminClearTriggerStateDocument,
 };
 
 /**
@@ -127,6 +131,14 @@ export function graphql(source: "\n  mutation AdminUpdateTrigger($id: ID!, $inpu
  * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
  */
 export function graphql(source: "\n  mutation AdminDeleteTrigger($id: ID!) {\n    deleteTrigger(id: $id)\n  }\n"): typeof import('./graphql.js').AdminDeleteTriggerDocument;
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
+export function graphql(source: "\n  query AdminTriggerState($id: ID!, $prefix: String, $first: Int) {\n    trigger(id: $id) {\n      id\n      state(prefix: $prefix, first: $first) {\n        key\n        value\n        expiresAt\n      }\n    }\n  }\n"): typeof import('./graphql.js').AdminTriggerStateDocument;
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
+export function graphql(source: "\n  mutation AdminClearTriggerState($id: ID!, $prefix: String) {\n    clearTriggerState(id: $id, prefix: $prefix)\n  }\n"): typeof import('./graphql.js').AdminClearTriggerStateDocument;
 
 
 export function graphql(source: string) {

@@ -210,6 +210,23 @@ export type AdminDeleteTriggerMutationVariables = Exact<{
 
 export type AdminDeleteTriggerMutation = { deleteTrigger: boolean };
 
+export type AdminTriggerStateQueryVariables = Exact<{
+  id: string;
+  prefix?: string | null | undefined;
+  first?: number | null | undefined;
+}>;
+
+
+export type AdminTriggerStateQuery = { trigger: { id: string, state: Array<{ key: string, value: unknown, expiresAt: string | null }> } | null };
+
+export type AdminClearTriggerStateMutationVariables = Exact<{
+  id: string;
+  prefix?: string | null | undefined;
+}>;
+
+
+export type AdminClearTriggerStateMutation = { clearTriggerState: number };
+
 export class TypedDocumentString<TResult, TVariables>
   extends String
   implements DocumentTypeDecoration<TResult, TVariables>
@@ -559,3 +576,20 @@ export const AdminDeleteTriggerDocument = new TypedDocumentString(`
   deleteTrigger(id: $id)
 }
     `) as unknown as TypedDocumentString<AdminDeleteTriggerMutation, AdminDeleteTriggerMutationVariables>;
+export const AdminTriggerStateDocument = new TypedDocumentString(`
+    query AdminTriggerState($id: ID!, $prefix: String, $first: Int) {
+  trigger(id: $id) {
+    id
+    state(prefix: $prefix, first: $first) {
+      key
+      value
+      expiresAt
+    }
+  }
+}
+    `) as unknown as TypedDocumentString<AdminTriggerStateQuery, AdminTriggerStateQueryVariables>;
+export const AdminClearTriggerStateDocument = new TypedDocumentString(`
+    mutation AdminClearTriggerState($id: ID!, $prefix: String) {
+  clearTriggerState(id: $id, prefix: $prefix)
+}
+    `) as unknown as TypedDocumentString<AdminClearTriggerStateMutation, AdminClearTriggerStateMutationVariables>;
