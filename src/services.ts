@@ -4,6 +4,7 @@ import { loadAdminToken } from "./auth/admin-token.js";
 import { type ClientTokenVerifier, clientTokenSettingsFromEnv, createClientTokenVerifier } from "./auth/client-tokens.js";
 import { type Database, migrate, openDatabase, projectRoot, resolveDatabaseUrl, secureDataDir } from "./db.js";
 import type { Env } from "./env.js";
+import { checkHealth, type Health } from "./health.js";
 import type { Logger } from "./logger.js";
 import { countTriggerRuns, countWebhookCalls } from "./observability/instrument.js";
 import { Metrics } from "./observability/metrics.js";
@@ -44,8 +45,8 @@ export interface Services {
   /** What triggers' state steps keep: in Redis with REDIS_URL, else in the database. */
   readonly triggerState: TriggerState;
   readonly pubsubKind: "memory" | "redis";
-  /** The state of each backing service, for /health. */
-  health(): Promise<{ healthy: boolean; database: "ok" | "unreachable"; redis?: "ok" | "unreachable" }>;
+  /** The state of each backing service, for /health and /ready. */
+  health(): Promise<Health>;
   readonly version: string;
   readonly startedAt: Date;
   /** The Prometheus metrics (GET /metrics). */
@@ -193,12 +194,7 @@ export async function createServices(env: Env, logger: Logger): Promise<Services
     triggerTester: new TriggerTester(triggers, triggerRunOptions),
     triggerState,
     pubsubKind: backplane.kind,
-    health: async () => {
-      const database = (await db.ping()) ? "ok" : "unreachable";
-      if (backplane.kind === "memory") return { healthy: database === "ok", database };
-      const redis = backplane.healthy() ? "ok" : "unreachable";
-      return { healthy: database === "ok" && redis === "ok", database, redis };
-    },
+    health: () => checkHealth(db, backplane),
     version,
     startedAt: new Date(),
     metrics,
