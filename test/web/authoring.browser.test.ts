@@ -175,7 +175,7 @@ describeBrowser("the trigger author's workflow in the console", () => {
     expect(await page.locator('#state-rows tr[data-key="last:remember:b"] time').count()).toBe(1);
 
     await page.getByLabel("Key prefix").fill("last:");
-    await page.locator("#state-form").getByRole("button", { name: "Refresh" }).click();
+    await page.locator("#state-form").getByRole("button", { name: "Show keys" }).click();
     await expect.poll(() => rows.count()).toBe(2);
     await page.getByRole("button", { name: "Clear these keys" }).click(); // the dialog is accepted
     await page.locator("#state-note").filter({ hasText: "Removed 2 keys." }).waitFor();
