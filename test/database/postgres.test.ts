@@ -47,7 +47,15 @@ describePostgres("PostgreSQL (DATABASE_URL=postgres://...)", () => {
     const url = await freshPostgresUrl();
     const schema = new URL(url).searchParams.get("schema")!;
     await Promise.all([migrate(url), migrate(url)]);
-    expect(await tablesIn(schema)).toEqual(["Channel", "HistoryEntry", "Trigger", "TriggerRevision", "TriggerRun", "TriggerState", "_prisma_migrations"]);
+    expect(await tablesIn(schema)).toEqual([
+      "Channel",
+      "HistoryEntry",
+      "Trigger",
+      "TriggerRevision",
+      "TriggerRun",
+      "TriggerState",
+      "_prisma_migrations",
+    ]);
 
     const db = await openDatabase(url);
     try {
