@@ -613,13 +613,17 @@ abstract class SlotCommand implements Command {
       await this.act(model, world);
     } catch (error) {
       const slot = model.slots[this.index]!;
-      const closed = this.peer(world).closed;
-      if (slot.expiring && !closed && Date.now() > world.expiresAt) {
+      const peer = this.peer(world);
+      if (!slot.expiring || Date.now() < world.expiresAt - 50) throw error;
+      // The refusal can reach the client a moment before the 4403 close frame that follows it.
+      const wait = Math.max(0, world.expiresAt + EXPIRY_GRACE_MS - Date.now());
+      if (!(await peer.until(() => peer.closed !== null, wait))) {
         throw new Error(
           `${(error as Error).message} (its token expired ${Date.now() - world.expiresAt} ms ago and the socket is still open)`,
         );
       }
-      if (!slot.expiring || closed?.code !== 4403 || closed.reason !== "Token expired" || Date.now() < world.expiresAt - 50) throw error;
+      const closed = peer.closed!;
+      if (closed.code !== 4403 || closed.reason !== "Token expired") throw error;
       closeSlot(slot);
       await world.settle(model);
     }
