@@ -9,6 +9,7 @@ import type { Env } from "./env.js";
 import { AppError } from "./errors.js";
 import { clientAddress } from "./http/client-address.js";
 import { corsSettings, varyOnOrigin } from "./http/cors.js";
+import { GRAPHIQL_OPTIONS } from "./http/graphiql-page.js";
 import { createOperationsHandler } from "./http/operations.js";
 import { hardeningPlugins } from "./http/plugins.js";
 import { createWebHandler } from "./http/web.js";
@@ -72,8 +73,10 @@ export async function createApp(env: Env, logger: Logger): Promise<App> {
   const yoga = createYoga<Record<string, unknown>, Context>({
     schema,
     graphqlEndpoint: GRAPHQL_PATH,
-    graphiql: env.GRAPHIQL ? { subscriptionsProtocol: "WS", title: "Realtime channels" } : false,
-    renderGraphiQL, // served from the package: no CDN, works offline
+    // Browsers get GraphiQL from the operations handler (rendered and gzipped once); these settings
+    // cover what reaches Yoga all the same. Served from the package: no CDN, works offline.
+    graphiql: env.GRAPHIQL ? GRAPHIQL_OPTIONS : false,
+    renderGraphiQL,
     landingPage: false,
     healthCheckEndpoint: false as unknown as string,
     logging: {
@@ -122,7 +125,7 @@ export async function createApp(env: Env, logger: Logger): Promise<App> {
 
   const web = createWebHandler({ development, logger });
   let draining = false;
-  const operations = createOperationsHandler(services, () => draining); // /metrics, /ready, GET /
+  const operations = createOperationsHandler(services, () => draining, GRAPHQL_PATH); // /metrics, /ready, GET /, GraphiQL
   const activeRequests = new Set<ServerResponse>();
   const httpServer = createServer((req: IncomingMessage, res: ServerResponse) => {
     activeRequests.add(res);

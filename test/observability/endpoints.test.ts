@@ -1,3 +1,5 @@
+import { request as httpRequest, type IncomingHttpHeaders } from "node:http";
+import { gunzipSync } from "node:zlib";
 import { describe, expect, it } from "vitest";
 import { joinBySubscription } from "../helpers/channels.js";
 import { connectWs } from "../helpers/graphql.js";
@@ -54,5 +56,52 @@ describe("GET /", () => {
     const html = await (await fetch(`${origin(server.httpUrl)}/`)).text();
     expect(html).not.toContain('href="/graphql"');
     expect(html).toContain('href="/demo"');
+  });
+});
+
+describe("GET /graphql in a browser", () => {
+  /** One raw request (no automatic decompression): status, headers and the body's bytes. */
+  function get(url: string, headers: Record<string, string>, method = "GET") {
+    return new Promise<{ status: number; headers: IncomingHttpHeaders; body: Buffer }>((resolve, reject) => {
+      const request = httpRequest(url, { method, headers }, (response) => {
+        const chunks: Buffer[] = [];
+        response.on("data", (chunk: Buffer) => chunks.push(chunk));
+        response.on("end", () => resolve({ status: response.statusCode!, headers: response.headers, body: Buffer.concat(chunks) }));
+      });
+      request.on("error", reject);
+      request.end();
+    });
+  }
+
+  it("is GraphiQL, gzipped for clients that accept it and plain for the others, the same page both ways", async () => {
+    const server = await startServer();
+    const plain = await get(server.httpUrl, { accept: "text/html" });
+    expect(plain.status).toBe(200);
+    expect(plain.headers["content-encoding"]).toBeUndefined();
+    expect(plain.headers["content-type"]).toMatch(/^text\/html/);
+    expect(plain.body.toString()).toMatch(/<title>Realtime channels<\/title>/);
+
+    const compressed = await get(server.httpUrl, { accept: "text/html", "accept-encoding": "br, gzip;q=0.8" });
+    expect(compressed.headers["content-encoding"]).toBe("gzip");
+    expect(compressed.headers.vary).toMatch(/accept-encoding/i);
+    expect(Number(compressed.headers["content-length"])).toBe(compressed.body.length);
+    expect(compressed.body.length).toBeLessThan(plain.body.length / 2);
+    expect(gunzipSync(compressed.body).equals(plain.body)).toBe(true);
+
+    const refused = await get(server.httpUrl, { accept: "text/html", "accept-encoding": "gzip;q=0" });
+    expect(refused.headers["content-encoding"]).toBeUndefined();
+    const head = await get(server.httpUrl, { accept: "text/html" }, "HEAD");
+    expect(head.body.length).toBe(0);
+    expect(Number(head.headers["content-length"])).toBe(plain.body.length);
+  });
+
+  it("leaves GraphQL over GET to the endpoint, and is not served when GraphiQL is off", async () => {
+    const server = await startServer();
+    const query = await get(`${server.httpUrl}?query=${encodeURIComponent("{ __typename }")}`, { accept: "application/json" });
+    expect(JSON.parse(query.body.toString())).toEqual({ data: { __typename: "Query" } });
+
+    const off = await startServer({ GRAPHIQL: "false" });
+    const page = await get(off.httpUrl, { accept: "text/html", "accept-encoding": "gzip" });
+    expect(page.body.toString()).not.toMatch(/graphiql/i);
   });
 });
