@@ -3,19 +3,19 @@ import { randomBytes } from "node:crypto";
 let lastTime = 0;
 let counter = 0;
 
-/** Random bytes drawn in bulk: one `randomBytes` call per id costs more than the rest of making it. */
+/** Random hex digits drawn in bulk: one `randomBytes` call per id costs more than the rest of making it. */
 const RANDOM_POOL_BYTES = 4096;
-let pool = Buffer.alloc(0);
+let pool = "";
 let poolOffset = 0;
 
-/** `bytes` cryptographically random bytes as hex. */
-function randomHex(bytes: number): string {
-  if (poolOffset + bytes > pool.length) {
-    pool = randomBytes(RANDOM_POOL_BYTES);
+/** `digits` cryptographically random hex digits. */
+function randomHex(digits: number): string {
+  if (poolOffset + digits > pool.length) {
+    pool = randomBytes(RANDOM_POOL_BYTES).toString("hex");
     poolOffset = 0;
   }
-  poolOffset += bytes;
-  return pool.toString("hex", poolOffset - bytes, poolOffset);
+  poolOffset += digits;
+  return pool.slice(poolOffset - digits, poolOffset);
 }
 
 /**
@@ -26,5 +26,5 @@ export function sortableId(): string {
   const now = Date.now();
   counter = now === lastTime ? counter + 1 : 0;
   lastTime = now;
-  return now.toString(16).padStart(12, "0") + counter.toString(16).padStart(6, "0") + randomHex(4);
+  return now.toString(16).padStart(12, "0") + counter.toString(16).padStart(6, "0") + randomHex(8);
 }

@@ -199,19 +199,18 @@ class Deadlines {
   add(run: StackRun): void {
     this.runs.add(run);
     if (run.deadline < this.timerAt) this.arm(run.deadline);
-    // Only runs under way keep the process alive.
-    if (this.runs.size === 1) this.timer?.ref();
   }
 
   delete(run: StackRun): void {
     this.runs.delete(run);
-    if (this.runs.size === 0) this.timer?.unref();
   }
 
   private arm(at: number): void {
     clearTimeout(this.timer);
     this.timerAt = at;
     this.timer = setTimeout(() => this.expire(), Math.max(1, at - Date.now()));
+    // A run waits on something that keeps the process alive (a request, a query, a time slice's setImmediate).
+    this.timer.unref();
   }
 
   private expire(): void {
