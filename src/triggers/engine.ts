@@ -358,20 +358,44 @@ class StackRun implements StepContext {
     if (this.over) throw this.outOfTime();
     this.current = step.path;
     const started = this.trace ? performance.now() : 0;
-    const traced = (entry: { result?: unknown; error?: string }) =>
-      this.trace?.push({ path: step.path, step: step.kind, durationMs: performance.now() - started, ...entry });
     let outcome: StepResult;
     try {
       outcome = await step.run(this);
     } catch (error) {
       const message = error instanceof StackFailure ? error.message : failureMessage(step.path, error);
-      traced({ error: message });
+      this.traced(step, started, { error: message });
       throw new StackFailure(message);
     }
-    if (this.trace) traced({ result: toJson(outcome.result) });
+    if (this.trace) this.traced(step, started, { result: toJson(outcome.result) });
     if (Date.now() > this.deadline) throw this.outOfTime();
     return outcome.stop;
   }
+
+  /** Records a step's trace entry, when the run is traced. */
+  private traced(step: CompiledStep, started: number, entry: { result?: unknown; error?: string }): void {
+    this.trace?.push({ path: step.path, step: step.kind, durationMs: performance.now() - started, ...entry });
+  }
+}
+
+/** A run's result; log and trace are copies, as a run that lost the race against its time limit may still be finishing a step. */
+function runResult(
+  run: StackRun | undefined,
+  started: number,
+  trace: boolean,
+  outcome: TriggerOutcome,
+  response: Response,
+  error?: StackRunResult["error"],
+): StackRunResult {
+  const result: StackRunResult = {
+    outcome,
+    payload: response.payload,
+    commandOptions: response.commandOptions,
+    log: run ? [...run.logged] : [],
+    durationMs: performance.now() - started,
+  };
+  if (error) Object.assign(result, { error });
+  if (trace) Object.assign(result, { trace: run?.trace ? [...run.trace] : [] });
+  return result;
 }
 
 /**
@@ -395,46 +419,30 @@ class StackRun implements StepContext {
 export async function runStack(stack: CompiledStack, input: TriggerInput, options: RunOptions = {}): Promise<StackRunResult> {
   const started = performance.now();
   const timeoutMs = options.timeoutMs ?? DEFAULT_RUN_TIMEOUT_MS;
+  const trace = options.trace === true;
   let run: StackRun | undefined;
-  // Copies: a run that lost the race against its time limit may still be finishing a step.
-  const finish = (outcome: TriggerOutcome, response: Response, error?: StackRunResult["error"]): StackRunResult => ({
-    outcome,
-    payload: response.payload,
-    commandOptions: response.commandOptions,
-    ...(error ? { error } : {}),
-    log: [...(run?.logged ?? [])],
-    durationMs: performance.now() - started,
-    ...(options.trace ? { trace: [...(run?.trace ?? [])] } : {}),
-  });
   try {
     const maxMemoryBytes = options.maxMemoryBytes ?? DEFAULT_RUN_MEMORY_BYTES;
-    const current = new StackRun(
-      input,
-      Date.now() + timeoutMs,
-      timeoutMs,
-      options.trace === true,
-      options.webhooks,
-      maxMemoryBytes,
-      options.state,
-    );
+    const current = new StackRun(input, Date.now() + timeoutMs, timeoutMs, trace, options.webhooks, maxMemoryBytes, options.state);
     run = current;
-    const outOfTime = new Promise<never>((_, reject) => {
-      current.onTimeout = reject;
-    });
     deadlines.add(current);
-    const stop = await Promise.race([current.run(stack.steps), outOfTime]);
+    const stop = await new Promise<StackStop | undefined>((resolve, reject) => {
+      current.onTimeout = reject;
+      current.run(stack.steps).then(resolve, reject);
+    });
     // Whatever `set` wrote is plain JSON already (values are made plain JSON as they are evaluated).
     const response = {
       payload: shallowEnough(current.response.payload),
       commandOptions: shallowEnough(current.response.commandOptions),
     };
-    if (stop?.kind === "drop") return finish("DROPPED", response);
-    if (stop?.kind === "reject") return finish("REJECTED", response, { code: stop.code, message: stop.message });
+    if (stop?.kind === "drop") return runResult(run, started, trace, "DROPPED", response);
+    if (stop?.kind === "reject") return runResult(run, started, trace, "REJECTED", response, { code: stop.code, message: stop.message });
     const original = { payload: input.payload ?? null, commandOptions: input.commandOptions ?? null };
-    return finish(jsonEqual(response, original) ? "DELIVERED" : "MODIFIED", response);
+    return runResult(run, started, trace, jsonEqual(response, original) ? "DELIVERED" : "MODIFIED", response);
   } catch (error) {
     const message = error instanceof StackFailure ? error.message : failureMessage("stack", error);
-    return finish("FAILED", { payload: input.payload, commandOptions: input.commandOptions }, { code: ErrorCode.TriggerFailed, message });
+    const response = { payload: input.payload, commandOptions: input.commandOptions };
+    return runResult(run, started, trace, "FAILED", response, { code: ErrorCode.TriggerFailed, message });
   } finally {
     if (run) {
       deadlines.delete(run);

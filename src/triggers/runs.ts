@@ -57,8 +57,9 @@ export interface RunRecorderOptions {
   /** How often buffered runs are written, in milliseconds. */
   readonly flushIntervalMs: number;
   /**
-   * Buffered runs at most. When full, runs that a write would skip anyway (beyond the newest
-   * `keepPerTrigger` of a trigger) are shed first; only if that frees nothing is a new run discarded.
+   * Buffered runs at most. A trigger's runs beyond its newest `keepPerTrigger` are never kept (a new
+   * run takes the place of its oldest buffered one), so only when more triggers are busy than this
+   * holds is a new run discarded.
    */
   readonly maxBuffered: number;
 }
@@ -181,7 +182,10 @@ function dialectOf(prisma: Prisma): Dialect {
  * shown or written: a busy trigger's runs beyond the newest `keepPerTrigger` of a batch never are.
  */
 export class TriggerRunRecorder {
-  private buffer: BufferedRun[] = [];
+  /** Runs to write, per trigger, oldest first: at most its newest `keepPerTrigger` (older ones would be pruned). */
+  private buffer = new Map<string, BufferedRun[]>();
+  /** Runs in {@link buffer}. */
+  private buffered = 0;
   private readonly dialect: Dialect;
   private writing: Promise<void> = Promise.resolve();
   private readonly timer: NodeJS.Timeout;
@@ -207,11 +211,21 @@ export class TriggerRunRecorder {
       const record = recordOf(run);
       for (const listener of this.listeners) listener(record);
     }
-    if (this.buffer.length >= this.options.maxBuffered) {
-      this.buffer = this.newestPerTrigger(this.buffer);
-      if (this.buffer.length >= this.options.maxBuffered) return; // more busy triggers than the buffer holds
+    if (this.options.keepPerTrigger === 0) return;
+    let runs = this.buffer.get(run.triggerId);
+    if (runs && runs.length >= this.options.keepPerTrigger) {
+      // The trigger's oldest buffered run would be pruned anyway: this one takes its place.
+      runs.shift();
+      runs.push(run);
+      return;
     }
-    this.buffer.push(run);
+    if (this.buffered >= this.options.maxBuffered) return; // more busy triggers than the buffer holds
+    if (!runs) {
+      runs = [];
+      this.buffer.set(run.triggerId, runs);
+    }
+    runs.push(run);
+    this.buffered++;
   }
 
   /**
@@ -255,9 +269,10 @@ export class TriggerRunRecorder {
 
   /** Writes buffered runs now; resolves once they (and earlier writes) are stored. */
   flush(): Promise<void> {
-    const batch = this.buffer;
-    if (batch.length > 0) {
-      this.buffer = [];
+    if (this.buffered > 0) {
+      const batch = [...this.buffer.values()].flat();
+      this.buffer = new Map();
+      this.buffered = 0;
       this.writing = this.writing.then(() => this.write(batch));
     }
     return this.writing;
@@ -295,9 +310,8 @@ export class TriggerRunRecorder {
           })
         ).map((trigger) => trigger.id),
       );
-      // Runs of deleted triggers go with them, and only the newest `keepPerTrigger` of each trigger's
-      // runs in the batch would survive pruning, so only those are written.
-      const kept = this.newestPerTrigger(batch.filter((run) => existing.has(run.triggerId))).map(recordOf);
+      // Runs of deleted triggers go with them.
+      const kept = batch.filter((run) => existing.has(run.triggerId)).map(recordOf);
       for (let from = 0; from < kept.length; from += ROWS_PER_INSERT) {
         const rows = kept.slice(from, from + ROWS_PER_INSERT);
         await this.prisma.$executeRawUnsafe(this.dialect.insert(rows.length), ...rows.flatMap(this.dialect.values));
@@ -307,19 +321,6 @@ export class TriggerRunRecorder {
     } catch (error) {
       this.logger.error({ err: error, runs: batch.length }, "could not record trigger runs");
     }
-  }
-
-  private newestPerTrigger(runs: BufferedRun[]): BufferedRun[] {
-    const seen = new Map<string, number>();
-    const kept: BufferedRun[] = [];
-    for (let i = runs.length - 1; i >= 0; i--) {
-      const run = runs[i]!;
-      const count = seen.get(run.triggerId) ?? 0;
-      if (count >= this.options.keepPerTrigger) continue;
-      seen.set(run.triggerId, count + 1);
-      kept.push(run);
-    }
-    return kept.reverse();
   }
 }
 
