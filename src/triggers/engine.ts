@@ -1,7 +1,7 @@
-import { isDeepStrictEqual } from "node:util";
 import { ErrorCode } from "../errors.js";
 import type { RealtimeCommand } from "../realtime/types.js";
 import { MAX_JSON_DEPTH, nestsDeeperThan } from "../validation.js";
+import { DEFER } from "./fast-path.js";
 import { GuardFailure, type GuardReason, RUN_GUARD_BINDING, RunGuard } from "./guard.js";
 import {
   type CompiledExpression,
@@ -137,6 +137,30 @@ function copyJson<T>(value: T): T {
   return value === undefined ? value : (JSON.parse(JSON.stringify(value)) as T);
 }
 
+/** True for a value that is its own JSON copy (what {@link toJson} would give back unchanged). */
+function isJsonPrimitive(value: unknown): boolean {
+  return value === null || typeof value === "string" || typeof value === "boolean" || (typeof value === "number" && Number.isFinite(value));
+}
+
+/**
+ * Deep equality of two JSON values: what their JSON says (objects by their keys in any order,
+ * arrays by their items, 0 and -0 alike).
+ */
+function jsonEqual(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== "object" || typeof b !== "object" || a === null || b === null) return false;
+  if (Array.isArray(a) || Array.isArray(b)) {
+    if (!Array.isArray(a) || !Array.isArray(b) || a.length !== b.length) return false;
+    return a.every((item, index) => jsonEqual(item, b[index]));
+  }
+  const keys = Object.keys(a);
+  if (keys.length !== Object.keys(b).length) return false;
+  for (const key of keys) {
+    if (!Object.hasOwn(b, key) || !jsonEqual((a as Record<string, unknown>)[key], (b as Record<string, unknown>)[key])) return false;
+  }
+  return true;
+}
+
 const ARRAY_INDEX = /^(0|[1-9]\d*)$/;
 
 /** Why a run's outbound requests are aborted once it is over. */
@@ -151,17 +175,9 @@ function write(node: object, segment: string, value: unknown): unknown {
   return value;
 }
 
-/**
- * Sets a path of own properties (segments were validated: no `__proto__`, `constructor` or
- * `prototype`), replacing a missing or non-object intermediate with a new plain object.
- */
-function setPath(root: object, target: readonly string[], value: unknown): void {
-  let node = root;
-  for (const segment of target.slice(0, -1)) {
-    const next = Object.hasOwn(node, segment) ? (node as Record<string, unknown>)[segment] : undefined;
-    node = typeof next === "object" && next !== null ? next : (write(node, segment, {}) as object);
-  }
-  write(node, target.at(-1)!, value === undefined ? null : value);
+/** A shallow copy of an object or array, own `__proto__` keys kept as data properties. */
+function shallowCopy(node: object): object {
+  return Array.isArray(node) ? [...(node as unknown[])] : { ...node };
 }
 
 /** The response a stack builds. */
@@ -170,33 +186,110 @@ interface Response {
   commandOptions: unknown;
 }
 
+/**
+ * One timer for the time limits of all runs under way: a timer per run costs more than the rest of
+ * a simple run. The timer is set for the earliest deadline; when it fires, the runs past theirs are
+ * stopped, and it is set again for the next one.
+ */
+class Deadlines {
+  private readonly runs = new Set<StackRun>();
+  private timer: NodeJS.Timeout | undefined;
+  private timerAt = Infinity;
+
+  add(run: StackRun): void {
+    this.runs.add(run);
+    if (run.deadline < this.timerAt) this.arm(run.deadline);
+  }
+
+  delete(run: StackRun): void {
+    this.runs.delete(run);
+  }
+
+  private arm(at: number): void {
+    clearTimeout(this.timer);
+    this.timerAt = at;
+    this.timer = setTimeout(() => this.expire(), Math.max(1, at - Date.now()));
+    // A run waits on something that keeps the process alive (a request, a query, a time slice's setImmediate).
+    this.timer.unref();
+  }
+
+  private expire(): void {
+    this.timer = undefined;
+    this.timerAt = Infinity;
+    const now = Date.now();
+    let next = Infinity;
+    for (const run of this.runs) {
+      if (run.deadline <= now) {
+        this.runs.delete(run);
+        run.expire();
+      } else next = Math.min(next, run.deadline);
+    }
+    if (next < Infinity) this.arm(next);
+  }
+}
+
+const deadlines = new Deadlines();
+
 class StackRun implements StepContext {
-  /** The trigger input as plain JSON, which expressions are evaluated against. */
-  private readonly data: unknown;
-  readonly original: Response;
+  /** The trigger input as plain JSON, for JSONata (made on first use: simple expressions read the input itself). */
+  private data: unknown;
+  /**
+   * The response so far, copy-on-write: it starts as the input's payload and commandOptions, and
+   * `set` copies the objects along its path before writing, so the input is never modified.
+   */
   readonly response: Response;
   readonly logged: unknown[] = [];
   readonly trace: StepTrace[] | undefined;
   /** The path of the step that started last, for timeout messages. */
   private current = "stack";
-  private readonly bindings: Record<string, unknown>;
+  /** The run's variables; `response` is the response itself, read by simple expressions only. */
+  readonly bindings: Record<string, unknown>;
+  readonly guard: RunGuard;
+  /** Objects and arrays of the response made by this run (so writable in place). */
+  private readonly owned = new Set<object>();
+  over = false;
+  private abort: AbortController | undefined;
+  /** Rejects the run's result once it is past its time limit. */
+  onTimeout: ((error: StackFailure) => void) | undefined;
 
   constructor(
-    input: TriggerInput,
+    readonly input: TriggerInput,
     readonly deadline: number,
     private readonly timeoutMs: number,
     trace: boolean,
     readonly webhooks: WebhookClient | undefined,
-    readonly signal: AbortSignal,
     maxMemoryBytes: number,
     readonly state: StateAccess | undefined,
   ) {
     this.trace = trace ? [] : undefined;
-    this.data = copyJson(input);
-    this.original = { payload: copyJson(input.payload) ?? null, commandOptions: copyJson(input.commandOptions) ?? null };
-    this.response = { payload: copyJson(this.original.payload), commandOptions: copyJson(this.original.commandOptions) };
-    const guard = new RunGuard(maxMemoryBytes, signal, () => this.outOfTime());
-    this.bindings = { eval: evalDisabled, response: this.response, [RUN_GUARD_BINDING]: guard };
+    this.response = { payload: input.payload ?? null, commandOptions: input.commandOptions ?? null };
+    this.owned.add(this.response);
+    this.guard = new RunGuard(
+      maxMemoryBytes,
+      () => this.over,
+      () => this.outOfTime(),
+    );
+    this.bindings = { eval: evalDisabled, response: this.response, [RUN_GUARD_BINDING]: this.guard };
+  }
+
+  get signal(): AbortSignal {
+    if (!this.abort) {
+      this.abort = new AbortController();
+      if (this.over) this.abort.abort(RUN_OVER);
+    }
+    return this.abort.signal;
+  }
+
+  /** Ends the run: its evaluations, state steps and requests stop. */
+  end(): void {
+    this.over = true;
+    this.abort?.abort(RUN_OVER);
+  }
+
+  /** Called once the run is past its time limit. */
+  expire(): void {
+    this.end();
+    this.onTimeout?.(this.outOfTime());
   }
 
   /** The failure for a run that went past its time limit. */
@@ -205,7 +298,14 @@ class StackRun implements StepContext {
   }
 
   async evaluate(compiled: CompiledExpression, options: { readonly keepFunction?: boolean } = {}): Promise<unknown> {
-    const value: unknown = await compiled.expression.evaluate(this.data, this.bindings);
+    if (compiled.plan) {
+      const planned = compiled.plan(this);
+      if (planned !== DEFER) return planned === undefined || isJsonPrimitive(planned) ? planned : shallowEnough(toJson(planned));
+    }
+    this.data ??= copyJson(this.input);
+    // JSONata sees copies: the response shares objects with the input, which is never modified.
+    const bindings = compiled.source.includes("response") ? { ...this.bindings, response: copyJson(this.response) } : this.bindings;
+    const value: unknown = await compiled.expression.evaluate(this.data, bindings);
     if (options.keepFunction && isFunction(value)) return value;
     return shallowEnough(toJson(value));
   }
@@ -214,8 +314,31 @@ class StackRun implements StepContext {
     this.bindings[name] = value;
   }
 
+  /**
+   * Sets a path of own properties (segments were validated: no `__proto__`, `constructor` or
+   * `prototype`), replacing a missing or non-object intermediate with a new plain object, and
+   * copying an object or array along the path that this run did not make.
+   */
   set(target: readonly string[], value: unknown): void {
-    setPath(this.response, target, value);
+    let node: object = this.response;
+    for (let i = 0; i < target.length - 1; i++) {
+      const segment = target[i]!;
+      const next = Object.hasOwn(node, segment) ? (node as Record<string, unknown>)[segment] : undefined;
+      let child: object;
+      if (typeof next === "object" && next !== null) {
+        if (this.owned.has(next)) child = next;
+        else {
+          child = shallowCopy(next);
+          write(node, segment, child);
+          this.owned.add(child);
+        }
+      } else {
+        child = write(node, segment, {}) as object;
+        this.owned.add(child);
+      }
+      node = child;
+    }
+    write(node, target.at(-1)!, value === undefined ? null : value);
   }
 
   log(value: unknown): void {
@@ -232,87 +355,98 @@ class StackRun implements StepContext {
 
   private async step(step: CompiledStep): Promise<StackStop | undefined> {
     // A run that lost the race against its time limit goes no further.
-    if (this.signal.aborted) throw this.outOfTime();
+    if (this.over) throw this.outOfTime();
     this.current = step.path;
-    const started = performance.now();
-    const traced = (entry: { result?: unknown; error?: string }) =>
-      this.trace?.push({ path: step.path, step: step.kind, durationMs: performance.now() - started, ...entry });
+    const started = this.trace ? performance.now() : 0;
     let outcome: StepResult;
     try {
       outcome = await step.run(this);
     } catch (error) {
       const message = error instanceof StackFailure ? error.message : failureMessage(step.path, error);
-      traced({ error: message });
+      this.traced(step, started, { error: message });
       throw new StackFailure(message);
     }
-    if (this.trace) traced({ result: toJson(outcome.result) });
+    if (this.trace) this.traced(step, started, { result: toJson(outcome.result) });
     if (Date.now() > this.deadline) throw this.outOfTime();
     return outcome.stop;
   }
+
+  /** Records a step's trace entry, when the run is traced. */
+  private traced(step: CompiledStep, started: number, entry: { result?: unknown; error?: string }): void {
+    this.trace?.push({ path: step.path, step: step.kind, durationMs: performance.now() - started, ...entry });
+  }
+}
+
+/** A run's result; log and trace are copies, as a run that lost the race against its time limit may still be finishing a step. */
+function runResult(
+  run: StackRun | undefined,
+  started: number,
+  trace: boolean,
+  outcome: TriggerOutcome,
+  response: Response,
+  error?: StackRunResult["error"],
+): StackRunResult {
+  const result: StackRunResult = {
+    outcome,
+    payload: response.payload,
+    commandOptions: response.commandOptions,
+    log: run ? [...run.logged] : [],
+    durationMs: performance.now() - started,
+  };
+  if (error) Object.assign(result, { error });
+  if (trace) Object.assign(result, { trace: run?.trace ? [...run.trace] : [] });
+  return result;
 }
 
 /**
- * Runs a compiled stack on an input and reports how it ended. The response starts as a JSON copy of
- * the input's payload and commandOptions; the input itself is never modified, and every value in the
- * result is plain JSON. A value that evaluates to nothing (JSONata's undefined) is written as null
- * by `set` and `return`, and logged as null. The outcome is MODIFIED when the final payload or
- * commandOptions differ (deeply) from the input's, else DELIVERED; DROPPED and REJECTED when a step
- * says so.
+ * Runs a compiled stack on an input, which must be plain JSON, and reports how it ended. The
+ * response starts as the input's payload and commandOptions and is copied on write: the input itself
+ * is never modified, and what a run did not change is handed back as it came (not copied). What a
+ * stack writes is plain JSON. A value that evaluates to nothing (JSONata's undefined) is written as
+ * null by `set` and `return`, and logged as null. The outcome is MODIFIED when the final payload or
+ * commandOptions differ (as JSON) from the input's, else DELIVERED; DROPPED and REJECTED when a
+ * step says so.
  *
  * Never throws or rejects for a failing stack: an evaluation error or a bound gives outcome FAILED
  * with a `TRIGGER_FAILED` error naming the step's path and the cause. A bound's message names it
  * after the path: `timeout` (past `timeoutMs`, or an expression's own timeout), `memory` (past
  * `maxMemoryBytes`, or evaluation nested too deep), `size` (a string, array or range over its
  * limit); e.g. `stack[0]: size: a string of ... characters is over the limit of ...`. The time limit is a
- * timer (expressions yield to the event loop every few milliseconds, so it fires during a long one)
- * and is also checked after every step; a run that is over stops evaluating (see ./guard.ts).
+ * timer shared by all runs (expressions yield to the event loop every few milliseconds, so it fires
+ * during a long one) and is also checked after every step; a run that is over stops evaluating (see
+ * ./guard.ts).
  */
 export async function runStack(stack: CompiledStack, input: TriggerInput, options: RunOptions = {}): Promise<StackRunResult> {
   const started = performance.now();
   const timeoutMs = options.timeoutMs ?? DEFAULT_RUN_TIMEOUT_MS;
-  const abort = new AbortController();
+  const trace = options.trace === true;
   let run: StackRun | undefined;
-  // Copies: a run that lost the race against its time limit may still be finishing a step.
-  const finish = (outcome: TriggerOutcome, response: Response, error?: StackRunResult["error"]): StackRunResult => ({
-    outcome,
-    payload: response.payload,
-    commandOptions: response.commandOptions,
-    ...(error ? { error } : {}),
-    log: [...(run?.logged ?? [])],
-    durationMs: performance.now() - started,
-    ...(options.trace ? { trace: [...(run?.trace ?? [])] } : {}),
-  });
-  let timer: NodeJS.Timeout | undefined;
   try {
     const maxMemoryBytes = options.maxMemoryBytes ?? DEFAULT_RUN_MEMORY_BYTES;
-    const current = new StackRun(
-      input,
-      Date.now() + timeoutMs,
-      timeoutMs,
-      options.trace === true,
-      options.webhooks,
-      abort.signal,
-      maxMemoryBytes,
-      options.state,
-    );
+    const current = new StackRun(input, Date.now() + timeoutMs, timeoutMs, trace, options.webhooks, maxMemoryBytes, options.state);
     run = current;
-    const outOfTime = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(current.outOfTime()), timeoutMs);
+    deadlines.add(current);
+    const stop = await new Promise<StackStop | undefined>((resolve, reject) => {
+      current.onTimeout = reject;
+      current.run(stack.steps).then(resolve, reject);
     });
-    const stop = await Promise.race([current.run(stack.steps), outOfTime]);
-    // Expressions can reach the response through $response, so it is made plain JSON again.
+    // Whatever `set` wrote is plain JSON already (values are made plain JSON as they are evaluated).
     const response = {
-      payload: shallowEnough(toJson(current.response.payload) ?? null),
-      commandOptions: shallowEnough(toJson(current.response.commandOptions) ?? null),
+      payload: shallowEnough(current.response.payload),
+      commandOptions: shallowEnough(current.response.commandOptions),
     };
-    if (stop?.kind === "drop") return finish("DROPPED", response);
-    if (stop?.kind === "reject") return finish("REJECTED", response, { code: stop.code, message: stop.message });
-    return finish(isDeepStrictEqual(response, current.original) ? "DELIVERED" : "MODIFIED", response);
+    if (stop?.kind === "drop") return runResult(run, started, trace, "DROPPED", response);
+    if (stop?.kind === "reject") return runResult(run, started, trace, "REJECTED", response, { code: stop.code, message: stop.message });
+    const original = { payload: input.payload ?? null, commandOptions: input.commandOptions ?? null };
+    return runResult(run, started, trace, jsonEqual(response, original) ? "DELIVERED" : "MODIFIED", response);
   } catch (error) {
     const message = error instanceof StackFailure ? error.message : failureMessage("stack", error);
-    return finish("FAILED", { payload: input.payload, commandOptions: input.commandOptions }, { code: ErrorCode.TriggerFailed, message });
+    const response = { payload: input.payload, commandOptions: input.commandOptions };
+    return runResult(run, started, trace, "FAILED", response, { code: ErrorCode.TriggerFailed, message });
   } finally {
-    clearTimeout(timer);
-    abort.abort(RUN_OVER); // a fixed reason: abort() alone builds a DOMException on every run
+    if (run) {
+      deadlines.delete(run);
+      run.end();
+    }
   }
 }

@@ -52,8 +52,8 @@ export class RunGuard {
   constructor(
     /** Bytes the run may build (estimated). */
     readonly maxMemoryBytes: number,
-    /** Aborted when the run is over: a run that lost the race against its time limit stops evaluating. */
-    readonly signal: AbortSignal,
+    /** True once the run is over: a run that lost the race against its time limit stops evaluating. */
+    readonly isOver: () => boolean,
     /** The failure to throw once the run is over. */
     readonly outOfTime: () => Error,
   ) {}
@@ -119,7 +119,7 @@ function onEntry(_expression: unknown, _input: unknown, environment: Frame): Pro
   // Not async: JSONata awaits the result on every node, and awaiting undefined is the cheap case.
   if ((++evaluations & 0xff) !== 0) return undefined;
   const guard = guardOf(environment);
-  if (guard?.signal.aborted) throw guard.outOfTime();
+  if (guard?.isOver()) throw guard.outOfTime();
   return sliceIsOver() ? yieldToEventLoop() : undefined;
 }
 
@@ -142,7 +142,7 @@ function slicedMatcher(matcher: Matcher, guard: RunGuard | undefined): Matcher {
         ...found,
         next: async () => {
           if (sliceIsOver()) await yieldToEventLoop();
-          if (guard?.signal.aborted) throw guard.outOfTime();
+          if (guard?.isOver()) throw guard.outOfTime();
           return wrap(found.next());
         },
       }
@@ -398,7 +398,7 @@ function replacements(limits: GuardLimits): Record<string, Replacement> {
         for (let i = 0; i < length; i++) {
           if ((i & 0xfff) === 0xfff && sliceIsOver()) {
             await yieldToEventLoop();
-            if (guard?.signal.aborted) throw guard.outOfTime();
+            if (guard?.isOver()) throw guard.outOfTime();
           }
           tuples.push(arrays.map((array) => array[i]));
         }
@@ -434,7 +434,7 @@ function replacements(limits: GuardLimits): Record<string, Replacement> {
 const SURROGATE = /[\uD800-\uDFFF]/;
 
 /** Characters of a string as JSONata's `$length` counts them (code points). */
-function codePointLength(text: string): number {
+export function codePointLength(text: string): number {
   return SURROGATE.test(text) ? Array.from(text).length : text.length;
 }
 

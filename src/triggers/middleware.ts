@@ -39,10 +39,10 @@ export async function runTrigger(trigger: LoadedTrigger, input: TriggerInput, op
       trace: [],
     };
   }
-  const { triggerState, dryState, ...runOptions } = options;
+  const { triggerState, dryState } = options;
   const id = trigger.config.id;
   const state = triggerState && (dryState ? triggerState.dry(id) : triggerState.live(id));
-  return runStack(trigger.stack, input, { ...runOptions, state });
+  return runStack(trigger.stack, input, { ...options, state });
 }
 
 /**

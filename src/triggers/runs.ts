@@ -1,12 +1,10 @@
-import { exactJson, type Prisma } from "../db.js";
+import type { Prisma } from "../db.js";
 import { AppError, ErrorCode } from "../errors.js";
 import { sortableId } from "../ids.js";
 import type { Logger } from "../logger.js";
 import { closableIterator } from "../realtime/iterators.js";
 import type { RealtimeAction } from "../realtime/types.js";
 import type { TriggerOutcome } from "./engine.js";
-
-/** How a trigger run ended. */
 
 /** One execution of a trigger on an event. */
 export interface TriggerRunRecord {
@@ -59,19 +57,136 @@ export interface RunRecorderOptions {
   /** How often buffered runs are written, in milliseconds. */
   readonly flushIntervalMs: number;
   /**
-   * Buffered runs at most. When full, runs that a write would skip anyway (beyond the newest
-   * `keepPerTrigger` of a trigger) are shed first; only if that frees nothing is a new run discarded.
+   * Buffered runs at most. A trigger's runs beyond its newest `keepPerTrigger` are never kept (a new
+   * run takes the place of its oldest buffered one), so only when more triggers are busy than this
+   * holds is a new run discarded.
    */
   readonly maxBuffered: number;
 }
 
+/** A run as buffered: its report whole (capped only once it is shown or written), with its id and time. */
+interface BufferedRun {
+  readonly report: TriggerRunReport;
+  readonly triggerId: string;
+  readonly id: string;
+  readonly createdAt: Date;
+  /** The run as shown and stored, made on first use. */
+  record?: TriggerRunRecord;
+}
+
+/** The run as shown and stored: input and output capped. */
+function recordOf(run: BufferedRun): TriggerRunRecord {
+  if (!run.record) {
+    const input = capJson(run.report.input);
+    const output = capJson(run.report.output);
+    run.record = {
+      ...run.report,
+      input: input.value,
+      output: output.value,
+      truncated: input.truncated || output.truncated,
+      id: run.id,
+      createdAt: run.createdAt,
+    };
+  }
+  return run.record;
+}
+
+/** The columns a run is written with, named (other columns keep their defaults). */
+const RUN_COLUMNS = [
+  "id",
+  "triggerId",
+  "action",
+  "channel",
+  "outcome",
+  "durationMs",
+  "error",
+  "log",
+  "clientId",
+  "revision",
+  "input",
+  "output",
+  "truncated",
+  "createdAt",
+] as const;
+
+/** PostgreSQL's types for the columns whose parameters are not text. */
+const POSTGRES_CASTS: Partial<Record<(typeof RUN_COLUMNS)[number], string>> = {
+  durationMs: "double precision",
+  log: "jsonb",
+  revision: "integer",
+  input: "jsonb",
+  output: "jsonb",
+  truncated: "boolean",
+  createdAt: "timestamp(3)",
+};
+
+/** Rows per INSERT: far below either database's limit on parameters. */
+const ROWS_PER_INSERT = 500;
+
+/** The SQL dialect of a Prisma client: its placeholders and how it stores booleans and times. */
+interface Dialect {
+  readonly postgres: boolean;
+  /** `INSERT` of `rows` runs. */
+  insert(rows: number): string;
+  /** `DELETE` of a trigger's runs beyond the newest N (parameters: trigger id, N). */
+  readonly prune: string;
+  /** A row's parameters, in {@link RUN_COLUMNS} order. */
+  values(run: TriggerRunRecord): unknown[];
+}
+
+function dialectOf(prisma: Prisma): Dialect {
+  // The generated client names its provider; the two providers' clients otherwise share one API.
+  const postgres = (prisma as unknown as { _activeProvider?: string })._activeProvider === "postgresql";
+  const columns = RUN_COLUMNS.map((column) => `"${column}"`).join(", ");
+  const insert = (rows: number) => {
+    const tuples: string[] = [];
+    for (let row = 0; row < rows; row++) {
+      const base = row * RUN_COLUMNS.length;
+      const params = RUN_COLUMNS.map((column, i) =>
+        postgres ? `$${base + i + 1}${POSTGRES_CASTS[column] ? `::${POSTGRES_CASTS[column]}` : ""}` : "?",
+      );
+      tuples.push(`(${params.join(", ")})`);
+    }
+    return `INSERT INTO "TriggerRun" (${columns}) VALUES ${tuples.join(", ")}`;
+  };
+  const newest = `SELECT "id" FROM "TriggerRun" WHERE "triggerId" = ${postgres ? "$1" : "?"} ORDER BY "createdAt" DESC, "id" DESC`;
+  return {
+    postgres,
+    insert,
+    prune: `DELETE FROM "TriggerRun" WHERE "id" IN (${newest} ${postgres ? "OFFSET $2" : "LIMIT -1 OFFSET ?"})`,
+    values: (run) => [
+      run.id,
+      run.triggerId,
+      run.action,
+      run.channel,
+      run.outcome,
+      run.durationMs,
+      run.error,
+      // Stored exactly as given: JSON text keeps `"__proto__"` keys.
+      JSON.stringify(run.log),
+      run.clientId,
+      run.revision,
+      storedJson(run.input),
+      storedJson(run.output),
+      postgres ? run.truncated : run.truncated ? 1 : 0,
+      // As Prisma stores times: ISO text on SQLite (so that they sort), UTC on PostgreSQL.
+      postgres ? run.createdAt.toISOString() : run.createdAt.toISOString().replace("Z", "+00:00"),
+    ],
+  };
+}
+
 /**
- * Records trigger runs without slowing delivery: runs are buffered in memory and written in batches,
- * then each touched trigger is pruned to its latest runs. Reads flush first, so they see every run
- * recorded before them.
+ * Records trigger runs without slowing delivery: runs are buffered in memory and written in batches
+ * (one multi-row INSERT), then each touched trigger is pruned to its latest runs. Reads flush first,
+ * so they see every run recorded before them. A run's input and output are capped only when it is
+ * shown or written: a busy trigger's runs beyond the newest `keepPerTrigger` of a batch never are.
  */
 export class TriggerRunRecorder {
-  private buffer: TriggerRunRecord[] = [];
+  /** Runs to write, per trigger, oldest first: at most its newest `keepPerTrigger` (older ones would be pruned). */
+  private buffer = new Map<string, BufferedRun[]>();
+  /** Runs in {@link buffer}. */
+  private buffered = 0;
+  private readonly dialect: Dialect;
   private writing: Promise<void> = Promise.resolve();
   private readonly timer: NodeJS.Timeout;
   private readonly listeners = new Set<(run: TriggerRunRecord) => void>();
@@ -81,28 +196,36 @@ export class TriggerRunRecorder {
     private readonly logger: Logger,
     private readonly options: RunRecorderOptions,
   ) {
+    this.dialect = dialectOf(prisma);
     this.timer = setInterval(() => void this.flush(), options.flushIntervalMs);
     this.timer.unref();
   }
 
-  /** Buffers a run for writing (its input and output capped) and hands it to live streams. */
+  /**
+   * Buffers a run for writing (its input and output capped) and hands it to live streams. The
+   * report's values must not change afterwards: they are read when the run is written.
+   */
   record(report: TriggerRunReport): void {
-    const input = capJson(report.input);
-    const output = capJson(report.output);
-    const run: TriggerRunRecord = {
-      ...report,
-      input: input.value,
-      output: output.value,
-      truncated: input.truncated || output.truncated,
-      id: sortableId(),
-      createdAt: new Date(),
-    };
-    for (const listener of this.listeners) listener(run);
-    if (this.buffer.length >= this.options.maxBuffered) {
-      this.buffer = this.newestPerTrigger(this.buffer);
-      if (this.buffer.length >= this.options.maxBuffered) return; // more busy triggers than the buffer holds
+    const run: BufferedRun = { report, triggerId: report.triggerId, id: sortableId(), createdAt: new Date() };
+    if (this.listeners.size > 0) {
+      const record = recordOf(run);
+      for (const listener of this.listeners) listener(record);
     }
-    this.buffer.push(run);
+    if (this.options.keepPerTrigger === 0) return;
+    let runs = this.buffer.get(run.triggerId);
+    if (runs && runs.length >= this.options.keepPerTrigger) {
+      // The trigger's oldest buffered run would be pruned anyway: this one takes its place.
+      runs.shift();
+      runs.push(run);
+      return;
+    }
+    if (this.buffered >= this.options.maxBuffered) return; // more busy triggers than the buffer holds
+    if (!runs) {
+      runs = [];
+      this.buffer.set(run.triggerId, runs);
+    }
+    runs.push(run);
+    this.buffered++;
   }
 
   /**
@@ -146,9 +269,10 @@ export class TriggerRunRecorder {
 
   /** Writes buffered runs now; resolves once they (and earlier writes) are stored. */
   flush(): Promise<void> {
-    const batch = this.buffer;
-    if (batch.length > 0) {
-      this.buffer = [];
+    if (this.buffered > 0) {
+      const batch = [...this.buffer.values()].flat();
+      this.buffer = new Map();
+      this.buffered = 0;
       this.writing = this.writing.then(() => this.write(batch));
     }
     return this.writing;
@@ -176,7 +300,7 @@ export class TriggerRunRecorder {
     await this.flush();
   }
 
-  private async write(batch: TriggerRunRecord[]): Promise<void> {
+  private async write(batch: BufferedRun[]): Promise<void> {
     try {
       const existing = new Set(
         (
@@ -186,52 +310,21 @@ export class TriggerRunRecorder {
           })
         ).map((trigger) => trigger.id),
       );
-      // Runs of deleted triggers go with them, and only the newest `keepPerTrigger` of each trigger's
-      // runs in the batch would survive pruning, so only those are written.
-      const kept = this.newestPerTrigger(batch.filter((run) => existing.has(run.triggerId)));
-      await this.prisma.triggerRun.createMany({
-        // exactJson: logged values and captured payloads are kept as they were, `"__proto__"` keys included.
-        data: kept.map((run) => ({
-          ...run,
-          log: exactJson(run.log) as object,
-          input: storedJson(run.input),
-          output: storedJson(run.output),
-        })),
-      });
-      for (const triggerId of existing) await this.prune(triggerId);
+      // Runs of deleted triggers go with them.
+      const kept = batch.filter((run) => existing.has(run.triggerId)).map(recordOf);
+      for (let from = 0; from < kept.length; from += ROWS_PER_INSERT) {
+        const rows = kept.slice(from, from + ROWS_PER_INSERT);
+        await this.prisma.$executeRawUnsafe(this.dialect.insert(rows.length), ...rows.flatMap(this.dialect.values));
+      }
+      // Pruned after every batch, so the excess is at most one batch.
+      for (const triggerId of existing) await this.prisma.$executeRawUnsafe(this.dialect.prune, triggerId, this.options.keepPerTrigger);
     } catch (error) {
       this.logger.error({ err: error, runs: batch.length }, "could not record trigger runs");
     }
   }
-
-  private newestPerTrigger(runs: TriggerRunRecord[]): TriggerRunRecord[] {
-    const seen = new Map<string, number>();
-    const kept: TriggerRunRecord[] = [];
-    for (let i = runs.length - 1; i >= 0; i--) {
-      const run = runs[i]!;
-      const count = seen.get(run.triggerId) ?? 0;
-      if (count >= this.options.keepPerTrigger) continue;
-      seen.set(run.triggerId, count + 1);
-      kept.push(run);
-    }
-    return kept.reverse();
-  }
-
-  private async prune(triggerId: string): Promise<void> {
-    // Pruned after every batch, so the excess is at most one batch.
-    const excess = await this.prisma.triggerRun.findMany({
-      where: { triggerId },
-      orderBy: [{ createdAt: "desc" }, { id: "desc" }],
-      skip: this.options.keepPerTrigger,
-      select: { id: true },
-    });
-    if (excess.length > 0) {
-      await this.prisma.triggerRun.deleteMany({ where: { id: { in: excess.map((run) => run.id) } } });
-    }
-  }
 }
 
-/** A captured value as stored: exactly as given, or nothing when there is none. */
-function storedJson(value: unknown): object | undefined {
-  return value === null || value === undefined ? undefined : (exactJson(value) as object);
+/** A captured value as stored: its JSON text exactly as given, or NULL when there is none. */
+function storedJson(value: unknown): string | null {
+  return value === null || value === undefined ? null : JSON.stringify(value);
 }

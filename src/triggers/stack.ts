@@ -1,6 +1,7 @@
 import jsonata from "jsonata";
 import { type AppError, badInput, ErrorCode } from "../errors.js";
 import { MAX_JSON_DEPTH, nestsDeeperThan } from "../validation.js";
+import { DEFER, type ExpressionPlan, planExpression, simpleBoolean } from "./fast-path.js";
 import { guardExpression } from "./guard.js";
 import { LinearRegex, regexProblem } from "./regex.js";
 import { MAX_STATE_KEY_LENGTH, MAX_STATE_TTL_SECONDS, type StateAccess } from "./state.js";
@@ -45,6 +46,8 @@ export const DEFAULT_STACK_LIMITS: StackLimits = {
 export interface CompiledExpression {
   readonly source: string;
   readonly expression: jsonata.Expression;
+  /** Evaluates the expression without JSONata when it is simple enough (see ./fast-path.ts). */
+  readonly plan?: ExpressionPlan;
 }
 
 /** How a step ends the stack early. */
@@ -77,6 +80,8 @@ export interface StepContext {
   run(steps: readonly CompiledStep[]): Promise<StackStop | undefined>;
   /** When the run must be over (`Date.now()` milliseconds). */
   readonly deadline: number;
+  /** True once the run is over (its time limit passed, or it ended). */
+  readonly over: boolean;
   /** Aborted when the run is over, so an outbound request does not outlive it. */
   readonly signal: AbortSignal;
   /** Sends the requests of `http` steps; undefined when the server has them disabled. */
@@ -115,7 +120,8 @@ const TRUTHY = jsonata("$boolean($value)");
 
 /** True when a value is truthy by JSONata's `$boolean`. */
 async function truthy(value: unknown): Promise<boolean> {
-  return (await TRUTHY.evaluate(undefined, { value })) === true;
+  const simple = simpleBoolean(value);
+  return simple === DEFER ? (await TRUTHY.evaluate(undefined, { value })) === true : simple;
 }
 
 /** A field naming a variable, validated. */
@@ -130,7 +136,7 @@ function variableName(step: StepSource, name: string): string {
 /** The trigger's state, once the run is still on (a write started after the time limit would outlive the run). */
 function stateOf(context: StepContext): StateAccess {
   if (!context.state) throw new Error("state steps are not available in this run");
-  if (context.signal.aborted) throw new Error("the trigger run is over");
+  if (context.over) throw new Error("the trigger run is over");
   return context.state;
 }
 
@@ -481,7 +487,8 @@ class StackCompiler {
         `regex: ${String(refused.pattern)} is not supported (${refused.problem}); triggers match in linear time, without lookaround or backreferences`,
       );
     guardExpression(expression, this.limits);
-    return { source: value, expression };
+    const plan = planExpression(expression.ast(), this.limits.maxStringLength);
+    return plan ? { source: value, expression, plan } : { source: value, expression };
   }
 }
 

@@ -85,8 +85,14 @@ function encode(value: unknown, limits: StateLimits): string {
 
 const toMs = (ttlSeconds: number | undefined) => (ttlSeconds === undefined ? undefined : Math.ceil(ttlSeconds * 1000));
 
+/** Triggers whose live state access is kept at most. */
+const MAX_LIVE_ACCESS = 10_000;
+
 /** Trigger state, with bounds, for the trigger runs of a server. */
 export class TriggerState {
+  /** Each trigger's live state access, made once (every run of a trigger is handed one). */
+  private readonly liveAccess = new Map<string, StateAccess>();
+
   constructor(
     readonly store: TriggerStateStore,
     readonly limits: StateLimits = DEFAULT_STATE_LIMITS,
@@ -94,13 +100,19 @@ export class TriggerState {
 
   /** One trigger's state as its runs see it: reads and writes go to the store. */
   live(triggerId: string): StateAccess {
-    const { store, limits } = this;
-    return {
-      get: async (key) => parse(await store.get(triggerId, key)),
-      put: (key, value, ttl) => store.put(triggerId, key, encode(value, limits), toMs(ttl), limits.maxKeys),
-      incr: (key, by, ttl) => store.incr(triggerId, key, by, toMs(ttl), limits.maxKeys),
-      delete: async (key) => void (await store.delete(triggerId, key)),
-    };
+    let access = this.liveAccess.get(triggerId);
+    if (!access) {
+      const { store, limits } = this;
+      access = {
+        get: async (key) => parse(await store.get(triggerId, key)),
+        put: (key, value, ttl) => store.put(triggerId, key, encode(value, limits), toMs(ttl), limits.maxKeys),
+        incr: (key, by, ttl) => store.incr(triggerId, key, by, toMs(ttl), limits.maxKeys),
+        delete: async (key) => void (await store.delete(triggerId, key)),
+      };
+      if (this.liveAccess.size >= MAX_LIVE_ACCESS) this.liveAccess.clear(); // deleted triggers' entries go too
+      this.liveAccess.set(triggerId, access);
+    }
+    return access;
   }
 
   /**

@@ -88,8 +88,8 @@ const MAX_MEMOIZED_CHANNELS = 10_000;
  */
 export class TriggerStore {
   private triggers = new Map<string, LoadedTrigger>();
-  /** Matching triggers per `action channel`, cleared on every change. */
-  private readonly memo = new Map<string, LoadedTrigger[]>();
+  /** Matching triggers by action and channel, cleared on every change. */
+  private readonly memo = new Map<RealtimeAction, Map<string, LoadedTrigger[]>>();
   private readonly changeListeners: ((id: string) => void)[] = [];
 
   constructor(
@@ -119,14 +119,18 @@ export class TriggerStore {
 
   /** The active triggers that run for an action on a channel, in running order. */
   matching(channel: string, action: RealtimeAction): readonly LoadedTrigger[] {
-    const key = `${action} ${channel}`;
-    let found = this.memo.get(key);
+    let byChannel = this.memo.get(action);
+    if (!byChannel) {
+      byChannel = new Map();
+      this.memo.set(action, byChannel);
+    }
+    let found = byChannel.get(channel);
     if (!found) {
       found = [...this.triggers.values()]
         .filter((t) => t.config.active && t.config.actions.includes(action) && t.pattern.matches(channel))
         .sort(runningOrder);
-      if (this.memo.size >= MAX_MEMOIZED_CHANNELS) this.memo.clear();
-      this.memo.set(key, found);
+      if (byChannel.size >= MAX_MEMOIZED_CHANNELS) byChannel.clear();
+      byChannel.set(channel, found);
     }
     return found;
   }

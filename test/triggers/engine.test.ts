@@ -430,14 +430,14 @@ describe("http steps", () => {
 });
 
 describe("properties", () => {
-  it("an empty stack delivers any JSON payload unchanged; a set step never throws", async () => {
+  it("an empty stack delivers any JSON payload unchanged, without copying it; a set step never throws", async () => {
     const empty = compileStack([]);
     const set = compileStack([{ set: "payload.meta.seen", value: "$exists(payload)" }]);
     await fc.assert(
       fc.asyncProperty(fc.jsonValue(), async (payload) => {
         const same = await runStack(empty, input(payload));
         expect(same.outcome).toBe("DELIVERED");
-        expect(same.payload).toEqual(JSON.parse(JSON.stringify(payload)));
+        expect(same.payload).toBe(payload ?? null);
         let changed: Promise<StackRunResult> | undefined;
         expect(() => (changed = runStack(set, input(payload)))).not.toThrow();
         const result = await changed!;
