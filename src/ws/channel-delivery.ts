@@ -15,6 +15,7 @@ import type { WebSocket } from "ws";
 import type { ChannelService, ChannelSubscription } from "../realtime/channels.js";
 import { closableIterator, emptyStream } from "../realtime/iterators.js";
 import type { ChannelEvent, Session } from "../realtime/types.js";
+import { coalesceWrites } from "./transport.js";
 
 /** Turns an error into what a client may see (the server's error masker). */
 export type MaskError = (error: unknown, message: string) => Error;
@@ -150,6 +151,7 @@ export class ChannelDelivery {
       subscription = await this.channels.open(session, name, options, {
         event: (event) => {
           if (socket.readyState !== socket.OPEN) return;
+          coalesceWrites(socket);
           socket.send(`${frameStart + group.payloadFor(event)}}`);
           this.afterSend(socket, session);
         },

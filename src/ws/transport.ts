@@ -1,4 +1,5 @@
 import type { IncomingMessage } from "node:http";
+import type { Duplex } from "node:stream";
 import { CloseCode, handleProtocols, type Server as ProtocolServer } from "graphql-ws";
 import type { WebSocket, WebSocketServer } from "ws";
 import type { Logger } from "../logger.js";
@@ -17,6 +18,29 @@ export interface TransportOptions {
   readonly logger: Logger;
   /** How often each socket is pinged; one that has not answered by the next ping is cut off. */
   readonly keepAliveMs: number;
+}
+
+/** The TCP sockets under WebSockets written to in this turn of the event loop, held corked until it ends. */
+const corkedSockets = new Set<Duplex>();
+
+function uncorkAll(): void {
+  for (const socket of corkedSockets) socket.uncork();
+  corkedSockets.clear();
+}
+
+/**
+ * Holds a WebSocket's writes until the current turn of the event loop ends, so that every frame
+ * written to it meanwhile (a mutation's `next` and `complete`, its sender's own copy of the event,
+ * several events of a busy channel) leaves in one system call instead of one each. Closing the
+ * socket flushes it at once.
+ */
+export function coalesceWrites(socket: WebSocket): void {
+  // `ws` keeps the TCP socket in `_socket`; it has no public way to cork it.
+  const tcp = (socket as unknown as { _socket?: Duplex | null })._socket;
+  if (!tcp || corkedSockets.has(tcp)) return;
+  tcp.cork();
+  if (corkedSockets.size === 0) setImmediate(uncorkAll);
+  corkedSockets.add(tcp);
 }
 
 const SERVER_ONLY_TYPES = new Set(["connection_ack", "next", "error"]);
@@ -126,11 +150,13 @@ export function carryProtocol<Extra extends ConnectionExtra>(
     const closed = protocol.opened(
       {
         protocol: socket.protocol,
-        send: (data) =>
-          new Promise<void>((resolve) => {
-            if (socket.readyState !== socket.OPEN) return resolve();
-            socket.send(data, () => resolve());
-          }),
+        // Frames leave in order without waiting for each write to finish: a socket whose client does
+        // not read is dropped by the buffered-bytes guard, not slowed down by awaiting it.
+        send: (data) => {
+          if (socket.readyState !== socket.OPEN) return;
+          coalesceWrites(socket);
+          socket.send(data);
+        },
         close: (code, reason) => socket.close(code, reason),
         onMessage: (handle) => {
           const operations = new OperationIds(
