@@ -19,6 +19,7 @@ import type { Context } from "../schema/builder.js";
 import { MASKED_MESSAGE, maskedResult, serializableResult } from "../schema/results.js";
 import type { Services } from "../services.js";
 import { ChannelDelivery, type ChannelOperation, type MaskError } from "./channel-delivery.js";
+import { SendPath } from "./send-path.js";
 import { type ConnectionExtra, carryProtocol } from "./transport.js";
 import { acceptUpgrades, upgradeAddress } from "./upgrade.js";
 
@@ -41,10 +42,12 @@ export interface GraphqlWsEndpoint {
 /**
  * What each operation's root value carries from `onSubscribe` to `execute`/`subscribe`: which path
  * it takes, decided once, and what that path needs. Plain channel subscriptions are delivered by
- * {@link ChannelDelivery}; every other operation runs through Yoga's executor.
+ * {@link ChannelDelivery}, plain `sendMessage` mutations run by {@link SendPath}; every other
+ * operation runs through Yoga's executor.
  */
 type OperationRoute =
   | { readonly path: "channel"; readonly operation: ChannelOperation }
+  | { readonly path: "send" }
   | { readonly path: "generic"; readonly execute: typeof graphqlExecute; readonly subscribe: typeof graphqlSubscribe };
 
 /** Connection-level state kept for each WebSocket. */
@@ -68,6 +71,8 @@ function closeAtExpiry(extra: SocketExtra, expiresAt: number): void {
     Math.min(Math.max(wait, 0), MAX_TIMER_MS),
   );
 }
+
+const SEND_ROUTE: OperationRoute = Object.freeze({ path: "send" });
 
 function routeOf(args: ExecutionArgs): OperationRoute {
   return args.rootValue as OperationRoute;
@@ -96,6 +101,7 @@ export function serveGraphqlOverWebSocket(httpServer: Server, options: GraphqlWs
   // Every error leaving over the socket is masked here, at the exit: an operation that throws, or a
   // result that cannot be serialized, ends that operation with a masked error; the socket stays open.
   const { maskError } = options;
+  const sendPath = new SendPath(maskError, services.metrics);
   type Outcome = ExecutionResult | AsyncIterable<ExecutionResult>;
   const masked = async (run: () => Promise<Outcome> | Outcome): Promise<Outcome> => {
     try {
@@ -109,15 +115,18 @@ export function serveGraphqlOverWebSocket(httpServer: Server, options: GraphqlWs
     execute: (args) =>
       masked(() => {
         const route = routeOf(args);
+        if (route.path === "send") return sendPath.execute(args);
         if (route.path !== "generic") throw new Error("A channel subscription cannot be executed as a query");
         return route.execute(args);
       }),
     subscribe: (args) =>
       masked(() => {
         const route = routeOf(args);
-        return route.path === "channel"
-          ? services.metrics.subscriptionStarted(args.document, args.operationName, channelDelivery.subscribe(args, route.operation))
-          : route.subscribe(args);
+        if (route.path === "channel") {
+          return services.metrics.subscriptionStarted(args.document, args.operationName, channelDelivery.subscribe(args, route.operation));
+        }
+        if (route.path !== "generic") throw new Error("A mutation cannot be run as a subscription");
+        return route.subscribe(args);
       }),
     onError: (_ctx, _id, _payload, errors) => errors.map((error) => (maskError(error, MASKED_MESSAGE) as GraphQLError).toJSON()),
     onNext: (ctx) => dropIfSlow(ctx.extra.socket, ctx.extra.session),
@@ -165,6 +174,12 @@ export function serveGraphqlOverWebSocket(httpServer: Server, options: GraphqlWs
     onSubscribe: async (ctx, id, params) => {
       const session = ctx.extra.session as Session; // set by onConnect before any subscribe is accepted
       if (variablesTooDeep(params.variables)) return [deepVariablesError()];
+      const known = sendPath.recall(params.query, params.operationName);
+      if (known) {
+        const { schema, document } = known;
+        const args = { schema, document, operationName: params.operationName, variableValues: params.variables };
+        return { ...args, contextValue: { session, services } satisfies Context, rootValue: SEND_ROUTE };
+      }
       const { schema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({
         ...ctx,
         socket: ctx.extra.socket,
@@ -187,6 +202,9 @@ export function serveGraphqlOverWebSocket(httpServer: Server, options: GraphqlWs
         // Channel subscriptions need neither a context nor Yoga's executor: keep neither for as long as they last.
         const route: OperationRoute = { path: "channel", operation: { socket: ctx.extra.socket, id, session, field } };
         return { ...args, contextValue: undefined, rootValue: route };
+      }
+      if (sendPath.learn(params.query, document, schema, params.operationName)) {
+        return { ...args, contextValue: { session, services } satisfies Context, rootValue: SEND_ROUTE };
       }
       const route: OperationRoute = { path: "generic", execute, subscribe };
       return { ...args, contextValue: await contextFactory(), rootValue: route };
