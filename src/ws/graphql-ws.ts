@@ -19,7 +19,7 @@ import type { Context } from "../schema/builder.js";
 import { MASKED_MESSAGE, maskedResult, serializableResult } from "../schema/results.js";
 import type { Services } from "../services.js";
 import { ChannelDelivery, type ChannelOperation, type MaskError } from "./channel-delivery.js";
-import { SendPath } from "./send-path.js";
+import { type KnownSend, SendPath } from "./send-path.js";
 import { type ConnectionExtra, carryProtocol } from "./transport.js";
 import { acceptUpgrades, upgradeAddress } from "./upgrade.js";
 
@@ -47,7 +47,7 @@ export interface GraphqlWsEndpoint {
  */
 type OperationRoute =
   | { readonly path: "channel"; readonly operation: ChannelOperation }
-  | { readonly path: "send" }
+  | { readonly path: "send"; readonly known: KnownSend; readonly session: Session }
   | { readonly path: "generic"; readonly execute: typeof graphqlExecute; readonly subscribe: typeof graphqlSubscribe };
 
 /** Connection-level state kept for each WebSocket. */
@@ -71,8 +71,6 @@ function closeAtExpiry(extra: SocketExtra, expiresAt: number): void {
     Math.min(Math.max(wait, 0), MAX_TIMER_MS),
   );
 }
-
-const SEND_ROUTE: OperationRoute = Object.freeze({ path: "send" });
 
 function routeOf(args: ExecutionArgs): OperationRoute {
   return args.rootValue as OperationRoute;
@@ -101,7 +99,7 @@ export function serveGraphqlOverWebSocket(httpServer: Server, options: GraphqlWs
   // Every error leaving over the socket is masked here, at the exit: an operation that throws, or a
   // result that cannot be serialized, ends that operation with a masked error; the socket stays open.
   const { maskError } = options;
-  const sendPath = new SendPath(maskError, services.metrics);
+  const sendPath = new SendPath(services.channels, maskError, services.metrics);
   type Outcome = ExecutionResult | AsyncIterable<ExecutionResult>;
   const masked = async (run: () => Promise<Outcome> | Outcome): Promise<Outcome> => {
     try {
@@ -115,7 +113,7 @@ export function serveGraphqlOverWebSocket(httpServer: Server, options: GraphqlWs
     execute: (args) =>
       masked(() => {
         const route = routeOf(args);
-        if (route.path === "send") return sendPath.execute(args);
+        if (route.path === "send") return sendPath.execute(args, route.known, route.session);
         if (route.path !== "generic") throw new Error("A channel subscription cannot be executed as a query");
         return route.execute(args);
       }),
@@ -177,8 +175,9 @@ export function serveGraphqlOverWebSocket(httpServer: Server, options: GraphqlWs
       const known = sendPath.recall(params.query, params.operationName);
       if (known) {
         const { schema, document } = known;
+        const route: OperationRoute = { path: "send", known, session };
         const args = { schema, document, operationName: params.operationName, variableValues: params.variables };
-        return { ...args, contextValue: { session, services } satisfies Context, rootValue: SEND_ROUTE };
+        return { ...args, contextValue: { session, services } satisfies Context, rootValue: route };
       }
       const { schema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({
         ...ctx,
@@ -203,8 +202,10 @@ export function serveGraphqlOverWebSocket(httpServer: Server, options: GraphqlWs
         const route: OperationRoute = { path: "channel", operation: { socket: ctx.extra.socket, id, session, field } };
         return { ...args, contextValue: undefined, rootValue: route };
       }
-      if (sendPath.learn(params.query, document, schema, params.operationName)) {
-        return { ...args, contextValue: { session, services } satisfies Context, rootValue: SEND_ROUTE };
+      const learnt = sendPath.learn(params.query, document, schema, params.operationName);
+      if (learnt) {
+        const route: OperationRoute = { path: "send", known: learnt, session };
+        return { ...args, contextValue: { session, services } satisfies Context, rootValue: route };
       }
       const route: OperationRoute = { path: "generic", execute, subscribe };
       return { ...args, contextValue: await contextFactory(), rootValue: route };
