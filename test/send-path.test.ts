@@ -11,6 +11,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { CHANNEL_SUBSCRIPTION, EVENT_FIELDS, JOIN_CHANNEL } from "./helpers/channels.js";
 import { connectWs, type ExecutionResult, httpGraphQL, wsGraphQL, wsSubscribe } from "./helpers/graphql.js";
 import { scrape } from "./helpers/metrics.js";
+import { acknowledgedSocket, type RawSocket, rawSocket } from "./helpers/raw-ws.js";
 import { ADMIN_TOKEN, startServer, type TestServer } from "./helpers/server.js";
 
 const JWT_SECRET = "send-path-secret-0123456789-abcdefghij";
@@ -213,5 +214,86 @@ describe("sendMessage over WebSocket, fast and generic paths", () => {
     expect(JSON.stringify(answers[0])).toContain("Aliases limit");
     expect(answers[1]).toEqual(answers[0]);
     expect(answers[2]).toEqual(answers[0]);
+  });
+});
+
+describe("sendMessage over WebSocket, the protocol around the fast path", () => {
+  let protocolServer: TestServer;
+  beforeAll(async () => {
+    protocolServer = await startServer({ MAX_MESSAGES_PER_SECOND: "1000" });
+  });
+  /** Writes frames in one TCP write, so the server reads them in one go. */
+  const writeTogether = (socket: RawSocket, frames: object[]) => {
+    const tcp = (socket.ws as unknown as { _socket: { cork(): void; uncork(): void } })._socket;
+    tcp.cork();
+    for (const frame of frames) socket.send(JSON.stringify(frame));
+    tcp.uncork();
+  };
+  const sendFrame = (path: Path, id: string, channel: string) => ({
+    id,
+    type: "subscribe",
+    payload: { query: documentFor(path), variables: { channel, payload: { id } } },
+  });
+  /** A socket whose server already knows the fast document (sent once, answered). */
+  async function socketFor(path: Path): Promise<RawSocket> {
+    const socket = await acknowledgedSocket(protocolServer.wsUrl);
+    socket.send(JSON.stringify(sendFrame(path, "learn", freshChannel("open:"))));
+    expect((await socket.next()).type).toBe("next");
+    expect((await socket.next()).type).toBe("complete");
+    return socket;
+  }
+  /** The frames `socket` receives until every operation in `until` has completed, by operation id, in order. */
+  async function framesUntil(socket: RawSocket, until: string[]): Promise<Record<string, unknown[]>> {
+    const frames: Record<string, unknown[]> = {};
+    const pending = new Set(until);
+    while (pending.size > 0) {
+      const frame = await socket.next();
+      (frames[frame.id] ??= []).push({
+        type: frame.type,
+        errors: frame.payload?.errors?.map((error: { extensions?: unknown }) => error.extensions),
+      });
+      if (frame.type === "complete") pending.delete(frame.id);
+    }
+    return frames;
+  }
+
+  it("refuses a subscribe that reuses the id of a send under way with 4409, on both paths", async () => {
+    for (const path of ["fast", "generic"] as const) {
+      const socket = await socketFor(path);
+      writeTogether(socket, [sendFrame(path, "same", freshChannel("open:")), sendFrame(path, "same", freshChannel("open:"))]);
+      expect((await socket.closed).code, path).toBe(4409);
+    }
+  });
+
+  it("sends nothing for a send the client completes first, and runs a later subscribe with the same id, on both paths", async () => {
+    const seen: Record<string, unknown> = {};
+    for (const path of ["fast", "generic"] as const) {
+      const socket = await socketFor(path);
+      writeTogether(socket, [sendFrame(path, "a", freshChannel("open:")), { id: "a", type: "complete" }]);
+      writeTogether(socket, [
+        sendFrame(path, "b", freshChannel("open:")),
+        { id: "b", type: "complete" },
+        sendFrame(path, "b", freshChannel("open:")),
+      ]);
+      // A send after all that: once it and b have completed, a's answer would have come.
+      socket.send(JSON.stringify(sendFrame(path, "probe", freshChannel("open:"))));
+      seen[path] = await framesUntil(socket, ["b", "probe"]);
+    }
+    const answered = [
+      { type: "next", errors: undefined },
+      { type: "complete", errors: undefined },
+    ];
+    expect(seen.fast).toEqual({ b: answered, probe: answered });
+    expect(seen.generic).toEqual(seen.fast);
+  });
+
+  it("refuses a send that arrives with connection_init, before the acknowledgement, on both paths", async () => {
+    for (const path of ["fast", "generic"] as const) {
+      await socketFor(path); // the server knows the document
+      const socket = rawSocket(protocolServer.wsUrl);
+      await socket.opened;
+      writeTogether(socket, [{ type: "connection_init" }, sendFrame(path, "early", freshChannel("open:"))]);
+      expect((await socket.closed).code, path).toBe(4401);
+    }
   });
 });

@@ -20,7 +20,7 @@ import { MASKED_MESSAGE, maskedResult, serializableResult } from "../schema/resu
 import type { Services } from "../services.js";
 import { ChannelDelivery, type ChannelOperation, type MaskError } from "./channel-delivery.js";
 import { type KnownSend, SendPath } from "./send-path.js";
-import { type ConnectionExtra, carryProtocol } from "./transport.js";
+import { type ConnectionExtra, carryProtocol, type DirectOperation } from "./transport.js";
 import { acceptUpgrades, upgradeAddress } from "./upgrade.js";
 
 /** What {@link serveGraphqlOverWebSocket} serves with. */
@@ -211,6 +211,19 @@ export function serveGraphqlOverWebSocket(httpServer: Server, options: GraphqlWs
       return { ...args, contextValue: await contextFactory(), rootValue: route };
     },
   });
+  // Plain sendMessage mutations already seen skip the protocol server too: one result, then complete.
+  const directSend: DirectOperation<SocketExtra> = (extra, _id, payload) => {
+    const session = extra.session;
+    const known = session && sendPath.recall(payload.query, payload.operationName);
+    if (!known || variablesTooDeep(payload.variables)) return null;
+    const { schema, document } = known;
+    const args = { schema, document, operationName: payload.operationName, variableValues: payload.variables };
+    const contextValue: Context = { session, services };
+    return masked(() => sendPath.execute({ ...args, contextValue }, known, session)).then((result) => {
+      dropIfSlow(extra.socket, session);
+      return result as ExecutionResult;
+    });
+  };
   const wsServer = new WebSocketServer({ noServer: true, maxPayload: env.MAX_WS_MESSAGE_BYTES });
   const stopAccepting = acceptUpgrades(httpServer, wsServer, {
     path: options.path,
@@ -220,10 +233,13 @@ export function serveGraphqlOverWebSocket(httpServer: Server, options: GraphqlWs
     connectionsPerSecondPerAddress: env.MAX_ADDRESS_CONNECTIONS_PER_SECOND,
     logger,
   });
-  const transport = carryProtocol(wsServer, protocol, (socket, request) => ({ socket, address: upgradeAddress(request) }), {
-    logger,
-    keepAliveMs: env.WS_KEEPALIVE_MS,
-  });
+  const transport = carryProtocol(
+    wsServer,
+    protocol,
+    (socket, request) => ({ socket, address: upgradeAddress(request) }),
+    { logger, keepAliveMs: env.WS_KEEPALIVE_MS },
+    directSend,
+  );
   return {
     close: () => {
       stopAccepting();
