@@ -97,6 +97,33 @@ describe("every subscription path delivers the same events", () => {
     expect(await elsewhere.collectFor(150)).toEqual([]);
   });
 
+  it("renders every selection of a delivered event as the generic path executes it", async () => {
+    // [selection under `channel`, what follows the operation]: plain fields are rendered by a compiled function, the rest by graphql-js.
+    const shapes: [string, string][] = [
+      [
+        "{ __typename a: id b: payload c: client { __typename i: id extras authenticated } action command commandOptions createdAt seq channel }",
+        "",
+      ],
+      ["{ ...on ChannelEvent { id payload } }", ""],
+      ["{ ...E }", " fragment E on ChannelEvent { id channel }"],
+      ["{ id payload @skip(if: true) }", ""],
+      ["{ id id payload }", ""],
+    ];
+    for (const [index, [selection, rest]] of shapes.entries()) {
+      const channel = `paths:render:${index}`;
+      const documentFor = (directive: string) => `subscription ($n: String!) { ev: channel(name: $n)${directive} ${selection} }${rest}`;
+      const fast = wsSubscribe(await connectWs(server.wsUrl), documentFor(""), { n: channel });
+      await fast.next(); // its own JOIN
+      const generic = wsSubscribe(await connectWs(server.wsUrl), documentFor(" @include(if: true)"), { n: channel });
+      await generic.next(); // its own JOIN
+      expect((await fast.next()).data).toBeDefined(); // the generic subscriber's JOIN
+      await send(channel, { index, list: [1, "two", null] });
+      const [fromFast, fromGeneric] = [await fast.next(), await generic.next()];
+      expect(fromFast.errors).toBeUndefined();
+      expect(fromFast).toEqual(fromGeneric);
+    }
+  });
+
   it("stops delivering as soon as a subscriber unsubscribes, publishes its LEAVE, and keeps serving the others", async () => {
     const channel = "paths:leave";
     const stays = await joinBySubscription(await connectWs(server.wsUrl), channel);

@@ -5,6 +5,7 @@ import {
   execute,
   type FieldNode,
   type GraphQLError,
+  type GraphQLField,
   getArgumentValues,
   getOperationAST,
   getVariableValues,
@@ -15,6 +16,8 @@ import type { WebSocket } from "ws";
 import type { ChannelService, ChannelSubscription } from "../realtime/channels.js";
 import { closableIterator, emptyStream } from "../realtime/iterators.js";
 import type { ChannelEvent, Session } from "../realtime/types.js";
+import { compileRender, type Render } from "./render.js";
+import { coalesceWrites } from "./transport.js";
 
 /** Turns an error into what a client may see (the server's error masker). */
 export type MaskError = (error: unknown, message: string) => Error;
@@ -44,7 +47,9 @@ const VIEWER_NEUTRAL_CONTEXT = Object.freeze({});
 
 /**
  * Subscribers of one channel subscription document with the same variables: they receive the same
- * result for every event, so it is executed and serialized once per event for all of them.
+ * result for every event, so it is rendered and serialized once per event for all of them. A
+ * selection of plain fields is rendered by a function compiled once per document
+ * ({@link compileRender}); any other is executed by graphql-js.
  */
 class RenderGroup {
   subscribers = 0;
@@ -54,21 +59,35 @@ class RenderGroup {
   constructor(
     private readonly args: ExecutionArgs,
     private readonly maskError: MaskError,
+    /** The `channel` field's response key and its compiled rendering, when the selection allows one. */
+    private readonly compiled: { readonly key: string; readonly render: Render } | null,
   ) {}
 
   /** The JSON of the `next` payload for an event, executed once however many subscribers ask. */
   payloadFor(event: ChannelEvent): string {
     if (event === this.lastEvent) return this.lastPayload;
+    this.lastEvent = event;
+    this.lastPayload = JSON.stringify(this.resultFor(event));
+    // Subscribers receive an event in one synchronous loop: hold the result only until it ends.
+    queueMicrotask(this.forget);
+    return this.lastPayload;
+  }
+
+  private resultFor(event: ChannelEvent): ExecutionResult {
+    if (this.compiled) {
+      try {
+        // The `channel` field resolves to the event itself.
+        return { data: { [this.compiled.key]: this.compiled.render(event) } };
+      } catch {
+        // A value the selection cannot render: the executor words the error.
+      }
+    }
     const result = execute({ ...this.args, rootValue: event, contextValue: VIEWER_NEUTRAL_CONTEXT });
     if (result instanceof Promise) {
       // Every field under `channel` resolves synchronously; an asynchronous one would break ordering here.
       throw new Error("A field under the channel subscription resolved asynchronously");
     }
-    this.lastEvent = event;
-    this.lastPayload = JSON.stringify(this.mask(result));
-    // Subscribers receive an event in one synchronous loop: hold the result only until it ends.
-    queueMicrotask(this.forget);
-    return this.lastPayload;
+    return this.mask(result);
   }
 
   private readonly forget = () => {
@@ -88,7 +107,7 @@ class RenderGroup {
  * A generic GraphQL subscription executes its selection for every event and every subscriber and
  * serializes each result on its own. A channel event's result depends only on the event, the
  * document and its variables (no field under `channel` looks at who is asking), so subscribers that
- * share a document and variables share one {@link RenderGroup}: per event the selection is executed
+ * share a document and variables share one {@link RenderGroup}: per event the selection is rendered
  * and serialized once, and each socket receives that JSON inside its own `next` frame, written
  * straight to the socket. Membership, limits, history replay and private messages are the
  * {@link ChannelService}'s, exactly as for any other transport.
@@ -98,6 +117,8 @@ class RenderGroup {
  */
 export class ChannelDelivery {
   private readonly groups = new WeakMap<DocumentNode, Map<string, RenderGroup>>();
+  /** Each `channel` field's compiled rendering, or null where only the executor can render it. */
+  private readonly compiled = new WeakMap<FieldNode, { readonly key: string; readonly render: Render } | null>();
 
   constructor(
     private readonly channels: ChannelService,
@@ -141,7 +162,7 @@ export class ChannelDelivery {
     }
 
     const { socket, id, session } = operation;
-    const group = this.groupFor(args);
+    const group = this.groupFor(args, field, channelField);
     const frameStart = `{"id":${JSON.stringify(id)},"type":"next","payload":`;
     let stream: ServerEndable | null = null;
     let endedEarly: { error?: unknown } | null = null;
@@ -150,6 +171,7 @@ export class ChannelDelivery {
       subscription = await this.channels.open(session, name, options, {
         event: (event) => {
           if (socket.readyState !== socket.OPEN) return;
+          coalesceWrites(socket);
           socket.send(`${frameStart + group.payloadFor(event)}}`);
           this.afterSend(socket, session);
         },
@@ -178,14 +200,19 @@ export class ChannelDelivery {
     return stream;
   }
 
-  private groupFor(args: ExecutionArgs): RenderGroup {
+  private groupFor(args: ExecutionArgs, field: FieldNode, channelField: GraphQLField<unknown, unknown>): RenderGroup {
     let byVariables = this.groups.get(args.document);
     if (!byVariables) this.groups.set(args.document, (byVariables = new Map()));
     const key = groupKey(args);
     let group = byVariables.get(key);
     if (!group) {
       const { schema, document, operationName, variableValues } = args;
-      byVariables.set(key, (group = new RenderGroup({ schema, document, operationName, variableValues }, this.maskError)));
+      let compiled = this.compiled.get(field);
+      if (compiled === undefined) {
+        const render = compileRender(channelField.type, field);
+        this.compiled.set(field, (compiled = render && { key: field.alias?.value ?? CHANNEL_FIELD, render }));
+      }
+      byVariables.set(key, (group = new RenderGroup({ schema, document, operationName, variableValues }, this.maskError, compiled)));
     }
     group.subscribers += 1;
     return group;

@@ -19,7 +19,8 @@ import type { Context } from "../schema/builder.js";
 import { MASKED_MESSAGE, maskedResult, serializableResult } from "../schema/results.js";
 import type { Services } from "../services.js";
 import { ChannelDelivery, type ChannelOperation, type MaskError } from "./channel-delivery.js";
-import { type ConnectionExtra, carryProtocol } from "./transport.js";
+import { type KnownSend, SendPath } from "./send-path.js";
+import { type ConnectionExtra, carryProtocol, type DirectOperation } from "./transport.js";
 import { acceptUpgrades, upgradeAddress } from "./upgrade.js";
 
 /** What {@link serveGraphqlOverWebSocket} serves with. */
@@ -41,10 +42,12 @@ export interface GraphqlWsEndpoint {
 /**
  * What each operation's root value carries from `onSubscribe` to `execute`/`subscribe`: which path
  * it takes, decided once, and what that path needs. Plain channel subscriptions are delivered by
- * {@link ChannelDelivery}; every other operation runs through Yoga's executor.
+ * {@link ChannelDelivery}, plain `sendMessage` mutations run by {@link SendPath}; every other
+ * operation runs through Yoga's executor.
  */
 type OperationRoute =
   | { readonly path: "channel"; readonly operation: ChannelOperation }
+  | { readonly path: "send"; readonly known: KnownSend; readonly session: Session }
   | { readonly path: "generic"; readonly execute: typeof graphqlExecute; readonly subscribe: typeof graphqlSubscribe };
 
 /** Connection-level state kept for each WebSocket. */
@@ -96,6 +99,7 @@ export function serveGraphqlOverWebSocket(httpServer: Server, options: GraphqlWs
   // Every error leaving over the socket is masked here, at the exit: an operation that throws, or a
   // result that cannot be serialized, ends that operation with a masked error; the socket stays open.
   const { maskError } = options;
+  const sendPath = new SendPath(services.channels, maskError, services.metrics);
   type Outcome = ExecutionResult | AsyncIterable<ExecutionResult>;
   const masked = async (run: () => Promise<Outcome> | Outcome): Promise<Outcome> => {
     try {
@@ -109,15 +113,18 @@ export function serveGraphqlOverWebSocket(httpServer: Server, options: GraphqlWs
     execute: (args) =>
       masked(() => {
         const route = routeOf(args);
+        if (route.path === "send") return sendPath.execute(args, route.known, route.session);
         if (route.path !== "generic") throw new Error("A channel subscription cannot be executed as a query");
         return route.execute(args);
       }),
     subscribe: (args) =>
       masked(() => {
         const route = routeOf(args);
-        return route.path === "channel"
-          ? services.metrics.subscriptionStarted(args.document, args.operationName, channelDelivery.subscribe(args, route.operation))
-          : route.subscribe(args);
+        if (route.path === "channel") {
+          return services.metrics.subscriptionStarted(args.document, args.operationName, channelDelivery.subscribe(args, route.operation));
+        }
+        if (route.path !== "generic") throw new Error("A mutation cannot be run as a subscription");
+        return route.subscribe(args);
       }),
     onError: (_ctx, _id, _payload, errors) => errors.map((error) => (maskError(error, MASKED_MESSAGE) as GraphQLError).toJSON()),
     onNext: (ctx) => dropIfSlow(ctx.extra.socket, ctx.extra.session),
@@ -165,6 +172,13 @@ export function serveGraphqlOverWebSocket(httpServer: Server, options: GraphqlWs
     onSubscribe: async (ctx, id, params) => {
       const session = ctx.extra.session as Session; // set by onConnect before any subscribe is accepted
       if (variablesTooDeep(params.variables)) return [deepVariablesError()];
+      const known = sendPath.recall(params.query, params.operationName);
+      if (known) {
+        const { schema, document } = known;
+        const route: OperationRoute = { path: "send", known, session };
+        const args = { schema, document, operationName: params.operationName, variableValues: params.variables };
+        return { ...args, contextValue: { session, services } satisfies Context, rootValue: route };
+      }
       const { schema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({
         ...ctx,
         socket: ctx.extra.socket,
@@ -188,10 +202,28 @@ export function serveGraphqlOverWebSocket(httpServer: Server, options: GraphqlWs
         const route: OperationRoute = { path: "channel", operation: { socket: ctx.extra.socket, id, session, field } };
         return { ...args, contextValue: undefined, rootValue: route };
       }
+      const learnt = sendPath.learn(params.query, document, schema, params.operationName);
+      if (learnt) {
+        const route: OperationRoute = { path: "send", known: learnt, session };
+        return { ...args, contextValue: { session, services } satisfies Context, rootValue: route };
+      }
       const route: OperationRoute = { path: "generic", execute, subscribe };
       return { ...args, contextValue: await contextFactory(), rootValue: route };
     },
   });
+  // Plain sendMessage mutations already seen skip the protocol server too: one result, then complete.
+  const directSend: DirectOperation<SocketExtra> = (extra, _id, payload) => {
+    const session = extra.session;
+    const known = session && sendPath.recall(payload.query, payload.operationName);
+    if (!known || variablesTooDeep(payload.variables)) return null;
+    const { schema, document } = known;
+    const args = { schema, document, operationName: payload.operationName, variableValues: payload.variables };
+    const contextValue: Context = { session, services };
+    return masked(() => sendPath.execute({ ...args, contextValue }, known, session)).then((result) => {
+      dropIfSlow(extra.socket, session);
+      return result as ExecutionResult;
+    });
+  };
   const wsServer = new WebSocketServer({ noServer: true, maxPayload: env.MAX_WS_MESSAGE_BYTES });
   const stopAccepting = acceptUpgrades(httpServer, wsServer, {
     path: options.path,
@@ -201,10 +233,13 @@ export function serveGraphqlOverWebSocket(httpServer: Server, options: GraphqlWs
     connectionsPerSecondPerAddress: env.MAX_ADDRESS_CONNECTIONS_PER_SECOND,
     logger,
   });
-  const transport = carryProtocol(wsServer, protocol, (socket, request) => ({ socket, address: upgradeAddress(request) }), {
-    logger,
-    keepAliveMs: env.WS_KEEPALIVE_MS,
-  });
+  const transport = carryProtocol(
+    wsServer,
+    protocol,
+    (socket, request) => ({ socket, address: upgradeAddress(request) }),
+    { logger, keepAliveMs: env.WS_KEEPALIVE_MS },
+    directSend,
+  );
   return {
     close: () => {
       stopAccepting();

@@ -1,5 +1,15 @@
 import type { IncomingMessage } from "node:http";
-import { CloseCode, handleProtocols, type Server as ProtocolServer } from "graphql-ws";
+import type { Duplex } from "node:stream";
+import type { ExecutionResult } from "graphql";
+import {
+  CloseCode,
+  handleProtocols,
+  MessageType,
+  type Server as ProtocolServer,
+  type SubscribePayload,
+  stringifyMessage,
+  validateMessage,
+} from "graphql-ws";
 import type { WebSocket, WebSocketServer } from "ws";
 import type { Logger } from "../logger.js";
 
@@ -19,6 +29,29 @@ export interface TransportOptions {
   readonly keepAliveMs: number;
 }
 
+/** The TCP sockets under WebSockets written to in this turn of the event loop, held corked until it ends. */
+const corkedSockets = new Set<Duplex>();
+
+function uncorkAll(): void {
+  for (const socket of corkedSockets) socket.uncork();
+  corkedSockets.clear();
+}
+
+/**
+ * Holds a WebSocket's writes until the current turn of the event loop ends, so that every frame
+ * written to it meanwhile (a mutation's `next` and `complete`, its sender's own copy of the event,
+ * several events of a busy channel) leaves in one system call instead of one each. Closing the
+ * socket flushes it at once.
+ */
+export function coalesceWrites(socket: WebSocket): void {
+  // `ws` keeps the TCP socket in `_socket`; it has no public way to cork it.
+  const tcp = (socket as unknown as { _socket?: Duplex | null })._socket;
+  if (!tcp || corkedSockets.has(tcp)) return;
+  tcp.cork();
+  if (corkedSockets.size === 0) setImmediate(uncorkAll);
+  corkedSockets.add(tcp);
+}
+
 const SERVER_ONLY_TYPES = new Set(["connection_ack", "next", "error"]);
 
 /** True for a graphql-transport-ws message whose type only servers send. */
@@ -31,15 +64,39 @@ function isServerOnlyMessage(text: string): boolean {
   }
 }
 
-/** The type and id of a `subscribe` or `complete` message; null for any other message. */
-function operationFrame(text: string): { type: "subscribe" | "complete"; id: string } | null {
+/** A `subscribe` or `complete` message, parsed. */
+interface OperationFrame {
+  readonly type: "subscribe" | "complete";
+  readonly id: string;
+  readonly message: Record<string, unknown>;
+}
+
+/** The type, id and content of a `subscribe` or `complete` message; null for any other message. */
+function operationFrame(text: string): OperationFrame | null {
   if (!text.includes('"subscribe"') && !text.includes('"complete"')) return null; // cheap test first
   try {
-    const { type, id } = JSON.parse(text) as { type?: unknown; id?: unknown };
-    return (type === "subscribe" || type === "complete") && typeof id === "string" ? { type, id } : null;
+    const message = JSON.parse(text) as Record<string, unknown> | null;
+    const { type, id } = message ?? {};
+    return message && (type === "subscribe" || type === "complete") && typeof id === "string" ? { type, id, message } : null;
   } catch {
     return null; // not JSON: the protocol server closes it with 4400 itself
   }
+}
+
+/**
+ * Runs a valid `subscribe` message's operation without the protocol server, when it can: returns
+ * its single result, or null to leave the message to the protocol server. The result is sent as
+ * the protocol server would send it (`next`, then `complete`), unless the client completes the
+ * operation first.
+ */
+export type DirectOperation<Extra> = (extra: Extra, id: string, payload: SubscribePayload) => Promise<ExecutionResult> | null;
+
+/** An operation under way, as {@link OperationIds} tracks it. */
+interface Running {
+  /** The client sent `complete` for it. */
+  completed: boolean;
+  /** Run by a {@link DirectOperation}: the protocol server does not know its id. */
+  readonly direct: boolean;
 }
 
 /**
@@ -48,17 +105,22 @@ function operationFrame(text: string): { type: "subscribe" | "complete"; id: str
  * `subscribe` that reuses the id then would share its bookkeeping with the old one, and one of the
  * two would be orphaned, never to leave its channel. So a `subscribe` for an id whose earlier
  * operation the client completed waits until that operation has ended, and a `complete` for a
- * waiting `subscribe` withdraws it. Everything else passes straight through, in order.
+ * waiting `subscribe` withdraws it. Operations a {@link DirectOperation} takes are run here, their
+ * ids refused to a second `subscribe` as the protocol server refuses its own (4409). Everything
+ * else passes straight through, in order.
  */
 class OperationIds {
-  /** Ids whose `subscribe` the protocol server is handling, with whether the client completed it. */
-  private readonly running = new Map<string, { completed: boolean }>();
+  /** Ids of operations under way. */
+  private readonly running = new Map<string, Running>();
   /** A `subscribe` per id, waiting for the id's earlier operation to end. */
-  private readonly waiting = new Map<string, string>();
+  private readonly waiting = new Map<string, OperationFrame & { readonly text: string }>();
 
   constructor(
     private readonly handle: (text: string) => Promise<void>,
     private readonly refuseDuplicate: (id: string) => void,
+    /** Runs an operation directly, or returns null; its result (null when it failed) is handed to `reply`. */
+    private readonly direct: (id: string, message: Record<string, unknown>) => Promise<ExecutionResult | null> | null,
+    private readonly reply: (id: string, result: ExecutionResult) => void,
   ) {}
 
   receive(text: string): void {
@@ -68,27 +130,35 @@ class OperationIds {
     if (frame.type === "complete") {
       if (this.waiting.delete(frame.id)) return; // withdrawn before it started
       if (running) running.completed = true;
+      if (running?.direct) return; // the protocol server never knew it
       return void this.handle(text);
     }
-    // The id is in use by a waiting subscribe: refused as the protocol refuses any id in use.
-    if (this.waiting.has(frame.id)) {
+    // The id is in use by a waiting subscribe, or by a direct operation: refused as the protocol refuses any id in use.
+    if (this.waiting.has(frame.id) || (running?.direct && !running.completed)) {
       this.refuseDuplicate(frame.id);
       return;
     }
-    if (running?.completed) return void this.waiting.set(frame.id, text);
+    if (running?.completed) return void this.waiting.set(frame.id, { ...frame, text });
     // An id in use and not completed is the protocol server's to refuse (4409).
-    this.start(frame.id, text);
+    this.start(frame, text, running !== undefined);
   }
 
-  private start(id: string, text: string): void {
-    const state = { completed: false };
+  private start(frame: OperationFrame, text: string, inUse: boolean): void {
+    const { id } = frame;
+    const directly = inUse ? null : this.direct(id, frame.message);
+    const state: Running = { completed: false, direct: directly !== null };
     this.running.set(id, state);
-    void this.handle(text).then(() => {
+    const finished = directly
+      ? directly.then((result) => {
+          if (result && !state.completed) this.reply(id, result);
+        })
+      : this.handle(text);
+    void finished.then(() => {
       if (this.running.get(id) === state) this.running.delete(id);
       const next = this.waiting.get(id);
       if (next === undefined) return;
       this.waiting.delete(id);
-      this.start(id, next);
+      this.start(next, next.text, false);
     });
   }
 }
@@ -99,13 +169,15 @@ class OperationIds {
  * server's logger, never the console, and a client's mistakes are not logged as the server's: a
  * frame over the size limit is closed by `ws` with 1009, and a message type only servers send is a
  * bad message (4400), not an internal error (4500). A write to a socket that has just gone away is
- * not an error either: its close ends its operations.
+ * not an error either: its close ends its operations. `direct` may take valid `subscribe`
+ * messages from the protocol server and run them itself (see {@link DirectOperation}).
  */
 export function carryProtocol<Extra extends ConnectionExtra>(
   wsServer: WebSocketServer,
   protocol: ProtocolServer<Extra>,
   extraFor: (socket: WebSocket, request: IncomingMessage) => Extra,
   { logger, keepAliveMs }: TransportOptions,
+  direct?: DirectOperation<Extra>,
 ): { dispose(): Promise<void> } {
   wsServer.options.handleProtocols = handleProtocols;
   // The HTTP server's own errors (such as a port in use) reach the caller of listen().
@@ -123,23 +195,56 @@ export function carryProtocol<Extra extends ConnectionExtra>(
     }, keepAliveMs);
     socket.on("pong", () => (answered = true));
 
+    // Frames leave in order without waiting for each write to finish: a socket whose client does
+    // not read is dropped by the buffered-bytes guard, not slowed down by awaiting it.
+    // Set as the protocol server accepts the connection: it sends `connection_ack` then, and only then.
+    let acknowledged = false;
+    const send = (data: string) => {
+      if (!acknowledged && data.includes('"connection_ack"')) acknowledged = true;
+      if (socket.readyState !== socket.OPEN) return;
+      coalesceWrites(socket);
+      socket.send(data);
+    };
+    const extra = extraFor(socket, request);
     const closed = protocol.opened(
       {
         protocol: socket.protocol,
-        send: (data) =>
-          new Promise<void>((resolve) => {
-            if (socket.readyState !== socket.OPEN) return resolve();
-            socket.send(data, () => resolve());
-          }),
+        send,
         close: (code, reason) => socket.close(code, reason),
         onMessage: (handle) => {
+          const failed = (error: unknown) => {
+            logger.error({ err: error }, "could not handle a WebSocket message");
+            socket.close(CloseCode.InternalServerError, "Internal server error");
+          };
           const operations = new OperationIds(
-            (text) =>
-              handle(text).catch((error: unknown) => {
-                logger.error({ err: error }, "could not handle a WebSocket message");
-                socket.close(CloseCode.InternalServerError, "Internal server error");
-              }),
+            (text) => handle(text).catch(failed),
             (id) => socket.close(CloseCode.SubscriberAlreadyExists, `Subscriber for ${id.slice(0, 64)} already exists`),
+            (id, message) => {
+              if (!direct || !acknowledged) return null; // before the acknowledgement, the protocol server refuses it (4401)
+              try {
+                validateMessage(message); // an invalid message is the protocol server's to refuse (4400)
+              } catch {
+                return null;
+              }
+              const running = direct(extra, id, message.payload as SubscribePayload);
+              return (
+                running?.catch((error: unknown) => {
+                  failed(error);
+                  return null;
+                }) ?? null
+              );
+            },
+            (id, { errors, ...rest }) => {
+              // What the protocol server sends for a single result.
+              send(
+                stringifyMessage({
+                  id,
+                  type: MessageType.Next,
+                  payload: { ...rest, ...(errors ? { errors: errors.map((error) => error.toJSON()) } : {}) },
+                }),
+              );
+              send(stringifyMessage({ id, type: MessageType.Complete }));
+            },
           );
           socket.on("message", (data) => {
             const text = String(data);
@@ -148,7 +253,7 @@ export function carryProtocol<Extra extends ConnectionExtra>(
           });
         },
       },
-      extraFor(socket, request),
+      extra,
     );
     socket.once("close", (code, reason) => {
       clearInterval(keepAlive);

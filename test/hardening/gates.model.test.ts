@@ -4,9 +4,9 @@
  * operation ids): two anonymous clients, one client with a long-lived HS256 token and one whose
  * token expires during the run. Commands subscribe (fast and generic path), complete, re-subscribe
  * with the same id, join and leave (over the socket, and over HTTP where an authenticated client's
- * membership outlives its socket), send, read history and presence, change a channel's
- * configuration as the admin, wait for the token to expire, close and reconnect sockets, and write
- * bursts.
+ * membership outlives its socket), send (over the socket by the fast and the generic path, and over
+ * HTTP), read history and presence, change a channel's configuration as the admin, wait for the
+ * token to expire, close and reconnect sockets, and write bursts.
  *
  * After every command the test waits for quiescence by round trips (a sentinel message on every
  * channel, sent as the admin, until every watcher and every live subscription has it) and checks:
@@ -60,6 +60,7 @@ const SUBSCRIBE_GENERIC = `subscription ($name: String!) { channel(name: $name) 
 const JOIN = `mutation ($channel: String!) { joinChannel(channel: $channel) { joined event { client { id } } } }`;
 const LEAVE = `mutation ($channel: String!) { leaveChannel(channel: $channel) }`;
 const SEND = `mutation ($channel: String!, $payload: JSON!) { sendMessage(channel: $channel, payload: $payload) { delivered } }`;
+const SEND_GENERIC = `mutation ($channel: String!, $payload: JSON!) { sendMessage(channel: $channel, payload: $payload) @include(if: true) { delivered } }`;
 const HISTORY = `query ($channel: String!) { history(channel: $channel, last: 5) { id } }`;
 const PRESENCE = `query ($channel: String!) { presence(channel: $channel) { id } }`;
 const CREATE_CHANNEL = `mutation ($input: CreateChannelInput!) { createChannel(input: $input) { id } }`;
@@ -952,13 +953,14 @@ class HttpLeave implements Command {
   }
 }
 
-/** sendMessage, history or presence, over the slot's socket or over HTTP as its identity. */
+/** sendMessage (fast or generic path over the socket), history or presence, over the slot's socket or over HTTP as its identity. */
 class ReadOrSend extends SlotCommand {
   constructor(
     index: number,
     readonly operation: "send" | "history" | "presence",
     readonly channel: Channel,
     readonly door: Door,
+    readonly path: Path,
   ) {
     super(index);
   }
@@ -967,7 +969,7 @@ class ReadOrSend extends SlotCommand {
     const allowed = readOrSendRefusals(model, slot, this.channel, this.operation, this.door);
     const [query, variables] =
       this.operation === "send"
-        ? [SEND, { channel: this.channel, payload: { from: this.index } }]
+        ? [this.path === "fast" ? SEND : SEND_GENERIC, { channel: this.channel, payload: { from: this.index } }]
         : [this.operation === "history" ? HISTORY : PRESENCE, { channel: this.channel }];
     const result = this.door === "ws" ? await this.peer(world).operation(query, variables) : await world.http(slot, query, variables);
     const problem = refusalProblem(String(this), allowed, result);
@@ -975,7 +977,7 @@ class ReadOrSend extends SlotCommand {
     await world.settle(model);
   }
   toString() {
-    return `ReadOrSend(${this.index}, ${this.operation}, ${this.channel}, ${this.door})`;
+    return `ReadOrSend(${this.index}, ${this.operation}, ${this.channel}, ${this.door}, ${this.path})`;
   }
 }
 
@@ -1113,8 +1115,9 @@ const commands = [
       fc.constantFrom("send" as const, "history" as const, "presence" as const),
       channel,
       fc.constantFrom<Door>("ws", "http"),
+      path,
     )
-    .map(([i, o, c, d]) => new ReadOrSend(i, o, c, d)),
+    .map(([i, o, c, d, p]) => new ReadOrSend(i, o, c, d, p)),
   fc.tuple(channel, rules).map(([c, r]) => new ChangeConfig(c, r)),
   fc.constant(new AwaitTokenExpiry()),
   slotIndex.map((i) => new CloseSocket(i)),
