@@ -14,7 +14,9 @@ async function guarded(expression: string, payload: unknown): Promise<unknown> {
     payload,
     client: { id: "a", authenticated: false, extras: null },
   } as const;
-  const result = await runStack(compileStack([{ log: expression }]), input);
+  // These cases are about memory and size bounds, not time: a generous limit keeps a loaded machine
+  // from turning a bounded build into a timeout.
+  const result = await runStack(compileStack([{ log: expression }]), input, { timeoutMs: 10_000 });
   return result.error ? { error: result.error.message } : result.log[0];
 }
 
