@@ -11,6 +11,7 @@ import {
   TriggerCreateSchema,
   type TriggerErrorPolicy,
   type TriggerSettings,
+  type TriggerTiming,
   type TriggerUpdate,
   TriggerUpdateSchema,
 } from "./config.js";
@@ -65,6 +66,7 @@ function toConfig(row: TriggerRow): TriggerConfig {
     channel: row.channel,
     order: row.order,
     onError: row.onError as TriggerErrorPolicy,
+    timing: row.timing as TriggerTiming,
     stack: row.stack,
     revision: row.revision,
     createdAt: row.createdAt,
@@ -117,13 +119,13 @@ export class TriggerStore {
     this.changeListeners.push(listener);
   }
 
-  /** The active triggers that run for an action on a channel, in running order. */
-  matching(channel: string, action: RealtimeAction): readonly LoadedTrigger[] {
-    const key = `${action} ${channel}`;
+  /** The active triggers of one timing that run for an action on a channel, in running order. */
+  matching(channel: string, action: RealtimeAction, timing: TriggerTiming = "BEFORE"): readonly LoadedTrigger[] {
+    const key = `${timing} ${action} ${channel}`;
     let found = this.memo.get(key);
     if (!found) {
       found = [...this.triggers.values()]
-        .filter((t) => t.config.active && t.config.actions.includes(action) && t.pattern.matches(channel))
+        .filter((t) => t.config.active && t.config.timing === timing && t.config.actions.includes(action) && t.pattern.matches(channel))
         .sort(runningOrder);
       if (this.memo.size >= MAX_MEMOIZED_CHANNELS) this.memo.clear();
       this.memo.set(key, found);
@@ -153,7 +155,7 @@ export class TriggerStore {
   async create(input: TriggerCreate, note?: string | null): Promise<TriggerConfig> {
     const data = parseInput(TriggerCreateSchema, input);
     const revisionNote = checkedNote(note, "created");
-    this.validate(data.channel, data.stack);
+    this.validate(data.channel, data.stack, data.timing);
     const row = await this.prisma.$transaction(async (tx) => {
       const created = await tx.trigger.create({
         data: { ...data, id: randomUUID(), description: data.description ?? null, stack: data.stack as object, revision: 1 },
@@ -172,7 +174,7 @@ export class TriggerStore {
   async update(id: string, input: TriggerUpdate, options: TriggerUpdateOptions = {}): Promise<TriggerConfig> {
     const current = this.require(id).config;
     const data = parseInput(TriggerUpdateSchema, input);
-    this.validate(data.channel ?? current.channel, data.stack === undefined ? current.stack : data.stack);
+    this.validate(data.channel ?? current.channel, data.stack === undefined ? current.stack : data.stack, data.timing ?? current.timing);
     const expected = options.expectedRevision ?? undefined;
     const note = checkedNote(options.note, "updated");
     const row = await this.prisma.$transaction(async (tx) => {
@@ -201,7 +203,8 @@ export class TriggerStore {
     this.require(id);
     const stored = await this.prisma.triggerRevision.findUnique({ where: { triggerId_revision: { triggerId: id, revision } } });
     if (!stored) throw new AppError(ErrorCode.NotFound, `Trigger ${id} has no revision ${revision}`);
-    return this.update(id, stored.config as TriggerUpdate, { note: `rolled back to revision ${revision}` });
+    // Revisions made before triggers had a timing ran before delivery.
+    return this.update(id, { timing: "BEFORE", ...(stored.config as TriggerUpdate) }, { note: `rolled back to revision ${revision}` });
   }
 
   /** A trigger's latest revisions, newest first (`NOT_FOUND` for an unknown trigger). */
@@ -221,7 +224,7 @@ export class TriggerStore {
    */
   draft(input: TriggerCreate): LoadedTrigger {
     const data = parseInput(TriggerCreateSchema, input);
-    this.validate(data.channel, data.stack);
+    this.validate(data.channel, data.stack, data.timing);
     const now = new Date();
     return this.load({ ...data, id: "draft", description: data.description ?? null, revision: 0, createdAt: now, updatedAt: now });
   }
@@ -242,9 +245,10 @@ export class TriggerStore {
     return trigger;
   }
 
-  private validate(channel: string, stack: unknown): void {
+  private validate(channel: string, stack: unknown, timing: TriggerTiming): void {
     compileChannelPattern(channel, "input.channel");
     compileStack(stack, this.limits);
+    if (timing === "AFTER") refuseEventStops(stack as unknown[], "stack");
   }
 
   private changed(row: TriggerRow): TriggerConfig {
@@ -264,6 +268,27 @@ export class TriggerStore {
     }
     return { config, pattern: compileChannelPattern(config.channel), stack };
   }
+}
+
+/**
+ * Refuses `drop` and `reject` steps anywhere in a (compiled, so well-formed) stack: an AFTER trigger
+ * runs on an event already delivered, which it can no longer stop.
+ * @throws AppError `BAD_USER_INPUT` naming the step's path
+ */
+function refuseEventStops(steps: readonly unknown[], path: string): void {
+  steps.forEach((value, index) => {
+    const step = value as Record<string, unknown>;
+    const at = `${path}[${index}]`;
+    for (const kind of ["drop", "reject"]) {
+      if (Object.hasOwn(step, kind)) {
+        throw badInput(`${at}.${kind}: an AFTER trigger runs on the delivered event and cannot ${kind} it`, { path: `${at}.${kind}` });
+      }
+    }
+    if (Object.hasOwn(step, "if")) {
+      refuseEventStops(step.then as unknown[], `${at}.then`);
+      if (Object.hasOwn(step, "else")) refuseEventStops(step.else as unknown[], `${at}.else`);
+    }
+  });
 }
 
 /** Characters a revision's note may have. */

@@ -32,6 +32,8 @@ export type CreateTriggerInput = {
   order?: number | null | undefined;
   stack: unknown;
   tags?: Array<string> | null | undefined;
+  /** AFTER triggers may not have drop or reject steps (refused with BAD_USER_INPUT). */
+  timing?: TriggerTiming | null | undefined;
 };
 
 /** Who a test event comes from. Defaults: id test-client, anonymous, no extras. */
@@ -54,11 +56,13 @@ export type TriggerErrorPolicy =
   | 'DROP'
   | 'REJECT';
 
+/** How a run ended. BEFORE triggers: DELIVERED, MODIFIED, DROPPED, REJECTED or FAILED. AFTER triggers: PENDING (waiting for an attempt), DELIVERED or FAILED. */
 export type TriggerOutcome =
   | 'DELIVERED'
   | 'DROPPED'
   | 'FAILED'
   | 'MODIFIED'
+  | 'PENDING'
   | 'REJECTED';
 
 export type TriggerTestEventInput = {
@@ -70,6 +74,11 @@ export type TriggerTestEventInput = {
   commandOptions?: unknown;
   payload?: unknown;
 };
+
+/** When a trigger runs: BEFORE delivery (it may change, drop or refuse the event), or AFTER it, on the event as delivered, queued durably and retried (at least once). */
+export type TriggerTiming =
+  | 'AFTER'
+  | 'BEFORE';
 
 export type UpdateChannelInput = {
   active?: boolean | null | undefined;
@@ -92,6 +101,7 @@ export type UpdateTriggerInput = {
   order?: number | null | undefined;
   stack?: unknown;
   tags?: Array<string> | null | undefined;
+  timing?: TriggerTiming | null | undefined;
 };
 
 export type AdminTestDraftMutationVariables = Exact<{
