@@ -38,6 +38,8 @@ export function parseRetryAfter(value: string | undefined, now: number = Date.no
   let ms: number;
   if (/^\d+$/.test(text)) ms = Number(text) * 1000;
   else {
+    // An HTTP date names its day and month ("Wed, 21 Oct 2026 07:28:00 GMT"); Date.parse alone would read "1.5" as a date.
+    if (!/^[A-Za-z]{3},? /.test(text)) return null;
     const date = Date.parse(text);
     if (Number.isNaN(date)) return null;
     ms = date - now;
@@ -52,6 +54,8 @@ const RETRYABLE_WEBHOOK_ERRORS = new Set(["WEBHOOK_FAILED", "WEBHOOK_TIMEOUT", "
 interface AttemptFailures {
   retryable: boolean;
   retryAfterMs: number | null;
+  /** Requests under way: the run may reach its time limit while one waits for the receiver (a timeout). */
+  waiting: number;
 }
 
 /**
@@ -67,11 +71,14 @@ function attemptClient(client: WebhookClient, runId: string, failures: AttemptFa
       sent++;
       const id = sent === 1 ? `msg_${runId}` : `msg_${runId}_${sent}`;
       let response: WebhookResponse;
+      failures.waiting++;
       try {
         response = await client.send({ ...request, id });
       } catch (error) {
         if (error instanceof WebhookError && RETRYABLE_WEBHOOK_ERRORS.has(error.code)) failures.retryable = true;
         throw error;
+      } finally {
+        failures.waiting--;
       }
       if (response.status >= 500 || response.status === 429) {
         failures.retryable = true;
@@ -223,7 +230,7 @@ export class AfterRunWorker {
   private async execute(run: ClaimedRun): Promise<AttemptResult> {
     const trigger = this.triggers.get(run.triggerId);
     if (!trigger) return { status: "FAILED", nextAttemptAt: null, durationMs: 0, error: "the trigger was deleted", log: [], output: null };
-    const failures: AttemptFailures = { retryable: false, retryAfterMs: null };
+    const failures: AttemptFailures = { retryable: false, retryAfterMs: null, waiting: 0 };
     const webhooks = this.runOptions.webhooks && attemptClient(this.runOptions.webhooks, run.id, failures);
     const result = await runTrigger(trigger, triggerInput(run.event), { ...this.runOptions, webhooks });
     const output = { payload: result.payload, commandOptions: result.commandOptions };
@@ -238,6 +245,8 @@ export class AfterRunWorker {
         return { status: "FAILED", nextAttemptAt: null, error: "an AFTER trigger cannot drop or reject a delivered event", ...ended };
       case "FAILED": {
         const error = result.error?.message ?? "failed";
+        // The run ran out of time while a request was waiting for its answer: a timeout, worth retrying.
+        if (failures.waiting > 0) failures.retryable = true;
         if (!failures.retryable || run.attempt >= this.options.retry.limit) {
           return { status: "FAILED", nextAttemptAt: null, error, ...ended };
         }

@@ -16,7 +16,7 @@ type Run = { id: string; outcome: string; attempts: number; nextAttemptAt: strin
 let receiver: Receiver;
 let server: TestServer;
 /** Answers per path: a list of statuses used in turn (the last one repeats). */
-const scripts = new Map<string, { status: number; headers?: Record<string, string> }[]>();
+const scripts = new Map<string, { status: number; headers?: Record<string, string>; delayMs?: number }[]>();
 const seen = new Map<string, number>();
 
 beforeAll(async () => {
@@ -105,6 +105,16 @@ describe("AFTER triggers", () => {
     await eventually(async () => (await runsOf(trigger.id))[0]?.outcome === "FAILED", 20_000, "FAILED");
     expect((await runsOf(trigger.id))[0]).toMatchObject({ attempts: 3, error: expect.stringContaining("503") });
     expect(requestsTo("/down")).toHaveLength(3);
+  });
+
+  it("retries a run that ran out of time (TRIGGER_TIMEOUT_MS) waiting for a slow receiver", async () => {
+    scripts.set("/slow", [{ status: 200, delayMs: 2500 }, { status: 200 }]);
+    const trigger = await archive("/slow", { channel: "slow" });
+    await send("slow", {});
+    await eventually(async () => (await runsOf(trigger.id))[0]?.outcome === "DELIVERED", 20_000, "DELIVERED");
+    expect((await runsOf(trigger.id))[0]).toMatchObject({ attempts: 2, error: null });
+    const [first, second] = requestsTo("/slow");
+    expect(second!.webhookId).toBe(first!.webhookId);
   });
 
   it("waits as long as a Retry-After answer asks when that is longer than the backoff", async () => {

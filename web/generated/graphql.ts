@@ -126,9 +126,16 @@ export type AdminRollbackTriggerMutationVariables = Exact<{
 }>;
 
 
-export type AdminRollbackTriggerMutation = { rollbackTrigger: { id: string, name: string, description: string | null, active: boolean, tags: Array<string>, actions: Array<TriggerAction>, channel: string, order: number, onError: TriggerErrorPolicy, stack: unknown, revision: number, createdAt: string, updatedAt: string } };
+export type AdminRollbackTriggerMutation = { rollbackTrigger: { id: string, name: string, description: string | null, active: boolean, tags: Array<string>, actions: Array<TriggerAction>, channel: string, order: number, onError: TriggerErrorPolicy, timing: TriggerTiming, stack: unknown, revision: number, createdAt: string, updatedAt: string } };
 
-export type TriggerRunFieldsFragment = { id: string, triggerId: string, action: TriggerAction, channel: string, outcome: TriggerOutcome, durationMs: number, error: string | null, log: Array<unknown>, clientId: string | null, revision: number | null, input: unknown, output: unknown, truncated: boolean, createdAt: string };
+export type TriggerRunFieldsFragment = { id: string, triggerId: string, action: TriggerAction, channel: string, outcome: TriggerOutcome, durationMs: number, error: string | null, log: Array<unknown>, clientId: string | null, revision: number | null, input: unknown, output: unknown, truncated: boolean, createdAt: string, attempts: number | null, nextAttemptAt: string | null };
+
+export type AdminRetryTriggerRunMutationVariables = Exact<{
+  id: string;
+}>;
+
+
+export type AdminRetryTriggerRunMutation = { retryTriggerRun: { id: string, triggerId: string, action: TriggerAction, channel: string, outcome: TriggerOutcome, durationMs: number, error: string | null, log: Array<unknown>, clientId: string | null, revision: number | null, input: unknown, output: unknown, truncated: boolean, createdAt: string, attempts: number | null, nextAttemptAt: string | null } };
 
 export type AdminRecentRunsQueryVariables = Exact<{
   id: string;
@@ -137,14 +144,14 @@ export type AdminRecentRunsQueryVariables = Exact<{
 }>;
 
 
-export type AdminRecentRunsQuery = { trigger: { id: string, runs: Array<{ id: string, triggerId: string, action: TriggerAction, channel: string, outcome: TriggerOutcome, durationMs: number, error: string | null, log: Array<unknown>, clientId: string | null, revision: number | null, input: unknown, output: unknown, truncated: boolean, createdAt: string }> } | null };
+export type AdminRecentRunsQuery = { trigger: { id: string, runs: Array<{ id: string, triggerId: string, action: TriggerAction, channel: string, outcome: TriggerOutcome, durationMs: number, error: string | null, log: Array<unknown>, clientId: string | null, revision: number | null, input: unknown, output: unknown, truncated: boolean, createdAt: string, attempts: number | null, nextAttemptAt: string | null }> } | null };
 
 export type AdminLiveRunsSubscriptionVariables = Exact<{
   triggerId?: string | null | undefined;
 }>;
 
 
-export type AdminLiveRunsSubscription = { triggerRuns: { id: string, triggerId: string, action: TriggerAction, channel: string, outcome: TriggerOutcome, durationMs: number, error: string | null, log: Array<unknown>, clientId: string | null, revision: number | null, input: unknown, output: unknown, truncated: boolean, createdAt: string } };
+export type AdminLiveRunsSubscription = { triggerRuns: { id: string, triggerId: string, action: TriggerAction, channel: string, outcome: TriggerOutcome, durationMs: number, error: string | null, log: Array<unknown>, clientId: string | null, revision: number | null, input: unknown, output: unknown, truncated: boolean, createdAt: string, attempts: number | null, nextAttemptAt: string | null } };
 
 export type AdminLiveViewQueryVariables = Exact<{
   prefix?: string | null | undefined;
@@ -188,21 +195,21 @@ export type AdminDeleteChannelMutationVariables = Exact<{
 
 export type AdminDeleteChannelMutation = { deleteChannel: boolean };
 
-export type TriggerFieldsFragment = { id: string, name: string, description: string | null, active: boolean, tags: Array<string>, actions: Array<TriggerAction>, channel: string, order: number, onError: TriggerErrorPolicy, stack: unknown, revision: number, createdAt: string, updatedAt: string };
+export type TriggerFieldsFragment = { id: string, name: string, description: string | null, active: boolean, tags: Array<string>, actions: Array<TriggerAction>, channel: string, order: number, onError: TriggerErrorPolicy, timing: TriggerTiming, stack: unknown, revision: number, createdAt: string, updatedAt: string };
 
 export type AdminTriggersQueryVariables = Exact<{
   tag?: string | null | undefined;
 }>;
 
 
-export type AdminTriggersQuery = { triggers: Array<{ id: string, name: string, description: string | null, active: boolean, tags: Array<string>, actions: Array<TriggerAction>, channel: string, order: number, onError: TriggerErrorPolicy, stack: unknown, revision: number, createdAt: string, updatedAt: string }>, allTags: Array<{ tags: Array<string> }> };
+export type AdminTriggersQuery = { triggers: Array<{ id: string, name: string, description: string | null, active: boolean, tags: Array<string>, actions: Array<TriggerAction>, channel: string, order: number, onError: TriggerErrorPolicy, timing: TriggerTiming, stack: unknown, revision: number, createdAt: string, updatedAt: string }>, allTags: Array<{ tags: Array<string> }> };
 
 export type AdminCreateTriggerMutationVariables = Exact<{
   input: CreateTriggerInput;
 }>;
 
 
-export type AdminCreateTriggerMutation = { createTrigger: { id: string, name: string, description: string | null, active: boolean, tags: Array<string>, actions: Array<TriggerAction>, channel: string, order: number, onError: TriggerErrorPolicy, stack: unknown, revision: number, createdAt: string, updatedAt: string } };
+export type AdminCreateTriggerMutation = { createTrigger: { id: string, name: string, description: string | null, active: boolean, tags: Array<string>, actions: Array<TriggerAction>, channel: string, order: number, onError: TriggerErrorPolicy, timing: TriggerTiming, stack: unknown, revision: number, createdAt: string, updatedAt: string } };
 
 export type AdminUpdateTriggerMutationVariables = Exact<{
   id: string;
@@ -211,7 +218,7 @@ export type AdminUpdateTriggerMutationVariables = Exact<{
 }>;
 
 
-export type AdminUpdateTriggerMutation = { updateTrigger: { id: string, name: string, description: string | null, active: boolean, tags: Array<string>, actions: Array<TriggerAction>, channel: string, order: number, onError: TriggerErrorPolicy, stack: unknown, revision: number, createdAt: string, updatedAt: string } };
+export type AdminUpdateTriggerMutation = { updateTrigger: { id: string, name: string, description: string | null, active: boolean, tags: Array<string>, actions: Array<TriggerAction>, channel: string, order: number, onError: TriggerErrorPolicy, timing: TriggerTiming, stack: unknown, revision: number, createdAt: string, updatedAt: string } };
 
 export type AdminDeleteTriggerMutationVariables = Exact<{
   id: string;
@@ -271,6 +278,8 @@ export const TriggerRunFieldsFragmentDoc = new TypedDocumentString(`
   output
   truncated
   createdAt
+  attempts
+  nextAttemptAt
 }
     `, {"fragmentName":"TriggerRunFields"}) as unknown as TypedDocumentString<TriggerRunFieldsFragment, unknown>;
 export const ChannelConfigFieldsFragmentDoc = new TypedDocumentString(`
@@ -303,6 +312,7 @@ export const TriggerFieldsFragmentDoc = new TypedDocumentString(`
   channel
   order
   onError
+  timing
   stack
   revision
   createdAt
@@ -360,11 +370,36 @@ export const AdminRollbackTriggerDocument = new TypedDocumentString(`
   channel
   order
   onError
+  timing
   stack
   revision
   createdAt
   updatedAt
 }`) as unknown as TypedDocumentString<AdminRollbackTriggerMutation, AdminRollbackTriggerMutationVariables>;
+export const AdminRetryTriggerRunDocument = new TypedDocumentString(`
+    mutation AdminRetryTriggerRun($id: ID!) {
+  retryTriggerRun(id: $id) {
+    ...TriggerRunFields
+  }
+}
+    fragment TriggerRunFields on TriggerRun {
+  id
+  triggerId
+  action
+  channel
+  outcome
+  durationMs
+  error
+  log
+  clientId
+  revision
+  input
+  output
+  truncated
+  createdAt
+  attempts
+  nextAttemptAt
+}`) as unknown as TypedDocumentString<AdminRetryTriggerRunMutation, AdminRetryTriggerRunMutationVariables>;
 export const AdminRecentRunsDocument = new TypedDocumentString(`
     query AdminRecentRuns($id: ID!, $last: Int, $outcome: TriggerOutcome) {
   trigger(id: $id) {
@@ -389,6 +424,8 @@ export const AdminRecentRunsDocument = new TypedDocumentString(`
   output
   truncated
   createdAt
+  attempts
+  nextAttemptAt
 }`) as unknown as TypedDocumentString<AdminRecentRunsQuery, AdminRecentRunsQueryVariables>;
 export const AdminLiveRunsDocument = new TypedDocumentString(`
     subscription AdminLiveRuns($triggerId: ID) {
@@ -411,6 +448,8 @@ export const AdminLiveRunsDocument = new TypedDocumentString(`
   output
   truncated
   createdAt
+  attempts
+  nextAttemptAt
 }`) as unknown as TypedDocumentString<AdminLiveRunsSubscription, AdminLiveRunsSubscriptionVariables>;
 export const AdminLiveViewDocument = new TypedDocumentString(`
     query AdminLiveView($prefix: String, $first: Int) {
@@ -534,6 +573,7 @@ export const AdminTriggersDocument = new TypedDocumentString(`
   channel
   order
   onError
+  timing
   stack
   revision
   createdAt
@@ -555,6 +595,7 @@ export const AdminCreateTriggerDocument = new TypedDocumentString(`
   channel
   order
   onError
+  timing
   stack
   revision
   createdAt
@@ -576,6 +617,7 @@ export const AdminUpdateTriggerDocument = new TypedDocumentString(`
   channel
   order
   onError
+  timing
   stack
   revision
   createdAt
