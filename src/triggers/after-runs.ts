@@ -254,12 +254,16 @@ export class AfterRunQueue {
   private enqueue(rows: NewRow[]): Promise<void> {
     return new Promise((resolve, reject) => {
       this.writes.push({ rows, resolve, reject });
-      if (!this.writing) void this.writeBatches();
+      if (!this.writing) {
+        this.writing = true;
+        // After the current turn of the event loop: the event reaches its subscribers' sockets first
+        // (an SQLite write blocks the thread), and the runs of events published meanwhile join the batch.
+        setImmediate(() => void this.writeBatches());
+      }
     });
   }
 
   private async writeBatches(): Promise<void> {
-    this.writing = true;
     while (this.writes.length > 0) {
       const batch: typeof this.writes = [];
       let size = 0;

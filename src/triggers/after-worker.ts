@@ -47,6 +47,12 @@ export function parseRetryAfter(value: string | undefined, now: number = Date.no
   return Math.min(MAX_RETRY_AFTER_MS, Math.max(0, ms));
 }
 
+/** How soon runs queued on this instance are looked for, in milliseconds. */
+const QUEUED_WAKE_MS = 20;
+
+/** Polls between two prunings of finished runs. */
+const POLLS_PER_PRUNE = 10;
+
 /** Webhook failures worth another attempt: the network, a timeout, the run's time limit. */
 const RETRYABLE_WEBHOOK_ERRORS = new Set(["WEBHOOK_FAILED", "WEBHOOK_TIMEOUT", "WEBHOOK_ABORTED"]);
 
@@ -116,6 +122,7 @@ export class AfterRunWorker {
   /** When the timer fires (milliseconds since the epoch). */
   private timerAt = Infinity;
   private countedAt = 0;
+  private polls = 0;
   private polling: Promise<void> | undefined;
   private again = false;
   private stopped = true;
@@ -127,7 +134,8 @@ export class AfterRunWorker {
     private readonly logger: Logger,
     private readonly options: AfterRunWorkerOptions,
   ) {
-    queue.onQueued(() => this.wake());
+    // Not at once: runs queued in the meantime are claimed together, and delivery goes first.
+    queue.onQueued(() => this.schedule(QUEUED_WAKE_MS));
   }
 
   /** Starts looking for runs: now, then every `pollMs` and whenever runs are queued here. */
@@ -189,13 +197,15 @@ export class AfterRunWorker {
       for (const run of runs) {
         const attempt = this.attempt(run).finally(() => {
           this.inFlight.delete(attempt);
-          this.wake();
+          this.schedule(QUEUED_WAKE_MS);
         });
         this.inFlight.add(attempt);
       }
       if (runs.length === room) this.again = true;
-      for (const triggerId of this.touched) await this.queue.prune(triggerId);
-      this.touched.clear();
+      if (++this.polls % POLLS_PER_PRUNE === 0) {
+        for (const triggerId of this.touched) await this.queue.prune(triggerId);
+        this.touched.clear();
+      }
     } catch (error) {
       this.logger.error({ err: error }, "could not take AFTER trigger runs from the queue");
     }
