@@ -11,6 +11,7 @@ const DATABASE_SUITES = [
   "test/channels.e2e.test.ts",
   "test/trigger-authoring.e2e.test.ts",
   "test/trigger-state.e2e.test.ts",
+  "test/triggers/after.e2e.test.ts",
 ];
 
 // Without PostgreSQL (and unless CI requires it), the postgres project is left out, by name.

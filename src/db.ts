@@ -13,6 +13,9 @@ import { PrismaClient } from "./generated/sqlite/client.js";
 /** The Prisma client type shared by both providers (their generated APIs are identical). */
 export type Prisma = InstanceType<typeof PrismaClient>;
 
+/** The client inside `prisma.$transaction(async (tx) => ...)`. */
+export type PrismaTransaction = Omit<Prisma, "$connect" | "$disconnect" | "$on" | "$transaction" | "$extends">;
+
 /** An open database: the Prisma client plus what the server needs to run and report on it. */
 export interface Database {
   readonly prisma: Prisma;

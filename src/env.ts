@@ -120,6 +120,14 @@ const EnvSchema = z
     WEBHOOK_SECRET: z.string().min(16, "must be at least 16 characters").optional(),
     /** Comma-separated hosts (`host` or `host:port`) trigger `http` steps may reach although they are internal. */
     WEBHOOK_ALLOW_HOSTS: z.string().default(""),
+    /** AFTER triggers: the wait after a run's first failed attempt, in milliseconds; it doubles with each further failure (with jitter). */
+    TRIGGER_RETRY_BASE_MS: z.coerce.number().int().min(1).max(3_600_000).default(1000),
+    /** AFTER triggers: the longest wait between attempts from doubling; a longer `Retry-After` answer still wins. */
+    TRIGGER_RETRY_MAX_MS: z.coerce.number().int().min(1).max(86_400_000).default(60_000),
+    /** AFTER triggers: attempts per run in all; when the last fails, the run is FAILED. */
+    TRIGGER_RETRY_LIMIT: z.coerce.number().int().min(1).max(100).default(5),
+    /** AFTER triggers: pending runs at most (all instances together); runs past it are refused with a logged error. */
+    TRIGGER_QUEUE_MAX: z.coerce.number().int().min(1).max(100_000_000).default(100_000),
     /** Recorded runs kept per trigger. */
     TRIGGER_RUNS_KEPT: z.coerce.number().int().min(0).max(100_000).default(100),
     /**

@@ -19,6 +19,8 @@ import { ChannelHistory } from "./realtime/history.js";
 import { Membership } from "./realtime/membership.js";
 import { Publisher } from "./realtime/publisher.js";
 import { ChannelSequencer, resumeFromHistory } from "./realtime/sequence.js";
+import { AfterRunQueue } from "./triggers/after-runs.js";
+import { AfterRunWorker } from "./triggers/after-worker.js";
 import { createTriggerMiddleware } from "./triggers/middleware.js";
 import { RedisStateStore } from "./triggers/redis-state.js";
 import { TriggerRunRecorder } from "./triggers/runs.js";
@@ -40,6 +42,8 @@ export interface Services {
   readonly publisher: Publisher;
   readonly triggers: TriggerStore;
   readonly triggerRuns: TriggerRunRecorder;
+  /** The queue and record of AFTER trigger runs. */
+  readonly afterRuns: AfterRunQueue;
   /** Runs a stored or draft trigger on a sample event with a step trace, publishing nothing. */
   readonly triggerTester: TriggerTester;
   /** What triggers' state steps keep: in Redis with REDIS_URL, else in the database. */
@@ -58,6 +62,11 @@ export interface Services {
 }
 
 const version: string = JSON.parse(readFileSync(join(projectRoot, "package.json"), "utf8")).version;
+
+/** AFTER trigger attempts one instance runs at once. */
+const AFTER_RUN_CONCURRENCY = 16;
+/** How often an instance looks for AFTER runs it was not told about (queued elsewhere, due again, or left by a crashed instance). */
+const AFTER_RUN_POLL_MS = 500;
 
 /** Opens and migrates the database, then builds the realtime core on top of it. */
 export async function createServices(env: Env, logger: Logger): Promise<Services> {
@@ -136,6 +145,17 @@ export async function createServices(env: Env, logger: Logger): Promise<Services
       triggerState.store.forget(id).catch((error: unknown) => logger.error({ err: error }, "could not delete a trigger's state"));
   });
   const triggerRunOptions = { ...runOptions, triggerState };
+  const afterRuns = new AfterRunQueue(db.prisma, db.provider, triggers, logger, {
+    maxPending: env.TRIGGER_QUEUE_MAX,
+    keepPerTrigger: env.TRIGGER_RUNS_KEPT,
+    // An attempt ends within TRIGGER_TIMEOUT_MS; a run leased longer than that belongs to an instance that is gone.
+    leaseMs: env.TRIGGER_TIMEOUT_MS + 5000,
+  });
+  const afterWorker = new AfterRunWorker(afterRuns, triggers, triggerRunOptions, logger, {
+    retry: { baseMs: env.TRIGGER_RETRY_BASE_MS, maxMs: env.TRIGGER_RETRY_MAX_MS, limit: env.TRIGGER_RETRY_LIMIT },
+    concurrency: AFTER_RUN_CONCURRENCY,
+    pollMs: AFTER_RUN_POLL_MS,
+  });
 
   const publisher = new Publisher({
     bus: backplane.bus,
@@ -143,6 +163,7 @@ export async function createServices(env: Env, logger: Logger): Promise<Services
     history,
     policy: channelConfigs,
     middleware: [createTriggerMiddleware(triggers, countTriggerRuns(triggerRuns, metrics), triggerRunOptions)],
+    afterDelivery: afterRuns,
     observer: metrics,
   });
   const fanout = new ChannelFanout(backplane.bus, logger).observe(metrics);
@@ -180,6 +201,8 @@ export async function createServices(env: Env, logger: Logger): Promise<Services
     );
   }
 
+  afterWorker.start();
+
   return {
     env,
     logger,
@@ -191,6 +214,7 @@ export async function createServices(env: Env, logger: Logger): Promise<Services
     publisher,
     triggers,
     triggerRuns,
+    afterRuns,
     triggerTester: new TriggerTester(triggers, triggerRunOptions),
     triggerState,
     pubsubKind: backplane.kind,
@@ -201,6 +225,7 @@ export async function createServices(env: Env, logger: Logger): Promise<Services
     activeChannels: (prefix, first) =>
       listActiveChannels({ membership, fanout, clusterPresence: backplane.clusterPresence }, prefix, first),
     close: async () => {
+      await afterWorker.stop();
       await triggerRuns.close();
       await triggerState.store.close();
       await backplane.close();

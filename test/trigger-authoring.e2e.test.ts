@@ -219,6 +219,7 @@ describe.each<Transport>(["HTTP", "WebSocket"])("revisions over %s", (transport)
       channel: `rev-${transport}`,
       order: 0,
       onError: "REJECT",
+      timing: "BEFORE",
       stack: [{ set: "payload.v", value: "1" }],
     });
     const rolledBack = await adminOver(transport, ROLLBACK, { id: created.id, revision: 1 });

@@ -2,7 +2,7 @@ import { isDeepStrictEqual } from "node:util";
 import { z } from "zod";
 import { CHANNEL_MESSAGING } from "../realtime/channel-config.js";
 import { REALTIME_ACTIONS } from "../realtime/types.js";
-import { TRIGGER_ERROR_POLICIES } from "../triggers/config.js";
+import { TRIGGER_ERROR_POLICIES, TRIGGER_TIMINGS } from "../triggers/config.js";
 
 /**
  * Channel configurations and triggers as a file (`realtime.json`): what `config export` writes and
@@ -39,6 +39,7 @@ export const TriggerEntrySchema = z
     channel: z.string().min(1),
     order: z.number().int().default(0),
     onError: z.enum(TRIGGER_ERROR_POLICIES).default("REJECT"),
+    timing: z.enum(TRIGGER_TIMINGS).default("BEFORE"),
     stack: z.array(z.unknown()),
   })
   .strict();
@@ -54,7 +55,7 @@ export const ConfigFileSchema = z
 export type ConfigFile = z.output<typeof ConfigFileSchema>;
 
 const CHANNEL_KEYS = ["pattern", "description", "active", "anonymousClients", "messaging", "presence", "history", "membersOnly"] as const;
-const TRIGGER_KEYS = ["name", "description", "active", "tags", "actions", "channel", "order", "onError", "stack"] as const;
+const TRIGGER_KEYS = ["name", "description", "active", "tags", "actions", "channel", "order", "onError", "timing", "stack"] as const;
 
 function pick<T extends object>(value: T, keys: readonly string[]): T {
   const picked: Record<string, unknown> = {};

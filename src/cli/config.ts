@@ -25,7 +25,7 @@ import {
 export const EXIT = { ok: 0, error: 1, planDiffers: 2 } as const;
 
 const CHANNEL_FIELDS = "id pattern description active anonymousClients messaging presence history membersOnly";
-const TRIGGER_FIELDS = "id revision name description active tags actions channel order onError stack";
+const TRIGGER_FIELDS = "id revision name description active tags actions channel order onError timing stack";
 
 /** Where to reach the server, and as whom. */
 interface Connection {

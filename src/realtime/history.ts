@@ -1,13 +1,38 @@
-import { exactJson, type Prisma } from "../db.js";
+import { exactJson, type Prisma, type PrismaTransaction } from "../db.js";
 import type { ChannelEvent } from "./types.js";
+
+/**
+ * Rows that must be stored durably with a delivered event before its sender is acknowledged (in this
+ * server, the runs of AFTER triggers).
+ */
+export interface DeliveryFollowUp {
+  /** Writes them inside the transaction that stores the event's history entry. */
+  write(tx: PrismaTransaction): Promise<void>;
+  /** Writes them on their own (events not kept as history), batched with other events' rows. */
+  store(): Promise<void>;
+}
 
 /** Delivered MESSAGE events kept per channel in the database, for catching up. */
 export class ChannelHistory {
   constructor(private readonly prisma: Prisma) {}
 
-  /** Stores a delivered event and trims the channel to its latest `keep` events. */
-  async append(event: ChannelEvent & { seq: number }, keep: number): Promise<void> {
-    await this.prisma.historyEntry.create({
+  /**
+   * Stores a delivered event and trims the channel to its latest `keep` events; with `followUp`,
+   * its rows are written in the same transaction.
+   */
+  async append(event: ChannelEvent & { seq: number }, keep: number, followUp?: DeliveryFollowUp | null): Promise<void> {
+    if (followUp) {
+      await this.prisma.$transaction(async (tx) => {
+        await this.write(tx, event, keep);
+        await followUp.write(tx);
+      });
+    } else {
+      await this.write(this.prisma, event, keep);
+    }
+  }
+
+  private async write(prisma: PrismaTransaction, event: ChannelEvent & { seq: number }, keep: number): Promise<void> {
+    await prisma.historyEntry.create({
       // exactJson: the event as delivered, `"__proto__"` keys in a payload included.
       data: {
         id: event.id,
@@ -18,7 +43,7 @@ export class ChannelHistory {
       },
     });
     if (event.seq > keep) {
-      await this.prisma.historyEntry.deleteMany({ where: { channel: event.channel, seq: { lte: event.seq - keep } } });
+      await prisma.historyEntry.deleteMany({ where: { channel: event.channel, seq: { lte: event.seq - keep } } });
     }
   }
 

@@ -1,3 +1,4 @@
+import type { DeliveryFollowUp } from "./history.js";
 import { NO_OBSERVER, type RealtimeObserver } from "./observer.js";
 import type { ChannelPubSub } from "./pubsub.js";
 import type { ChannelSequencer } from "./sequence.js";
@@ -18,8 +19,14 @@ export type PublishResult = { readonly delivered: true; readonly event: ChannelE
 
 /** Where delivered messages are kept (the {@link ChannelHistory}). */
 export interface HistoryWriter {
-  /** Stores a numbered event and trims the channel to its latest `keep` events. */
-  append(event: ChannelEvent & { seq: number }, keep: number): Promise<void>;
+  /** Stores a numbered event and trims the channel to its latest `keep` events, with `followUp`'s rows in the same transaction. */
+  append(event: ChannelEvent & { seq: number }, keep: number, followUp?: DeliveryFollowUp | null): Promise<void>;
+}
+
+/** Work that follows delivery (in this server, AFTER triggers): what must be stored for a delivered event. */
+export interface AfterDelivery {
+  /** The rows to store for an event as delivered, or null when there is nothing to do. */
+  followUp(event: ChannelEvent): DeliveryFollowUp | null;
 }
 
 /** The recipient of a private message (`options: { to }`), if the event is one. Joins and leaves are never private. */
@@ -48,6 +55,11 @@ export interface PublisherParts {
    * middleware (src/triggers/middleware.ts), where realtime triggers run.
    */
   readonly middleware: readonly EventMiddleware[];
+  /**
+   * Told of every delivered event; what it returns is stored before the sender is acknowledged, in
+   * the history write's transaction when there is one. Never delays delivery to subscribers beyond that write.
+   */
+  readonly afterDelivery?: AfterDelivery;
   /** Told of every event received, and of every one not published. */
   readonly observer?: RealtimeObserver;
 }
@@ -65,6 +77,7 @@ export class Publisher {
   private readonly history: HistoryWriter;
   private readonly policy: ChannelPolicy;
   private readonly middleware: readonly EventMiddleware[];
+  private readonly afterDelivery: AfterDelivery | undefined;
   private readonly observer: RealtimeObserver;
 
   constructor(parts: PublisherParts) {
@@ -73,12 +86,14 @@ export class Publisher {
     this.history = parts.history;
     this.policy = parts.policy;
     this.middleware = parts.middleware;
+    this.afterDelivery = parts.afterDelivery;
     this.observer = parts.observer ?? NO_OBSERVER;
   }
 
   /**
    * Runs the middleware chain on an event, then publishes what is left of it. Resolves once the
-   * event is stored (when its channel keeps history) and handed to the bus.
+   * event is stored (when its channel keeps history) and handed to the bus, and its follow-up
+   * (AFTER trigger runs) is stored.
    */
   publish(event: ChannelEvent): Promise<PublishResult> {
     this.observer.received(event.action);
@@ -115,15 +130,21 @@ export class Publisher {
     }
     if (current.action !== "MESSAGE" || privateRecipient(current) !== null) {
       this.pubsub.publish("channel", current.channel, current);
+      await this.afterDelivery?.followUp(current)?.store();
       return { delivered: true, event: current };
     }
+    let unstored: DeliveryFollowUp | null = null;
     const committed = await this.sequencer.run(current.channel, async (seq) => {
       const numbered = { ...current, seq };
       const keep = this.policy.historyKept(current.channel);
-      if (keep > 0) await this.history.append(numbered, keep);
+      const followUp = this.afterDelivery?.followUp(numbered) ?? null;
+      if (keep > 0) await this.history.append(numbered, keep, followUp);
+      else unstored = followUp;
       this.pubsub.publish("channel", numbered.channel, numbered);
       return numbered;
     });
+    // Stored after delivery, outside the channel's sequence, so it neither delays subscribers nor the next event.
+    await (unstored as DeliveryFollowUp | null)?.store();
     return { delivered: true, event: committed };
   }
 }

@@ -1,6 +1,7 @@
 import { REALTIME_ACTIONS } from "../realtime/types.js";
-import { TRIGGER_ERROR_POLICIES, type TriggerConfig } from "../triggers/config.js";
-import { TRIGGER_OUTCOMES } from "../triggers/engine.js";
+import { AFTER_RUN_STATUSES, type AfterRunRecord, type AfterRunStatus } from "../triggers/after-runs.js";
+import { TRIGGER_ERROR_POLICIES, TRIGGER_TIMINGS, type TriggerConfig } from "../triggers/config.js";
+import { TRIGGER_OUTCOMES, type TriggerOutcome } from "../triggers/engine.js";
 import type { TriggerRunRecord } from "../triggers/runs.js";
 import { builder } from "./builder.js";
 import { requireAdmin } from "./guards.js";
@@ -16,14 +17,25 @@ const TriggerErrorPolicyEnum = builder.enumType("TriggerErrorPolicy", {
   values: TRIGGER_ERROR_POLICIES,
 });
 
+const TriggerTimingEnum = builder.enumType("TriggerTiming", {
+  description:
+    "When a trigger runs: BEFORE delivery (it may change, drop or refuse the event), or AFTER it, on the event as delivered, queued durably and retried (at least once).",
+  values: TRIGGER_TIMINGS,
+});
+
+/** The outcomes of runs: BEFORE triggers' (DELIVERED, MODIFIED, DROPPED, REJECTED, FAILED) and AFTER triggers' (PENDING, DELIVERED, FAILED). */
+const RUN_OUTCOMES = [...new Set<TriggerOutcome | AfterRunStatus>([...TRIGGER_OUTCOMES, ...AFTER_RUN_STATUSES])];
+
 /** The GraphQL enum of run outcomes; other schema files reuse it. */
 export const TriggerOutcomeEnum = builder.enumType("TriggerOutcome", {
-  values: TRIGGER_OUTCOMES,
+  description:
+    "How a run ended. BEFORE triggers: DELIVERED, MODIFIED, DROPPED, REJECTED or FAILED. AFTER triggers: PENDING (waiting for an attempt), DELIVERED or FAILED.",
+  values: RUN_OUTCOMES,
 });
 
 /** The GraphQL type of a recorded run; other schema files add fields to it. */
-export const TriggerRunRef = builder.objectRef<TriggerRunRecord>("TriggerRun").implement({
-  description: "One recorded execution of a trigger.",
+export const TriggerRunRef = builder.objectRef<TriggerRunRecord | AfterRunRecord>("TriggerRun").implement({
+  description: "One recorded execution of a trigger; for an AFTER trigger, its run on one delivered event, over every attempt.",
   fields: (t) => ({
     id: t.exposeID("id"),
     triggerId: t.exposeID("triggerId"),
@@ -39,12 +51,23 @@ export const TriggerRunRef = builder.objectRef<TriggerRunRecord>("TriggerRun").i
       resolve: (run) => run.log,
     }),
     createdAt: t.field({ type: "DateTime", resolve: (run) => run.createdAt }),
+    attempts: t.int({
+      nullable: true,
+      description: "AFTER triggers: attempts started so far (a retried FAILED run counts from 0 again). Null for BEFORE triggers.",
+      resolve: (run) => ("attempts" in run ? run.attempts : null),
+    }),
+    nextAttemptAt: t.field({
+      type: "DateTime",
+      nullable: true,
+      description: "AFTER triggers: when a PENDING run's next attempt may start. Null once the run is over, and for BEFORE triggers.",
+      resolve: (run) => ("nextAttemptAt" in run ? run.nextAttemptAt : null),
+    }),
   }),
 });
 
 /** The GraphQL type of a trigger; other schema files reuse it. */
 export const TriggerRef = builder.objectRef<TriggerConfig>("Trigger").implement({
-  description: "A function stack run on every matching event of a channel, before delivery.",
+  description: "A function stack run on every matching event of a channel: before delivery (BEFORE), or on the event as delivered (AFTER).",
   fields: (t) => ({
     id: t.exposeID("id"),
     name: t.exposeString("name"),
@@ -55,14 +78,25 @@ export const TriggerRef = builder.objectRef<TriggerConfig>("Trigger").implement(
     channel: t.exposeString("channel", { description: "A channel name, or a pattern where * matches one or more characters." }),
     order: t.exposeInt("order", { description: "Triggers on one event run in ascending order, then by creation time." }),
     onError: t.field({ type: TriggerErrorPolicyEnum, resolve: (trigger) => trigger.onError }),
+    timing: t.field({ type: TriggerTimingEnum, resolve: (trigger) => trigger.timing }),
     stack: t.field({ type: "JSON", resolve: (trigger) => trigger.stack }),
     createdAt: t.field({ type: "DateTime", resolve: (trigger) => trigger.createdAt }),
     updatedAt: t.field({ type: "DateTime", resolve: (trigger) => trigger.updatedAt }),
     runs: t.field({
       type: [TriggerRunRef],
-      description: "The latest recorded runs, newest first; with `outcome`, only runs that ended so.",
+      description:
+        "The latest recorded runs, newest first; with `outcome`, only runs that ended so. An AFTER trigger has one run per delivered event, pending or finished.",
       args: { last: t.arg.int({ defaultValue: 20 }), outcome: t.arg({ type: TriggerOutcomeEnum }) },
-      resolve: (trigger, args, { services }) => services.triggerRuns.latest(trigger.id, args.last ?? 20, args.outcome),
+      resolve: async (trigger, args, { services }): Promise<(TriggerRunRecord | AfterRunRecord)[]> => {
+        const last = args.last ?? 20;
+        if (trigger.timing === "AFTER") {
+          const outcome = args.outcome as AfterRunStatus | TriggerOutcome | null | undefined;
+          if (outcome && !(AFTER_RUN_STATUSES as readonly string[]).includes(outcome)) return [];
+          return services.afterRuns.latest(trigger.id, last, outcome as AfterRunStatus | null | undefined);
+        }
+        if (args.outcome === "PENDING") return [];
+        return services.triggerRuns.latest(trigger.id, last, args.outcome as TriggerOutcome | null | undefined);
+      },
     }),
   }),
 });
@@ -78,6 +112,11 @@ export const CreateTriggerInput = builder.inputType("CreateTriggerInput", {
     channel: t.string({ required: true }),
     order: t.int({ defaultValue: 0 }),
     onError: t.field({ type: TriggerErrorPolicyEnum, defaultValue: "REJECT" }),
+    timing: t.field({
+      type: TriggerTimingEnum,
+      defaultValue: "BEFORE",
+      description: "AFTER triggers may not have drop or reject steps (refused with BAD_USER_INPUT).",
+    }),
     stack: t.field({ type: "JSON", required: true }),
   }),
 });
@@ -92,6 +131,7 @@ const UpdateTriggerInput = builder.inputType("UpdateTriggerInput", {
     channel: t.string(),
     order: t.int(),
     onError: t.field({ type: TriggerErrorPolicyEnum }),
+    timing: t.field({ type: TriggerTimingEnum }),
     stack: t.field({ type: "JSON" }),
   }),
 });
@@ -150,6 +190,16 @@ builder.mutationFields((t) => ({
         { ...input, description: args.input.description },
         { expectedRevision: args.expectedRevision, note: args.note },
       );
+    },
+  }),
+  retryTriggerRun: t.field({
+    type: TriggerRunRef,
+    description:
+      "Queues a FAILED run of an AFTER trigger again, with a fresh set of attempts (TRIGGER_RETRY_LIMIT). NOT_FOUND for no such run; BAD_USER_INPUT for a run that is not FAILED.",
+    args: { id: t.arg.id({ required: true }) },
+    resolve: (_root, args, context) => {
+      requireAdmin(context);
+      return context.services.afterRuns.retry(String(args.id));
     },
   }),
   deleteTrigger: t.field({

@@ -5,6 +5,13 @@ import { REALTIME_ACTIONS, type RealtimeAction } from "../realtime/types.js";
 export const TRIGGER_ERROR_POLICIES = ["REJECT", "DROP", "DELIVER"] as const;
 export type TriggerErrorPolicy = (typeof TRIGGER_ERROR_POLICIES)[number];
 
+/**
+ * When a trigger runs: BEFORE delivery (it may change, drop or refuse the event), or AFTER it, on the
+ * event as delivered, from a durable queue with retries (it cannot change the event).
+ */
+export const TRIGGER_TIMINGS = ["BEFORE", "AFTER"] as const;
+export type TriggerTiming = (typeof TRIGGER_TIMINGS)[number];
+
 /** A stored trigger's settings. */
 export interface TriggerConfig {
   readonly id: string;
@@ -17,6 +24,7 @@ export interface TriggerConfig {
   readonly channel: string;
   readonly order: number;
   readonly onError: TriggerErrorPolicy;
+  readonly timing: TriggerTiming;
   readonly stack: unknown;
   /** The number of the trigger's latest revision, from 1; every change makes a new one. */
   readonly revision: number;
@@ -28,12 +36,13 @@ export interface TriggerConfig {
 export type TriggerSettings = Pick<
   TriggerConfig,
   "name" | "description" | "active" | "tags" | "actions" | "channel" | "order" | "onError" | "stack"
->;
+> &
+  Partial<Pick<TriggerConfig, "timing">>;
 
 /** The settings of a trigger, in a fixed key order. */
 export function settingsOf(config: TriggerSettings): TriggerSettings {
-  const { name, description, active, tags, actions, channel, order, onError, stack } = config;
-  return { name, description, active, tags, actions, channel, order, onError, stack };
+  const { name, description, active, tags, actions, channel, order, onError, timing, stack } = config;
+  return { name, description, active, tags, actions, channel, order, onError, timing: timing ?? "BEFORE", stack };
 }
 
 const name = z.string().trim().min(1, "must not be empty").max(200, "must be at most 200 characters");
@@ -49,6 +58,7 @@ export const TriggerCreateSchema = z.object({
   channel: z.string(),
   order: z.number().int().min(-1_000_000).max(1_000_000).default(0),
   onError: z.enum(TRIGGER_ERROR_POLICIES).default("REJECT"),
+  timing: z.enum(TRIGGER_TIMINGS).default("BEFORE"),
   stack: z.unknown(),
 });
 export type TriggerCreate = z.input<typeof TriggerCreateSchema>;
@@ -59,5 +69,6 @@ export const TriggerUpdateSchema = TriggerCreateSchema.partial().extend({
   tags: tags.optional(),
   order: z.number().int().min(-1_000_000).max(1_000_000).optional(),
   onError: z.enum(TRIGGER_ERROR_POLICIES).optional(),
+  timing: z.enum(TRIGGER_TIMINGS).optional(),
 });
 export type TriggerUpdate = z.input<typeof TriggerUpdateSchema>;

@@ -11,6 +11,7 @@ import {
   TriggerCreateSchema,
   type TriggerErrorPolicy,
   type TriggerSettings,
+  type TriggerTiming,
   type TriggerUpdate,
   TriggerUpdateSchema,
 } from "./config.js";
@@ -65,6 +66,7 @@ function toConfig(row: TriggerRow): TriggerConfig {
     channel: row.channel,
     order: row.order,
     onError: row.onError as TriggerErrorPolicy,
+    timing: row.timing as TriggerTiming,
     stack: row.stack,
     revision: row.revision,
     createdAt: row.createdAt,
@@ -89,7 +91,10 @@ const MAX_MEMOIZED_CHANNELS = 10_000;
 export class TriggerStore {
   private triggers = new Map<string, LoadedTrigger>();
   /** Matching triggers by action and channel, cleared on every change. */
-  private readonly memo = new Map<RealtimeAction, Map<string, LoadedTrigger[]>>();
+  private readonly memo: Record<TriggerTiming, Map<RealtimeAction, Map<string, LoadedTrigger[]>>> = {
+    BEFORE: new Map(),
+    AFTER: new Map(),
+  };
   private readonly changeListeners: ((id: string) => void)[] = [];
 
   constructor(
@@ -101,7 +106,7 @@ export class TriggerStore {
   async reload(): Promise<void> {
     const rows = await this.prisma.trigger.findMany();
     this.triggers = new Map(rows.map((row) => [row.id, this.load(toConfig(row))]));
-    this.memo.clear();
+    this.forgetMatches();
   }
 
   /** Reloads one trigger (or forgets it if it is gone), after a change made by another instance. */
@@ -109,7 +114,7 @@ export class TriggerStore {
     const row = await this.prisma.trigger.findUnique({ where: { id } });
     if (row) this.triggers.set(id, this.load(toConfig(row)));
     else this.triggers.delete(id);
-    this.memo.clear();
+    this.forgetMatches();
   }
 
   /** Calls `listener` with the trigger id after every change made through this store. */
@@ -117,17 +122,18 @@ export class TriggerStore {
     this.changeListeners.push(listener);
   }
 
-  /** The active triggers that run for an action on a channel, in running order. */
-  matching(channel: string, action: RealtimeAction): readonly LoadedTrigger[] {
-    let byChannel = this.memo.get(action);
+  /** The active triggers of one timing that run for an action on a channel, in running order. */
+  matching(channel: string, action: RealtimeAction, timing: TriggerTiming = "BEFORE"): readonly LoadedTrigger[] {
+    const byAction = this.memo[timing];
+    let byChannel = byAction.get(action);
     if (!byChannel) {
       byChannel = new Map();
-      this.memo.set(action, byChannel);
+      byAction.set(action, byChannel);
     }
     let found = byChannel.get(channel);
     if (!found) {
       found = [...this.triggers.values()]
-        .filter((t) => t.config.active && t.config.actions.includes(action) && t.pattern.matches(channel))
+        .filter((t) => t.config.active && t.config.timing === timing && t.config.actions.includes(action) && t.pattern.matches(channel))
         .sort(runningOrder);
       if (byChannel.size >= MAX_MEMOIZED_CHANNELS) byChannel.clear();
       byChannel.set(channel, found);
@@ -157,7 +163,7 @@ export class TriggerStore {
   async create(input: TriggerCreate, note?: string | null): Promise<TriggerConfig> {
     const data = parseInput(TriggerCreateSchema, input);
     const revisionNote = checkedNote(note, "created");
-    this.validate(data.channel, data.stack);
+    this.validate(data.channel, data.stack, data.timing);
     const row = await this.prisma.$transaction(async (tx) => {
       const created = await tx.trigger.create({
         data: { ...data, id: randomUUID(), description: data.description ?? null, stack: data.stack as object, revision: 1 },
@@ -176,7 +182,7 @@ export class TriggerStore {
   async update(id: string, input: TriggerUpdate, options: TriggerUpdateOptions = {}): Promise<TriggerConfig> {
     const current = this.require(id).config;
     const data = parseInput(TriggerUpdateSchema, input);
-    this.validate(data.channel ?? current.channel, data.stack === undefined ? current.stack : data.stack);
+    this.validate(data.channel ?? current.channel, data.stack === undefined ? current.stack : data.stack, data.timing ?? current.timing);
     const expected = options.expectedRevision ?? undefined;
     const note = checkedNote(options.note, "updated");
     const row = await this.prisma.$transaction(async (tx) => {
@@ -205,7 +211,8 @@ export class TriggerStore {
     this.require(id);
     const stored = await this.prisma.triggerRevision.findUnique({ where: { triggerId_revision: { triggerId: id, revision } } });
     if (!stored) throw new AppError(ErrorCode.NotFound, `Trigger ${id} has no revision ${revision}`);
-    return this.update(id, stored.config as TriggerUpdate, { note: `rolled back to revision ${revision}` });
+    // Revisions made before triggers had a timing ran before delivery.
+    return this.update(id, { timing: "BEFORE", ...(stored.config as TriggerUpdate) }, { note: `rolled back to revision ${revision}` });
   }
 
   /** A trigger's latest revisions, newest first (`NOT_FOUND` for an unknown trigger). */
@@ -225,7 +232,7 @@ export class TriggerStore {
    */
   draft(input: TriggerCreate): LoadedTrigger {
     const data = parseInput(TriggerCreateSchema, input);
-    this.validate(data.channel, data.stack);
+    this.validate(data.channel, data.stack, data.timing);
     const now = new Date();
     return this.load({ ...data, id: "draft", description: data.description ?? null, revision: 0, createdAt: now, updatedAt: now });
   }
@@ -234,7 +241,7 @@ export class TriggerStore {
   async delete(id: string): Promise<boolean> {
     const { count } = await this.prisma.trigger.deleteMany({ where: { id } });
     this.triggers.delete(id);
-    this.memo.clear();
+    this.forgetMatches();
     if (count > 0) for (const listener of this.changeListeners) listener(id);
     return count > 0;
   }
@@ -246,15 +253,22 @@ export class TriggerStore {
     return trigger;
   }
 
-  private validate(channel: string, stack: unknown): void {
+  /** Drops the memoized matches after any change to the set of triggers. */
+  private forgetMatches(): void {
+    this.memo.BEFORE.clear();
+    this.memo.AFTER.clear();
+  }
+
+  private validate(channel: string, stack: unknown, timing: TriggerTiming): void {
     compileChannelPattern(channel, "input.channel");
     compileStack(stack, this.limits);
+    if (timing === "AFTER") refuseEventStops(stack as unknown[], "stack");
   }
 
   private changed(row: TriggerRow): TriggerConfig {
     const loaded = this.load(toConfig(row));
     this.triggers.set(row.id, loaded);
-    this.memo.clear();
+    this.forgetMatches();
     for (const listener of this.changeListeners) listener(row.id);
     return loaded.config;
   }
@@ -268,6 +282,27 @@ export class TriggerStore {
     }
     return { config, pattern: compileChannelPattern(config.channel), stack };
   }
+}
+
+/**
+ * Refuses `drop` and `reject` steps anywhere in a (compiled, so well-formed) stack: an AFTER trigger
+ * runs on an event already delivered, which it can no longer stop.
+ * @throws AppError `BAD_USER_INPUT` naming the step's path
+ */
+function refuseEventStops(steps: readonly unknown[], path: string): void {
+  steps.forEach((value, index) => {
+    const step = value as Record<string, unknown>;
+    const at = `${path}[${index}]`;
+    for (const kind of ["drop", "reject"]) {
+      if (Object.hasOwn(step, kind)) {
+        throw badInput(`${at}.${kind}: an AFTER trigger runs on the delivered event and cannot ${kind} it`, { path: `${at}.${kind}` });
+      }
+    }
+    if (Object.hasOwn(step, "if")) {
+      refuseEventStops(step.then as unknown[], `${at}.then`);
+      if (Object.hasOwn(step, "else")) refuseEventStops(step.else as unknown[], `${at}.else`);
+    }
+  });
 }
 
 /** Characters a revision's note may have. */

@@ -129,6 +129,11 @@ export interface WebhookRequest {
   readonly timeoutMs?: number;
   /** Aborts the request (WEBHOOK_ABORTED), e.g. when the trigger run times out. */
   readonly signal?: AbortSignal;
+  /**
+   * The Standard Webhooks `webhook-id` (letters, digits, `_`, `-` and `.`, at most 200), so that a
+   * request sent again keeps its id and receivers can deduplicate. Default: a new random id.
+   */
+  readonly id?: string;
 }
 
 /** The final response, after redirects. Non-2xx statuses are returned, not thrown. */
@@ -156,6 +161,7 @@ export const WEBHOOK_DEFAULTS = {
 const METHODS = new Set<string>(WEBHOOK_METHODS);
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 const MAX_URL_LENGTH = 8192;
+const MESSAGE_ID = /^[A-Za-z0-9_.-]{1,200}$/;
 
 /**
  * Header names a request may not set: the signature headers, those the client computes, and
@@ -445,7 +451,10 @@ export function createWebhookClient(settings: WebhookSettings): WebhookClient {
     if (body && body.bytes.length > maxRequestBytes)
       throw bad("WEBHOOK_TOO_LARGE", `the request body is larger than ${maxRequestBytes} bytes`);
 
-    const msgId = `msg_${randomBytes(16).toString("base64url")}`;
+    if (request.id !== undefined && (typeof request.id !== "string" || !MESSAGE_ID.test(request.id))) {
+      throw bad("WEBHOOK_BAD_REQUEST", "id must be 1 to 200 letters, digits, _, - or .");
+    }
+    const msgId = request.id ?? `msg_${randomBytes(16).toString("base64url")}`;
     const timestamp = now();
     const timeout = new AbortController();
     const timer = setTimeout(() => timeout.abort(), timeoutMs);

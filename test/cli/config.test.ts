@@ -84,6 +84,7 @@ const SAMPLE: ConfigFile = {
       channel: "room:*",
       order: 0,
       onError: "REJECT",
+      timing: "BEFORE",
       stack: [{ set: "payload.text", value: "$uppercase(payload.text)" }],
     },
     {
@@ -95,6 +96,7 @@ const SAMPLE: ConfigFile = {
       channel: "mods:*",
       order: 5,
       onError: "REJECT",
+      timing: "BEFORE",
       stack: [{ if: "$not(client.extras.role = 'mod')", then: [{ reject: "'no'" }] }],
     },
   ],
@@ -240,6 +242,7 @@ describe("apply then export", () => {
     channel: word,
     order: fc.integer({ min: -5, max: 5 }),
     onError: fc.constantFrom("REJECT" as const, "DROP" as const, "DELIVER" as const),
+    timing: fc.constantFrom("BEFORE" as const, "AFTER" as const),
     stack: fc.array(fc.record({ set: fc.constant("payload.v"), value: fc.integer().map(String) }), { maxLength: 3 }),
   });
   const config = fc.record({

@@ -2,6 +2,7 @@ import type { Browser, Page } from "playwright-core";
 import { afterAll, afterEach, beforeAll, expect, it } from "vitest";
 import { SEND_MESSAGE } from "../helpers/channels.js";
 import { httpGraphQL } from "../helpers/graphql.js";
+import { startReceiver } from "../helpers/receiver.js";
 import { ADMIN_TOKEN, startServer, type TestServer } from "../helpers/server.js";
 import { admin, createTrigger } from "../helpers/triggers.js";
 import { describeBrowser, launchChromium, pageErrors, screenshot } from "./browser.js";
@@ -27,14 +28,14 @@ afterAll(async () => {
 });
 
 /** The admin console, signed in, in a context of its own; confirmation dialogs are accepted. */
-async function openAdmin(): Promise<Page> {
+async function openAdmin(at = origin): Promise<Page> {
   browser ??= await launchChromium();
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
   const page = await context.newPage();
   const collected = pageErrors(page);
   page.on("close", () => errors.push(...collected));
   page.on("dialog", (dialog) => void dialog.accept());
-  await page.goto(`${origin}/admin`);
+  await page.goto(`${at}/admin`);
   await page.getByLabel("Admin token").fill(ADMIN_TOKEN);
   await page.getByRole("button", { name: "Sign in" }).click();
   await page.getByRole("status").filter({ hasText: "Signed in" }).waitFor();
@@ -212,6 +213,48 @@ describeBrowser("the trigger author's workflow in the console", () => {
     expect(testHeading.y).toBeLessThan(save.y);
     expect(tools.y).toBeGreaterThan(save.y + save.height + 16);
     await screenshot(page, "admin-trigger-layout");
+    await page.context().close();
+  });
+
+  it("shows an AFTER trigger's timing and its runs' attempts, and retries a FAILED run", async () => {
+    let answer = 404;
+    const receiver = await startReceiver(() => ({ status: answer }));
+    const secret = `whsec_${Buffer.from("a-console-webhook-secret-012345").toString("base64")}`;
+    const hooked = await startServer({ WEBHOOK_SECRET: secret, WEBHOOK_ALLOW_HOSTS: `127.0.0.1:${receiver.port}` });
+    const trigger = await createTrigger(hooked.httpUrl, {
+      name: "archive",
+      channel: "archive",
+      timing: "AFTER",
+      stack: [{ http: { url: `'${receiver.origin}/archive'`, body: "payload" }, as: "r" }],
+    });
+    await httpGraphQL(hooked.httpUrl, SEND_MESSAGE, { channel: "archive", payload: { n: 1 } });
+    const runs = `query ($id: ID!) { trigger(id: $id) { runs { outcome attempts } } }`;
+    for (let n = 0; (await admin(hooked.httpUrl, runs, { id: trigger.id })).data!.trigger.runs[0]?.outcome !== "FAILED"; n++) {
+      expect(n).toBeLessThan(200);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+
+    const page = await openAdmin(new URL(hooked.httpUrl).origin);
+    await page.locator("#trigger-rows tr").filter({ hasText: "after delivery" }).waitFor();
+    await openTrigger(page, "archive");
+    expect(await page.getByLabel("Timing").inputValue()).toBe("AFTER");
+    const row = page.locator("#run-rows tr").first();
+    await row.filter({ hasText: "FAILED" }).filter({ hasText: "1 attempt" }).waitFor();
+    await row.getByText("the receiver answered 404").waitFor();
+
+    answer = 200;
+    await row.getByRole("button", { name: "Retry" }).click();
+    await page.locator("#runs-note").filter({ hasText: "Queued again" }).waitFor();
+    for (let n = 0; (await admin(hooked.httpUrl, runs, { id: trigger.id })).data!.trigger.runs[0]?.outcome !== "DELIVERED"; n++) {
+      expect(n).toBeLessThan(200);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    await page.getByRole("button", { name: "Refresh" }).click();
+    await page.locator("#run-rows tr").first().filter({ hasText: "DELIVERED" }).filter({ hasText: "1 attempt" }).waitFor();
+    expect(await page.locator("#run-rows tr").first().getByRole("button", { name: "Retry" }).count()).toBe(0);
+    const [first, second] = receiver.requests;
+    expect(second!.webhookId).toBe(first!.webhookId); // the retry keeps the webhook-id
+    await screenshot(page, "admin-after-runs");
     await page.context().close();
   });
 });

@@ -63,6 +63,17 @@ export const TriggerRunFields = graphql(`
     output
     truncated
     createdAt
+    attempts
+    nextAttemptAt
+  }
+`);
+
+/** Queues a FAILED run of an AFTER trigger again. */
+export const RetryTriggerRunDocument = graphql(`
+  mutation AdminRetryTriggerRun($id: ID!) {
+    retryTriggerRun(id: $id) {
+      ...TriggerRunFields
+    }
   }
 `);
 

@@ -20,12 +20,17 @@ import { byId, clock, h, pretty } from "../shared/dom.js";
 import {
   LiveRunsDocument,
   RecentRunsDocument,
+  RetryTriggerRunDocument,
   RollbackTriggerDocument,
   TestDraftDocument,
   TriggerRevisionsDocument,
 } from "./authoring-operations.js";
 import { diffLines } from "./line-diff.js";
 import { createStateView } from "./trigger-state.js";
+
+function attemptsText(attempts: number): string {
+  return attempts === 1 ? "1 attempt" : `${attempts} attempts`;
+}
 
 /** Runs shown at most; older ones drop off as new ones stream in. */
 const MAX_RUN_ROWS = 50;
@@ -257,7 +262,16 @@ export function createAuthoring(host: AuthoringHost): Authoring {
       h("td", {}, `${run.action.toLowerCase()} on `, h("code", {}, run.channel)),
       h("td", {}, run.clientId ? h("code", {}, run.clientId) : "—"),
       h("td", {}, run.revision ?? "—"),
-      h("td", {}, h("span", { class: "badge", dataset: { outcome: run.outcome } }, run.outcome)),
+      h(
+        "td",
+        {},
+        h("span", { class: "badge", dataset: { outcome: run.outcome } }, run.outcome),
+        run.attempts == null ? null : h("div", { class: "muted", dataset: { attempts: String(run.attempts) } }, attemptsText(run.attempts)),
+        run.nextAttemptAt
+          ? h("div", { class: "muted" }, "next ", h("time", { datetime: run.nextAttemptAt }, clock(run.nextAttemptAt)))
+          : null,
+        run.attempts != null && run.outcome === "FAILED" ? retryButton(run.id) : null,
+      ),
       h("td", {}, run.durationMs.toFixed(2)),
       h(
         "td",
@@ -289,6 +303,26 @@ export function createAuthoring(host: AuthoringHost): Authoring {
       runsNote.textContent = runs.length ? "" : "No runs recorded yet.";
     } catch (error) {
       if (request === runsRequest) runsNote.textContent = `Could not load runs: ${message(error)}`;
+    }
+  }
+
+  function retryButton(id: string): HTMLButtonElement {
+    const button = h("button", { type: "button", class: "secondary" }, "Retry");
+    button.addEventListener("click", () => {
+      button.disabled = true;
+      void retryRun(id);
+    });
+    return button;
+  }
+
+  /** Queues a FAILED AFTER run again and shows it as it now stands. */
+  async function retryRun(id: string): Promise<void> {
+    try {
+      const run = (await host.admin(RetryTriggerRunDocument, { id })).retryTriggerRun;
+      runRows.querySelector(`tr[data-run="${CSS.escape(id)}"]`)?.replaceWith(runRow(run));
+      runsNote.textContent = "Queued again: refresh to follow its attempts.";
+    } catch (error) {
+      runsNote.textContent = `Could not retry the run: ${message(error)}`;
     }
   }
 

@@ -74,6 +74,7 @@ export const TriggerFields = graphql(`
     channel
     order
     onError
+    timing
     stack
     revision
     createdAt

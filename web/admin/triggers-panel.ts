@@ -1,6 +1,6 @@
 /** The triggers panel: triggers listed (by tag), created, edited, toggled and deleted. */
 import { RealtimeError } from "@realtime-channels/client";
-import type { CreateTriggerInput, TriggerAction, TriggerErrorPolicy, TriggerFieldsFragment } from "../generated/graphql.js";
+import type { CreateTriggerInput, TriggerAction, TriggerErrorPolicy, TriggerFieldsFragment, TriggerTiming } from "../generated/graphql.js";
 import { byId, h } from "../shared/dom.js";
 import {
   activeToggle,
@@ -49,6 +49,7 @@ export function createTriggersPanel(host: TriggersPanelHost): TriggersPanel {
     description: byId("trigger-description", HTMLInputElement),
     order: byId("trigger-order", HTMLInputElement),
     onError: byId("trigger-on-error", HTMLSelectElement),
+    timing: byId("trigger-timing", HTMLSelectElement),
     tags: byId("trigger-tags", HTMLInputElement),
     active: byId("trigger-active", HTMLInputElement),
   };
@@ -113,7 +114,14 @@ export function createTriggersPanel(host: TriggersPanelHost): TriggersPanel {
           h("td", {}, open),
           h("td", {}, toggle),
           h("td", {}, h("code", {}, trigger.channel)),
-          h("td", {}, trigger.actions.map((action) => action.toLowerCase()).join(", ")),
+          h(
+            "td",
+            {},
+            trigger.actions.map((action) => action.toLowerCase()).join(", "),
+            trigger.timing === "AFTER"
+              ? h("span", { class: "tag", title: "Runs after delivery, queued and retried" }, "after delivery")
+              : null,
+          ),
           h("td", {}, trigger.order),
           h("td", {}, ...trigger.tags.map((tag) => h("span", { class: "tag" }, tag))),
         );
@@ -135,6 +143,7 @@ export function createTriggersPanel(host: TriggersPanelHost): TriggersPanel {
     inputs.description.value = trigger?.description ?? "";
     inputs.order.value = String(trigger?.order ?? 0);
     inputs.onError.value = trigger?.onError ?? "REJECT";
+    inputs.timing.value = trigger?.timing ?? "BEFORE";
     inputs.tags.value = trigger?.tags.join(", ") ?? "";
     inputs.active.checked = trigger?.active ?? true;
     for (const box of actionBoxes) box.checked = trigger ? trigger.actions.includes(box.value as TriggerAction) : box.value === "MESSAGE";
@@ -156,6 +165,7 @@ export function createTriggersPanel(host: TriggersPanelHost): TriggersPanel {
       description: inputs.description.value.trim() || null,
       order: Number(inputs.order.value || 0),
       onError: inputs.onError.value as TriggerErrorPolicy,
+      timing: inputs.timing.value as TriggerTiming,
       tags: inputs.tags.value
         .split(",")
         .map((tag) => tag.trim())

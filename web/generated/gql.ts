@@ -18,7 +18,8 @@ type Documents = {
     "\n  mutation AdminTestDraft($draft: CreateTriggerInput!, $event: TriggerTestEventInput!) {\n    testTrigger(draft: $draft, event: $event) {\n      outcome\n      payload\n      commandOptions\n      error\n      errorCode\n      log\n      matches\n      matchNote\n      trace {\n        path\n        step\n        durationMs\n        result\n        error\n      }\n    }\n  }\n": typeof types.AdminTestDraftDocument,
     "\n  query AdminTriggerRevisions($id: ID!, $last: Int) {\n    trigger(id: $id) {\n      id\n      revision\n      revisions(last: $last) {\n        revision\n        config\n        note\n        createdAt\n      }\n    }\n  }\n": typeof types.AdminTriggerRevisionsDocument,
     "\n  mutation AdminRollbackTrigger($id: ID!, $revision: Int!) {\n    rollbackTrigger(id: $id, revision: $revision) {\n      ...TriggerFields\n    }\n  }\n": typeof types.AdminRollbackTriggerDocument,
-    "\n  fragment TriggerRunFields on TriggerRun {\n    id\n    triggerId\n    action\n    channel\n    outcome\n    durationMs\n    error\n    log\n    clientId\n    revision\n    input\n    output\n    truncated\n    createdAt\n  }\n": typeof types.TriggerRunFieldsFragmentDoc,
+    "\n  fragment TriggerRunFields on TriggerRun {\n    id\n    triggerId\n    action\n    channel\n    outcome\n    durationMs\n    error\n    log\n    clientId\n    revision\n    input\n    output\n    truncated\n    createdAt\n    attempts\n    nextAttemptAt\n  }\n": typeof types.TriggerRunFieldsFragmentDoc,
+    "\n  mutation AdminRetryTriggerRun($id: ID!) {\n    retryTriggerRun(id: $id) {\n      ...TriggerRunFields\n    }\n  }\n": typeof types.AdminRetryTriggerRunDocument,
     "\n  query AdminRecentRuns($id: ID!, $last: Int, $outcome: TriggerOutcome) {\n    trigger(id: $id) {\n      id\n      runs(last: $last, outcome: $outcome) {\n        ...TriggerRunFields\n      }\n    }\n  }\n": typeof types.AdminRecentRunsDocument,
     "\n  subscription AdminLiveRuns($triggerId: ID) {\n    triggerRuns(triggerId: $triggerId) {\n      ...TriggerRunFields\n    }\n  }\n": typeof types.AdminLiveRunsDocument,
     "\n  query AdminLiveView($prefix: String, $first: Int) {\n    serverInfo {\n      connections {\n        webSockets\n        httpRequests\n        webSocketSubscriptions\n        httpSubscriptions\n        channels\n      }\n    }\n    activeChannels(prefix: $prefix, first: $first) {\n      name\n      members\n      subscribers\n      clusterMembers\n    }\n  }\n": typeof types.AdminLiveViewDocument,
@@ -28,7 +29,7 @@ type Documents = {
     "\n  mutation AdminCreateChannel($input: CreateChannelInput!) {\n    createChannel(input: $input) {\n      ...ChannelConfigFields\n    }\n  }\n": typeof types.AdminCreateChannelDocument,
     "\n  mutation AdminUpdateChannel($pattern: String!, $input: UpdateChannelInput!) {\n    updateChannel(pattern: $pattern, input: $input) {\n      ...ChannelConfigFields\n    }\n  }\n": typeof types.AdminUpdateChannelDocument,
     "\n  mutation AdminDeleteChannel($pattern: String!) {\n    deleteChannel(pattern: $pattern)\n  }\n": typeof types.AdminDeleteChannelDocument,
-    "\n  fragment TriggerFields on Trigger {\n    id\n    name\n    description\n    active\n    tags\n    actions\n    channel\n    order\n    onError\n    stack\n    revision\n    createdAt\n    updatedAt\n  }\n": typeof types.TriggerFieldsFragmentDoc,
+    "\n  fragment TriggerFields on Trigger {\n    id\n    name\n    description\n    active\n    tags\n    actions\n    channel\n    order\n    onError\n    timing\n    stack\n    revision\n    createdAt\n    updatedAt\n  }\n": typeof types.TriggerFieldsFragmentDoc,
     "\n  query AdminTriggers($tag: String) {\n    triggers(tag: $tag) {\n      ...TriggerFields\n    }\n    allTags: triggers {\n      tags\n    }\n  }\n": typeof types.AdminTriggersDocument,
     "\n  mutation AdminCreateTrigger($input: CreateTriggerInput!) {\n    createTrigger(input: $input) {\n      ...TriggerFields\n    }\n  }\n": typeof types.AdminCreateTriggerDocument,
     "\n  mutation AdminUpdateTrigger($id: ID!, $input: UpdateTriggerInput!, $expectedRevision: Int) {\n    updateTrigger(id: $id, input: $input, expectedRevision: $expectedRevision) {\n      ...TriggerFields\n    }\n  }\n": typeof types.AdminUpdateTriggerDocument,
@@ -40,7 +41,8 @@ const documents: Documents = {
     "\n  mutation AdminTestDraft($draft: CreateTriggerInput!, $event: TriggerTestEventInput!) {\n    testTrigger(draft: $draft, event: $event) {\n      outcome\n      payload\n      commandOptions\n      error\n      errorCode\n      log\n      matches\n      matchNote\n      trace {\n        path\n        step\n        durationMs\n        result\n        error\n      }\n    }\n  }\n": types.AdminTestDraftDocument,
     "\n  query AdminTriggerRevisions($id: ID!, $last: Int) {\n    trigger(id: $id) {\n      id\n      revision\n      revisions(last: $last) {\n        revision\n        config\n        note\n        createdAt\n      }\n    }\n  }\n": types.AdminTriggerRevisionsDocument,
     "\n  mutation AdminRollbackTrigger($id: ID!, $revision: Int!) {\n    rollbackTrigger(id: $id, revision: $revision) {\n      ...TriggerFields\n    }\n  }\n": types.AdminRollbackTriggerDocument,
-    "\n  fragment TriggerRunFields on TriggerRun {\n    id\n    triggerId\n    action\n    channel\n    outcome\n    durationMs\n    error\n    log\n    clientId\n    revision\n    input\n    output\n    truncated\n    createdAt\n  }\n": types.TriggerRunFieldsFragmentDoc,
+    "\n  fragment TriggerRunFields on TriggerRun {\n    id\n    triggerId\n    action\n    channel\n    outcome\n    durationMs\n    error\n    log\n    clientId\n    revision\n    input\n    output\n    truncated\n    createdAt\n    attempts\n    nextAttemptAt\n  }\n": types.TriggerRunFieldsFragmentDoc,
+    "\n  mutation AdminRetryTriggerRun($id: ID!) {\n    retryTriggerRun(id: $id) {\n      ...TriggerRunFields\n    }\n  }\n": types.AdminRetryTriggerRunDocument,
     "\n  query AdminRecentRuns($id: ID!, $last: Int, $outcome: TriggerOutcome) {\n    trigger(id: $id) {\n      id\n      runs(last: $last, outcome: $outcome) {\n        ...TriggerRunFields\n      }\n    }\n  }\n": types.AdminRecentRunsDocument,
     "\n  subscription AdminLiveRuns($triggerId: ID) {\n    triggerRuns(triggerId: $triggerId) {\n      ...TriggerRunFields\n    }\n  }\n": types.AdminLiveRunsDocument,
     "\n  query AdminLiveView($prefix: String, $first: Int) {\n    serverInfo {\n      connections {\n        webSockets\n        httpRequests\n        webSocketSubscriptions\n        httpSubscriptions\n        channels\n      }\n    }\n    activeChannels(prefix: $prefix, first: $first) {\n      name\n      members\n      subscribers\n      clusterMembers\n    }\n  }\n": types.AdminLiveViewDocument,
@@ -50,7 +52,7 @@ const documents: Documents = {
     "\n  mutation AdminCreateChannel($input: CreateChannelInput!) {\n    createChannel(input: $input) {\n      ...ChannelConfigFields\n    }\n  }\n": types.AdminCreateChannelDocument,
     "\n  mutation AdminUpdateChannel($pattern: String!, $input: UpdateChannelInput!) {\n    updateChannel(pattern: $pattern, input: $input) {\n      ...ChannelConfigFields\n    }\n  }\n": types.AdminUpdateChannelDocument,
     "\n  mutation AdminDeleteChannel($pattern: String!) {\n    deleteChannel(pattern: $pattern)\n  }\n": types.AdminDeleteChannelDocument,
-    "\n  fragment TriggerFields on Trigger {\n    id\n    name\n    description\n    active\n    tags\n    actions\n    channel\n    order\n    onError\n    stack\n    revision\n    createdAt\n    updatedAt\n  }\n": types.TriggerFieldsFragmentDoc,
+    "\n  fragment TriggerFields on Trigger {\n    id\n    name\n    description\n    active\n    tags\n    actions\n    channel\n    order\n    onError\n    timing\n    stack\n    revision\n    createdAt\n    updatedAt\n  }\n": types.TriggerFieldsFragmentDoc,
     "\n  query AdminTriggers($tag: String) {\n    triggers(tag: $tag) {\n      ...TriggerFields\n    }\n    allTags: triggers {\n      tags\n    }\n  }\n": types.AdminTriggersDocument,
     "\n  mutation AdminCreateTrigger($input: CreateTriggerInput!) {\n    createTrigger(input: $input) {\n      ...TriggerFields\n    }\n  }\n": types.AdminCreateTriggerDocument,
     "\n  mutation AdminUpdateTrigger($id: ID!, $input: UpdateTriggerInput!, $expectedRevision: Int) {\n    updateTrigger(id: $id, input: $input, expectedRevision: $expectedRevision) {\n      ...TriggerFields\n    }\n  }\n": types.AdminUpdateTriggerDocument,
@@ -74,7 +76,11 @@ export function graphql(source: "\n  mutation AdminRollbackTrigger($id: ID!, $re
 /**
  * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
  */
-export function graphql(source: "\n  fragment TriggerRunFields on TriggerRun {\n    id\n    triggerId\n    action\n    channel\n    outcome\n    durationMs\n    error\n    log\n    clientId\n    revision\n    input\n    output\n    truncated\n    createdAt\n  }\n"): typeof import('./graphql.js').TriggerRunFieldsFragmentDoc;
+export function graphql(source: "\n  fragment TriggerRunFields on TriggerRun {\n    id\n    triggerId\n    action\n    channel\n    outcome\n    durationMs\n    error\n    log\n    clientId\n    revision\n    input\n    output\n    truncated\n    createdAt\n    attempts\n    nextAttemptAt\n  }\n"): typeof import('./graphql.js').TriggerRunFieldsFragmentDoc;
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
+export function graphql(source: "\n  mutation AdminRetryTriggerRun($id: ID!) {\n    retryTriggerRun(id: $id) {\n      ...TriggerRunFields\n    }\n  }\n"): typeof import('./graphql.js').AdminRetryTriggerRunDocument;
 /**
  * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
  */
@@ -114,7 +120,7 @@ export function graphql(source: "\n  mutation AdminDeleteChannel($pattern: Strin
 /**
  * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
  */
-export function graphql(source: "\n  fragment TriggerFields on Trigger {\n    id\n    name\n    description\n    active\n    tags\n    actions\n    channel\n    order\n    onError\n    stack\n    revision\n    createdAt\n    updatedAt\n  }\n"): typeof import('./graphql.js').TriggerFieldsFragmentDoc;
+export function graphql(source: "\n  fragment TriggerFields on Trigger {\n    id\n    name\n    description\n    active\n    tags\n    actions\n    channel\n    order\n    onError\n    timing\n    stack\n    revision\n    createdAt\n    updatedAt\n  }\n"): typeof import('./graphql.js').TriggerFieldsFragmentDoc;
 /**
  * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
  */

@@ -32,6 +32,8 @@ export type CreateTriggerInput = {
   order?: number | null | undefined;
   stack: unknown;
   tags?: Array<string> | null | undefined;
+  /** AFTER triggers may not have drop or reject steps (refused with BAD_USER_INPUT). */
+  timing?: TriggerTiming | null | undefined;
 };
 
 /** Who a test event comes from. Defaults: id test-client, anonymous, no extras. */
@@ -54,11 +56,13 @@ export type TriggerErrorPolicy =
   | 'DROP'
   | 'REJECT';
 
+/** How a run ended. BEFORE triggers: DELIVERED, MODIFIED, DROPPED, REJECTED or FAILED. AFTER triggers: PENDING (waiting for an attempt), DELIVERED or FAILED. */
 export type TriggerOutcome =
   | 'DELIVERED'
   | 'DROPPED'
   | 'FAILED'
   | 'MODIFIED'
+  | 'PENDING'
   | 'REJECTED';
 
 export type TriggerTestEventInput = {
@@ -70,6 +74,11 @@ export type TriggerTestEventInput = {
   commandOptions?: unknown;
   payload?: unknown;
 };
+
+/** When a trigger runs: BEFORE delivery (it may change, drop or refuse the event), or AFTER it, on the event as delivered, queued durably and retried (at least once). */
+export type TriggerTiming =
+  | 'AFTER'
+  | 'BEFORE';
 
 export type UpdateChannelInput = {
   active?: boolean | null | undefined;
@@ -92,6 +101,7 @@ export type UpdateTriggerInput = {
   order?: number | null | undefined;
   stack?: unknown;
   tags?: Array<string> | null | undefined;
+  timing?: TriggerTiming | null | undefined;
 };
 
 export type AdminTestDraftMutationVariables = Exact<{
@@ -116,9 +126,16 @@ export type AdminRollbackTriggerMutationVariables = Exact<{
 }>;
 
 
-export type AdminRollbackTriggerMutation = { rollbackTrigger: { id: string, name: string, description: string | null, active: boolean, tags: Array<string>, actions: Array<TriggerAction>, channel: string, order: number, onError: TriggerErrorPolicy, stack: unknown, revision: number, createdAt: string, updatedAt: string } };
+export type AdminRollbackTriggerMutation = { rollbackTrigger: { id: string, name: string, description: string | null, active: boolean, tags: Array<string>, actions: Array<TriggerAction>, channel: string, order: number, onError: TriggerErrorPolicy, timing: TriggerTiming, stack: unknown, revision: number, createdAt: string, updatedAt: string } };
 
-export type TriggerRunFieldsFragment = { id: string, triggerId: string, action: TriggerAction, channel: string, outcome: TriggerOutcome, durationMs: number, error: string | null, log: Array<unknown>, clientId: string | null, revision: number | null, input: unknown, output: unknown, truncated: boolean, createdAt: string };
+export type TriggerRunFieldsFragment = { id: string, triggerId: string, action: TriggerAction, channel: string, outcome: TriggerOutcome, durationMs: number, error: string | null, log: Array<unknown>, clientId: string | null, revision: number | null, input: unknown, output: unknown, truncated: boolean, createdAt: string, attempts: number | null, nextAttemptAt: string | null };
+
+export type AdminRetryTriggerRunMutationVariables = Exact<{
+  id: string;
+}>;
+
+
+export type AdminRetryTriggerRunMutation = { retryTriggerRun: { id: string, triggerId: string, action: TriggerAction, channel: string, outcome: TriggerOutcome, durationMs: number, error: string | null, log: Array<unknown>, clientId: string | null, revision: number | null, input: unknown, output: unknown, truncated: boolean, createdAt: string, attempts: number | null, nextAttemptAt: string | null } };
 
 export type AdminRecentRunsQueryVariables = Exact<{
   id: string;
@@ -127,14 +144,14 @@ export type AdminRecentRunsQueryVariables = Exact<{
 }>;
 
 
-export type AdminRecentRunsQuery = { trigger: { id: string, runs: Array<{ id: string, triggerId: string, action: TriggerAction, channel: string, outcome: TriggerOutcome, durationMs: number, error: string | null, log: Array<unknown>, clientId: string | null, revision: number | null, input: unknown, output: unknown, truncated: boolean, createdAt: string }> } | null };
+export type AdminRecentRunsQuery = { trigger: { id: string, runs: Array<{ id: string, triggerId: string, action: TriggerAction, channel: string, outcome: TriggerOutcome, durationMs: number, error: string | null, log: Array<unknown>, clientId: string | null, revision: number | null, input: unknown, output: unknown, truncated: boolean, createdAt: string, attempts: number | null, nextAttemptAt: string | null }> } | null };
 
 export type AdminLiveRunsSubscriptionVariables = Exact<{
   triggerId?: string | null | undefined;
 }>;
 
 
-export type AdminLiveRunsSubscription = { triggerRuns: { id: string, triggerId: string, action: TriggerAction, channel: string, outcome: TriggerOutcome, durationMs: number, error: string | null, log: Array<unknown>, clientId: string | null, revision: number | null, input: unknown, output: unknown, truncated: boolean, createdAt: string } };
+export type AdminLiveRunsSubscription = { triggerRuns: { id: string, triggerId: string, action: TriggerAction, channel: string, outcome: TriggerOutcome, durationMs: number, error: string | null, log: Array<unknown>, clientId: string | null, revision: number | null, input: unknown, output: unknown, truncated: boolean, createdAt: string, attempts: number | null, nextAttemptAt: string | null } };
 
 export type AdminLiveViewQueryVariables = Exact<{
   prefix?: string | null | undefined;
@@ -178,21 +195,21 @@ export type AdminDeleteChannelMutationVariables = Exact<{
 
 export type AdminDeleteChannelMutation = { deleteChannel: boolean };
 
-export type TriggerFieldsFragment = { id: string, name: string, description: string | null, active: boolean, tags: Array<string>, actions: Array<TriggerAction>, channel: string, order: number, onError: TriggerErrorPolicy, stack: unknown, revision: number, createdAt: string, updatedAt: string };
+export type TriggerFieldsFragment = { id: string, name: string, description: string | null, active: boolean, tags: Array<string>, actions: Array<TriggerAction>, channel: string, order: number, onError: TriggerErrorPolicy, timing: TriggerTiming, stack: unknown, revision: number, createdAt: string, updatedAt: string };
 
 export type AdminTriggersQueryVariables = Exact<{
   tag?: string | null | undefined;
 }>;
 
 
-export type AdminTriggersQuery = { triggers: Array<{ id: string, name: string, description: string | null, active: boolean, tags: Array<string>, actions: Array<TriggerAction>, channel: string, order: number, onError: TriggerErrorPolicy, stack: unknown, revision: number, createdAt: string, updatedAt: string }>, allTags: Array<{ tags: Array<string> }> };
+export type AdminTriggersQuery = { triggers: Array<{ id: string, name: string, description: string | null, active: boolean, tags: Array<string>, actions: Array<TriggerAction>, channel: string, order: number, onError: TriggerErrorPolicy, timing: TriggerTiming, stack: unknown, revision: number, createdAt: string, updatedAt: string }>, allTags: Array<{ tags: Array<string> }> };
 
 export type AdminCreateTriggerMutationVariables = Exact<{
   input: CreateTriggerInput;
 }>;
 
 
-export type AdminCreateTriggerMutation = { createTrigger: { id: string, name: string, description: string | null, active: boolean, tags: Array<string>, actions: Array<TriggerAction>, channel: string, order: number, onError: TriggerErrorPolicy, stack: unknown, revision: number, createdAt: string, updatedAt: string } };
+export type AdminCreateTriggerMutation = { createTrigger: { id: string, name: string, description: string | null, active: boolean, tags: Array<string>, actions: Array<TriggerAction>, channel: string, order: number, onError: TriggerErrorPolicy, timing: TriggerTiming, stack: unknown, revision: number, createdAt: string, updatedAt: string } };
 
 export type AdminUpdateTriggerMutationVariables = Exact<{
   id: string;
@@ -201,7 +218,7 @@ export type AdminUpdateTriggerMutationVariables = Exact<{
 }>;
 
 
-export type AdminUpdateTriggerMutation = { updateTrigger: { id: string, name: string, description: string | null, active: boolean, tags: Array<string>, actions: Array<TriggerAction>, channel: string, order: number, onError: TriggerErrorPolicy, stack: unknown, revision: number, createdAt: string, updatedAt: string } };
+export type AdminUpdateTriggerMutation = { updateTrigger: { id: string, name: string, description: string | null, active: boolean, tags: Array<string>, actions: Array<TriggerAction>, channel: string, order: number, onError: TriggerErrorPolicy, timing: TriggerTiming, stack: unknown, revision: number, createdAt: string, updatedAt: string } };
 
 export type AdminDeleteTriggerMutationVariables = Exact<{
   id: string;
@@ -261,6 +278,8 @@ export const TriggerRunFieldsFragmentDoc = new TypedDocumentString(`
   output
   truncated
   createdAt
+  attempts
+  nextAttemptAt
 }
     `, {"fragmentName":"TriggerRunFields"}) as unknown as TypedDocumentString<TriggerRunFieldsFragment, unknown>;
 export const ChannelConfigFieldsFragmentDoc = new TypedDocumentString(`
@@ -293,6 +312,7 @@ export const TriggerFieldsFragmentDoc = new TypedDocumentString(`
   channel
   order
   onError
+  timing
   stack
   revision
   createdAt
@@ -350,11 +370,36 @@ export const AdminRollbackTriggerDocument = new TypedDocumentString(`
   channel
   order
   onError
+  timing
   stack
   revision
   createdAt
   updatedAt
 }`) as unknown as TypedDocumentString<AdminRollbackTriggerMutation, AdminRollbackTriggerMutationVariables>;
+export const AdminRetryTriggerRunDocument = new TypedDocumentString(`
+    mutation AdminRetryTriggerRun($id: ID!) {
+  retryTriggerRun(id: $id) {
+    ...TriggerRunFields
+  }
+}
+    fragment TriggerRunFields on TriggerRun {
+  id
+  triggerId
+  action
+  channel
+  outcome
+  durationMs
+  error
+  log
+  clientId
+  revision
+  input
+  output
+  truncated
+  createdAt
+  attempts
+  nextAttemptAt
+}`) as unknown as TypedDocumentString<AdminRetryTriggerRunMutation, AdminRetryTriggerRunMutationVariables>;
 export const AdminRecentRunsDocument = new TypedDocumentString(`
     query AdminRecentRuns($id: ID!, $last: Int, $outcome: TriggerOutcome) {
   trigger(id: $id) {
@@ -379,6 +424,8 @@ export const AdminRecentRunsDocument = new TypedDocumentString(`
   output
   truncated
   createdAt
+  attempts
+  nextAttemptAt
 }`) as unknown as TypedDocumentString<AdminRecentRunsQuery, AdminRecentRunsQueryVariables>;
 export const AdminLiveRunsDocument = new TypedDocumentString(`
     subscription AdminLiveRuns($triggerId: ID) {
@@ -401,6 +448,8 @@ export const AdminLiveRunsDocument = new TypedDocumentString(`
   output
   truncated
   createdAt
+  attempts
+  nextAttemptAt
 }`) as unknown as TypedDocumentString<AdminLiveRunsSubscription, AdminLiveRunsSubscriptionVariables>;
 export const AdminLiveViewDocument = new TypedDocumentString(`
     query AdminLiveView($prefix: String, $first: Int) {
@@ -524,6 +573,7 @@ export const AdminTriggersDocument = new TypedDocumentString(`
   channel
   order
   onError
+  timing
   stack
   revision
   createdAt
@@ -545,6 +595,7 @@ export const AdminCreateTriggerDocument = new TypedDocumentString(`
   channel
   order
   onError
+  timing
   stack
   revision
   createdAt
@@ -566,6 +617,7 @@ export const AdminUpdateTriggerDocument = new TypedDocumentString(`
   channel
   order
   onError
+  timing
   stack
   revision
   createdAt
