@@ -20,7 +20,8 @@
  *                           Ladder (default): P at 1,000 subscribers for one step at <rate>
  *                           deliveries/s (default: 80% of its max kept-up rate in latest.json);
  *                           --system=PT and --subs=N pick another system or subscriber count.
- *                           With --scenarios=rooms: the measured part of the rooms workload.
+ *                           With --scenarios=rooms: the measured part of the rooms workload; with
+ *                           --scenarios=setup: the whole setup run (subscribers joining one channel).
  */
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -55,7 +56,7 @@ export interface RoomsOptions {
 
 export interface ProfileOptions {
   readonly system: "P" | "PT";
-  readonly scenario: "ladder" | "rooms";
+  readonly scenario: "ladder" | "rooms" | "setup";
   /** Ladder only: subscribers and offered deliveries/s (null: 80% of the max in latest.json). */
   readonly subscribers: number;
   readonly rate: number | null;
@@ -132,7 +133,7 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
     const system = (option("system") ?? "P").replace("P+T", "PT");
     if (system !== "P" && system !== "PT") throw new Error("--profile runs P or PT");
     const rate = profileArg.includes("=") ? Number(profileArg.split("=")[1]) : null;
-    profile = { system, scenario: option("scenarios") === "rooms" ? "rooms" : "ladder", subscribers: number("subs", 1000), rate };
+    profile = { system, scenario: profileScenario(option("scenarios")), subscribers: number("subs", 1000), rate };
   }
 
   const stepSeconds = number("step", quick ? 2 : 3);
@@ -157,4 +158,9 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
     waitQuietMinutes: number("wait-quiet", 0),
     profile,
   };
+}
+
+/** Which scenario `--profile` runs: the ladder unless `--scenarios` names rooms or setup alone. */
+function profileScenario(scenarios: string | undefined): ProfileOptions["scenario"] {
+  return scenarios === "rooms" || scenarios === "setup" ? scenarios : "ladder";
 }
