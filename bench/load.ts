@@ -340,7 +340,7 @@ class Subscriber {
     if (data.indexOf(NEXT) >= 0 || data.indexOf(EVENT) >= 0) {
       // An event without the bench marker: our own (or someone else's) JOIN/LEAVE. Not counted,
       // but the first one proves that this subscription is live (P sends our own JOIN first).
-      if (this.system === "P" || this.system === "PT") this.markSubscribed();
+      if (this.system === "P" || this.system === "PT" || this.system === "PR") this.markSubscribed();
       return;
     }
     let frame: { type?: string; payload?: unknown };

@@ -6,7 +6,8 @@
  *                           clients; writes results/quick.{json,md}
  *   --scenarios=a,b         which scenarios (default: all): ladder, idle, setup, rooms, per-message,
  *                           trigger-cost
- *   --systems=R,Y,P,PT      which systems (P+T may be written PT)
+ *   --systems=R,Y,P,PT,PR   which systems (P+T may be written PT, P+R PR); P+R (over Redis) runs the
+ *                           setup and rooms scenarios only
  *   --subs=100,1000         ladder subscriber counts
  *   --idle=10000            idle connections (0 skips the idle scenario)
  *   --step=3                seconds per ladder step
@@ -41,6 +42,9 @@ export const KEEP_UP_SLACK_MS = 500;
 /** The one channel of the ladder, setup and per-message scenarios. */
 export const CHANNEL = "bench";
 
+/** The scenarios P+R (the project over Redis) runs: what the backplane changes. */
+export const REDIS_SCENARIOS: ReadonlySet<Scenario> = new Set(["setup", "rooms"]);
+
 /** The scenarios, in the order a full run runs them. */
 export const SCENARIOS = ["ladder", "idle", "setup", "rooms", "per-message", "trigger-cost"] as const;
 export type Scenario = (typeof SCENARIOS)[number];
@@ -55,7 +59,7 @@ export interface RoomsOptions {
 }
 
 export interface ProfileOptions {
-  readonly system: "P" | "PT";
+  readonly system: "P" | "PT" | "PR";
   readonly scenario: "ladder" | "rooms" | "setup";
   /** Ladder only: subscribers and offered deliveries/s (null: 80% of the max in latest.json). */
   readonly subscribers: number;
@@ -105,8 +109,8 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
       .filter(Boolean);
   const quick = flag("quick");
 
-  const systems = list(option("systems") ?? "R,Y,P,PT").map((s) => (s === "P+T" ? "PT" : s)) as SystemId[];
-  for (const system of systems) if (!(system in SYSTEM_NAMES)) throw new Error(`unknown system ${system} (R, Y, P, PT)`);
+  const systems = list(option("systems") ?? "R,Y,P,PT,PR").map((s) => s.replace("+", "")) as SystemId[];
+  for (const system of systems) if (!(system in SYSTEM_NAMES)) throw new Error(`unknown system ${system} (R, Y, P, PT, PR)`);
 
   const scenarios = new Set<Scenario>(list(option("scenarios") ?? SCENARIOS.join(",")) as Scenario[]);
   for (const scenario of scenarios)
@@ -130,8 +134,8 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
   const profileArg = argv.find((a) => a === "--profile" || a.startsWith("--profile="));
   let profile: ProfileOptions | null = null;
   if (profileArg) {
-    const system = (option("system") ?? "P").replace("P+T", "PT");
-    if (system !== "P" && system !== "PT") throw new Error("--profile runs P or PT");
+    const system = (option("system") ?? "P").replace("+", "");
+    if (system !== "P" && system !== "PT" && system !== "PR") throw new Error("--profile runs P, PT or PR");
     const rate = profileArg.includes("=") ? Number(profileArg.split("=")[1]) : null;
     profile = { system, scenario: profileScenario(option("scenarios")), subscribers: number("subs", 1000), rate };
   }
@@ -141,7 +145,8 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
     quick,
     systems,
     scenarios,
-    complete: !quick && SCENARIOS.every((s) => scenarios.has(s)) && (["R", "Y", "P", "PT"] as const).every((s) => systems.includes(s)),
+    complete:
+      !quick && SCENARIOS.every((s) => scenarios.has(s)) && (["R", "Y", "P", "PT", "PR"] as const).every((s) => systems.includes(s)),
     subscriberCounts: list(option("subs") ?? (quick ? "100" : "100,1000")).map(Number),
     idleConnections,
     setupSubscribers: number("setup-subs", 1000),
