@@ -153,7 +153,6 @@ export class ChannelDelivery {
     const { socket, id, session } = operation;
     const group = this.groupFor(args);
     const frameStart = `{"id":${JSON.stringify(id)},"type":"next","payload":`;
-    const frameStartBytes = Buffer.from(frameStart);
     let stream: ServerEndable | null = null;
     let endedEarly: { error?: unknown } | null = null;
     let subscription: ChannelSubscription | null;
@@ -170,7 +169,7 @@ export class ChannelDelivery {
           if (tcp)
             tcp.write(
               textFrames(
-                frameStartBytes,
+                frameStart,
                 events.map((event) => group.payloadBytesFor(event)),
               ),
             );
@@ -227,16 +226,17 @@ const CLOSING_BRACE = 0x7d;
  * Unmasked WebSocket text frames (RFC 6455 §5.2; a server never masks), one per payload, each
  * holding `start + payload + "}"`, in one buffer for one socket write.
  */
-function textFrames(start: Buffer, payloads: readonly Buffer[]): Buffer {
+function textFrames(start: string, payloads: readonly Buffer[]): Buffer {
+  const startBytes = Buffer.byteLength(start);
   let total = 0;
   for (const payload of payloads) {
-    const length = start.length + payload.length + 1;
+    const length = startBytes + payload.length + 1;
     total += length + (length < 126 ? 2 : length < 65_536 ? 4 : 10);
   }
   const frames = Buffer.allocUnsafe(total);
   let at = 0;
   for (const payload of payloads) {
-    const length = start.length + payload.length + 1;
+    const length = startBytes + payload.length + 1;
     frames[at++] = 0x81; // FIN, text
     if (length < 126) frames[at++] = length;
     else if (length < 65_536) {
@@ -246,9 +246,8 @@ function textFrames(start: Buffer, payloads: readonly Buffer[]): Buffer {
       frames[at++] = 127;
       at = frames.writeBigUInt64BE(BigInt(length), at);
     }
+    at += frames.write(start, at);
     // Uint8Array's set: Buffer's copy costs far more for payloads this small.
-    frames.set(start, at);
-    at += start.length;
     frames.set(payload, at);
     at += payload.length;
     frames[at++] = CLOSING_BRACE;
