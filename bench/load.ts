@@ -133,6 +133,9 @@ export interface LadderResult {
   readonly system: SystemId;
   readonly subscribers: number;
   readonly setupSeconds: number;
+  /** The setup's window on the monotonic clock (µs), for profiles. */
+  readonly setupMonoStartUs: number;
+  readonly setupMonoEndUs: number;
   readonly rssAfterSetupBytes: number;
   readonly warmup: StepResult | null;
   readonly steps: StepResult[];
@@ -337,7 +340,7 @@ class Subscriber {
     if (data.indexOf(NEXT) >= 0 || data.indexOf(EVENT) >= 0) {
       // An event without the bench marker: our own (or someone else's) JOIN/LEAVE. Not counted,
       // but the first one proves that this subscription is live (P sends our own JOIN first).
-      if (this.system === "P" || this.system === "PT") this.markSubscribed();
+      if (this.system === "P" || this.system === "PT" || this.system === "PR") this.markSubscribed();
       return;
     }
     let frame: { type?: string; payload?: unknown };
@@ -487,6 +490,7 @@ let stepCounter = 0;
 
 async function runLadder(config: LadderConfig): Promise<LadderResult> {
   const started = performance.now();
+  const setupMonoStartUs = monoUs();
   let deadlineMs = started + config.setupDeadlineSeconds * 1000;
   const notes: string[] = [];
   const protocol = PROTOCOL_OF[config.system];
@@ -513,6 +517,7 @@ async function runLadder(config: LadderConfig): Promise<LadderResult> {
   }
   // Every subscriber is live and nothing of the setup is in flight: that is the setup time.
   const setupSeconds = (performance.now() - started) / 1000;
+  const setupMonoEndUs = monoUs();
   await settle(config.serverPid, 60_000);
   const rssAfterSetupBytes = processRssBytes(config.serverPid);
   log(`${config.system}: ${config.subscribers} subscribers ready in ${setupSeconds.toFixed(1)} s`);
@@ -696,6 +701,8 @@ async function runLadder(config: LadderConfig): Promise<LadderResult> {
     system: config.system,
     subscribers: config.subscribers,
     setupSeconds: round3(setupSeconds),
+    setupMonoStartUs,
+    setupMonoEndUs,
     rssAfterSetupBytes,
     warmup,
     steps,

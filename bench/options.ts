@@ -6,7 +6,8 @@
  *                           clients; writes results/quick.{json,md}
  *   --scenarios=a,b         which scenarios (default: all): ladder, idle, setup, rooms, per-message,
  *                           trigger-cost
- *   --systems=R,Y,P,PT      which systems (P+T may be written PT)
+ *   --systems=R,Y,P,PT,PR   which systems (P+T may be written PT, P+R PR); P+R (over Redis) runs the
+ *                           setup and rooms scenarios only
  *   --subs=100,1000         ladder subscriber counts
  *   --idle=10000            idle connections (0 skips the idle scenario)
  *   --step=3                seconds per ladder step
@@ -20,7 +21,8 @@
  *                           Ladder (default): P at 1,000 subscribers for one step at <rate>
  *                           deliveries/s (default: 80% of its max kept-up rate in latest.json);
  *                           --system=PT and --subs=N pick another system or subscriber count.
- *                           With --scenarios=rooms: the measured part of the rooms workload.
+ *                           With --scenarios=rooms: the measured part of the rooms workload; with
+ *                           --scenarios=setup: the whole setup run (subscribers joining one channel).
  */
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -40,6 +42,9 @@ export const KEEP_UP_SLACK_MS = 500;
 /** The one channel of the ladder, setup and per-message scenarios. */
 export const CHANNEL = "bench";
 
+/** The scenarios P+R (the project over Redis) runs: what the backplane changes. */
+export const REDIS_SCENARIOS: ReadonlySet<Scenario> = new Set(["setup", "rooms"]);
+
 /** The scenarios, in the order a full run runs them. */
 export const SCENARIOS = ["ladder", "idle", "setup", "rooms", "per-message", "trigger-cost"] as const;
 export type Scenario = (typeof SCENARIOS)[number];
@@ -54,8 +59,8 @@ export interface RoomsOptions {
 }
 
 export interface ProfileOptions {
-  readonly system: "P" | "PT";
-  readonly scenario: "ladder" | "rooms";
+  readonly system: "P" | "PT" | "PR";
+  readonly scenario: "ladder" | "rooms" | "setup";
   /** Ladder only: subscribers and offered deliveries/s (null: 80% of the max in latest.json). */
   readonly subscribers: number;
   readonly rate: number | null;
@@ -104,8 +109,8 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
       .filter(Boolean);
   const quick = flag("quick");
 
-  const systems = list(option("systems") ?? "R,Y,P,PT").map((s) => (s === "P+T" ? "PT" : s)) as SystemId[];
-  for (const system of systems) if (!(system in SYSTEM_NAMES)) throw new Error(`unknown system ${system} (R, Y, P, PT)`);
+  const systems = list(option("systems") ?? "R,Y,P,PT,PR").map((s) => s.replace("+", "")) as SystemId[];
+  for (const system of systems) if (!(system in SYSTEM_NAMES)) throw new Error(`unknown system ${system} (R, Y, P, PT, PR)`);
 
   const scenarios = new Set<Scenario>(list(option("scenarios") ?? SCENARIOS.join(",")) as Scenario[]);
   for (const scenario of scenarios)
@@ -129,10 +134,10 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
   const profileArg = argv.find((a) => a === "--profile" || a.startsWith("--profile="));
   let profile: ProfileOptions | null = null;
   if (profileArg) {
-    const system = (option("system") ?? "P").replace("P+T", "PT");
-    if (system !== "P" && system !== "PT") throw new Error("--profile runs P or PT");
+    const system = (option("system") ?? "P").replace("+", "");
+    if (system !== "P" && system !== "PT" && system !== "PR") throw new Error("--profile runs P, PT or PR");
     const rate = profileArg.includes("=") ? Number(profileArg.split("=")[1]) : null;
-    profile = { system, scenario: option("scenarios") === "rooms" ? "rooms" : "ladder", subscribers: number("subs", 1000), rate };
+    profile = { system, scenario: profileScenario(option("scenarios")), subscribers: number("subs", 1000), rate };
   }
 
   const stepSeconds = number("step", quick ? 2 : 3);
@@ -140,7 +145,8 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
     quick,
     systems,
     scenarios,
-    complete: !quick && SCENARIOS.every((s) => scenarios.has(s)) && (["R", "Y", "P", "PT"] as const).every((s) => systems.includes(s)),
+    complete:
+      !quick && SCENARIOS.every((s) => scenarios.has(s)) && (["R", "Y", "P", "PT", "PR"] as const).every((s) => systems.includes(s)),
     subscriberCounts: list(option("subs") ?? (quick ? "100" : "100,1000")).map(Number),
     idleConnections,
     setupSubscribers: number("setup-subs", 1000),
@@ -157,4 +163,9 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
     waitQuietMinutes: number("wait-quiet", 0),
     profile,
   };
+}
+
+/** Which scenario `--profile` runs: the ladder unless `--scenarios` names rooms or setup alone. */
+function profileScenario(scenarios: string | undefined): ProfileOptions["scenario"] {
+  return scenarios === "rooms" || scenarios === "setup" ? scenarios : "ladder";
 }

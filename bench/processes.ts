@@ -8,6 +8,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
+import { Redis } from "ioredis";
 import { freePort } from "../dev/net.js";
 import type { LoadConfig } from "./load.js";
 import { ROOT } from "./options.js";
@@ -28,6 +29,25 @@ const LOOPBACK_CROWD = {
   MAX_CONNECTIONS_PER_ADDRESS: "1000000",
   MAX_ADDRESS_CONNECTIONS_PER_SECOND: "1000000",
 };
+
+/** The local Redis P+R runs over; each server gets a key prefix of its own, deleted when it stops. */
+const BENCH_REDIS_URL = "redis://127.0.0.1:6379";
+
+/** Deletes every key under `prefix` in the bench's Redis (sequence counters, presence, liveness). */
+async function deleteRedisKeys(prefix: string): Promise<void> {
+  const redis = new Redis(BENCH_REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  try {
+    await redis.connect();
+    let cursor = "0";
+    do {
+      const [next, keys] = await redis.scan(cursor, "MATCH", `${prefix}*`, "COUNT", 1000);
+      if (keys.length > 0) await redis.del(...keys);
+      cursor = next;
+    } while (cursor !== "0");
+  } finally {
+    redis.disconnect();
+  }
+}
 
 /** A server under test, listening on a free loopback port. */
 export interface RunningServer {
@@ -141,6 +161,7 @@ export class Processes {
     env.HOST = "127.0.0.1";
     let script: string;
     let dataDir: string | null = null;
+    const redisPrefix = `bench-${process.pid}-${port}:`;
     if (system === "R") script = "bench/servers/raw-ws.ts";
     else if (system === "Y") script = "bench/servers/plain-yoga.ts";
     else {
@@ -162,6 +183,7 @@ export class Processes {
         // 4 MiB default would drop its sockets, ending the ladder by disconnection rather than latency.
         MAX_WS_BUFFERED_BYTES: String(1024 ** 3),
       });
+      if (system === "PR") Object.assign(env, { REDIS_URL: BENCH_REDIS_URL, REDIS_PREFIX: redisPrefix });
     }
     const child = this.spawnNode(SERVER_CORE, ["--import", "tsx", ...(options.nodeArgs ?? []), script], env, `server ${system}`);
     const exited = new Promise<never>((_, reject) =>
@@ -202,6 +224,7 @@ export class Processes {
         // remaining subscriber first, which measures nothing and takes long.
         await stopProcess(child, "SIGKILL");
         if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+        if (system === "PR") await deleteRedisKeys(redisPrefix);
       },
     };
   }

@@ -75,6 +75,27 @@ async function profileLadder(profile: ProfileOptions, options: BenchOptions, pro
   write(`profile-${label(system)}-${subscribers}`, profileMarkdown(summary, title), { step, summary }, raw);
 }
 
+/** Profiles the setup scenario: subscribers joining one channel, from the first connect to every subscriber live. */
+async function profileSetup(profile: ProfileOptions, options: BenchOptions, processes: Processes, scenarios: Scenarios): Promise<void> {
+  const { system } = profile;
+  const subscribers = options.setupSubscribers;
+  const dir = mkdtempSync(join(tmpdir(), "realtime-bench-profile-"));
+  console.log(`bench: profiling ${label(system)} while ${subscribers} subscribers join one channel`);
+  const server = await processes.startServer(system, { nodeArgs: profilerArgs(dir) });
+  const config = { ...scenarios.ladderConfig(system, server, subscribers, []), warmupSeconds: 0, refineSteps: 0 };
+  const result = await processes.runLoad<LadderResult>("profile", config, server, config.setupDeadlineSeconds + 30, () =>
+    endProfiled(server),
+  );
+  const raw = profileFile(dir);
+  const summary = summarizeProfile(
+    readProfile(raw),
+    { from: result.setupMonoStartUs, to: result.setupMonoEndUs },
+    { top: 30, perUnit: subscribers, unit: "subscriber" },
+  );
+  const title = `${label(system)}, ${subscribers} subscribers joining one channel (ready in ${result.setupSeconds} s under the profiler): self time, from the first connect to every subscriber live`;
+  write(`profile-${label(system)}-setup`, profileMarkdown(summary, title), { setupSeconds: result.setupSeconds, summary }, raw);
+}
+
 /** Profiles the measured phase of the rooms workload. */
 async function profileRooms(profile: ProfileOptions, options: BenchOptions, scenarios: Scenarios): Promise<void> {
   const { system } = profile;
@@ -101,5 +122,6 @@ async function profileRooms(profile: ProfileOptions, options: BenchOptions, scen
 export async function runProfile(options: BenchOptions, processes: Processes, scenarios: Scenarios): Promise<void> {
   const profile = options.profile!;
   if (profile.scenario === "rooms") await profileRooms(profile, options, scenarios);
+  else if (profile.scenario === "setup") await profileSetup(profile, options, processes, scenarios);
   else await profileLadder(profile, options, processes, scenarios);
 }

@@ -21,12 +21,12 @@
  */
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { type BenchOptions, LADDER, P99_LIMIT_MS, parseOptions, RESULTS, type Scenario } from "./options.js";
+import { type BenchOptions, LADDER, P99_LIMIT_MS, parseOptions, REDIS_SCENARIOS, RESULTS, type Scenario } from "./options.js";
 import { Processes } from "./processes.js";
 import { runProfile } from "./profile.js";
 import { fmt, isError, type MachineLoad, machineInfo, markdown, type Report, type SystemResult, summarize } from "./report.js";
 import { Scenarios } from "./scenarios.js";
-import { machineBusySeconds, SYSTEM_NAMES, sleep } from "./shared.js";
+import { machineBusySeconds, SYSTEM_NAMES, type SystemId, sleep } from "./shared.js";
 import { BENCH_STACK } from "./trigger-cost.js";
 
 /** Waits until the machine is quiet (< 0.3 cores busy over 5 s, twice in a row), at most `minutes`. */
@@ -61,6 +61,7 @@ async function benchmark(options: BenchOptions, processes: Processes, scenarios:
   const loadavg = () => readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
   const loadavgStart = loadavg();
   const has = (scenario: Scenario) => options.scenarios.has(scenario);
+  const runs = (system: SystemId, scenario: Scenario) => has(scenario) && (system !== "PR" || REDIS_SCENARIOS.has(scenario));
   console.log(
     `bench: systems ${options.systems.join(", ")}; scenarios ${[...options.scenarios].join(", ")}; subscribers ${options.subscriberCounts.join(", ")}; ` +
       `idle ${options.idleConnections}; rooms ${options.rooms.clients} clients, ${options.rooms.messages} messages; ${options.stepSeconds} s steps${options.quick ? " (quick)" : ""}`,
@@ -70,21 +71,21 @@ async function benchmark(options: BenchOptions, processes: Processes, scenarios:
     const result: SystemResult = { system, name: SYSTEM_NAMES[system], ladders: {} };
     results.push(result);
     const name = SYSTEM_NAMES[system];
-    if (has("ladder")) {
+    if (runs(system, "ladder")) {
       for (const subscribers of options.subscriberCounts) {
         console.log(`\n== ${name}: ${subscribers} subscribers`);
         result.ladders[subscribers] = await attempt(`${system} at ${subscribers} subscribers`, () => scenarios.ladder(system, subscribers));
       }
     }
-    if (has("idle")) {
+    if (runs(system, "idle")) {
       console.log(`\n== ${name}: ${options.idleConnections} idle connections`);
       result.idle = await attempt(`${system} idle connections`, () => scenarios.idle(system));
     }
-    if (has("setup")) {
+    if (runs(system, "setup")) {
       console.log(`\n== ${name}: ${options.setupSubscribers} subscribers joining one channel`);
       result.setup = await attempt(`${system} setup`, () => scenarios.setup(system));
     }
-    if (has("rooms")) {
+    if (runs(system, "rooms")) {
       console.log(`\n== ${name}: rooms, ${options.rooms.clients} clients`);
       result.rooms = await attempt(`${system} rooms`, () => scenarios.rooms(system));
     }

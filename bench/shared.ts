@@ -5,7 +5,7 @@
 import { readFileSync } from "node:fs";
 
 /** The systems under test. */
-export type SystemId = "R" | "Y" | "P" | "PT";
+export type SystemId = "R" | "Y" | "P" | "PT" | "PR";
 
 /** Which wire protocol a system speaks. */
 export type Protocol = "raw" | "gql";
@@ -15,9 +15,10 @@ export const SYSTEM_NAMES: Record<SystemId, string> = {
   Y: "Y: plain graphql-yoga + graphql-ws + createPubSub",
   P: "P: this project, no triggers",
   PT: "P+T: this project, one 3-step JSONata trigger",
+  PR: "P+R: this project over Redis (REDIS_URL), no triggers",
 };
 
-export const PROTOCOL_OF: Record<SystemId, Protocol> = { R: "raw", Y: "gql", P: "gql", PT: "gql" };
+export const PROTOCOL_OF: Record<SystemId, Protocol> = { R: "raw", Y: "gql", P: "gql", PT: "gql", PR: "gql" };
 
 /** Size of the published payload as JSON, in bytes. */
 export const PAYLOAD_BYTES = 100;

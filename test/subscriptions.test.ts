@@ -142,6 +142,36 @@ describe("every subscription path delivers the same events", () => {
   });
 });
 
+describe("clients joining together", () => {
+  it("each subscriber receives its own JOIN, then every later JOIN and message in one order, however the JOINs were batched", async () => {
+    const channel = "paths:crowd";
+    const sockets = await Promise.all(Array.from({ length: 20 }, () => connectWs(server.wsUrl)));
+    // Every subscribe is sent at once: their JOINs reach the members in batches.
+    const subscriptions = sockets.map((socket, i) =>
+      wsSubscribe<ChannelData>(socket, i % 5 === 4 ? GENERIC_CHANNEL_SUBSCRIPTION : CHANNEL_SUBSCRIPTION, { name: channel }),
+    );
+    const ownJoins = await Promise.all(subscriptions.map(joined));
+    const { body } = await send(channel, { last: true });
+    const last = body.data!.sendMessage.event as TestEvent;
+    const received = await Promise.all(
+      subscriptions.map(async (subscription, i) => {
+        const events = [ownJoins[i]!];
+        while (events.at(-1)!.id !== last.id) events.push((await subscription.next()).data!.channel);
+        return events;
+      }),
+    );
+    // The first to join saw everyone's JOIN: each other subscriber saw exactly the part from its own on.
+    const longest = received.reduce((a, b) => (b.length > a.length ? b : a));
+    expect(longest.filter((e) => e.action === "JOIN").length).toBe(20);
+    for (const [i, events] of received.entries()) {
+      const from = longest.findIndex((e) => e.id === ownJoins[i]!.id);
+      expect(events).toEqual(longest.slice(from));
+    }
+    for (const subscription of subscriptions) subscription.unsubscribe();
+    await Promise.all(sockets.map((socket) => socket.dispose()));
+  });
+});
+
 describe("every subscription path refuses the same way", () => {
   it("refuses a bad channel name with the same error on each path", async () => {
     const variables = { name: "not a valid name!" };

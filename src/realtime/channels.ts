@@ -38,6 +38,8 @@ export interface ChannelSubscription {
 export interface SubscriptionSink {
   /** Called synchronously for each event, in publish order. Must not throw. */
   event(event: ChannelEvent): void;
+  /** Called instead of `event` with several consecutive events at once, when present. Must not throw. */
+  eventBatch?(events: readonly ChannelEvent[]): void;
   /**
    * The server ended the subscription; no event follows. With an error the subscriber may no longer
    * listen (the channel's rules changed, its token expired); without one its client left the channel.
@@ -231,14 +233,22 @@ export class ChannelService {
     // live events back until the replayed history has been handed over.
     let held: ChannelEvent[] | null = [];
     let lastReplayed = 0;
+    const fresh = (event: ChannelEvent) => event.seq === null || event.seq > lastReplayed; // else: already replayed
     const listener: ChannelListener = {
       clientId: session.client.id,
       transport: session.socket ? "ws" : "http",
       deliver: (event) => {
         if (held) held.push(event);
-        else if (event.seq === null || event.seq > lastReplayed) sink.event(event); // else: already replayed
+        else if (fresh(event)) sink.event(event);
       },
     };
+    if (sink.eventBatch) {
+      listener.deliverAll = (batch) => {
+        if (held) held.push(...batch);
+        else if (batch.every(fresh)) sink.eventBatch!(batch);
+        else if (batch.some(fresh)) sink.eventBatch!(batch.filter(fresh));
+      };
+    }
     const { fanout } = this.deps;
     fanout.add(channel, listener);
     let member = false;

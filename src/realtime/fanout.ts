@@ -12,22 +12,38 @@ export interface ChannelListener {
   readonly transport?: Transport;
   /** Called synchronously for each event the client may see. Must not throw; errors are logged. */
   deliver(event: ChannelEvent): void;
+  /**
+   * Called instead of {@link ChannelListener.deliver} with several consecutive events at once, in
+   * order, when the listener can hand them on together (one socket write for all). Optional.
+   */
+  deliverAll?(events: readonly ChannelEvent[]): void;
 }
 
 /** The listeners of one channel and the one bus subscription that feeds them. */
 interface ChannelFeed {
   readonly listeners: Set<ChannelListener>;
   readonly events: AsyncIterator<ChannelEvent>;
+  /** Events waiting for the next batch (see {@link ChannelFanout}), or null when none wait. */
+  pending: ChannelEvent[] | null;
 }
 
 /**
  * Hands each event of a channel to every listener of that channel on this instance. The bus is
  * subscribed once per channel, not once per subscriber, so an event costs one bus delivery plus a
  * loop over the listeners; private messages are filtered here, once, for every kind of subscriber.
+ *
+ * JOIN and LEAVE events are batched: those that arrive on a channel within one turn of the event
+ * loop reach each listener together, once the turn's I/O is done (`setImmediate`). When many clients
+ * join at once, every member receives every JOIN, and a batch lets a listener write them in one
+ * go instead of one socket write each. A message arriving while a batch waits joins the batch, so
+ * every listener still receives a channel's events in publish order; messages alone are handed on
+ * at once.
  */
 export class ChannelFanout {
   private readonly feeds = new Map<string, ChannelFeed>();
   private observer: RealtimeObserver = NO_OBSERVER;
+  /** Feeds with a batch waiting, flushed together by one `setImmediate`. */
+  private readonly batched: ChannelFeed[] = [];
 
   constructor(
     private readonly pubsub: ChannelPubSub,
@@ -44,7 +60,7 @@ export class ChannelFanout {
   add(channel: string, listener: ChannelListener): void {
     let feed = this.feeds.get(channel);
     if (!feed) {
-      feed = { listeners: new Set(), events: this.pubsub.subscribe("channel", channel)[Symbol.asyncIterator]() };
+      feed = { listeners: new Set(), events: this.pubsub.subscribe("channel", channel)[Symbol.asyncIterator](), pending: null };
       this.feeds.set(channel, feed);
       void this.pump(channel, feed);
     }
@@ -82,12 +98,65 @@ export class ChannelFanout {
     try {
       // The first next() subscribes to the bus at once, before any join is published.
       for (let next = await feed.events.next(); !next.done; next = await feed.events.next()) {
-        this.dispatch(feed.listeners, next.value);
+        this.accept(feed, next.value);
       }
     } catch (error) {
       this.logger.error({ err: error, channel }, "the event bus failed for a channel");
     }
     if (this.feeds.get(channel) === feed) this.feeds.delete(channel);
+  }
+
+  /** Hands a message on at once, or adds the event to the channel's batch (see {@link ChannelFanout}). */
+  private accept(feed: ChannelFeed, event: ChannelEvent): void {
+    if (feed.pending) {
+      feed.pending.push(event);
+      return;
+    }
+    if (event.action === "MESSAGE") {
+      this.dispatch(feed.listeners, event);
+      return;
+    }
+    feed.pending = [event];
+    if (this.batched.push(feed) === 1) setImmediate(this.flush);
+  }
+
+  private readonly flush = (): void => {
+    for (const feed of this.batched.splice(0)) {
+      const events = feed.pending!;
+      feed.pending = null;
+      if (events.length === 1) this.dispatch(feed.listeners, events[0]!);
+      else this.dispatchAll(feed.listeners, events);
+    }
+  };
+
+  /** {@link ChannelFanout.dispatch} for several events: each listener receives all it may see at once. */
+  private dispatchAll(listeners: Set<ChannelListener>, events: readonly ChannelEvent[]): void {
+    const recipients = events.map(privateRecipient);
+    const reached = recipients.map(() => 0);
+    const anyPrivate = recipients.some((to) => to !== null);
+    for (const listener of listeners) {
+      let visible = events;
+      if (anyPrivate) {
+        const own: ChannelEvent[] = [];
+        events.forEach((event, i) => {
+          if (recipients[i] !== null && recipients[i] !== listener.clientId) return;
+          own.push(event);
+          reached[i]! += 1;
+        });
+        if (own.length === 0) continue;
+        visible = own;
+      }
+      try {
+        if (listener.deliverAll) listener.deliverAll(visible);
+        else for (const event of visible) listener.deliver(event);
+      } catch (error) {
+        this.logger.error({ err: error, channel: events[0]!.channel }, "a channel listener failed");
+      }
+    }
+    events.forEach((event, i) => {
+      const count = anyPrivate ? reached[i]! : listeners.size;
+      if (count > 0) this.observer.delivered(event.action, count, event.createdAt);
+    });
   }
 
   private dispatch(listeners: Set<ChannelListener>, event: ChannelEvent): void {

@@ -28,7 +28,9 @@ export class RedisConnection {
       maxRetriesPerRequest: 2,
       retryStrategy: (attempt: number) => Math.min(attempt * 200, 2000),
     };
-    this.commands = new Redis(url, options);
+    // Commands issued in one turn of the event loop (a message's sequence number, presence, publish,
+    // for every message in flight) leave in one write; the subscriber connection only subscribes.
+    this.commands = new Redis(url, { ...options, enableAutoPipelining: true });
     this.subscriber = new Redis(url, options);
     for (const [role, client] of [
       ["commands", this.commands],
@@ -82,22 +84,46 @@ export function createRedisBus(redis: RedisConnection): { target: ChannelEventTa
   return { target, listening: async () => void (await redis.subscriber.ping()) };
 }
 
+/** How long a channel's sequence counter outlives its last message in Redis: 30 days. */
+export const SEQUENCE_TTL_SECONDS = 30 * 24 * 3600;
+
+/** INCR of an existing counter, with its expiry renewed; nil (null) when the counter does not exist. */
+const NEXT_SEQUENCE = `if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+local next = redis.call('INCR', KEYS[1])
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+return next`;
+
+/** The connection's command running {@link NEXT_SEQUENCE} (ioredis sends it by hash, loading it once). */
+interface SequenceCommands {
+  nextSequence(key: string, ttlSeconds: number): Promise<number | null>;
+}
+
 /**
- * Sequence numbers shared by every instance: Redis INCR per channel, starting where the channel's
- * history ends when the counter does not exist yet.
+ * Sequence numbers shared by every instance: a Redis counter per channel, one round trip per
+ * message, starting where the channel's history ends when the counter does not exist yet. A counter
+ * expires {@link SEQUENCE_TTL_SECONDS} after the channel's last message, so channels no longer used
+ * do not stay in Redis forever; a channel used again after that resumes from its history (from 0
+ * when it keeps none).
  */
 export class RedisSequence implements SequenceSource {
+  private readonly commands: SequenceCommands;
+
   constructor(
     private readonly redis: RedisConnection,
     private readonly initial: (channel: string) => Promise<number>,
-  ) {}
+    private readonly ttlSeconds: number = SEQUENCE_TTL_SECONDS,
+  ) {
+    redis.commands.defineCommand("nextSequence", { numberOfKeys: 1, lua: NEXT_SEQUENCE });
+    this.commands = redis.commands as unknown as SequenceCommands;
+  }
 
   async next(channel: string): Promise<number> {
     const key = `${this.redis.prefix}seq:${channel}`;
-    if ((await this.redis.commands.exists(key)) === 0) {
-      await this.redis.commands.set(key, await this.initial(channel), "NX");
+    for (;;) {
+      const next = await this.commands.nextSequence(key, this.ttlSeconds);
+      if (next !== null) return next;
+      await this.redis.commands.set(key, await this.initial(channel), "EX", this.ttlSeconds, "NX");
     }
-    return this.redis.commands.incr(key);
   }
 }
 

@@ -1,3 +1,4 @@
+import type { Socket } from "node:net";
 import {
   type DocumentNode,
   type ExecutionArgs,
@@ -53,8 +54,8 @@ const VIEWER_NEUTRAL_CONTEXT = Object.freeze({});
  */
 class RenderGroup {
   subscribers = 0;
-  private lastEvent: ChannelEvent | null = null;
-  private lastPayload = "";
+  /** The payloads of the events being delivered right now (a batch holds several), and their UTF-8. */
+  private readonly rendered = new Map<ChannelEvent, { json: string; bytes?: Buffer }>();
 
   constructor(
     private readonly args: ExecutionArgs,
@@ -65,12 +66,24 @@ class RenderGroup {
 
   /** The JSON of the `next` payload for an event, executed once however many subscribers ask. */
   payloadFor(event: ChannelEvent): string {
-    if (event === this.lastEvent) return this.lastPayload;
-    this.lastEvent = event;
-    this.lastPayload = JSON.stringify(this.resultFor(event));
-    // Subscribers receive an event in one synchronous loop: hold the result only until it ends.
-    queueMicrotask(this.forget);
-    return this.lastPayload;
+    return this.render(event).json;
+  }
+
+  /** {@link RenderGroup.payloadFor} as UTF-8, encoded once however many subscribers ask. */
+  payloadBytesFor(event: ChannelEvent): Buffer {
+    const rendered = this.render(event);
+    rendered.bytes ??= Buffer.from(rendered.json);
+    return rendered.bytes;
+  }
+
+  private render(event: ChannelEvent): { json: string; bytes?: Buffer } {
+    const known = this.rendered.get(event);
+    if (known !== undefined) return known;
+    const rendered = { json: JSON.stringify(this.resultFor(event)) };
+    // Subscribers receive an event (or a batch) in one synchronous loop: hold the result only until it ends.
+    if (this.rendered.size === 0) queueMicrotask(this.forget);
+    this.rendered.set(event, rendered);
+    return rendered;
   }
 
   private resultFor(event: ChannelEvent): ExecutionResult {
@@ -90,10 +103,7 @@ class RenderGroup {
     return this.mask(result);
   }
 
-  private readonly forget = () => {
-    this.lastEvent = null;
-    this.lastPayload = "";
-  };
+  private readonly forget = () => this.rendered.clear();
 
   private mask(result: ExecutionResult): ExecutionResult {
     if (!result.errors) return result;
@@ -175,6 +185,19 @@ export class ChannelDelivery {
           socket.send(`${frameStart + group.payloadFor(event)}}`);
           this.afterSend(socket, session);
         },
+        eventBatch: (events) => {
+          if (socket.readyState !== socket.OPEN) return;
+          const tcp = tcpSocketOf(socket);
+          if (tcp)
+            tcp.write(
+              textFrames(
+                frameStart,
+                events.map((event) => group.payloadBytesFor(event)),
+              ),
+            );
+          else for (const event of events) socket.send(`${frameStart + group.payloadFor(event)}}`);
+          this.afterSend(socket, session);
+        },
         end: (error) => {
           const masked = error && this.maskError(locatedError(error, [field], [field.alias?.value ?? CHANNEL_FIELD]), MASKED_MESSAGE);
           if (stream) stream.end(masked);
@@ -222,6 +245,50 @@ export class ChannelDelivery {
     group.subscribers -= 1;
     if (group.subscribers === 0) this.groups.get(args.document)?.delete(groupKey(args));
   }
+}
+
+const CLOSING_BRACE = 0x7d;
+
+/**
+ * Unmasked WebSocket text frames (RFC 6455 §5.2; a server never masks), one per payload, each
+ * holding `start + payload + "}"`, in one buffer for one socket write.
+ */
+function textFrames(start: string, payloads: readonly Buffer[]): Buffer {
+  const startBytes = Buffer.byteLength(start);
+  let total = 0;
+  for (const payload of payloads) {
+    const length = startBytes + payload.length + 1;
+    total += length + (length < 126 ? 2 : length < 65_536 ? 4 : 10);
+  }
+  const frames = Buffer.allocUnsafe(total);
+  let at = 0;
+  for (const payload of payloads) {
+    const length = startBytes + payload.length + 1;
+    frames[at++] = 0x81; // FIN, text
+    if (length < 126) frames[at++] = length;
+    else if (length < 65_536) {
+      frames[at++] = 126;
+      at = frames.writeUInt16BE(length, at);
+    } else {
+      frames[at++] = 127;
+      at = frames.writeBigUInt64BE(BigInt(length), at);
+    }
+    at += frames.write(start, at);
+    // Uint8Array's set: Buffer's copy costs far more for payloads this small.
+    frames.set(payload, at);
+    at += payload.length;
+    frames[at++] = CLOSING_BRACE;
+  }
+  return frames;
+}
+
+/**
+ * The TCP socket under an open WebSocket (`ws` keeps it as `_socket`; it has no public accessor).
+ * Writing whole frames to it directly is sound here: the server does not enable permessage-deflate,
+ * so `ws` itself writes each frame synchronously and never holds one back.
+ */
+function tcpSocketOf(socket: WebSocket): Socket | undefined {
+  return (socket as unknown as { _socket?: Socket })._socket;
 }
 
 function groupKey(args: ExecutionArgs): string {

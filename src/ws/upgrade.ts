@@ -57,16 +57,25 @@ export function acceptUpgrades(httpServer: Server, wsServer: WebSocketServer, po
     }
     // Counted from now until the TCP connection ends, whether or not the handshake completes.
     open.set(address, count + 1);
-    socket.once("close", () => {
-      const left = (open.get(address) ?? 1) - 1;
-      if (left > 0) open.set(address, left);
-      else open.delete(address);
-    });
+    countUntilClosed(socket, open, address);
     addresses.set(request, address);
     wsServer.handleUpgrade(request, socket, head, (webSocket) => wsServer.emit("connection", webSocket, request));
   };
   httpServer.on("upgrade", onUpgrade);
   return () => httpServer.off("upgrade", onUpgrade);
+}
+
+/**
+ * Takes the connection off its address's count when it closes. A function of its own so that the
+ * listener, which lives as long as the connection, holds the address only: one made inside the
+ * upgrade handler would keep the upgrade request (headers and all) alive with it.
+ */
+function countUntilClosed(socket: Duplex, open: Map<string, number>, address: string): void {
+  socket.once("close", () => {
+    const left = (open.get(address) ?? 1) - 1;
+    if (left > 0) open.set(address, left);
+    else open.delete(address);
+  });
 }
 
 function refuse(socket: Duplex, status: number, statusText: string, body = statusText): void {
