@@ -16,7 +16,7 @@ import {
  * the same name (src/schema/channels.ts): a selection of only these is rendered without the
  * executor. A field added to these types is not listed until its resolver is known to be such a read.
  */
-const PROPERTY_FIELDS: Readonly<Record<string, ReadonlySet<string>>> = {
+export const PROPERTY_FIELDS: Readonly<Record<string, ReadonlySet<string>>> = {
   SendMessageResult: new Set(["delivered", "event"]),
   ChannelEvent: new Set(["id", "action", "command", "channel", "payload", "commandOptions", "client", "createdAt", "seq"]),
   RealtimeClient: new Set(["id", "authenticated", "extras"]),
