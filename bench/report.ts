@@ -107,7 +107,8 @@ function keptUpStepAt(ladder: LadderResult, rate: number): StepResult | undefine
 export function summarize(results: readonly SystemResult[], options: BenchOptions): Summary {
   const commonRate: Record<string, number | null> = {};
   for (const subs of options.subscriberCounts) {
-    const ladders = results.map((r) => ok(r.ladders[subs]));
+    // Systems that ran no ladder (P+R runs only setup and rooms) do not take part.
+    const ladders = results.filter((r) => subs in r.ladders).map((r) => ok(r.ladders[subs]));
     const rates = LADDER.filter((rate) => ladders.every((l) => l && keptUpStepAt(l, rate)));
     commonRate[subs] = ladders.length && ladders.every(Boolean) ? (rates.at(-1) ?? null) : null;
   }
