@@ -25,8 +25,8 @@ import { ROOT } from "./options.js";
 const ADMIN_TOKEN = "bench-admin-token-0123456789abcdef";
 const args = new Map(
   process.argv.slice(2).map((arg) => {
-    const [key, value] = arg.replace(/^--/, "").split("=");
-    return [key!, value ?? "true"] as const;
+    const [key, ...value] = arg.replace(/^--/, "").split("="); // a URL's query holds "=" too
+    return [key!, value.length ? value.join("=") : "true"] as const;
   }),
 );
 const runs = Number(args.get("n") ?? 1000);
