@@ -4,39 +4,23 @@ import { sortableId } from "../ids.js";
 import type { Logger } from "../logger.js";
 import type { DeliveryFollowUp } from "../realtime/history.js";
 import type { ChannelEvent, RealtimeAction } from "../realtime/types.js";
-import { capJson } from "./runs.js";
+import { capJson, type TriggerRunRecord } from "./runs.js";
 import type { TriggerStore } from "./store.js";
 
 /** Where an AFTER run stands: waiting for its (next) attempt, delivered, or failed for good. */
 export const AFTER_RUN_STATUSES = ["PENDING", "DELIVERED", "FAILED"] as const;
 export type AfterRunStatus = (typeof AFTER_RUN_STATUSES)[number];
 
-/** One run of an AFTER trigger on a delivered event, as listed in `Trigger.runs`. */
-export interface AfterRunRecord {
-  readonly id: string;
-  readonly triggerId: string;
-  readonly action: RealtimeAction;
-  readonly channel: string;
+/**
+ * One run of an AFTER trigger on a delivered event, as listed in `Trigger.runs`: a run record whose
+ * duration, error, log and output are the latest attempt's, with the queue's status and attempts.
+ */
+export interface AfterRunRecord extends Omit<TriggerRunRecord, "outcome"> {
   readonly outcome: AfterRunStatus;
   /** Attempts started so far. */
   readonly attempts: number;
   /** When the next attempt may start; null once the run is over. */
   readonly nextAttemptAt: Date | null;
-  /** The duration of the latest attempt. */
-  readonly durationMs: number;
-  /** Why the latest attempt failed, if it did. */
-  readonly error: string | null;
-  /** What the latest attempt's log steps logged. */
-  readonly log: unknown[];
-  readonly clientId: string | null;
-  /** The trigger's revision when the run was queued. */
-  readonly revision: number | null;
-  /** `{ payload, commandOptions }` of the delivered event, or its JSON text cut to 4 KiB. */
-  readonly input: unknown;
-  /** `{ payload, commandOptions }` the latest attempt ended with, or its JSON text cut to 4 KiB. */
-  readonly output: unknown;
-  readonly truncated: boolean;
-  readonly createdAt: Date;
 }
 
 /** A run taken by one instance for one attempt: the event it runs on and its attempt number. */
