@@ -5,13 +5,14 @@
  * 0, 1 and 3 AFTER triggers on the channel, on a channel without history and on one that keeps
  * history (where the runs are written in the history entry's transaction).
  *
- *   npx tsx bench/after-cost.ts [--n=1000] [--database=postgres://127.0.0.1:5432/test?schema=bench_after] [--json]
+ *   npx tsx bench/after-cost.ts [--n=1000] [--database=postgres://127.0.0.1:5432/test?schema=bench_after] [--json] [--profile=DIR]
  *
  * Reports, in microseconds, the median and 99th percentile of:
  * - delivery: from sending until the subscriber has the event;
  * - ack: from sending until the sender's answer (the runs are stored by then).
  * The AFTER stack is one log step, so the server's worker runs the stored runs alongside.
- * Prints numbers; asserts nothing about them.
+ * Prints numbers; asserts nothing about them. `--profile=DIR` writes the server's CPU profile (its
+ * main thread, and any worker threads) to DIR.
  */
 import { spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
@@ -32,6 +33,7 @@ const args = new Map(
 const runs = Number(args.get("n") ?? 1000);
 const databaseUrl = args.get("database");
 const asJson = args.has("json");
+const profileDir = args.get("profile");
 
 interface Row {
   readonly history: number;
@@ -59,7 +61,8 @@ async function graphql(url: string, query: string, variables: Record<string, unk
 }
 
 const dataDir = mkdtempSync(join(tmpdir(), "bench-after-"));
-const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
+const profileFlags = profileDir ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : [];
+const child = spawn(process.execPath, [...profileFlags, "--import", "tsx", "src/main.ts"], {
   cwd: ROOT,
   env: {
     ...process.env,

@@ -20,14 +20,20 @@ import { Membership } from "./realtime/membership.js";
 import { Publisher } from "./realtime/publisher.js";
 import { ChannelSequencer, resumeFromHistory } from "./realtime/sequence.js";
 import { AfterRunQueue } from "./triggers/after-runs.js";
-import { AfterRunWorker } from "./triggers/after-worker.js";
+import { AfterRunThread } from "./triggers/after-thread.js";
 import { createTriggerMiddleware } from "./triggers/middleware.js";
 import { RedisStateStore } from "./triggers/redis-state.js";
 import { TriggerRunRecorder } from "./triggers/runs.js";
+import {
+  afterQueueOptionsFromEnv,
+  runLimitsFromEnv,
+  stackLimitsFromEnv,
+  stateLimitsFromEnv,
+  webhookClientFromEnv,
+} from "./triggers/settings.js";
 import { DatabaseStateStore, TriggerState } from "./triggers/state.js";
 import { TriggerStore } from "./triggers/store.js";
 import { TriggerTester } from "./triggers/test-run.js";
-import { createWebhookClient } from "./triggers/webhook.js";
 
 /** Everything the transport and schema layers call into; built once per server. */
 export interface Services {
@@ -63,11 +69,6 @@ export interface Services {
 
 const version: string = JSON.parse(readFileSync(join(projectRoot, "package.json"), "utf8")).version;
 
-/** AFTER trigger attempts one instance runs at once. */
-const AFTER_RUN_CONCURRENCY = 16;
-/** How often an instance looks for AFTER runs it was not told about (queued elsewhere, due again, or left by a crashed instance). */
-const AFTER_RUN_POLL_MS = 500;
-
 /** Opens and migrates the database, then builds the realtime core on top of it. */
 export async function createServices(env: Env, logger: Logger): Promise<Services> {
   const clientTokens = createClientTokenVerifier(clientTokenSettingsFromEnv(env));
@@ -84,17 +85,10 @@ export async function createServices(env: Env, logger: Logger): Promise<Services
     channelsWithMembers: () => membership.counts().channels,
     subscriptions: () => fanout.listenersByTransport(),
   });
-  const webhookClient = env.WEBHOOK_SECRET
-    ? createWebhookClient({
-        secret: env.WEBHOOK_SECRET,
-        allowHosts: env.WEBHOOK_ALLOW_HOSTS.split(",")
-          .map((host) => host.trim())
-          .filter(Boolean),
-      })
-    : undefined;
+  const webhookClient = webhookClientFromEnv(env);
   const webhooks = webhookClient && countWebhookCalls(webhookClient, metrics);
-  const runOptions = { timeoutMs: env.TRIGGER_TIMEOUT_MS, maxMemoryBytes: env.TRIGGER_MEMORY_MB * 1024 * 1024, webhooks };
-  const triggers = new TriggerStore(db.prisma, { expressionTimeoutMs: env.TRIGGER_TIMEOUT_MS, allowHttpSteps: webhooks !== undefined });
+  const runOptions = { ...runLimitsFromEnv(env), webhooks };
+  const triggers = new TriggerStore(db.prisma, stackLimitsFromEnv(env));
   await triggers.reload();
   const triggerRuns = new TriggerRunRecorder(db.prisma, logger, {
     keepPerTrigger: env.TRIGGER_RUNS_KEPT,
@@ -134,10 +128,7 @@ export async function createServices(env: Env, logger: Logger): Promise<Services
   }
   const triggerState = new TriggerState(
     backplane.redis ? new RedisStateStore(backplane.redis) : new DatabaseStateStore(db.prisma, db.provider),
-    {
-      maxKeys: env.TRIGGER_STATE_MAX_KEYS,
-      maxValueBytes: env.TRIGGER_STATE_MAX_VALUE_BYTES,
-    },
+    stateLimitsFromEnv(env),
   );
   // A deleted trigger's state goes with it (the database's foreign key covers embedded mode).
   triggers.onChange((id) => {
@@ -145,17 +136,10 @@ export async function createServices(env: Env, logger: Logger): Promise<Services
       triggerState.store.forget(id).catch((error: unknown) => logger.error({ err: error }, "could not delete a trigger's state"));
   });
   const triggerRunOptions = { ...runOptions, triggerState };
-  const afterRuns = new AfterRunQueue(db.prisma, db.provider, triggers, logger, {
-    maxPending: env.TRIGGER_QUEUE_MAX,
-    keepPerTrigger: env.TRIGGER_RUNS_KEPT,
-    // An attempt ends within TRIGGER_TIMEOUT_MS; a run leased longer than that belongs to an instance that is gone.
-    leaseMs: env.TRIGGER_TIMEOUT_MS + 5000,
-  });
-  const afterWorker = new AfterRunWorker(afterRuns, triggers, triggerRunOptions, logger, {
-    retry: { baseMs: env.TRIGGER_RETRY_BASE_MS, maxMs: env.TRIGGER_RETRY_MAX_MS, limit: env.TRIGGER_RETRY_LIMIT },
-    concurrency: AFTER_RUN_CONCURRENCY,
-    pollMs: AFTER_RUN_POLL_MS,
-  });
+  const afterRuns = new AfterRunQueue(db.prisma, db.provider, triggers, logger, afterQueueOptionsFromEnv(env));
+  // AFTER triggers run on a thread of their own, so they never take time from delivery.
+  const afterThread = new AfterRunThread({ env, databaseUrl }, afterRuns, logger, metrics);
+  triggers.onChange((id) => afterThread.triggerChanged(id));
 
   const publisher = new Publisher({
     bus: backplane.bus,
@@ -201,7 +185,7 @@ export async function createServices(env: Env, logger: Logger): Promise<Services
     );
   }
 
-  afterWorker.start();
+  await afterThread.resume();
 
   return {
     env,
@@ -225,7 +209,7 @@ export async function createServices(env: Env, logger: Logger): Promise<Services
     activeChannels: (prefix, first) =>
       listActiveChannels({ membership, fanout, clusterPresence: backplane.clusterPresence }, prefix, first),
     close: async () => {
-      await afterWorker.stop();
+      await afterThread.stop();
       await triggerRuns.close();
       await triggerState.store.close();
       await backplane.close();

@@ -3,7 +3,7 @@ import type { WebhookClient } from "../triggers/webhook.js";
 import type { Metrics } from "./metrics.js";
 
 /** A webhook client that counts each call by status (or error) before handing back its outcome. */
-export function countWebhookCalls(client: WebhookClient, metrics: Metrics): WebhookClient {
+export function countWebhookCalls(client: WebhookClient, metrics: Pick<Metrics, "webhookCall">): WebhookClient {
   return {
     send: (request) =>
       client.send(request).then(

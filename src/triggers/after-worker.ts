@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { Logger } from "../logger.js";
-import type { AfterRunQueue, AttemptResult, ClaimedRun } from "./after-runs.js";
+import type { AfterRunQueue, AttemptResult, ClaimedRun, FinishedAttempt } from "./after-runs.js";
 import { runTrigger, type TriggerRunOptions, triggerInput } from "./middleware.js";
 import type { TriggerStore } from "./store.js";
 import { type WebhookClient, WebhookError, type WebhookRequest, type WebhookResponse } from "./webhook.js";
@@ -118,10 +118,11 @@ export class AfterRunWorker {
   private readonly inFlight = new Set<Promise<void>>();
   private readonly touched = new Set<string>();
   private readonly retryTimers = new Set<NodeJS.Timeout>();
+  /** Outcomes waiting to be stored together. */
+  private outcomes: (FinishedAttempt & { resolve: (stored: boolean) => void; reject: (error: unknown) => void })[] = [];
   private timer: NodeJS.Timeout | undefined;
   /** When the timer fires (milliseconds since the epoch). */
   private timerAt = Infinity;
-  private countedAt = 0;
   private polls = 0;
   private polling: Promise<void> | undefined;
   private again = false;
@@ -133,12 +134,14 @@ export class AfterRunWorker {
     private readonly runOptions: TriggerRunOptions,
     private readonly logger: Logger,
     private readonly options: AfterRunWorkerOptions,
-  ) {
-    // Not at once: runs queued in the meantime are claimed together, and delivery goes first.
-    queue.onQueued(() => this.schedule(QUEUED_WAKE_MS));
+  ) {}
+
+  /** Runs were queued (here or by the thread that delivers events): looks for them soon, not at once, so those queued meanwhile are claimed together. */
+  runsQueued(): void {
+    this.schedule(QUEUED_WAKE_MS);
   }
 
-  /** Starts looking for runs: now, then every `pollMs` and whenever runs are queued here. */
+  /** Starts looking for runs: now, then every `pollMs` and soon after {@link AfterRunWorker.runsQueued}. */
   start(): void {
     this.stopped = false;
     this.wake();
@@ -187,10 +190,6 @@ export class AfterRunWorker {
 
   private async poll(): Promise<void> {
     try {
-      if (Date.now() - this.countedAt >= this.options.pollMs) {
-        await this.queue.recount();
-        this.countedAt = Date.now();
-      }
       const room = this.options.concurrency - this.inFlight.size;
       if (room <= 0) return;
       const runs = await this.queue.claim(this.owner, room);
@@ -214,7 +213,7 @@ export class AfterRunWorker {
   private async attempt(run: ClaimedRun): Promise<void> {
     try {
       const result = await this.execute(run);
-      const kept = await this.queue.finish(run.id, this.owner, result);
+      const kept = await this.finished(run.id, result);
       if (!kept) this.logger.warn({ runId: run.id }, "an AFTER trigger run was taken over by another instance before its attempt ended");
       if (result.status === "PENDING" && result.nextAttemptAt !== null) this.retryAt(result.nextAttemptAt);
       if (result.status === "FAILED")
@@ -223,6 +222,24 @@ export class AfterRunWorker {
     } catch (error) {
       // The lease runs out and the run is attempted again.
       this.logger.error({ err: error, runId: run.id }, "could not store the outcome of an AFTER trigger run");
+    }
+  }
+
+  /** Stores an attempt's outcome with those of the other attempts ending in this turn; false when the run was taken over. */
+  private finished(id: string, result: AttemptResult): Promise<boolean> {
+    return new Promise((resolve, reject) => {
+      if (this.outcomes.push({ id, result, resolve, reject }) === 1) setImmediate(() => void this.storeOutcomes());
+    });
+  }
+
+  private async storeOutcomes(): Promise<void> {
+    const batch = this.outcomes;
+    this.outcomes = [];
+    try {
+      const stored = await this.queue.finish(this.owner, batch);
+      for (const outcome of batch) outcome.resolve(stored.has(outcome.id));
+    } catch (error) {
+      for (const outcome of batch) outcome.reject(error);
     }
   }
 
@@ -238,7 +255,12 @@ export class AfterRunWorker {
   }
 
   private async execute(run: ClaimedRun): Promise<AttemptResult> {
-    const trigger = this.triggers.get(run.triggerId);
+    let trigger = this.triggers.get(run.triggerId);
+    // Changed since this thread loaded it (by the main thread or another instance): load it again.
+    if (!trigger || trigger.config.revision < run.revision) {
+      await this.triggers.refresh(run.triggerId);
+      trigger = this.triggers.get(run.triggerId);
+    }
     if (!trigger) return { status: "FAILED", nextAttemptAt: null, durationMs: 0, error: "the trigger was deleted", log: [], output: null };
     const failures: AttemptFailures = { retryable: false, retryAfterMs: null, waiting: 0 };
     const webhooks = this.runOptions.webhooks && attemptClient(this.runOptions.webhooks, run.id, failures);

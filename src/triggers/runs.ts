@@ -169,8 +169,7 @@ function dialectOf(prisma: Prisma): Dialect {
       storedJson(run.input),
       storedJson(run.output),
       postgres ? run.truncated : run.truncated ? 1 : 0,
-      // As Prisma stores times: ISO text on SQLite (so that they sort), UTC on PostgreSQL.
-      postgres ? run.createdAt.toISOString() : run.createdAt.toISOString().replace("Z", "+00:00"),
+      storedTime(run.createdAt, postgres),
     ],
   };
 }
@@ -322,6 +321,11 @@ export class TriggerRunRecorder {
       this.logger.error({ err: error, runs: batch.length }, "could not record trigger runs");
     }
   }
+}
+
+/** A time as Prisma stores it, for raw SQL: ISO text on SQLite (so that times sort), UTC on PostgreSQL. */
+export function storedTime(time: Date, postgres: boolean): string {
+  return postgres ? time.toISOString() : time.toISOString().replace("Z", "+00:00");
 }
 
 /** A captured value as stored: its JSON text exactly as given, or NULL when there is none. */
