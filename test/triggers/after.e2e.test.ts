@@ -150,6 +150,22 @@ describe("AFTER triggers", () => {
     await admin(server.httpUrl, `mutation ($id: ID!) { deleteTrigger(id: $id) }`, { id: before.id });
   });
 
+  it("delivers and acknowledges messages while an AFTER stack is busy until its time limit", async () => {
+    // A tail-recursive loop keeps the AFTER run busy until its time limit (TRIGGER_TIMEOUT_MS) ends it.
+    const busy = await createTrigger(server.httpUrl, {
+      channel: "busy-cpu",
+      timing: "AFTER",
+      stack: [{ var: "spun", value: "($spin := function($n) { $n > 0 ? $spin($n - 1) : 0 }; $spin(1000000000))" }],
+    });
+    await send("busy-cpu", {});
+    await eventually(async () => (await runsOf(busy.id))[0]?.attempts === 1, 20_000, "the run's attempt started");
+    for (let n = 0; n < 5; n++) expect((await send("elsewhere", { n })).data!.sendMessage).toMatchObject({ delivered: true });
+    // All of that happened while the attempt was still running.
+    expect((await runsOf(busy.id))[0]).toMatchObject({ outcome: "PENDING", attempts: 1 });
+    await eventually(async () => (await runsOf(busy.id))[0]?.outcome === "FAILED", 20_000, "FAILED");
+    expect((await runsOf(busy.id))[0]!.error).toMatch(/time|Timeout|timed out/i);
+  });
+
   it("runs on the event as delivered, after every BEFORE trigger, never changes it, and skips dropped and refused events", async () => {
     await createTrigger(server.httpUrl, {
       channel: "guarded",
