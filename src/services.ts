@@ -84,6 +84,7 @@ export async function createServices(env: Env, logger: Logger): Promise<Services
   const metrics = new Metrics({
     channelsWithMembers: () => membership.counts().channels,
     subscriptions: () => fanout.listenersByTransport(),
+    pendingAfterRuns: () => afterRuns.pendingRuns,
   });
   const webhookClient = webhookClientFromEnv(env);
   const webhooks = webhookClient && countWebhookCalls(webhookClient, metrics);

@@ -14,7 +14,12 @@ export interface MetricSources {
   channelsWithMembers(): number;
   /** Open channel subscriptions on this instance, by transport. */
   subscriptions(): Record<Transport, number>;
+  /** AFTER trigger runs waiting for an attempt, over every instance, as last counted. */
+  pendingAfterRuns(): number;
 }
+
+/** How an AFTER trigger attempt ended: the run delivered, to be retried, or failed for good. */
+export type AfterAttemptResult = "delivered" | "retry" | "failed";
 
 /** How an operation went: executed without errors, with errors, or refused before execution (parse, validation, limits). */
 export type OperationResult = "ok" | "error" | "invalid";
@@ -57,6 +62,7 @@ export class Metrics implements RealtimeObserver {
   private readonly triggerDuration: FastHistogram;
   private readonly webhookCalls: Counter<"status">;
   private readonly operations: Counter<"type" | "field" | "result">;
+  private readonly afterAttempts: Counter<"result">;
 
   constructor(private readonly sources: MetricSources) {
     const registers = [this.registry];
@@ -168,6 +174,20 @@ export class Metrics implements RealtimeObserver {
       labelNames: ["status"],
       registers,
     });
+    this.afterAttempts = new Counter({
+      name: "realtime_after_trigger_attempts_total",
+      help: "AFTER trigger attempts made by this instance, by result: delivered, retry (failed, tried again later), failed (for good).",
+      labelNames: ["result"],
+      registers,
+    });
+    new Gauge({
+      name: "realtime_after_trigger_runs_pending",
+      help: "AFTER trigger runs waiting for an attempt, over every instance, as last counted (every 0.5 s).",
+      registers,
+      collect() {
+        this.set(sources.pendingAfterRuns());
+      },
+    });
     this.operations = new Counter({
       name: "realtime_graphql_operations_total",
       help: "GraphQL operations by type, root field and result (ok, error, invalid).",
@@ -202,6 +222,11 @@ export class Metrics implements RealtimeObserver {
   triggerRun(outcome: string, durationMs: number): void {
     this.triggerRunCounts.set(outcome, (this.triggerRunCounts.get(outcome) ?? 0) + 1);
     this.triggerDuration.observe(durationMs / 1000);
+  }
+
+  /** Counts an AFTER trigger attempt by how it ended. */
+  afterAttempt(result: AfterAttemptResult): void {
+    this.afterAttempts.inc({ result });
   }
 
   /** Counts a webhook call: its HTTP status, or `"error"` when no response came back. */

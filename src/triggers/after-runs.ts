@@ -238,6 +238,11 @@ export class AfterRunQueue {
     };
   }
 
+  /** Pending runs over every instance, as last counted plus those queued here since. */
+  get pendingRuns(): number {
+    return this.pending;
+  }
+
   /** Counts the pending runs again (other instances add and finish runs too). */
   async recount(): Promise<number> {
     this.pending = await this.prisma.triggerAfterRun.count({ where: { status: "PENDING" } });

@@ -42,13 +42,10 @@ const webhookClient = webhookClientFromEnv(env);
 // Counted by the main thread's metrics, which serve GET /metrics.
 const webhooks = webhookClient && countWebhookCalls(webhookClient, { webhookCall: (status) => post({ type: "webhook", status }) });
 const queue = new AfterRunQueue(db.prisma, db.provider, triggers, logger, afterQueueOptionsFromEnv(env));
-const worker = new AfterRunWorker(
-  queue,
-  triggers,
-  { ...runLimitsFromEnv(env), webhooks, triggerState },
-  logger,
-  afterWorkerOptionsFromEnv(env),
-);
+const worker = new AfterRunWorker(queue, triggers, { ...runLimitsFromEnv(env), webhooks, triggerState }, logger, {
+  ...afterWorkerOptionsFromEnv(env),
+  onAttempt: (result) => post({ type: "attempt", result }),
+});
 
 async function stop(): Promise<void> {
   await worker.stop();

@@ -3,7 +3,7 @@ import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
 import type { Env } from "../env.js";
 import type { Logger } from "../logger.js";
-import type { Metrics } from "../observability/metrics.js";
+import type { AfterAttemptResult, Metrics } from "../observability/metrics.js";
 import type { AfterRunQueue } from "./after-runs.js";
 import { AFTER_RUN_POLL_MS } from "./settings.js";
 
@@ -18,7 +18,10 @@ export interface AfterThreadData {
 export type ToAfterThread = { type: "queued" } | { type: "trigger"; id: string } | { type: "stop" };
 
 /** Messages from the AFTER trigger thread. */
-export type FromAfterThread = { type: "webhook"; status: number | "error" } | { type: "stopped" };
+export type FromAfterThread =
+  | { type: "webhook"; status: number | "error" }
+  | { type: "attempt"; result: AfterAttemptResult }
+  | { type: "stopped" };
 
 /** Wait before starting the thread again after it ended unexpectedly. */
 const RESTART_DELAY_MS = 1000;
@@ -40,7 +43,7 @@ export class AfterRunThread {
     private readonly data: AfterThreadData,
     private readonly queue: AfterRunQueue,
     private readonly logger: Logger,
-    private readonly metrics: Pick<Metrics, "webhookCall">,
+    private readonly metrics: Pick<Metrics, "webhookCall" | "afterAttempt">,
   ) {
     queue.onQueued(() => {
       this.start();
@@ -70,6 +73,7 @@ export class AfterRunThread {
     this.worker = worker;
     worker.on("message", (message: FromAfterThread) => {
       if (message.type === "webhook") this.metrics.webhookCall(message.status);
+      else if (message.type === "attempt") this.metrics.afterAttempt(message.result);
     });
     worker.on("error", (error) => this.logger.error({ err: error }, "the AFTER trigger thread failed"));
     worker.on("exit", (code) => {

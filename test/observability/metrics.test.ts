@@ -6,6 +6,7 @@ import WebSocket from "ws";
 import { CHANNEL_SUBSCRIPTION, joinBySubscription, SEND_MESSAGE } from "../helpers/channels.js";
 import { connectWs, httpGraphQL, sseSubscribe, wsGraphQL } from "../helpers/graphql.js";
 import { metricsUrl, scrape } from "../helpers/metrics.js";
+import { eventually } from "../helpers/receiver.js";
 import { ADMIN_TOKEN, startServer } from "../helpers/server.js";
 import { createTrigger } from "../helpers/triggers.js";
 
@@ -34,6 +35,8 @@ describe("GET /metrics", () => {
       "realtime_slow_consumers_dropped_total",
       "realtime_auth_failures_total",
       "realtime_graphql_operations_total",
+      "realtime_after_trigger_attempts_total",
+      "realtime_after_trigger_runs_pending",
     ]) {
       expect(names, name).toContain(name);
     }
@@ -176,6 +179,42 @@ describe("GET /metrics", () => {
       expect(metrics.value("realtime_webhook_calls_total", { status: "2xx" })).toBe(1);
       expect(metrics.value("realtime_webhook_calls_total", { status: "5xx" })).toBe(1);
       expect(metrics.value("realtime_webhook_calls_total", { status: "error" })).toBe(1);
+    } finally {
+      await new Promise<void>((resolve) => stub.close(() => resolve()));
+    }
+  });
+
+  it("counts AFTER trigger attempts by result (on the AFTER thread) and the runs pending", async () => {
+    const stub = createServer((req, res) => res.writeHead(req.url === "/ok" ? 200 : 503).end());
+    await new Promise<void>((resolve) => stub.listen(0, "127.0.0.1", resolve));
+    const port = (stub.address() as AddressInfo).port;
+    try {
+      const server = await startServer({
+        WEBHOOK_SECRET: `whsec_${Buffer.from("a-webhook-secret-for-tests-0123").toString("base64")}`,
+        WEBHOOK_ALLOW_HOSTS: `127.0.0.1:${port}`,
+        TRIGGER_RETRY_BASE_MS: "10",
+        TRIGGER_RETRY_MAX_MS: "20",
+        TRIGGER_RETRY_LIMIT: "2",
+      });
+      for (const path of ["ok", "down"]) {
+        const channel = `after:${path}`;
+        await createTrigger(server.httpUrl, {
+          name: channel,
+          channel,
+          timing: "AFTER",
+          stack: [{ http: { url: `'http://127.0.0.1:${port}/${path}'` }, as: "r" }],
+        });
+        await httpGraphQL(server.httpUrl, SEND_MESSAGE, { channel, payload: 1 });
+      }
+      // /ok: delivered at once; /down: 503 twice, so one retry, then failed (TRIGGER_RETRY_LIMIT 2).
+      await eventually(
+        async () => (await scrape(server.httpUrl)).value("realtime_after_trigger_attempts_total", { result: "failed" }) === 1,
+      );
+      const metrics = await scrape(server.httpUrl);
+      expect(metrics.value("realtime_after_trigger_attempts_total", { result: "delivered" })).toBe(1);
+      expect(metrics.value("realtime_after_trigger_attempts_total", { result: "retry" })).toBe(1);
+      expect(metrics.value("realtime_webhook_calls_total", { status: "5xx" })).toBe(2);
+      await eventually(async () => (await scrape(server.httpUrl)).value("realtime_after_trigger_runs_pending") === 0);
     } finally {
       await new Promise<void>((resolve) => stub.close(() => resolve()));
     }
