@@ -139,7 +139,13 @@ export async function createServices(env: Env, logger: Logger): Promise<Services
   const triggerRunOptions = { ...runOptions, triggerState };
   const afterRuns = new AfterRunQueue(db.prisma, db.provider, triggers, logger, afterQueueOptionsFromEnv(env));
   // AFTER triggers run on a thread of their own, so they never take time from delivery.
-  const afterThread = new AfterRunThread({ env, databaseUrl }, afterRuns, logger, metrics);
+  const afterThread = new AfterRunThread({ env, databaseUrl }, afterRuns, logger, {
+    webhookCall: (status) => metrics.webhookCall(status),
+    attempted: (run) => {
+      metrics.afterAttempt(run.outcome === "DELIVERED" ? "delivered" : run.outcome === "PENDING" ? "retry" : "failed");
+      triggerRuns.streamAfterRun(run);
+    },
+  });
   triggers.onChange((id) => afterThread.triggerChanged(id));
 
   const publisher = new Publisher({

@@ -1,3 +1,4 @@
+import type { AfterRunRecord } from "../triggers/after-runs.js";
 import type { StepTrace } from "../triggers/engine.js";
 import type { TriggerRunRecord } from "../triggers/runs.js";
 import type { TriggerRevision } from "../triggers/store.js";
@@ -147,7 +148,7 @@ builder.subscriptionFields((t) => ({
   triggerRuns: t.field({
     type: TriggerRunRef,
     description:
-      "Streams trigger runs as they are recorded on this server instance: one trigger's, or every trigger's without `triggerId`. Admin only.",
+      "Streams trigger runs as they are recorded on this server instance: one trigger's, or every trigger's without `triggerId`. AFTER runs appear once per attempt made here, when its outcome is stored. Admin only.",
     args: { triggerId: t.arg.id() },
     subscribe: (_root, args, context) => {
       requireAdmin(context);
@@ -155,6 +156,6 @@ builder.subscriptionFields((t) => ({
       if (triggerId !== null) context.services.triggers.require(triggerId);
       return context.services.triggerRuns.live(triggerId);
     },
-    resolve: (run: TriggerRunRecord) => run,
+    resolve: (run: TriggerRunRecord | AfterRunRecord) => run,
   }),
 }));

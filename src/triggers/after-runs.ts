@@ -377,6 +377,31 @@ export class AfterRunQueue {
   }
 }
 
+/** The run record of an attempt whose outcome was just stored, as `Trigger.runs` would list it. */
+export function attemptRecord(run: ClaimedRun, result: AttemptResult): AfterRunRecord {
+  const { event } = run;
+  const input = capJson({ payload: event.payload ?? null, commandOptions: event.commandOptions ?? null });
+  const output = capJson(result.output);
+  return {
+    id: run.id,
+    triggerId: run.triggerId,
+    action: event.action,
+    channel: event.channel,
+    outcome: result.status,
+    attempts: run.attempt,
+    nextAttemptAt: result.nextAttemptAt === null ? null : new Date(result.nextAttemptAt),
+    durationMs: result.durationMs,
+    error: result.error,
+    log: result.log,
+    clientId: event.client.id,
+    revision: run.revision,
+    input: input.value,
+    output: output.value,
+    truncated: input.truncated || output.truncated,
+    createdAt: new Date(event.createdAt),
+  };
+}
+
 function toRecord(row: Row): AfterRunRecord {
   const event = row.event as unknown as ChannelEvent;
   const input = capJson({ payload: event.payload ?? null, commandOptions: event.commandOptions ?? null });

@@ -44,7 +44,7 @@ const webhooks = webhookClient && countWebhookCalls(webhookClient, { webhookCall
 const queue = new AfterRunQueue(db.prisma, db.provider, triggers, logger, afterQueueOptionsFromEnv(env));
 const worker = new AfterRunWorker(queue, triggers, { ...runLimitsFromEnv(env), webhooks, triggerState }, logger, {
   ...afterWorkerOptionsFromEnv(env),
-  onAttempt: (result) => post({ type: "attempt", result }),
+  onAttempt: (run) => post({ type: "attempt", run }),
 });
 
 async function stop(): Promise<void> {

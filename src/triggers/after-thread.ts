@@ -3,8 +3,7 @@ import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
 import type { Env } from "../env.js";
 import type { Logger } from "../logger.js";
-import type { AfterAttemptResult, Metrics } from "../observability/metrics.js";
-import type { AfterRunQueue } from "./after-runs.js";
+import type { AfterRunQueue, AfterRunRecord } from "./after-runs.js";
 import { AFTER_RUN_POLL_MS } from "./settings.js";
 
 /** What the AFTER trigger thread is started with. */
@@ -20,8 +19,16 @@ export type ToAfterThread = { type: "queued" } | { type: "trigger"; id: string }
 /** Messages from the AFTER trigger thread. */
 export type FromAfterThread =
   | { type: "webhook"; status: number | "error" }
-  | { type: "attempt"; result: AfterAttemptResult }
+  | { type: "attempt"; run: AfterRunRecord }
   | { type: "stopped" };
+
+/** What the main thread learns from the AFTER thread. */
+export interface AfterThreadObserver {
+  /** A webhook call an AFTER run made: its status, or `"error"` when no response came back. */
+  webhookCall(status: number | "error"): void;
+  /** An attempt ended and its outcome is stored: the run as it now stands. */
+  attempted(run: AfterRunRecord): void;
+}
 
 /** Wait before starting the thread again after it ended unexpectedly. */
 const RESTART_DELAY_MS = 1000;
@@ -43,7 +50,7 @@ export class AfterRunThread {
     private readonly data: AfterThreadData,
     private readonly queue: AfterRunQueue,
     private readonly logger: Logger,
-    private readonly metrics: Pick<Metrics, "webhookCall" | "afterAttempt">,
+    private readonly observer: AfterThreadObserver,
   ) {
     queue.onQueued(() => {
       this.start();
@@ -72,8 +79,8 @@ export class AfterRunThread {
     const worker = spawnThread(this.data);
     this.worker = worker;
     worker.on("message", (message: FromAfterThread) => {
-      if (message.type === "webhook") this.metrics.webhookCall(message.status);
-      else if (message.type === "attempt") this.metrics.afterAttempt(message.result);
+      if (message.type === "webhook") this.observer.webhookCall(message.status);
+      else if (message.type === "attempt") this.observer.attempted(message.run);
     });
     worker.on("error", (error) => this.logger.error({ err: error }, "the AFTER trigger thread failed"));
     worker.on("exit", (code) => {

@@ -1,7 +1,13 @@
 import { randomUUID } from "node:crypto";
 import type { Logger } from "../logger.js";
-import type { AfterAttemptResult } from "../observability/metrics.js";
-import type { AfterRunQueue, AttemptResult, ClaimedRun, FinishedAttempt } from "./after-runs.js";
+import {
+  type AfterRunQueue,
+  type AfterRunRecord,
+  type AttemptResult,
+  attemptRecord,
+  type ClaimedRun,
+  type FinishedAttempt,
+} from "./after-runs.js";
 import { runTrigger, type TriggerRunOptions, triggerInput } from "./middleware.js";
 import type { TriggerStore } from "./store.js";
 import { type WebhookClient, WebhookError, type WebhookRequest, type WebhookResponse } from "./webhook.js";
@@ -106,8 +112,8 @@ export interface AfterRunWorkerOptions {
   readonly concurrency: number;
   /** How often the queue is looked at for runs queued elsewhere, retried after a restart, or left by a crashed instance. */
   readonly pollMs: number;
-  /** Told how each attempt ended once its outcome is stored. */
-  readonly onAttempt?: (result: AfterAttemptResult) => void;
+  /** Told how each attempt ended (the run as now stored) once its outcome is stored. */
+  readonly onAttempt?: (run: AfterRunRecord) => void;
 }
 
 /**
@@ -217,7 +223,7 @@ export class AfterRunWorker {
     try {
       const result = await this.execute(run);
       const kept = await this.finished(run.id, result);
-      if (kept) this.options.onAttempt?.(result.status === "DELIVERED" ? "delivered" : result.status === "PENDING" ? "retry" : "failed");
+      if (kept) this.options.onAttempt?.(attemptRecord(run, result));
       if (!kept) this.logger.warn({ runId: run.id }, "an AFTER trigger run was taken over by another instance before its attempt ended");
       if (result.status === "PENDING" && result.nextAttemptAt !== null) this.retryAt(result.nextAttemptAt);
       if (result.status === "FAILED")

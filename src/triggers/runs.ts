@@ -4,6 +4,7 @@ import { sortableId } from "../ids.js";
 import type { Logger } from "../logger.js";
 import { closableIterator } from "../realtime/iterators.js";
 import type { RealtimeAction } from "../realtime/types.js";
+import type { AfterRunRecord } from "./after-runs.js";
 import type { TriggerOutcome } from "./engine.js";
 
 /** One execution of a trigger on an event. */
@@ -188,7 +189,7 @@ export class TriggerRunRecorder {
   private readonly dialect: Dialect;
   private writing: Promise<void> = Promise.resolve();
   private readonly timer: NodeJS.Timeout;
-  private readonly listeners = new Set<(run: TriggerRunRecord) => void>();
+  private readonly listeners = new Set<(run: TriggerRunRecord | AfterRunRecord) => void>();
 
   constructor(
     private readonly prisma: Prisma,
@@ -227,16 +228,21 @@ export class TriggerRunRecorder {
     this.buffered++;
   }
 
+  /** Hands an AFTER run's stored attempt (made on this instance) to live streams. */
+  streamAfterRun(record: AfterRunRecord): void {
+    for (const listener of this.listeners) listener(record);
+  }
+
   /**
    * Runs as they are recorded on this instance, of one trigger or of all. A stream that falls more
    * than {@link MAX_QUEUED_LIVE_RUNS} runs behind ends with `SLOW_CONSUMER`.
    */
-  live(triggerId?: string | null): AsyncIterableIterator<TriggerRunRecord> {
-    const queue: TriggerRunRecord[] = [];
-    let waiting: ((result: IteratorResult<TriggerRunRecord>) => void) | undefined;
+  live(triggerId?: string | null): AsyncIterableIterator<TriggerRunRecord | AfterRunRecord> {
+    const queue: (TriggerRunRecord | AfterRunRecord)[] = [];
+    let waiting: ((result: IteratorResult<TriggerRunRecord | AfterRunRecord>) => void) | undefined;
     let failed: AppError | undefined;
     let closed = false;
-    const listener = (run: TriggerRunRecord) => {
+    const listener = (run: TriggerRunRecord | AfterRunRecord) => {
       if (triggerId != null && run.triggerId !== triggerId) return;
       if (waiting) {
         const resolve = waiting;

@@ -1,9 +1,9 @@
 import { Webhook } from "standardwebhooks";
 import { beforeAll, describe, expect, it } from "vitest";
 import { SEND_MESSAGE } from "../helpers/channels.js";
-import { httpGraphQL } from "../helpers/graphql.js";
+import { connectWs, httpGraphQL, wsSubscribe } from "../helpers/graphql.js";
 import { eventually, type Receiver, startReceiver } from "../helpers/receiver.js";
-import { startServer, type TestServer } from "../helpers/server.js";
+import { ADMIN_TOKEN, startServer, type TestServer } from "../helpers/server.js";
 import { admin, createTrigger } from "../helpers/triggers.js";
 
 const SECRET = `whsec_${Buffer.from("an-after-trigger-secret-0123456").toString("base64")}`;
@@ -148,6 +148,30 @@ describe("AFTER triggers", () => {
     });
     expect(update.errors?.[0]?.extensions).toMatchObject({ code: "BAD_USER_INPUT", path: "stack[0].then[0].drop" });
     await admin(server.httpUrl, `mutation ($id: ID!) { deleteTrigger(id: $id) }`, { id: before.id });
+  });
+
+  it("streams each stored attempt of an AFTER run to triggerRuns subscribers: PENDING with its next attempt, then DELIVERED", async () => {
+    scripts.set("/streamed", [{ status: 503 }, { status: 200 }]);
+    const trigger = await archive("/streamed", { channel: "streamed" });
+    const warm = await createTrigger(server.httpUrl, { channel: "warm-up", stack: [{ log: "1" }] });
+    const adminClient = await connectWs(server.wsUrl, { adminToken: ADMIN_TOKEN });
+    const runs = wsSubscribe<{
+      triggerRuns: { triggerId: string; outcome: string; attempts: number | null; nextAttemptAt: string | null };
+    }>(adminClient, `subscription { triggerRuns { triggerId outcome attempts nextAttemptAt } }`);
+    // The subscription is live once a BEFORE run of the warm-up trigger arrives.
+    const first = runs.next();
+    while (!(await Promise.race([first, send("warm-up", {}).then(() => null)])));
+    expect((await first).data!.triggerRuns.triggerId).toBe(warm.id);
+
+    await send("streamed", { text: "live" });
+    const attempts = [];
+    while (attempts.length < 2) {
+      const run = (await runs.next()).data!.triggerRuns;
+      if (run.triggerId === trigger.id) attempts.push(run);
+    }
+    expect(attempts[0]).toMatchObject({ outcome: "PENDING", attempts: 1, nextAttemptAt: expect.any(String) });
+    expect(attempts[1]).toMatchObject({ outcome: "DELIVERED", attempts: 2, nextAttemptAt: null });
+    runs.unsubscribe();
   });
 
   it("delivers and acknowledges messages while an AFTER stack is busy until its time limit", async () => {

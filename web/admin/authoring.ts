@@ -320,7 +320,7 @@ export function createAuthoring(host: AuthoringHost): Authoring {
     try {
       const run = (await host.admin(RetryTriggerRunDocument, { id })).retryTriggerRun;
       runRows.querySelector(`tr[data-run="${CSS.escape(id)}"]`)?.replaceWith(runRow(run));
-      runsNote.textContent = "Queued again: refresh to follow its attempts.";
+      runsNote.textContent = "Queued again: its attempts appear here as they are made.";
     } catch (error) {
       runsNote.textContent = `Could not retry the run: ${message(error)}`;
     }
@@ -328,8 +328,15 @@ export function createAuthoring(host: AuthoringHost): Authoring {
 
   function addLiveRun(run: TriggerRunFieldsFragment): void {
     if (run.triggerId !== selected?.id) return;
-    if (runsOutcome.value && run.outcome !== runsOutcome.value) return;
-    if (runRows.querySelector(`tr[data-run="${CSS.escape(run.id)}"]`)) return; // already loaded
+    const shown = runRows.querySelector(`tr[data-run="${CSS.escape(run.id)}"]`);
+    if (runsOutcome.value && run.outcome !== runsOutcome.value) {
+      shown?.remove(); // an AFTER run that left the filtered outcome
+      return;
+    }
+    if (shown) {
+      shown.replaceWith(runRow(run)); // an AFTER run comes again with each attempt
+      return;
+    }
     runsNote.textContent = "";
     runRows.prepend(runRow(run));
     while (runRows.childElementCount > MAX_RUN_ROWS) runRows.lastElementChild?.remove();
