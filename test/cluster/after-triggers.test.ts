@@ -37,7 +37,11 @@ describeRedis("AFTER trigger runs on two instances (PostgreSQL + Redis)", () => 
     const trigger = await createTrigger(a.httpUrl, {
       channel: "archive",
       timing: "AFTER",
-      stack: [{ http: { url: `'${receiver.origin}/archive'`, body: "payload" }, as: "r" }],
+      // A state step too: the AFTER threads of both instances count in one Redis counter.
+      stack: [
+        { incr: "'sent'", as: "sent" },
+        { http: { url: `'${receiver.origin}/archive'`, body: "$merge([payload, { 'sent': $sent }])" }, as: "r" },
+      ],
     });
     // Both instances know the trigger before the senders start.
     await eventually(async () => (await admin(b.httpUrl, RUNS, { id: trigger.id })).data?.trigger != null, 20_000, "trigger on b");
@@ -72,5 +76,12 @@ describeRedis("AFTER trigger runs on two instances (PostgreSQL + Redis)", () => 
     const extraAttempts = runs.reduce((sum, run) => sum + run.attempts - 1, 0);
     expect(receiver.requests.length).toBeLessThanOrEqual(count + extraAttempts);
     expect(runs.filter((run) => run.attempts === 1).length).toBeGreaterThan(0);
+    // Atomic across instances: every request carries a count of its own.
+    const counts = receiver.requests.map((request) => JSON.parse(request.body).sent);
+    expect(new Set(counts).size).toBe(counts.length);
+    const state = await admin(b.httpUrl, `query ($id: ID!) { trigger(id: $id) { state(prefix: "sent") { key value } } }`, {
+      id: trigger.id,
+    });
+    expect(state.data!.trigger.state[0].value).toBeGreaterThanOrEqual(Math.max(count, ...counts));
   });
 });
