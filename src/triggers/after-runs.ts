@@ -108,15 +108,23 @@ const NEW_RUN_COLUMNS = [
 /** A run to store, its values in {@link NEW_RUN_COLUMNS} order. */
 type NewRow = unknown[];
 
-/** One multi-row INSERT of `rows` new runs (parameters: each row's {@link NEW_RUN_COLUMNS}). */
-function insertRunsSql(provider: "sqlite" | "postgresql", rows: number): string {
-  const postgres = provider === "postgresql";
+/**
+ * `rows` tuples of placeholders for `columns`, as `VALUES` takes them: `?` on SQLite, numbered and
+ * cast to each column's type on PostgreSQL (from `$1`).
+ */
+function valuesTuples(columns: readonly (readonly [name: string, type: string])[], rows: number, postgres: boolean): string {
   const tuples: string[] = [];
   for (let row = 0; row < rows; row++) {
-    const base = row * NEW_RUN_COLUMNS.length;
-    tuples.push(`(${NEW_RUN_COLUMNS.map(([, type], i) => (postgres ? `$${base + i + 1}::${type}` : "?")).join(", ")})`);
+    const base = row * columns.length;
+    tuples.push(`(${columns.map(([, type], i) => (postgres ? `$${base + i + 1}::${type}` : "?")).join(", ")})`);
   }
-  return `INSERT INTO "TriggerAfterRun" (${NEW_RUN_COLUMNS.map(([name]) => `"${name}"`).join(", ")}) VALUES ${tuples.join(", ")}`;
+  return tuples.join(", ");
+}
+
+/** One multi-row INSERT of `rows` new runs (parameters: each row's {@link NEW_RUN_COLUMNS}). */
+function insertRunsSql(provider: "sqlite" | "postgresql", rows: number): string {
+  const names = NEW_RUN_COLUMNS.map(([name]) => `"${name}"`).join(", ");
+  return `INSERT INTO "TriggerAfterRun" (${names}) VALUES ${valuesTuples(NEW_RUN_COLUMNS, rows, provider === "postgresql")}`;
 }
 
 /** The columns an attempt's outcome sets, with their PostgreSQL types. */
@@ -139,17 +147,12 @@ const OUTCOME_COLUMNS = [
  */
 function storeOutcomesSql(provider: "sqlite" | "postgresql", rows: number): string {
   const postgres = provider === "postgresql";
-  const tuples: string[] = [];
-  for (let row = 0; row < rows; row++) {
-    const base = row * OUTCOME_COLUMNS.length;
-    tuples.push(`(${OUTCOME_COLUMNS.map(([, type], i) => (postgres ? `$${base + i + 1}::${type}` : "?")).join(", ")})`);
-  }
   const names = OUTCOME_COLUMNS.map(([name]) => `"${name}"`).join(", ");
   const owner = postgres ? `$${rows * OUTCOME_COLUMNS.length + 1}` : "?";
   const set = OUTCOME_COLUMNS.slice(1)
     .map(([name]) => `"${name}" = v."${name}"`)
     .join(", ");
-  return `WITH v(${names}) AS (VALUES ${tuples.join(", ")})
+  return `WITH v(${names}) AS (VALUES ${valuesTuples(OUTCOME_COLUMNS, rows, postgres)})
 UPDATE "TriggerAfterRun" SET ${set}, "leaseOwner" = NULL, "leaseUntil" = NULL
 FROM v WHERE "TriggerAfterRun"."id" = v."runId" AND "TriggerAfterRun"."leaseOwner" = ${owner}
 RETURNING "TriggerAfterRun"."id"`;

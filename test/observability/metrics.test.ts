@@ -12,6 +12,24 @@ import { createTrigger } from "../helpers/triggers.js";
 
 const MESSAGE = { action: "MESSAGE" };
 
+/**
+ * Runs `test` with a stub webhook receiver on loopback (200 on /ok, 503 on anything else) and the
+ * server settings that let trigger http steps reach it.
+ */
+async function withWebhookStub(test: (port: number, env: Record<string, string>) => Promise<void>): Promise<void> {
+  const stub = createServer((req, res) => res.writeHead(req.url === "/ok" ? 200 : 503).end());
+  await new Promise<void>((resolve) => stub.listen(0, "127.0.0.1", resolve));
+  const port = (stub.address() as AddressInfo).port;
+  try {
+    await test(port, {
+      WEBHOOK_SECRET: `whsec_${Buffer.from("a-webhook-secret-for-tests-0123").toString("base64")}`,
+      WEBHOOK_ALLOW_HOSTS: `127.0.0.1:${port}`,
+    });
+  } finally {
+    await new Promise<void>((resolve) => stub.close(() => resolve()));
+  }
+}
+
 describe("GET /metrics", () => {
   it("exposes the process metrics and every realtime metric in the Prometheus text format", async () => {
     const server = await startServer();
@@ -151,15 +169,8 @@ describe("GET /metrics", () => {
   });
 
   it("counts webhook calls by status class, and calls that got no response", async () => {
-    // A stub service on loopback: 200 on /ok, 503 on anything else.
-    const stub = createServer((req, res) => res.writeHead(req.url === "/ok" ? 200 : 503).end());
-    await new Promise<void>((resolve) => stub.listen(0, "127.0.0.1", resolve));
-    const port = (stub.address() as AddressInfo).port;
-    try {
-      const server = await startServer({
-        WEBHOOK_SECRET: `whsec_${Buffer.from("a-webhook-secret-for-tests-0123").toString("base64")}`,
-        WEBHOOK_ALLOW_HOSTS: `127.0.0.1:${port}`,
-      });
+    await withWebhookStub(async (port, env) => {
+      const server = await startServer(env);
       for (const [channel, path] of [
         ["hook:ok", "ok"],
         ["hook:down", "down"],
@@ -179,19 +190,13 @@ describe("GET /metrics", () => {
       expect(metrics.value("realtime_webhook_calls_total", { status: "2xx" })).toBe(1);
       expect(metrics.value("realtime_webhook_calls_total", { status: "5xx" })).toBe(1);
       expect(metrics.value("realtime_webhook_calls_total", { status: "error" })).toBe(1);
-    } finally {
-      await new Promise<void>((resolve) => stub.close(() => resolve()));
-    }
+    });
   });
 
   it("counts AFTER trigger attempts by result (on the AFTER thread) and the runs pending", async () => {
-    const stub = createServer((req, res) => res.writeHead(req.url === "/ok" ? 200 : 503).end());
-    await new Promise<void>((resolve) => stub.listen(0, "127.0.0.1", resolve));
-    const port = (stub.address() as AddressInfo).port;
-    try {
+    await withWebhookStub(async (port, env) => {
       const server = await startServer({
-        WEBHOOK_SECRET: `whsec_${Buffer.from("a-webhook-secret-for-tests-0123").toString("base64")}`,
-        WEBHOOK_ALLOW_HOSTS: `127.0.0.1:${port}`,
+        ...env,
         TRIGGER_RETRY_BASE_MS: "10",
         TRIGGER_RETRY_MAX_MS: "20",
         TRIGGER_RETRY_LIMIT: "2",
@@ -215,9 +220,7 @@ describe("GET /metrics", () => {
       expect(metrics.value("realtime_after_trigger_attempts_total", { result: "retry" })).toBe(1);
       expect(metrics.value("realtime_webhook_calls_total", { status: "5xx" })).toBe(2);
       await eventually(async () => (await scrape(server.httpUrl)).value("realtime_after_trigger_runs_pending") === 0);
-    } finally {
-      await new Promise<void>((resolve) => stub.close(() => resolve()));
-    }
+    });
   });
 
   it("never uses a channel name or a client id as a label value", async () => {
