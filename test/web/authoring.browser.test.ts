@@ -1,41 +1,25 @@
-import type { Browser, Page } from "playwright-core";
-import { afterAll, afterEach, beforeAll, expect, it } from "vitest";
+import type { Page } from "playwright-core";
+import { beforeAll, expect, it } from "vitest";
 import { SEND_MESSAGE } from "../helpers/channels.js";
 import { httpGraphQL } from "../helpers/graphql.js";
 import { startReceiver } from "../helpers/receiver.js";
 import { ADMIN_TOKEN, startServer, type TestServer } from "../helpers/server.js";
 import { admin, createTrigger } from "../helpers/triggers.js";
-import { describeBrowser, launchChromium, pageErrors, screenshot } from "./browser.js";
+import { describeBrowser, screenshot, suitePages } from "./browser.js";
 
 let server: TestServer;
 let origin: string;
-let browser: Browser;
-let errors: string[] = [];
+const newPage = suitePages({ width: 1280, height: 900 });
 
 beforeAll(async () => {
   server = await startServer();
   origin = new URL(server.httpUrl).origin;
 });
 
-afterEach(() => {
-  const seen = errors;
-  errors = [];
-  expect(seen).toEqual([]);
-});
-
-afterAll(async () => {
-  await browser?.close();
-});
-
 /** The admin console, signed in, in a context of its own; confirmation dialogs are accepted. */
 async function openAdmin(at = origin): Promise<Page> {
-  browser ??= await launchChromium();
-  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-  const page = await context.newPage();
-  const collected = pageErrors(page);
-  page.on("close", () => errors.push(...collected));
+  const page = await newPage(`${at}/admin`);
   page.on("dialog", (dialog) => void dialog.accept());
-  await page.goto(`${at}/admin`);
   await page.getByLabel("Admin token").fill(ADMIN_TOKEN);
   await page.getByRole("button", { name: "Sign in" }).click();
   await page.getByRole("status").filter({ hasText: "Signed in" }).waitFor();

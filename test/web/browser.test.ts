@@ -1,39 +1,19 @@
-import type { Browser, Page } from "playwright-core";
-import { afterAll, afterEach, beforeAll, expect, it } from "vitest";
+import type { Page } from "playwright-core";
+import { beforeAll, expect, it } from "vitest";
 import { ADMIN_TOKEN, startServer, type TestServer } from "../helpers/server.js";
-import { describeBrowser, launchChromium, pageErrors, screenshot } from "./browser.js";
+import { describeBrowser, screenshot, suitePages } from "./browser.js";
 
 let server: TestServer;
 let origin: string;
-let browser: Browser;
-/** Console errors and uncaught exceptions of every page a test opened; each test expects none. */
-let errors: string[] = [];
+const newPage = suitePages();
 
 beforeAll(async () => {
   server = await startServer();
   origin = new URL(server.httpUrl).origin;
 });
 
-afterEach(() => {
-  const seen = errors;
-  errors = [];
-  expect(seen).toEqual([]);
-});
-
-afterAll(async () => {
-  await browser?.close();
-});
-
-/** A page in a context of its own (its own sessionStorage and WebSocket), with errors collected. */
-async function openPage(path: string): Promise<Page> {
-  browser ??= await launchChromium();
-  const context = await browser.newContext({ viewport: { width: 1200, height: 900 } });
-  const page = await context.newPage();
-  const collected = pageErrors(page);
-  page.on("close", () => errors.push(...collected));
-  await page.goto(origin + path);
-  return page;
-}
+/** A page of this server in a context of its own (its own sessionStorage and WebSocket), with errors collected. */
+const openPage = (path: string): Promise<Page> => newPage(origin + path);
 
 /** Opens the demo chat room as `name` and waits until joined. */
 async function openDemo(room: string, name: string): Promise<Page> {

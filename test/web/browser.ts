@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { type Browser, chromium, type Page } from "playwright-core";
-import { describe, it } from "vitest";
+import { afterAll, afterEach, describe, expect, it } from "vitest";
 
 /** The browser the suites drive: Debian's `chromium` package, or `CHROMIUM_PATH`. */
 export const CHROMIUM_PATH = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
@@ -51,6 +51,33 @@ export function launchChromium(): Promise<Browser> {
 export async function screenshot(page: Page, name: string): Promise<void> {
   mkdirSync(SCREENSHOT_DIR, { recursive: true });
   await page.screenshot({ path: join(SCREENSHOT_DIR, `${name}.png`), fullPage: true });
+}
+
+/**
+ * Opens pages for the suite that calls it (at its top level): one Chromium for the suite, each page in
+ * a context of its own (its own storage and WebSocket) with its console errors and uncaught exceptions
+ * collected; after each test, the pages it closed must have had none.
+ */
+export function suitePages(viewport = { width: 1200, height: 900 }): (url: string) => Promise<Page> {
+  let browser: Browser | undefined;
+  let errors: string[] = [];
+  afterEach(() => {
+    const seen = errors;
+    errors = [];
+    expect(seen).toEqual([]);
+  });
+  afterAll(async () => {
+    await browser?.close();
+  });
+  return async (url) => {
+    browser ??= await launchChromium();
+    const context = await browser.newContext({ viewport });
+    const page = await context.newPage();
+    const collected = pageErrors(page);
+    page.on("close", () => errors.push(...collected));
+    await page.goto(url);
+    return page;
+  };
 }
 
 /** Collects the page's console errors and uncaught exceptions, so a test can assert there were none. */
