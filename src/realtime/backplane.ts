@@ -1,7 +1,7 @@
 import type { Logger } from "../logger.js";
+import { type ChannelBus, createMemoryBus, createTargetBus } from "./bus.js";
 import type { Membership } from "./membership.js";
 import { LocalPresence, type PresenceTracker } from "./presence.js";
-import { type ChannelPubSub, createChannelPubSub } from "./pubsub.js";
 import { createRedisBus, RedisConnection, RedisNotices, RedisPresence, RedisSequence } from "./redis.js";
 import { LocalSequence, type SequenceSource } from "./sequence.js";
 
@@ -11,7 +11,7 @@ import { LocalSequence, type SequenceSource } from "./sequence.js";
  */
 export interface Backplane {
   readonly kind: "memory" | "redis";
-  readonly bus: ChannelPubSub;
+  readonly bus: ChannelBus;
   /** Resolves once the bus delivers to every listener added so far (Redis confirms its SUBSCRIBEs). */
   readonly listening: () => Promise<void>;
   readonly sequence: SequenceSource;
@@ -48,7 +48,7 @@ export async function createBackplane(options: BackplaneOptions): Promise<Backpl
   if (!options.redisUrl) {
     return {
       kind: "memory",
-      bus: createChannelPubSub(),
+      bus: createMemoryBus(),
       listening: async () => {},
       sequence: new LocalSequence(options.resumeSequence),
       presence: new LocalPresence(options.membership),
@@ -70,7 +70,7 @@ export async function createBackplane(options: BackplaneOptions): Promise<Backpl
   const presence = new RedisPresence(redis, options.logger, options.presenceTtlSeconds);
   return {
     kind: "redis",
-    bus: createChannelPubSub(target),
+    bus: createTargetBus(target),
     listening,
     sequence: new RedisSequence(redis, options.resumeSequence),
     presence,

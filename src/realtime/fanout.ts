@@ -1,7 +1,7 @@
 import type { Logger } from "../logger.js";
+import type { ChannelBus } from "./bus.js";
 import { NO_OBSERVER, type RealtimeObserver, type Transport } from "./observer.js";
 import { privateRecipient } from "./publisher.js";
-import type { ChannelPubSub } from "./pubsub.js";
 import type { ChannelEvent } from "./types.js";
 
 /** Receives the events of one channel, in publish order. */
@@ -22,7 +22,8 @@ export interface ChannelListener {
 /** The listeners of one channel and the one bus subscription that feeds them. */
 interface ChannelFeed {
   readonly listeners: Set<ChannelListener>;
-  readonly events: AsyncIterator<ChannelEvent>;
+  /** Ends the bus subscription. */
+  readonly unsubscribe: () => void;
   /** Events waiting for the next batch (see {@link ChannelFanout}), or null when none wait. */
   pending: ChannelEvent[] | null;
 }
@@ -46,7 +47,7 @@ export class ChannelFanout {
   private readonly batched: ChannelFeed[] = [];
 
   constructor(
-    private readonly pubsub: ChannelPubSub,
+    private readonly bus: ChannelBus,
     private readonly logger: Logger,
   ) {}
 
@@ -60,9 +61,20 @@ export class ChannelFanout {
   add(channel: string, listener: ChannelListener): void {
     let feed = this.feeds.get(channel);
     if (!feed) {
-      feed = { listeners: new Set(), events: this.pubsub.subscribe("channel", channel)[Symbol.asyncIterator](), pending: null };
+      const listeners = new Set<ChannelListener>();
+      const created: ChannelFeed = {
+        listeners,
+        unsubscribe: this.bus.subscribe(channel, (event) => {
+          try {
+            this.accept(created, event);
+          } catch (error) {
+            this.logger.error({ err: error, channel }, "could not hand on an event of a channel");
+          }
+        }),
+        pending: null,
+      };
+      feed = created;
       this.feeds.set(channel, feed);
-      void this.pump(channel, feed);
     }
     feed.listeners.add(listener);
   }
@@ -72,7 +84,7 @@ export class ChannelFanout {
     const feed = this.feeds.get(channel);
     if (!feed?.listeners.delete(listener) || feed.listeners.size > 0) return;
     this.feeds.delete(channel);
-    void feed.events.return?.();
+    feed.unsubscribe();
   }
 
   /** How many channels have listeners here, and how many listeners there are in all. */
@@ -92,18 +104,6 @@ export class ChannelFanout {
     const counts = { ws: 0, http: 0 };
     for (const feed of this.feeds.values()) for (const listener of feed.listeners) counts[listener.transport ?? "http"] += 1;
     return counts;
-  }
-
-  private async pump(channel: string, feed: ChannelFeed): Promise<void> {
-    try {
-      // The first next() subscribes to the bus at once, before any join is published.
-      for (let next = await feed.events.next(); !next.done; next = await feed.events.next()) {
-        this.accept(feed, next.value);
-      }
-    } catch (error) {
-      this.logger.error({ err: error, channel }, "the event bus failed for a channel");
-    }
-    if (this.feeds.get(channel) === feed) this.feeds.delete(channel);
   }
 
   /** Hands a message on at once, or adds the event to the channel's batch (see {@link ChannelFanout}). */

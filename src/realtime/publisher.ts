@@ -1,6 +1,6 @@
+import type { ChannelBus } from "./bus.js";
 import type { DeliveryFollowUp } from "./history.js";
 import { NO_OBSERVER, type RealtimeObserver } from "./observer.js";
-import type { ChannelPubSub } from "./pubsub.js";
 import type { ChannelSequencer } from "./sequence.js";
 import type { ChannelEvent } from "./types.js";
 
@@ -46,7 +46,7 @@ export interface ChannelPolicy {
 
 /** What the {@link Publisher} is built from. */
 export interface PublisherParts {
-  readonly bus: ChannelPubSub;
+  readonly bus: ChannelBus;
   readonly sequencer: ChannelSequencer;
   readonly history: HistoryWriter;
   readonly policy: ChannelPolicy;
@@ -72,7 +72,7 @@ export interface PublisherParts {
  */
 export class Publisher {
   private readonly inFlight = new Set<Promise<unknown>>();
-  private readonly pubsub: ChannelPubSub;
+  private readonly bus: ChannelBus;
   private readonly sequencer: ChannelSequencer;
   private readonly history: HistoryWriter;
   private readonly policy: ChannelPolicy;
@@ -81,7 +81,7 @@ export class Publisher {
   private readonly observer: RealtimeObserver;
 
   constructor(parts: PublisherParts) {
-    this.pubsub = parts.bus;
+    this.bus = parts.bus;
     this.sequencer = parts.sequencer;
     this.history = parts.history;
     this.policy = parts.policy;
@@ -129,7 +129,7 @@ export class Publisher {
       current = decision.event;
     }
     if (current.action !== "MESSAGE" || privateRecipient(current) !== null) {
-      this.pubsub.publish("channel", current.channel, current);
+      this.bus.publish(current.channel, current);
       await this.afterDelivery?.followUp(current)?.store();
       return { delivered: true, event: current };
     }
@@ -140,7 +140,7 @@ export class Publisher {
       const followUp = this.afterDelivery?.followUp(numbered) ?? null;
       if (keep > 0) await this.history.append(numbered, keep, followUp);
       else unstored = followUp;
-      this.pubsub.publish("channel", numbered.channel, numbered);
+      this.bus.publish(numbered.channel, numbered);
       return numbered;
     });
     // Stored after delivery, outside the channel's sequence, so it neither delays subscribers nor the next event.

@@ -2,8 +2,8 @@ import { randomUUID } from "node:crypto";
 import { createRedisEventTarget } from "@graphql-yoga/redis-event-target";
 import { Redis } from "ioredis";
 import type { Logger } from "../logger.js";
+import type { ChannelEventTarget } from "./bus.js";
 import type { PresenceTracker } from "./presence.js";
-import type { ChannelEventTarget } from "./pubsub.js";
 import type { SequenceSource } from "./sequence.js";
 import type { RealtimeClient } from "./types.js";
 

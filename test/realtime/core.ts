@@ -1,11 +1,11 @@
 import { createLogger } from "../../src/logger.js";
+import { createMemoryBus } from "../../src/realtime/bus.js";
 import type { ChannelRules } from "../../src/realtime/channel-config.js";
 import { type ChannelLimits, ChannelService } from "../../src/realtime/channels.js";
 import { ChannelFanout } from "../../src/realtime/fanout.js";
 import { Membership } from "../../src/realtime/membership.js";
 import { LocalPresence } from "../../src/realtime/presence.js";
 import { type EventMiddleware, type HistoryWriter, Publisher } from "../../src/realtime/publisher.js";
-import { createChannelPubSub } from "../../src/realtime/pubsub.js";
 import { ChannelSequencer, LocalSequence, resumeFromHistory } from "../../src/realtime/sequence.js";
 import type { ChannelEvent, RealtimeClient, Session } from "../../src/realtime/types.js";
 
@@ -66,7 +66,7 @@ export function createCore(limits: Partial<ChannelLimits> = {}, middleware: Even
   const rules = new Map<string, ChannelRules>();
   const rulesFor = (name: string) => rules.get(name) ?? OPEN_RULES;
   const history = new MemoryHistory();
-  const bus = createChannelPubSub();
+  const bus = createMemoryBus();
   const published: ChannelEvent[] = [];
   const policy = { historyKept: (channel: string) => rulesFor(channel).history };
   const record: EventMiddleware = async (event) => {

@@ -1,9 +1,9 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { createLogger } from "../../src/logger.js";
+import { createMemoryBus } from "../../src/realtime/bus.js";
 import { ChannelFanout, type ChannelListener } from "../../src/realtime/fanout.js";
 import type { RealtimeObserver } from "../../src/realtime/observer.js";
-import { createChannelPubSub } from "../../src/realtime/pubsub.js";
 import { type ChannelEvent, commandOf, type RealtimeAction } from "../../src/realtime/types.js";
 import { settle } from "./core.js";
 
@@ -66,6 +66,42 @@ const step = fc.record({
   pause: fc.boolean(),
 });
 
+describe("the in-memory bus", () => {
+  it("hands each event, after the publisher's synchronous code, to the listeners subscribed when it was published, in order", async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.oneof(fc.constant("publish" as const), fc.constant("subscribe" as const), fc.constant("unsubscribe" as const)), {
+          maxLength: 40,
+        }),
+        async (operations) => {
+          const bus = createMemoryBus();
+          const received: number[][] = [];
+          const expected: number[][] = [];
+          const live: { index: number; stop: () => void }[] = [];
+          for (const [n, operation] of operations.entries()) {
+            if (operation === "subscribe") {
+              const index = received.length;
+              received.push([]);
+              expected.push([]);
+              live.push({ index, stop: bus.subscribe(CHANNEL, (e) => received[index]!.push((e.payload as { n: number }).n)) });
+            } else if (operation === "unsubscribe" && live.length > 0) {
+              live.shift()!.stop();
+            } else if (operation === "publish") {
+              bus.publish(CHANNEL, event(n, "MESSAGE", "a", null));
+              bus.publish("another channel", event(n, "MESSAGE", "a", null));
+              for (const { index } of live) expected[index]!.push(n);
+              expect(received.flat()).not.toContain(n); // not during publish
+            }
+          }
+          await settle();
+          expect(received).toEqual(expected);
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+});
+
 describe("channel fan-out batches JOIN and LEAVE events", () => {
   it("every listener receives exactly the events it may see, in publish order, batched or not", async () => {
     await fc.assert(
@@ -73,17 +109,16 @@ describe("channel fan-out batches JOIN and LEAVE events", () => {
         fc.array(step, { minLength: 1, maxLength: 40 }),
         fc.array(fc.boolean(), { minLength: 4, maxLength: 4 }),
         async (steps, batched) => {
-          const bus = createChannelPubSub();
+          const bus = createMemoryBus();
           const observer = countingObserver();
           const fanout = new ChannelFanout(bus, createLogger("silent")).observe(observer);
           const listeners = CLIENT_IDS.map((id, i) => recordingListener(id, batched[i]!));
           for (const listener of listeners) fanout.add(CHANNEL, listener);
-          await settle(); // the bus subscription is in place
 
           const published = steps.map((s, n) => event(n, s.action, s.from, s.action === "MESSAGE" ? s.to : null));
           for (const [n, s] of steps.entries()) {
             if (s.pause) await new Promise((resolve) => setImmediate(resolve));
-            bus.publish("channel", CHANNEL, published[n]!);
+            bus.publish(CHANNEL, published[n]!);
           }
           await settle();
 
@@ -106,15 +141,14 @@ describe("channel fan-out batches JOIN and LEAVE events", () => {
   });
 
   it("JOINs published in one turn of the event loop reach a batching listener in one call", async () => {
-    const bus = createChannelPubSub();
+    const bus = createMemoryBus();
     const fanout = new ChannelFanout(bus, createLogger("silent"));
     const batching = recordingListener("a", true);
     const single = recordingListener("b", false);
     fanout.add(CHANNEL, batching);
     fanout.add(CHANNEL, single);
-    await settle();
     const joins = Array.from({ length: 50 }, (_, n) => event(n, "JOIN", `joiner-${n}`, null));
-    for (const join of joins) bus.publish("channel", CHANNEL, join);
+    for (const join of joins) bus.publish(CHANNEL, join);
     await settle();
     expect(batching.received).toEqual(joins);
     expect(batching.calls).toBe(1);
