@@ -19,10 +19,11 @@ export interface ChannelListener {
   deliverAll?(events: readonly ChannelEvent[]): void;
 }
 
-/** The listeners of one channel and the one bus subscription that feeds them. */
+/** The listeners of one channel and the one bus listener that feeds them. */
 interface ChannelFeed {
   readonly listeners: Set<ChannelListener>;
-  readonly events: AsyncIterator<ChannelEvent>;
+  /** Stops the bus listener. */
+  stop: () => void;
   /** Events waiting for the next batch (see {@link ChannelFanout}), or null when none wait. */
   pending: ChannelEvent[] | null;
 }
@@ -60,9 +61,9 @@ export class ChannelFanout {
   add(channel: string, listener: ChannelListener): void {
     let feed = this.feeds.get(channel);
     if (!feed) {
-      feed = { listeners: new Set(), events: this.pubsub.subscribe("channel", channel)[Symbol.asyncIterator](), pending: null };
-      this.feeds.set(channel, feed);
-      void this.pump(channel, feed);
+      const created: ChannelFeed = { listeners: new Set(), stop: () => {}, pending: null };
+      created.stop = this.pubsub.listen(channel, (event) => this.receive(created, event));
+      this.feeds.set(channel, (feed = created));
     }
     feed.listeners.add(listener);
   }
@@ -72,7 +73,7 @@ export class ChannelFanout {
     const feed = this.feeds.get(channel);
     if (!feed?.listeners.delete(listener) || feed.listeners.size > 0) return;
     this.feeds.delete(channel);
-    void feed.events.return?.();
+    feed.stop();
   }
 
   /** How many channels have listeners here, and how many listeners there are in all. */
@@ -94,16 +95,13 @@ export class ChannelFanout {
     return counts;
   }
 
-  private async pump(channel: string, feed: ChannelFeed): Promise<void> {
+  /** An event from the bus, while it is published: nothing it does may throw into the publisher. */
+  private receive(feed: ChannelFeed, event: ChannelEvent): void {
     try {
-      // The first next() subscribes to the bus at once, before any join is published.
-      for (let next = await feed.events.next(); !next.done; next = await feed.events.next()) {
-        this.accept(feed, next.value);
-      }
+      this.accept(feed, event);
     } catch (error) {
-      this.logger.error({ err: error, channel }, "the event bus failed for a channel");
+      this.logger.error({ err: error, channel: event.channel }, "could not hand on a channel event");
     }
-    if (this.feeds.get(channel) === feed) this.feeds.delete(channel);
   }
 
   /** Hands a message on at once, or adds the event to the channel's batch (see {@link ChannelFanout}). */
