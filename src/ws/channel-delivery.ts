@@ -191,7 +191,8 @@ export class ChannelDelivery {
       session,
       group,
       field,
-      `{"id":${JSON.stringify(id)},"type":"next","payload":`,
+      // Flat: a string built by concatenation would keep its parts for as long as the subscription lasts.
+      Buffer.from(`{"id":${JSON.stringify(id)},"type":"next","payload":`).toString(),
     );
     let subscription: ChannelSubscription | null;
     try {
