@@ -5,7 +5,8 @@
  * (bench/load-memory.ts). Before and after connecting, the server's heap is collected through the
  * inspector (`HeapProfiler.collectGarbage`, twice) and its RSS (`/proc`) and `process.memoryUsage()`
  * read; the difference divided by N is what one connection holds. With `--snapshots`, a heap
- * snapshot before and after, diffed by constructor: what each connection keeps.
+ * snapshot before and after, diffed by constructor: what each connection keeps (taking the first
+ * snapshot grows the RSS, so that run's RSS per connection is not reported).
  *
  *   npx tsx bench/memory.ts [--counts=2000,10000] [--tsx] [--snapshots] [--per-process=5000]
  *
@@ -284,7 +285,7 @@ async function main(): Promise<void> {
     const result = await runCount(options, count, snapshotDir);
     results.push(result);
     const { before, after, perConnection } = result;
-    const row = `| ${count} | ${result.live} | ${result.setupSeconds.toFixed(1)} | ${mb(before.rss)} → ${mb(after.rss)} | ${kb(perConnection.rss)} KB | ${kb(perConnection.heapUsed)} KB | ${kb(perConnection.heapTotal)} KB | ${kb(perConnection.external)} KB |`;
+    const row = `| ${count} | ${result.live} | ${result.setupSeconds.toFixed(1)} | ${mb(before.rss)} → ${mb(after.rss)} | ${options.snapshots ? "not comparable (snapshots)" : `${kb(perConnection.rss)} KB`} | ${kb(perConnection.heapUsed)} KB | ${kb(perConnection.heapTotal)} KB | ${kb(perConnection.external)} KB |`;
     console.log(row);
     lines.push(row);
   }
