@@ -64,6 +64,8 @@ export interface StartServerOptions {
   readonly nodeArgs?: readonly string[];
   /** P+T only: the channel name or pattern the 3-step trigger is attached to. */
   readonly triggerChannel?: string;
+  /** P, P+T, P+R: run the compiled build (`dist/src/main.js`, from `npm run build`) instead of the sources under tsx. */
+  readonly compiled?: boolean;
 }
 
 /** Where processes run and how (for the report). */
@@ -165,7 +167,7 @@ export class Processes {
     if (system === "R") script = "bench/servers/raw-ws.ts";
     else if (system === "Y") script = "bench/servers/plain-yoga.ts";
     else {
-      script = "src/main.ts";
+      script = options.compiled ? "dist/src/main.js" : "src/main.ts";
       dataDir = mkdtempSync(join(tmpdir(), "realtime-bench-"));
       Object.assign(env, {
         DATA_DIR: dataDir,
@@ -185,7 +187,8 @@ export class Processes {
       });
       if (system === "PR") Object.assign(env, { REDIS_URL: BENCH_REDIS_URL, REDIS_PREFIX: redisPrefix });
     }
-    const child = this.spawnNode(SERVER_CORE, ["--import", "tsx", ...(options.nodeArgs ?? []), script], env, `server ${system}`);
+    const loader = options.compiled && system !== "R" && system !== "Y" ? [] : ["--import", "tsx"];
+    const child = this.spawnNode(SERVER_CORE, [...loader, ...(options.nodeArgs ?? []), script], env, `server ${system}`);
     const exited = new Promise<never>((_, reject) =>
       child.once("exit", (code) => reject(new Error(`server ${system} exited (${code}) before it was ready`))),
     );

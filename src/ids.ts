@@ -28,3 +28,12 @@ export function sortableId(): string {
   lastTime = now;
   return now.toString(16).padStart(12, "0") + counter.toString(16).padStart(6, "0") + randomHex(8);
 }
+
+/**
+ * `text` as one flat string. A string built by concatenation, as `randomUUID()`'s is, holds its
+ * parts (a dozen objects for a UUID) for as long as it is kept: this copy holds none. For text
+ * that is valid UTF-16 (no lone surrogates), which it returns unchanged.
+ */
+export function flatString(text: string): string {
+  return Buffer.from(text).toString();
+}

@@ -3,12 +3,13 @@ import { readFileSync } from "node:fs";
 import { createLocalJWKSet, createRemoteJWKSet, errors, type JSONWebKeySet, type JWTPayload, type JWTVerifyGetKey, jwtVerify } from "jose";
 import type { Env } from "../env.js";
 import { AppError, ErrorCode } from "../errors.js";
+import { flatString } from "../ids.js";
 import type { ClientExtras, RealtimeClient } from "../realtime/types.js";
 
 /** Where the keys that sign client tokens come from, and what the tokens must say. */
 /** A client without credentials: a fresh id, known for as long as its connection or request lasts. */
 export function anonymousClient(): RealtimeClient {
-  return { id: randomUUID(), authenticated: false, extras: null };
+  return { id: flatString(randomUUID()), authenticated: false, extras: null };
 }
 
 export interface ClientTokenSettings {

@@ -7,7 +7,7 @@ import { assertChannelName } from "./channel-name.js";
 import type { ChannelListener } from "./fanout.js";
 import { closableIterator, emptyStream } from "./iterators.js";
 import type { Membership } from "./membership.js";
-import type { RealtimeObserver } from "./observer.js";
+import type { RealtimeObserver, Transport } from "./observer.js";
 import type { PresenceTracker } from "./presence.js";
 import type { PublishResult } from "./publisher.js";
 import { RateLimiter } from "./rate-limit.js";
@@ -112,17 +112,72 @@ export interface ChannelLimits {
 /** What a caller wants to do on a channel; each operation passes {@link ChannelService} `gate` once. */
 type Operation = "send" | "join" | "read" | "listen";
 
-/** An open subscription, as the service tracks it. */
-interface OpenSubscription {
-  readonly session: Session;
-  readonly channel: string;
-  readonly listener: ChannelListener;
-  readonly sink: SubscriptionSink;
-  readonly releaseSlot: () => void;
-  /** The admin's: watching without being a member. */
-  readonly observer: boolean;
+/** What an {@link OpenSubscription} asks of its {@link ChannelService}. */
+interface SubscriptionOwner {
+  close(subscription: OpenSubscription, leave: boolean): void;
+}
+
+/**
+ * An open subscription, as the service tracks it: its channel's listener in the fan-out, and the
+ * handle {@link ChannelService.open} returns. Until {@link OpenSubscription.goLive} it holds live
+ * events back; from then on it hands each event to its sink, except those the replayed history
+ * already held. A class rather than closures: a server holds one per subscription, tens of
+ * thousands of them, and its methods are shared.
+ */
+class OpenSubscription implements ChannelListener, ChannelSubscription {
+  readonly clientId: string;
+  readonly transport: Transport;
+  /** Live events waiting for the replay to end; null once it has. */
+  private held: ChannelEvent[] | null = [];
+  /** The sequence number of the last replayed message. */
+  private lastReplayed = 0;
+  /** Holds one of its WebSocket's subscription slots. */
+  holdsSlot = false;
   expiry?: NodeJS.Timeout;
-  closed: boolean;
+  closed = false;
+
+  constructor(
+    private readonly owner: SubscriptionOwner,
+    readonly session: Session,
+    readonly channel: string,
+    readonly sink: SubscriptionSink,
+    /** The admin's: watching without being a member. */
+    readonly observer: boolean,
+  ) {
+    this.clientId = session.client.id;
+    this.transport = session.socket ? "ws" : "http";
+  }
+
+  deliver(event: ChannelEvent): void {
+    if (this.held) this.held.push(event);
+    else if (this.fresh(event)) this.sink.event(event);
+  }
+
+  deliverAll(batch: readonly ChannelEvent[]): void {
+    if (this.held) this.held.push(...batch);
+    else if (!this.sink.eventBatch) for (const event of batch) this.deliver(event);
+    else if (batch.every((event) => this.fresh(event))) this.sink.eventBatch(batch);
+    else if (batch.some((event) => this.fresh(event))) this.sink.eventBatch(batch.filter((event) => this.fresh(event)));
+  }
+
+  /** Hands over the replayed history, then the subscriber's own JOIN when given, then the live events held meanwhile. */
+  goLive(replayed: readonly ChannelEvent[], ownJoin: ChannelEvent | null): void {
+    this.lastReplayed = replayed.at(-1)?.seq ?? 0;
+    const live = this.held ?? [];
+    this.held = null;
+    for (const event of replayed) this.sink.event(event);
+    if (ownJoin) this.sink.event(ownJoin);
+    for (const event of live) this.deliver(event);
+  }
+
+  close(): void {
+    this.owner.close(this, true);
+  }
+
+  /** False for a live event the replayed history already held. */
+  private fresh(event: ChannelEvent): boolean {
+    return event.seq === null || event.seq > this.lastReplayed;
+  }
 }
 
 /** Options the server acts on itself; they are not part of the JOIN event members receive. */
@@ -152,6 +207,7 @@ export class ChannelService {
   private readonly bySession = new WeakMap<Session, Set<OpenSubscription>>();
   /** WebSocket sessions holding `joinChannel` memberships, by channel. */
   private readonly joinedSockets = new Map<string, Set<Session>>();
+  private readonly subscriptionOwner: SubscriptionOwner = { close: (subscription, leave) => this.close(subscription, leave) };
 
   constructor(private readonly deps: ChannelServiceDeps) {
     const { limits } = deps;
@@ -221,36 +277,19 @@ export class ChannelService {
     this.checkJson("options", options);
     const replay = replayCount(options, rules);
     const observer = session.isAdmin;
-    const releaseSlot = this.takeSubscriptionSlot(session);
+    // Listens before the join is published, so nothing published after this call is missed, and
+    // holds live events back until the replayed history has been handed over.
+    const subscription = new OpenSubscription(this.subscriptionOwner, session, channel, sink, observer);
+    this.takeSubscriptionSlot(subscription);
     let releaseChannel: () => void = () => {};
     try {
       if (!observer) releaseChannel = this.reserveChannel(session, channel);
     } catch (error) {
-      releaseSlot();
+      this.releaseSlot(subscription);
       throw error;
     }
-    // Listen before the join is published, so nothing published after this call is missed, and hold
-    // live events back until the replayed history has been handed over.
-    let held: ChannelEvent[] | null = [];
-    let lastReplayed = 0;
-    const fresh = (event: ChannelEvent) => event.seq === null || event.seq > lastReplayed; // else: already replayed
-    const listener: ChannelListener = {
-      clientId: session.client.id,
-      transport: session.socket ? "ws" : "http",
-      deliver: (event) => {
-        if (held) held.push(event);
-        else if (fresh(event)) sink.event(event);
-      },
-    };
-    if (sink.eventBatch) {
-      listener.deliverAll = (batch) => {
-        if (held) held.push(...batch);
-        else if (batch.every(fresh)) sink.eventBatch!(batch);
-        else if (batch.some(fresh)) sink.eventBatch!(batch.filter(fresh));
-      };
-    }
     const { fanout } = this.deps;
-    fanout.add(channel, listener);
+    fanout.add(channel, subscription);
     let member = false;
     let replayed: ChannelEvent[];
     let ownJoin: ChannelEvent | null = null;
@@ -261,8 +300,8 @@ export class ChannelService {
       } else {
         const joined = await this.join(session, channel, options);
         if (!joined.joined) {
-          fanout.remove(channel, listener);
-          releaseSlot();
+          fanout.remove(channel, subscription);
+          this.releaseSlot(subscription);
           return null;
         }
         this.addMember(session.client, channel);
@@ -273,15 +312,14 @@ export class ChannelService {
       this.gate(session, channel, "listen");
       if (session.socket?.closed) throw new AppError(ErrorCode.Forbidden, "The connection has closed");
     } catch (error) {
-      fanout.remove(channel, listener);
-      releaseSlot();
+      fanout.remove(channel, subscription);
+      this.releaseSlot(subscription);
       if (member) this.removeMember(session.client, channel);
       throw error;
     } finally {
       releaseChannel();
     }
 
-    const subscription: OpenSubscription = { session, channel, listener, sink, releaseSlot, observer, closed: false };
     this.track(subscription);
     if (session.expiresAt !== undefined && !session.socket) {
       // A WebSocket is closed when its token expires; a stream over HTTP (SSE) ends on its own.
@@ -290,13 +328,8 @@ export class ChannelService {
         Math.min(Math.max(session.expiresAt - Date.now(), 0), MAX_TIMER_MS),
       );
     }
-    lastReplayed = replayed.at(-1)?.seq ?? 0;
-    const live = held;
-    held = null;
-    for (const event of replayed) sink.event(event);
-    if (ownJoin) sink.event(ownJoin);
-    for (const event of live) listener.deliver(event);
-    return { close: () => this.close(subscription, true) };
+    subscription.goLive(replayed, ownJoin);
+    return subscription;
   }
 
   /**
@@ -553,15 +586,23 @@ export class ChannelService {
     }
   }
 
-  /** Takes one of the socket's subscription slots; the returned release gives it back once. */
-  private takeSubscriptionSlot(session: Session): () => void {
-    const socket = session.socket;
-    if (!socket) return () => {};
+  /** Takes one of the socket's subscription slots for the subscription ({@link ChannelService.releaseSlot} gives it back). */
+  private takeSubscriptionSlot(subscription: OpenSubscription): void {
+    const socket = subscription.session.socket;
+    if (!socket) return;
     if (socket.closed) throw new AppError(ErrorCode.Forbidden, "The connection has closed");
     const max = this.deps.limits.maxSubscriptionsPerSocket;
     if (socket.subscriptions >= max) throw new AppError(ErrorCode.LimitExceeded, `Too many subscriptions: at most ${max} per connection`);
     socket.subscriptions += 1;
-    return once(() => (socket.subscriptions -= 1));
+    subscription.holdsSlot = true;
+  }
+
+  /** Gives back the subscription's slot, once. */
+  private releaseSlot(subscription: OpenSubscription): void {
+    const socket = subscription.session.socket;
+    if (!socket || !subscription.holdsSlot) return;
+    subscription.holdsSlot = false;
+    socket.subscriptions -= 1;
   }
 
   /**
@@ -621,12 +662,12 @@ export class ChannelService {
     subscription.closed = true;
     clearTimeout(subscription.expiry);
     const { channel, session } = subscription;
-    this.deps.fanout.remove(channel, subscription.listener);
+    this.deps.fanout.remove(channel, subscription);
     const onChannel = this.subscriptions.get(channel);
     onChannel?.delete(subscription);
     if (onChannel?.size === 0) this.subscriptions.delete(channel);
     this.bySession.get(session)?.delete(subscription);
-    subscription.releaseSlot();
+    this.releaseSlot(subscription);
     if (leave && !subscription.observer) this.removeMember(session.client, channel);
   }
 

@@ -19,11 +19,11 @@ export interface ChannelListener {
   deliverAll?(events: readonly ChannelEvent[]): void;
 }
 
-/** The listeners of one channel and the one bus subscription that feeds them. */
+/** The listeners of one channel and the one bus listener that feeds them. */
 interface ChannelFeed {
   readonly listeners: Set<ChannelListener>;
   /** Ends the bus subscription. */
-  readonly unsubscribe: () => void;
+  unsubscribe: () => void;
   /** Events waiting for the next batch (see {@link ChannelFanout}), or null when none wait. */
   pending: ChannelEvent[] | null;
 }
@@ -61,20 +61,9 @@ export class ChannelFanout {
   add(channel: string, listener: ChannelListener): void {
     let feed = this.feeds.get(channel);
     if (!feed) {
-      const listeners = new Set<ChannelListener>();
-      const created: ChannelFeed = {
-        listeners,
-        unsubscribe: this.bus.subscribe(channel, (event) => {
-          try {
-            this.accept(created, event);
-          } catch (error) {
-            this.logger.error({ err: error, channel }, "could not hand on an event of a channel");
-          }
-        }),
-        pending: null,
-      };
-      feed = created;
-      this.feeds.set(channel, feed);
+      const created: ChannelFeed = { listeners: new Set(), unsubscribe: () => {}, pending: null };
+      created.unsubscribe = this.bus.subscribe(channel, (event) => this.receive(created, event));
+      this.feeds.set(channel, (feed = created));
     }
     feed.listeners.add(listener);
   }
@@ -104,6 +93,15 @@ export class ChannelFanout {
     const counts = { ws: 0, http: 0 };
     for (const feed of this.feeds.values()) for (const listener of feed.listeners) counts[listener.transport ?? "http"] += 1;
     return counts;
+  }
+
+  /** An event from the bus: nothing it does may throw into the bus. */
+  private receive(feed: ChannelFeed, event: ChannelEvent): void {
+    try {
+      this.accept(feed, event);
+    } catch (error) {
+      this.logger.error({ err: error, channel: event.channel }, "could not hand on an event of a channel");
+    }
   }
 
   /** Hands a message on at once, or adds the event to the channel's batch (see {@link ChannelFanout}). */

@@ -14,8 +14,9 @@ import {
   locatedError,
 } from "graphql";
 import type { WebSocket } from "ws";
-import type { ChannelService, ChannelSubscription } from "../realtime/channels.js";
-import { closableIterator, emptyStream } from "../realtime/iterators.js";
+import type { AppError } from "../errors.js";
+import type { ChannelService, ChannelSubscription, SubscriptionSink } from "../realtime/channels.js";
+import { emptyStream } from "../realtime/iterators.js";
 import type { ChannelEvent, Session } from "../realtime/types.js";
 import { compileRender, type Render } from "./render.js";
 import { coalesceWrites } from "./transport.js";
@@ -55,14 +56,21 @@ const VIEWER_NEUTRAL_CONTEXT = Object.freeze({});
 class RenderGroup {
   subscribers = 0;
   /** The payloads of the events being delivered right now (a batch holds several), and their UTF-8. */
-  private readonly rendered = new Map<ChannelEvent, { json: string; bytes?: Buffer }>();
+  private rendered: Map<ChannelEvent, { json: string; bytes?: Buffer }> | null = null;
 
   constructor(
     private readonly args: ExecutionArgs,
+    /** Where the group is kept among its document's groups (see {@link groupKey}). */
+    readonly key: string,
     private readonly maskError: MaskError,
     /** The `channel` field's response key and its compiled rendering, when the selection allows one. */
     private readonly compiled: { readonly key: string; readonly render: Render } | null,
   ) {}
+
+  /** The document the group renders. */
+  get document(): DocumentNode {
+    return this.args.document;
+  }
 
   /** The JSON of the `next` payload for an event, executed once however many subscribers ask. */
   payloadFor(event: ChannelEvent): string {
@@ -77,11 +85,14 @@ class RenderGroup {
   }
 
   private render(event: ChannelEvent): { json: string; bytes?: Buffer } {
-    const known = this.rendered.get(event);
+    const known = this.rendered?.get(event);
     if (known !== undefined) return known;
     const rendered = { json: JSON.stringify(this.resultFor(event)) };
-    // Subscribers receive an event (or a batch) in one synchronous loop: hold the result only until it ends.
-    if (this.rendered.size === 0) queueMicrotask(this.forget);
+    if (!this.rendered) {
+      this.rendered = new Map();
+      // Subscribers receive an event (or a batch) in one synchronous loop: hold the result only until it ends.
+      queueMicrotask(() => (this.rendered = null));
+    }
     this.rendered.set(event, rendered);
     return rendered;
   }
@@ -102,8 +113,6 @@ class RenderGroup {
     }
     return this.mask(result);
   }
-
-  private readonly forget = () => this.rendered.clear();
 
   private mask(result: ExecutionResult): ExecutionResult {
     if (!result.errors) return result;
@@ -129,13 +138,16 @@ export class ChannelDelivery {
   private readonly groups = new WeakMap<DocumentNode, Map<string, RenderGroup>>();
   /** Each `channel` field's compiled rendering, or null where only the executor can render it. */
   private readonly compiled = new WeakMap<FieldNode, { readonly key: string; readonly render: Render } | null>();
+  private readonly streamOwner: StreamOwner;
 
   constructor(
     private readonly channels: ChannelService,
     private readonly maskError: MaskError,
     /** Called after each frame written to a socket: drops sockets that do not read their messages. */
-    private readonly afterSend: (socket: WebSocket, session: Session) => void,
-  ) {}
+    afterSend: (socket: WebSocket, session: Session) => void,
+  ) {
+    this.streamOwner = { maskError, afterSend, release: (group) => this.release(group) };
+  }
 
   /**
    * The `channel` field of an operation this class serves (a subscription whose root selects only
@@ -173,53 +185,29 @@ export class ChannelDelivery {
 
     const { socket, id, session } = operation;
     const group = this.groupFor(args, field, channelField);
-    const frameStart = `{"id":${JSON.stringify(id)},"type":"next","payload":`;
-    let stream: ServerEndable | null = null;
-    let endedEarly: { error?: unknown } | null = null;
+    const stream = new ChannelStream(
+      this.streamOwner,
+      socket,
+      session,
+      group,
+      field,
+      // Flat: a string built by concatenation would keep its parts for as long as the subscription lasts.
+      Buffer.from(`{"id":${JSON.stringify(id)},"type":"next","payload":`).toString(),
+    );
     let subscription: ChannelSubscription | null;
     try {
-      subscription = await this.channels.open(session, name, options, {
-        event: (event) => {
-          if (socket.readyState !== socket.OPEN) return;
-          coalesceWrites(socket);
-          socket.send(`${frameStart + group.payloadFor(event)}}`);
-          this.afterSend(socket, session);
-        },
-        eventBatch: (events) => {
-          if (socket.readyState !== socket.OPEN) return;
-          const tcp = tcpSocketOf(socket);
-          if (tcp)
-            tcp.write(
-              textFrames(
-                frameStart,
-                events.map((event) => group.payloadBytesFor(event)),
-              ),
-            );
-          else for (const event of events) socket.send(`${frameStart + group.payloadFor(event)}}`);
-          this.afterSend(socket, session);
-        },
-        end: (error) => {
-          const masked = error && this.maskError(locatedError(error, [field], [field.alias?.value ?? CHANNEL_FIELD]), MASKED_MESSAGE);
-          if (stream) stream.end(masked);
-          else endedEarly = { error: masked };
-        },
-      });
+      subscription = await this.channels.open(session, name, options, stream);
     } catch (error) {
-      this.release(args, group);
+      this.release(group);
       return {
         errors: [this.maskError(locatedError(error, [field], [field.alias?.value ?? CHANNEL_FIELD]), MASKED_MESSAGE) as GraphQLError],
       };
     }
     if (!subscription) {
-      this.release(args, group);
+      this.release(group);
       return emptyStream();
     }
-    const opened = subscription;
-    stream = untilClosed(() => {
-      opened.close();
-      this.release(args, group);
-    });
-    if (endedEarly) stream.end((endedEarly as { error?: unknown }).error);
+    stream.opened(subscription);
     return stream;
   }
 
@@ -235,15 +223,15 @@ export class ChannelDelivery {
         const render = compileRender(channelField.type, field);
         this.compiled.set(field, (compiled = render && { key: field.alias?.value ?? CHANNEL_FIELD, render }));
       }
-      byVariables.set(key, (group = new RenderGroup({ schema, document, operationName, variableValues }, this.maskError, compiled)));
+      byVariables.set(key, (group = new RenderGroup({ schema, document, operationName, variableValues }, key, this.maskError, compiled)));
     }
     group.subscribers += 1;
     return group;
   }
 
-  private release(args: ExecutionArgs, group: RenderGroup): void {
+  private release(group: RenderGroup): void {
     group.subscribers -= 1;
-    if (group.subscribers === 0) this.groups.get(args.document)?.delete(groupKey(args));
+    if (group.subscribers === 0) this.groups.get(group.document)?.delete(group.key);
   }
 }
 
@@ -306,37 +294,112 @@ function plainChannelField(document: DocumentNode, operationName: string | null 
   return field;
 }
 
-/** An iterator the server can end: {@link untilClosed}'s. */
-type ServerEndable = AsyncIterableIterator<never> & {
-  /** Finishes the stream from the server's side, failing it with `error` when there is one. */
-  end(error?: unknown): void;
-};
+/** What a {@link ChannelStream} needs from its {@link ChannelDelivery}. */
+interface StreamOwner {
+  readonly maskError: MaskError;
+  /** Called after each write to a socket. */
+  readonly afterSend: (socket: WebSocket, session: Session) => void;
+  /** The stream has ended: one subscriber fewer for its group. */
+  readonly release: (group: RenderGroup) => void;
+}
+
+const DONE: IteratorReturnResult<undefined> = Object.freeze({ done: true, value: undefined });
 
 /**
- * An iterator that yields nothing and finishes when `return()` is called, or fails or finishes when
- * the server calls `end()`; `onReturn` runs once either way.
+ * One channel subscription over a WebSocket: the sink its events are written from (straight to the
+ * socket), and the iterator graphql-ws holds, which yields nothing and finishes when graphql-ws ends
+ * the operation (`return()`), or fails or finishes when the server ends it (`end`). A class rather
+ * than closures: a server holds one per subscription, tens of thousands of them, and its methods
+ * are shared.
  */
-function untilClosed(onReturn: () => void): ServerEndable {
-  let settle: ((failure: { error?: unknown }) => void) | null = null;
-  let closed = false;
-  const finished = new Promise<{ error?: unknown }>((resolve) => (settle = resolve));
-  const done = { done: true, value: undefined } as const;
-  const finish = (failure: { error?: unknown }) => {
-    if (closed) return;
-    closed = true;
-    onReturn();
-    settle?.(failure);
-  };
-  const iterator = closableIterator<never>(
-    () =>
-      finished.then(({ error }) => {
-        if (error) throw error;
-        return done;
-      }),
-    async () => {
-      finish({});
-      return done;
-    },
-  );
-  return Object.assign(iterator, { end: (error?: unknown) => finish({ error }) });
+class ChannelStream implements AsyncIterableIterator<never>, SubscriptionSink {
+  private subscription: ChannelSubscription | null = null;
+  /** Set once the stream has ended: with the error it failed with, if any. */
+  private outcome: { readonly error?: unknown } | null = null;
+  /** Settles the pending `next()`, if one waits. */
+  private wake: (() => void) | null = null;
+  private finished: Promise<void> | null = null;
+
+  constructor(
+    private readonly owner: StreamOwner,
+    private readonly socket: WebSocket,
+    private readonly session: Session,
+    private readonly group: RenderGroup,
+    private readonly field: FieldNode,
+    /** The start of every `next` frame of this operation, up to its payload. */
+    private readonly frameStart: string,
+  ) {}
+
+  /** The channel subscription is open: ending the stream from now on closes it. */
+  opened(subscription: ChannelSubscription): void {
+    this.subscription = subscription;
+    if (this.outcome) this.stop(); // the server ended it while it opened
+  }
+
+  event(event: ChannelEvent): void {
+    const { socket } = this;
+    if (socket.readyState !== socket.OPEN) return;
+    coalesceWrites(socket);
+    socket.send(`${this.frameStart + this.group.payloadFor(event)}}`);
+    this.owner.afterSend(socket, this.session);
+  }
+
+  eventBatch(events: readonly ChannelEvent[]): void {
+    const { socket, group } = this;
+    if (socket.readyState !== socket.OPEN) return;
+    const tcp = tcpSocketOf(socket);
+    if (tcp)
+      tcp.write(
+        textFrames(
+          this.frameStart,
+          events.map((event) => group.payloadBytesFor(event)),
+        ),
+      );
+    else for (const event of events) socket.send(`${this.frameStart + group.payloadFor(event)}}`);
+    this.owner.afterSend(socket, this.session);
+  }
+
+  end(error?: AppError): void {
+    const { field } = this;
+    this.finish({
+      error: error && this.owner.maskError(locatedError(error, [field], [field.alias?.value ?? CHANNEL_FIELD]), MASKED_MESSAGE),
+    });
+  }
+
+  next(): Promise<IteratorResult<never>> {
+    if (!this.outcome) this.finished ??= new Promise<void>((resolve) => (this.wake = resolve));
+    return (this.finished ?? Promise.resolve()).then(() => this.result());
+  }
+
+  return(): Promise<IteratorResult<never>> {
+    this.finish({});
+    return Promise.resolve(DONE);
+  }
+
+  throw(error: unknown): Promise<IteratorResult<never>> {
+    this.finish({});
+    return Promise.reject(error);
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+
+  private result(): IteratorResult<never> {
+    if (this.outcome?.error) throw this.outcome.error;
+    return DONE;
+  }
+
+  private finish(outcome: { error?: unknown }): void {
+    if (this.outcome) return;
+    this.outcome = outcome;
+    if (this.subscription) this.stop();
+    this.wake?.();
+    this.wake = null;
+  }
+
+  private stop(): void {
+    this.subscription!.close();
+    this.owner.release(this.group);
+  }
 }

@@ -4,10 +4,11 @@ import {
   type ExecutionArgs,
   type ExecutionResult,
   GraphQLError,
+  type GraphQLSchema,
   type execute as graphqlExecute,
   type subscribe as graphqlSubscribe,
 } from "graphql";
-import { CloseCode, makeServer } from "graphql-ws";
+import { CloseCode, makeServer, type SubscribePayload } from "graphql-ws";
 import { isAsyncIterable, type YogaServerInstance } from "graphql-yoga";
 import { type WebSocket, WebSocketServer } from "ws";
 import { isAdminToken } from "../auth/admin-token.js";
@@ -70,6 +71,20 @@ function closeAtExpiry(extra: SocketExtra, expiresAt: number): void {
     () => (Date.now() >= expiresAt ? extra.socket.close(CloseCode.Forbidden, "Token expired") : closeAtExpiry(extra, expiresAt)),
     Math.min(Math.max(wait, 0), MAX_TIMER_MS),
   );
+}
+
+/**
+ * The arguments an operation runs with. Built as one literal, always in this order: graphql-ws keeps
+ * them for as long as a subscription lasts, and objects made by spreading got a hidden class each.
+ */
+function executionArgs(
+  schema: GraphQLSchema,
+  document: DocumentNode,
+  params: SubscribePayload,
+  contextValue: unknown,
+  rootValue: OperationRoute,
+): ExecutionArgs {
+  return { schema, document, operationName: params.operationName, variableValues: params.variables, contextValue, rootValue };
 }
 
 function routeOf(args: ExecutionArgs): OperationRoute {
@@ -176,8 +191,7 @@ export function serveGraphqlOverWebSocket(httpServer: Server, options: GraphqlWs
       if (known) {
         const { schema, document } = known;
         const route: OperationRoute = { path: "send", known, session };
-        const args = { schema, document, operationName: params.operationName, variableValues: params.variables };
-        return { ...args, contextValue: { session, services } satisfies Context, rootValue: route };
+        return executionArgs(schema, document, params, { session, services } satisfies Context, route);
       }
       const { schema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({
         ...ctx,
@@ -195,20 +209,19 @@ export function serveGraphqlOverWebSocket(httpServer: Server, options: GraphqlWs
         return [error instanceof GraphQLError ? error : new GraphQLError("Invalid document")];
       }
       if (errors.length > 0) return errors;
-      const args = { schema, document, operationName: params.operationName, variableValues: params.variables };
       const field = channelDelivery.recognize(document, params.operationName);
       if (field) {
         // Channel subscriptions need neither a context nor Yoga's executor: keep neither for as long as they last.
         const route: OperationRoute = { path: "channel", operation: { socket: ctx.extra.socket, id, session, field } };
-        return { ...args, contextValue: undefined, rootValue: route };
+        return executionArgs(schema, document, params, undefined, route);
       }
       const learnt = sendPath.learn(params.query, document, schema, params.operationName);
       if (learnt) {
         const route: OperationRoute = { path: "send", known: learnt, session };
-        return { ...args, contextValue: { session, services } satisfies Context, rootValue: route };
+        return executionArgs(schema, document, params, { session, services } satisfies Context, route);
       }
       const route: OperationRoute = { path: "generic", execute, subscribe };
-      return { ...args, contextValue: await contextFactory(), rootValue: route };
+      return executionArgs(schema, document, params, await contextFactory(), route);
     },
   });
   // Plain sendMessage mutations already seen skip the protocol server too: one result, then complete.

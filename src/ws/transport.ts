@@ -112,54 +112,158 @@ interface Running {
 class OperationIds {
   /** Ids of operations under way. */
   private readonly running = new Map<string, Running>();
-  /** A `subscribe` per id, waiting for the id's earlier operation to end. */
-  private readonly waiting = new Map<string, OperationFrame & { readonly text: string }>();
+  /** A `subscribe` per id, waiting for the id's earlier operation to end; made when first needed. */
+  private waiting: Map<string, OperationFrame & { readonly text: string }> | null = null;
 
-  constructor(
-    private readonly handle: (text: string) => Promise<void>,
-    private readonly refuseDuplicate: (id: string) => void,
-    /** Runs an operation directly, or returns null; its result (null when it failed) is handed to `reply`. */
-    private readonly direct: (id: string, message: Record<string, unknown>) => Promise<ExecutionResult | null> | null,
-    private readonly reply: (id: string, result: ExecutionResult) => void,
-  ) {}
+  constructor(private readonly host: OperationHost) {}
 
   receive(text: string): void {
     const frame = operationFrame(text);
-    if (!frame) return void this.handle(text);
+    if (!frame) return void this.host.handle(text);
     const running = this.running.get(frame.id);
     if (frame.type === "complete") {
-      if (this.waiting.delete(frame.id)) return; // withdrawn before it started
+      if (this.waiting?.delete(frame.id)) return; // withdrawn before it started
       if (running) running.completed = true;
       if (running?.direct) return; // the protocol server never knew it
-      return void this.handle(text);
+      return void this.host.handle(text);
     }
     // The id is in use by a waiting subscribe, or by a direct operation: refused as the protocol refuses any id in use.
-    if (this.waiting.has(frame.id) || (running?.direct && !running.completed)) {
-      this.refuseDuplicate(frame.id);
+    if (this.waiting?.has(frame.id) || (running?.direct && !running.completed)) {
+      this.host.refuseDuplicate(frame.id);
       return;
     }
-    if (running?.completed) return void this.waiting.set(frame.id, { ...frame, text });
+    if (running?.completed) return void (this.waiting ??= new Map()).set(frame.id, { ...frame, text });
     // An id in use and not completed is the protocol server's to refuse (4409).
     this.start(frame, text, running !== undefined);
   }
 
   private start(frame: OperationFrame, text: string, inUse: boolean): void {
     const { id } = frame;
-    const directly = inUse ? null : this.direct(id, frame.message);
+    const directly = inUse ? null : this.host.direct(id, frame.message);
     const state: Running = { completed: false, direct: directly !== null };
     this.running.set(id, state);
     const finished = directly
       ? directly.then((result) => {
-          if (result && !state.completed) this.reply(id, result);
+          if (result && !state.completed) this.host.reply(id, result);
         })
-      : this.handle(text);
+      : this.host.handle(text);
     void finished.then(() => {
       if (this.running.get(id) === state) this.running.delete(id);
-      const next = this.waiting.get(id);
+      const next = this.waiting?.get(id);
       if (next === undefined) return;
-      this.waiting.delete(id);
+      this.waiting!.delete(id);
+      if (this.waiting!.size === 0) this.waiting = null;
       this.start(next, next.text, false);
     });
+  }
+}
+
+/** What {@link OperationIds} hands messages to: its {@link Connection}. */
+interface OperationHost {
+  /** Hands a message to the protocol server. */
+  handle(text: string): Promise<void>;
+  /** Closes the connection for a `subscribe` whose id is in use (4409). */
+  refuseDuplicate(id: string): void;
+  /** Runs an operation directly, or returns null; its result (null when it failed) is handed to `reply`. */
+  direct(id: string, message: Record<string, unknown>): Promise<ExecutionResult | null> | null;
+  /** Sends a directly run operation's result as the protocol server would. */
+  reply(id: string, result: ExecutionResult): void;
+}
+
+/** What every {@link Connection} of one {@link carryProtocol} shares. */
+interface ConnectionShared<Extra extends ConnectionExtra> {
+  readonly logger: Logger;
+  readonly direct?: DirectOperation<Extra>;
+}
+
+/**
+ * One WebSocket as the protocol server sees it (`protocol`, `send`, `close`, `onMessage`), and the
+ * host of its {@link OperationIds}. A class rather than closures: a server holds one per
+ * connection, tens of thousands of them, and its methods are shared.
+ */
+class Connection<Extra extends ConnectionExtra> implements OperationHost {
+  readonly protocol: string;
+  /**
+   * Set as the protocol server accepts the connection: it sends `connection_ack` then, and only
+   * then. Before it, `subscribe` messages are the protocol server's to refuse (4401).
+   */
+  private acknowledged = false;
+  private handler: ((text: string) => Promise<void>) | null = null;
+
+  constructor(
+    private readonly socket: WebSocket,
+    private readonly extra: Extra,
+    private readonly shared: ConnectionShared<Extra>,
+  ) {
+    this.protocol = socket.protocol;
+  }
+
+  /**
+   * Frames leave in order without waiting for each write to finish: a socket whose client does not
+   * read is dropped by the buffered-bytes guard, not slowed down by awaiting it.
+   */
+  send(data: string): void {
+    if (!this.acknowledged && data.includes('"connection_ack"')) this.acknowledged = true;
+    const { socket } = this;
+    if (socket.readyState !== socket.OPEN) return;
+    coalesceWrites(socket);
+    socket.send(data);
+  }
+
+  close(code?: number, reason?: string): void {
+    this.socket.close(code, reason);
+  }
+
+  onMessage(handler: (text: string) => Promise<void>): void {
+    this.handler = handler;
+    const operations = new OperationIds(this);
+    this.socket.on("message", (data) => {
+      const text = String(data);
+      if (isServerOnlyMessage(text)) return this.close(CloseCode.BadRequest, "Bad message: this message type is sent by servers");
+      operations.receive(text);
+    });
+  }
+
+  handle(text: string): Promise<void> {
+    return this.handler!(text).catch((error: unknown) => this.fail(error));
+  }
+
+  refuseDuplicate(id: string): void {
+    this.close(CloseCode.SubscriberAlreadyExists, `Subscriber for ${id.slice(0, 64)} already exists`);
+  }
+
+  direct(id: string, message: Record<string, unknown>): Promise<ExecutionResult | null> | null {
+    const { direct } = this.shared;
+    if (!direct || !this.acknowledged) return null; // before the acknowledgement, the protocol server refuses it (4401)
+    try {
+      validateMessage(message); // an invalid message is the protocol server's to refuse (4400)
+    } catch {
+      return null;
+    }
+    const running = direct(this.extra, id, message.payload as SubscribePayload);
+    return (
+      running?.catch((error: unknown) => {
+        this.fail(error);
+        return null;
+      }) ?? null
+    );
+  }
+
+  reply(id: string, { errors, ...rest }: ExecutionResult): void {
+    // What the protocol server sends for a single result.
+    this.send(
+      stringifyMessage({
+        id,
+        type: MessageType.Next,
+        payload: { ...rest, ...(errors ? { errors: errors.map((error) => error.toJSON()) } : {}) },
+      }),
+    );
+    this.send(stringifyMessage({ id, type: MessageType.Complete }));
+  }
+
+  private fail(error: unknown): void {
+    this.shared.logger.error({ err: error }, "could not handle a WebSocket message");
+    this.close(CloseCode.InternalServerError, "Internal server error");
   }
 }
 
@@ -183,86 +287,41 @@ export function carryProtocol<Extra extends ConnectionExtra>(
   // The HTTP server's own errors (such as a port in use) reach the caller of listen().
   wsServer.on("error", (error) => logger.debug({ err: error }, "WebSocket server error"));
 
-  wsServer.on("connection", (socket, request) => {
-    // `ws` has already closed the socket with the matching code (1009 too big, 1002 malformed frame).
-    socket.on("error", (error) => logger.debug({ reason: error.message }, "closed a WebSocket on a protocol error"));
+  // `ws` has already closed the socket with the matching code (1009 too big, 1002 malformed frame).
+  const onSocketError = (error: Error) => logger.debug({ reason: error.message }, "closed a WebSocket on a protocol error");
+  const shared: ConnectionShared<Extra> = { logger, direct };
 
-    let answered = true;
-    const keepAlive = setInterval(() => {
-      if (!answered) return void socket.terminate();
-      answered = false;
+  // One timer pings every socket: one that has not answered since the previous round is cut off.
+  const unanswered = new WeakSet<WebSocket>();
+  function answered(this: WebSocket): void {
+    unanswered.delete(this);
+  }
+  const keepAlive = setInterval(() => {
+    for (const socket of wsServer.clients) {
+      if (unanswered.has(socket)) {
+        socket.terminate();
+        continue;
+      }
+      unanswered.add(socket);
       socket.ping();
-    }, keepAliveMs);
-    socket.on("pong", () => (answered = true));
+    }
+  }, keepAliveMs);
+  keepAlive.unref(); // the sockets keep the process alive, not their pings
 
-    // Frames leave in order without waiting for each write to finish: a socket whose client does
-    // not read is dropped by the buffered-bytes guard, not slowed down by awaiting it.
-    // Set as the protocol server accepts the connection: it sends `connection_ack` then, and only then.
-    let acknowledged = false;
-    const send = (data: string) => {
-      if (!acknowledged && data.includes('"connection_ack"')) acknowledged = true;
-      if (socket.readyState !== socket.OPEN) return;
-      coalesceWrites(socket);
-      socket.send(data);
-    };
+  wsServer.on("connection", (socket, request) => {
+    socket.on("error", onSocketError);
+    socket.on("pong", answered);
     const extra = extraFor(socket, request);
-    const closed = protocol.opened(
-      {
-        protocol: socket.protocol,
-        send,
-        close: (code, reason) => socket.close(code, reason),
-        onMessage: (handle) => {
-          const failed = (error: unknown) => {
-            logger.error({ err: error }, "could not handle a WebSocket message");
-            socket.close(CloseCode.InternalServerError, "Internal server error");
-          };
-          const operations = new OperationIds(
-            (text) => handle(text).catch(failed),
-            (id) => socket.close(CloseCode.SubscriberAlreadyExists, `Subscriber for ${id.slice(0, 64)} already exists`),
-            (id, message) => {
-              if (!direct || !acknowledged) return null; // before the acknowledgement, the protocol server refuses it (4401)
-              try {
-                validateMessage(message); // an invalid message is the protocol server's to refuse (4400)
-              } catch {
-                return null;
-              }
-              const running = direct(extra, id, message.payload as SubscribePayload);
-              return (
-                running?.catch((error: unknown) => {
-                  failed(error);
-                  return null;
-                }) ?? null
-              );
-            },
-            (id, { errors, ...rest }) => {
-              // What the protocol server sends for a single result.
-              send(
-                stringifyMessage({
-                  id,
-                  type: MessageType.Next,
-                  payload: { ...rest, ...(errors ? { errors: errors.map((error) => error.toJSON()) } : {}) },
-                }),
-              );
-              send(stringifyMessage({ id, type: MessageType.Complete }));
-            },
-          );
-          socket.on("message", (data) => {
-            const text = String(data);
-            if (isServerOnlyMessage(text)) return socket.close(CloseCode.BadRequest, "Bad message: this message type is sent by servers");
-            operations.receive(text);
-          });
-        },
-      },
-      extra,
-    );
-    socket.once("close", (code, reason) => {
-      clearInterval(keepAlive);
+    const closed = protocol.opened(new Connection(socket, extra, shared), extra);
+    // `close` is emitted once: `on` spares the wrapper `once` would keep for the connection's lifetime.
+    socket.on("close", (code, reason) => {
       closed(code, String(reason)).catch((error: unknown) => logger.error({ err: error }, "could not end a WebSocket's operations"));
     });
   });
 
   return {
     dispose: async () => {
+      clearInterval(keepAlive);
       for (const client of wsServer.clients) client.close(1001, "Going away");
       await new Promise<void>((resolve) => wsServer.close(() => resolve()));
     },

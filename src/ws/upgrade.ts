@@ -71,7 +71,8 @@ export function acceptUpgrades(httpServer: Server, wsServer: WebSocketServer, po
  * upgrade handler would keep the upgrade request (headers and all) alive with it.
  */
 function countUntilClosed(socket: Duplex, open: Map<string, number>, address: string): void {
-  socket.once("close", () => {
+  // `close` is emitted once: `on` spares the wrapper `once` would keep for the connection's lifetime.
+  socket.on("close", () => {
     const left = (open.get(address) ?? 1) - 1;
     if (left > 0) open.set(address, left);
     else open.delete(address);
