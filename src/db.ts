@@ -27,6 +27,8 @@ export interface Database {
 
 /** Prisma's codes for a database it cannot reach, or that dropped or timed out the connection. */
 const UNREACHABLE_CODES = new Set(["P1001", "P1002", "P1008", "P1017"]);
+/** The same, as the driver adapter names them (raw queries report these under P2010, "raw query failed"). */
+const UNREACHABLE_KINDS = new Set(["DatabaseNotReachable", "ConnectionClosed", "SocketTimeout"]);
 
 /**
  * True when an error means the database could not be reached (down, restarting, too slow), as
@@ -34,8 +36,10 @@ const UNREACHABLE_CODES = new Set(["P1001", "P1002", "P1008", "P1017"]);
  */
 export function isDatabaseUnreachable(error: unknown): boolean {
   if (typeof error !== "object" || error === null) return false;
-  const { name, code } = error as { name?: unknown; code?: unknown };
-  return name === "PrismaClientInitializationError" || (typeof code === "string" && UNREACHABLE_CODES.has(code));
+  const { name, code, meta } = error as { name?: unknown; code?: unknown; meta?: { driverAdapterError?: { cause?: { kind?: unknown } } } };
+  if (name === "PrismaClientInitializationError" || (typeof code === "string" && UNREACHABLE_CODES.has(code))) return true;
+  const kind = meta?.driverAdapterError?.cause?.kind;
+  return typeof kind === "string" && UNREACHABLE_KINDS.has(kind);
 }
 
 /** The folder holding package.json, found from this module's location (works from src/ and dist/). */

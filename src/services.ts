@@ -111,7 +111,7 @@ export async function createServices(env: Env, logger: Logger): Promise<Services
   const channelConfigs = new ChannelConfigStore(db.prisma, defaults, env.REQUIRE_CHANNEL_CONFIG);
   await channelConfigs.reload();
   if (env.SEED_DEMO_ROOM) await ensureDemoRoom(channelConfigs, logger);
-  const history = new ChannelHistory(db.prisma);
+  const history = new ChannelHistory(db.prisma, db.provider);
   const membership = new Membership();
   let backplane: Backplane;
   try {

@@ -110,21 +110,21 @@ type NewRow = unknown[];
 
 /**
  * `rows` tuples of placeholders for `columns`, as `VALUES` takes them: `?` on SQLite, numbered and
- * cast to each column's type on PostgreSQL (from `$1`).
+ * cast to each column's type on PostgreSQL (from `$<first>`).
  */
-function valuesTuples(columns: readonly (readonly [name: string, type: string])[], rows: number, postgres: boolean): string {
+function valuesTuples(columns: readonly (readonly [name: string, type: string])[], rows: number, postgres: boolean, first = 1): string {
   const tuples: string[] = [];
   for (let row = 0; row < rows; row++) {
-    const base = row * columns.length;
-    tuples.push(`(${columns.map(([, type], i) => (postgres ? `$${base + i + 1}::${type}` : "?")).join(", ")})`);
+    const base = first + row * columns.length;
+    tuples.push(`(${columns.map(([, type], i) => (postgres ? `$${base + i}::${type}` : "?")).join(", ")})`);
   }
   return tuples.join(", ");
 }
 
-/** One multi-row INSERT of `rows` new runs (parameters: each row's {@link NEW_RUN_COLUMNS}). */
-function insertRunsSql(provider: "sqlite" | "postgresql", rows: number): string {
+/** One multi-row INSERT of `rows` new runs (parameters: each row's {@link NEW_RUN_COLUMNS}, from `$<first>` on PostgreSQL). */
+function insertRunsSql(provider: "sqlite" | "postgresql", rows: number, first = 1): string {
   const names = NEW_RUN_COLUMNS.map(([name]) => `"${name}"`).join(", ");
-  return `INSERT INTO "TriggerAfterRun" (${names}) VALUES ${valuesTuples(NEW_RUN_COLUMNS, rows, provider === "postgresql")}`;
+  return `INSERT INTO "TriggerAfterRun" (${names}) VALUES ${valuesTuples(NEW_RUN_COLUMNS, rows, provider === "postgresql", first)}`;
 }
 
 /** The columns an attempt's outcome sets, with their PostgreSQL types. */
@@ -233,10 +233,8 @@ export class AfterRunQueue {
       createdAt,
     ]);
     return {
-      write: async (tx: PrismaTransaction) => {
-        await this.insert(tx, rows);
-        this.queued();
-      },
+      insert: (from) => ({ sql: insertRunsSql(this.provider, rows.length, from), params: rows.flat() }),
+      stored: () => this.queued(),
       store: () => this.enqueue(rows),
     };
   }
