@@ -152,6 +152,11 @@ async function appliedMigrations(db: Database): Promise<Set<string>> {
   }
 }
 
+/** A time as Prisma stores it, for raw SQL: ISO text on SQLite (so that times sort), UTC on PostgreSQL. */
+export function storedTime(time: Date, postgres: boolean): string {
+  return postgres ? time.toISOString() : time.toISOString().replace("Z", "+00:00");
+}
+
 /**
  * A JSON value for a `Json` column that is stored exactly as given. Prisma copies the objects of a
  * JSON value key by key, and assigning a `"__proto__"` key sets a prototype instead, so the key is

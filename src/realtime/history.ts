@@ -1,4 +1,4 @@
-import { exactJson, type Prisma, type PrismaTransaction } from "../db.js";
+import { type Prisma, storedTime } from "../db.js";
 import type { ChannelEvent } from "./types.js";
 
 /**
@@ -29,18 +29,36 @@ export class ChannelHistory {
    * its rows are written atomically with them.
    */
   async append(event: ChannelEvent & { seq: number }, keep: number, followUp?: DeliveryFollowUp | null): Promise<void> {
-    if (this.provider === "postgresql") {
-      await this.appendInOneStatement(event, keep, followUp);
-    } else if (followUp) {
-      await this.prisma.$transaction(async (tx) => {
-        await this.write(tx, event, keep);
-        const rows = followUp.insert(1);
-        await tx.$executeRawUnsafe(rows.sql, ...rows.params);
-      });
-    } else {
-      await this.write(this.prisma, event, keep);
-    }
+    if (this.provider === "postgresql") await this.appendInOneStatement(event, keep, followUp);
+    else await this.appendInOneTransaction(event, keep, followUp);
     followUp?.stored();
+  }
+
+  /**
+   * SQLite: the entry, the trim and the follow-up's rows as raw statements in one transaction (a
+   * batch: no query planning per event, and one commit).
+   */
+  private async appendInOneTransaction(
+    event: ChannelEvent & { seq: number },
+    keep: number,
+    followUp?: DeliveryFollowUp | null,
+  ): Promise<void> {
+    const statements = [
+      this.prisma.$executeRawUnsafe(
+        `INSERT INTO "HistoryEntry" ("id", "channel", "seq", "event", "createdAt") VALUES (?, ?, ?, ?, ?)`,
+        ...entryValues(event, false),
+      ),
+    ];
+    if (event.seq > keep) {
+      statements.push(
+        this.prisma.$executeRawUnsafe(`DELETE FROM "HistoryEntry" WHERE "channel" = ? AND "seq" <= ?`, event.channel, event.seq - keep),
+      );
+    }
+    if (followUp) {
+      const rows = followUp.insert(1);
+      statements.push(this.prisma.$executeRawUnsafe(rows.sql, ...rows.params));
+    }
+    await this.prisma.$transaction(statements);
   }
 
   /**
@@ -52,8 +70,7 @@ export class ChannelHistory {
     keep: number,
     followUp?: DeliveryFollowUp | null,
   ): Promise<void> {
-    // The event as JSON text exactly as delivered (`"__proto__"` keys in a payload included); times as Prisma stores them (UTC).
-    const params: unknown[] = [event.id, event.channel, event.seq, JSON.stringify(event), new Date(event.createdAt).toISOString()];
+    const params = entryValues(event, true);
     const parts = [
       `entry AS (INSERT INTO "HistoryEntry" ("id", "channel", "seq", "event", "createdAt") VALUES ($1, $2, $3::integer, $4::jsonb, $5::timestamp(3)))`,
     ];
@@ -69,22 +86,6 @@ export class ChannelHistory {
     await this.prisma.$queryRawUnsafe(`WITH ${parts.join(", ")} SELECT 1`, ...params);
   }
 
-  private async write(prisma: PrismaTransaction, event: ChannelEvent & { seq: number }, keep: number): Promise<void> {
-    await prisma.historyEntry.create({
-      // exactJson: the event as delivered, `"__proto__"` keys in a payload included.
-      data: {
-        id: event.id,
-        channel: event.channel,
-        seq: event.seq,
-        event: exactJson(event) as object,
-        createdAt: new Date(event.createdAt),
-      },
-    });
-    if (event.seq > keep) {
-      await prisma.historyEntry.deleteMany({ where: { channel: event.channel, seq: { lte: event.seq - keep } } });
-    }
-  }
-
   /** The latest `last` events of a channel, oldest first. */
   async latest(channel: string, last: number): Promise<ChannelEvent[]> {
     if (last <= 0) return [];
@@ -97,4 +98,9 @@ export class ChannelHistory {
     const row = await this.prisma.historyEntry.findFirst({ where: { channel }, orderBy: { seq: "desc" }, select: { seq: true } });
     return row?.seq ?? 0;
   }
+}
+
+/** A history entry's values: id, channel, seq, the event as JSON text exactly as delivered (`"__proto__"` keys in a payload included), and its time. */
+function entryValues(event: ChannelEvent & { seq: number }, postgres: boolean): unknown[] {
+  return [event.id, event.channel, event.seq, JSON.stringify(event), storedTime(new Date(event.createdAt), postgres)];
 }

@@ -1,10 +1,10 @@
-import type { Prisma, PrismaTransaction } from "../db.js";
+import { type Prisma, type PrismaTransaction, storedTime } from "../db.js";
 import { AppError, ErrorCode } from "../errors.js";
 import { sortableId } from "../ids.js";
 import type { Logger } from "../logger.js";
 import type { DeliveryFollowUp } from "../realtime/history.js";
 import type { ChannelEvent, RealtimeAction } from "../realtime/types.js";
-import { capJson, storedTime, type TriggerRunRecord } from "./runs.js";
+import { capJson, type TriggerRunRecord } from "./runs.js";
 import type { TriggerStore } from "./store.js";
 
 /** Where an AFTER run stands: waiting for its (next) attempt, delivered, or failed for good. */

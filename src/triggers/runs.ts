@@ -1,4 +1,4 @@
-import type { Prisma } from "../db.js";
+import { type Prisma, storedTime } from "../db.js";
 import { AppError, ErrorCode } from "../errors.js";
 import { sortableId } from "../ids.js";
 import type { Logger } from "../logger.js";
@@ -327,11 +327,6 @@ export class TriggerRunRecorder {
       this.logger.error({ err: error, runs: batch.length }, "could not record trigger runs");
     }
   }
-}
-
-/** A time as Prisma stores it, for raw SQL: ISO text on SQLite (so that times sort), UTC on PostgreSQL. */
-export function storedTime(time: Date, postgres: boolean): string {
-  return postgres ? time.toISOString() : time.toISOString().replace("Z", "+00:00");
 }
 
 /** A captured value as stored: its JSON text exactly as given, or NULL when there is none. */
