@@ -174,6 +174,8 @@ export class ChannelDelivery {
     const { socket, id, session } = operation;
     const group = this.groupFor(args, field, channelField);
     const frameStart = `{"id":${JSON.stringify(id)},"type":"next","payload":`;
+    // `frameStart` as UTF-8, made for the first batch: a batch writes it once per event.
+    let frameStartBytes: Buffer | undefined;
     let stream: ServerEndable | null = null;
     let endedEarly: { error?: unknown } | null = null;
     let subscription: ChannelSubscription | null;
@@ -191,7 +193,7 @@ export class ChannelDelivery {
           if (tcp)
             tcp.write(
               textFrames(
-                frameStart,
+                (frameStartBytes ??= Buffer.from(frameStart)),
                 events.map((event) => group.payloadBytesFor(event)),
               ),
             );
@@ -253,8 +255,8 @@ const CLOSING_BRACE = 0x7d;
  * Unmasked WebSocket text frames (RFC 6455 §5.2; a server never masks), one per payload, each
  * holding `start + payload + "}"`, in one buffer for one socket write.
  */
-function textFrames(start: string, payloads: readonly Buffer[]): Buffer {
-  const startBytes = Buffer.byteLength(start);
+function textFrames(start: Buffer, payloads: readonly Buffer[]): Buffer {
+  const startBytes = start.length;
   let total = 0;
   for (const payload of payloads) {
     const length = startBytes + payload.length + 1;
@@ -273,8 +275,9 @@ function textFrames(start: string, payloads: readonly Buffer[]): Buffer {
       frames[at++] = 127;
       at = frames.writeBigUInt64BE(BigInt(length), at);
     }
-    at += frames.write(start, at);
-    // Uint8Array's set: Buffer's copy costs far more for payloads this small.
+    // Uint8Array's set: Buffer's copy costs far more for bytes this few.
+    frames.set(start, at);
+    at += startBytes;
     frames.set(payload, at);
     at += payload.length;
     frames[at++] = CLOSING_BRACE;
