@@ -236,7 +236,8 @@ export class Processes {
    * Runs bench/load.ts with `config` against `server` on core {@link LOAD_CORE} and returns its
    * result. Stops the server before the generator (which keeps its sockets open until then).
    * `deadlineSeconds`: how long the generator may take in all before it is given up on;
-   * `beforeStop` runs once it is done (or given up on), before the server is stopped.
+   * `beforeStop` runs once it is done (or given up on), before the server is stopped. With
+   * `keepServer`, the server is left running (the caller stops it) and only the generator ends.
    */
   async runLoad<T>(
     name: string,
@@ -244,6 +245,7 @@ export class Processes {
     server: RunningServer,
     deadlineSeconds: number,
     beforeStop: () => Promise<void> = async () => {},
+    { keepServer = false }: { keepServer?: boolean } = {},
   ): Promise<T> {
     const out = this.file(`${name}.json`);
     const configPath = this.file(`${name}.config.json`);
@@ -267,7 +269,7 @@ export class Processes {
       return JSON.parse(readFileSync(resultPath, "utf8")) as T;
     } finally {
       await beforeStop();
-      await server.stop(); // before the generator closes its sockets
+      if (!keepServer) await server.stop(); // before the generator closes its sockets
       await stopProcess(child);
     }
   }

@@ -25,7 +25,7 @@ import { type BenchOptions, LADDER, P99_LIMIT_MS, parseOptions, REDIS_SCENARIOS,
 import { Processes } from "./processes.js";
 import { runProfile } from "./profile.js";
 import { fmt, isError, type MachineLoad, machineInfo, markdown, type Report, type SystemResult, summarize } from "./report.js";
-import { Scenarios } from "./scenarios.js";
+import { PAIRED_ROUNDS, Scenarios } from "./scenarios.js";
 import { machineBusySeconds, SYSTEM_NAMES, type SystemId, sleep } from "./shared.js";
 import { BENCH_STACK } from "./trigger-cost.js";
 
@@ -91,10 +91,19 @@ async function benchmark(options: BenchOptions, processes: Processes, scenarios:
     }
   }
   if (has("per-message")) {
-    for (const result of results) {
-      if (result.system !== "P" && result.system !== "PT") continue;
-      console.log(`\n== ${SYSTEM_NAMES[result.system]}: server CPU per message, 1 subscriber, 1,000 messages/s`);
-      result.perMessage = await attempt(`${result.system} per message`, () => scenarios.perMessage(result.system));
+    const p = results.find((result) => result.system === "P");
+    const pt = results.find((result) => result.system === "PT");
+    if (p && pt) {
+      console.log(`\n== P and P+T side by side: server CPU per message, 1 subscriber, 1,000 messages/s, ${PAIRED_ROUNDS} rounds`);
+      const paired = await attempt("P and P+T per message", () => scenarios.perMessagePaired());
+      p.perMessage = isError(paired) ? paired : paired.P;
+      pt.perMessage = isError(paired) ? paired : paired.PT;
+    } else {
+      for (const result of [p, pt]) {
+        if (!result) continue;
+        console.log(`\n== ${SYSTEM_NAMES[result.system]}: server CPU per message, 1 subscriber, 1,000 messages/s`);
+        result.perMessage = await attempt(`${result.system} per message`, () => scenarios.perMessage(result.system));
+      }
     }
   }
   const triggerCost = has("trigger-cost") ? await attempt("trigger cost", () => processes.runTriggerCost()) : null;

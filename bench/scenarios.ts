@@ -8,6 +8,9 @@ import { type BenchOptions, CHANNEL, KEEP_UP_SLACK_MS, LADDER, P99_LIMIT_MS } fr
 import type { Processes, RunningServer, StartServerOptions } from "./processes.js";
 import type { SystemId } from "./shared.js";
 
+/** Rounds of the paired per-message measurement: one step of each system per round. */
+export const PAIRED_ROUNDS = 5;
+
 /** The P+T trigger of the rooms workload is attached to every room. */
 export const ROOMS_TRIGGER_CHANNEL = "room:*";
 
@@ -108,10 +111,43 @@ export class Scenarios {
     );
   }
 
-  /** P and P+T: 1 subscriber at 1,000 messages/s, three steps: server CPU per published message. */
+  /** P or P+T alone: 1 subscriber at 1,000 messages/s, three steps: server CPU per published message. */
   async perMessage(system: SystemId): Promise<LadderResult> {
     const server = await this.processes.startServer(system);
     const config = { ...this.ladderConfig(system, server, 1, [1000, 1000, 1000]), refineSteps: 0 };
     return this.processes.runLoad(`${system}-per-message`, config, server, config.setupDeadlineSeconds + config.deadlineSeconds);
+  }
+
+  /**
+   * P and P+T side by side: both servers run (pinned to the same core) while one step of 1
+   * subscriber at 1,000 messages/s alternates between them, {@link PAIRED_ROUNDS} rounds, the first
+   * server of a round alternating too. Measured minutes apart, the two costs differed by more
+   * than the trigger's cost whenever other work on the machine changed in between; paired steps
+   * share that noise. Each system's result holds its steps of every round.
+   */
+  async perMessagePaired(): Promise<Record<"P" | "PT", LadderResult>> {
+    const servers = { P: await this.processes.startServer("P"), PT: await this.processes.startServer("PT") };
+    try {
+      const results: Partial<Record<"P" | "PT", LadderResult>> = {};
+      for (let round = 0; round < PAIRED_ROUNDS; round++) {
+        for (const system of round % 2 === 0 ? (["P", "PT"] as const) : (["PT", "P"] as const)) {
+          const server = servers[system];
+          const config = { ...this.ladderConfig(system, server, 1, [1000]), refineSteps: 0 };
+          const result = await this.processes.runLoad<LadderResult>(
+            `${system}-per-message-${round}`,
+            config,
+            server,
+            config.setupDeadlineSeconds + config.deadlineSeconds,
+            undefined,
+            { keepServer: true },
+          );
+          const earlier = results[system];
+          results[system] = earlier ? { ...earlier, steps: [...earlier.steps, ...result.steps] } : result;
+        }
+      }
+      return results as Record<"P" | "PT", LadderResult>;
+    } finally {
+      await Promise.all([servers.P.stop(), servers.PT.stop()]);
+    }
   }
 }

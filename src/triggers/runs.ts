@@ -39,16 +39,19 @@ export const MAX_RUN_DATA_BYTES = 4096;
 /** Runs queued at most for one live stream; a stream that falls further behind ends with `SLOW_CONSUMER`. */
 export const MAX_QUEUED_LIVE_RUNS = 1000;
 
-/** A value kept whole when its JSON fits in `maxBytes`, else as its JSON text cut to that size. */
-export function capJson(value: unknown, maxBytes = MAX_RUN_DATA_BYTES): { value: unknown; truncated: boolean } {
+/**
+ * A value kept whole when its JSON fits in `maxBytes`, else as its JSON text cut to that size; `json`
+ * is the JSON text of what is kept.
+ */
+export function capJson(value: unknown, maxBytes = MAX_RUN_DATA_BYTES): { value: unknown; truncated: boolean; json: string } {
   const text = JSON.stringify(value ?? null);
-  if (text.length <= maxBytes / 3 || Buffer.byteLength(text) <= maxBytes) return { value: value ?? null, truncated: false };
+  if (text.length <= maxBytes / 3 || Buffer.byteLength(text) <= maxBytes) return { value: value ?? null, truncated: false, json: text };
   // Cut at a byte boundary; a character split in two decodes as U+FFFD, which is dropped.
   const cut = Buffer.from(text)
     .subarray(0, maxBytes)
     .toString("utf8")
     .replace(/\uFFFD+$/, "");
-  return { value: cut, truncated: true };
+  return { value: cut, truncated: true, json: JSON.stringify(cut) };
 }
 
 /** Settings for {@link TriggerRunRecorder}. */
@@ -73,6 +76,8 @@ interface BufferedRun {
   readonly createdAt: Date;
   /** The run as shown and stored, made on first use. */
   record?: TriggerRunRecord;
+  /** The JSON text stored for the record's input and output (null for none), made with it. */
+  stored?: { readonly input: string | null; readonly output: string | null };
 }
 
 /** The run as shown and stored: input and output capped. */
@@ -88,11 +93,17 @@ function recordOf(run: BufferedRun): TriggerRunRecord {
       id: run.id,
       createdAt: run.createdAt,
     };
+    run.stored = { input: storedJson(input), output: storedJson(output) };
   }
   return run.record;
 }
 
-/** The columns a run is written with, named (other columns keep their defaults). */
+/** The JSON text of a run's input or output as stored; for one that was not captured, NULL (SQL). */
+function storedJson(capped: { value: unknown; json: string }): string | null {
+  return capped.value === null ? null : capped.json;
+}
+
+/** The columns a run is written with, named (other columns keep their defaults), in the order of a row's values. */
 const RUN_COLUMNS = [
   "id",
   "triggerId",
@@ -110,7 +121,7 @@ const RUN_COLUMNS = [
   "createdAt",
 ] as const;
 
-/** PostgreSQL's types for the columns whose parameters are not text. */
+/** PostgreSQL's types for the columns whose values are not text. */
 const POSTGRES_CASTS: Partial<Record<(typeof RUN_COLUMNS)[number], string>> = {
   durationMs: "double precision",
   log: "jsonb",
@@ -121,58 +132,69 @@ const POSTGRES_CASTS: Partial<Record<(typeof RUN_COLUMNS)[number], string>> = {
   createdAt: "timestamp(3)",
 };
 
-/** Rows per INSERT: far below either database's limit on parameters. */
+/** Rows per INSERT, so that one statement's JSON stays of a moderate size. */
 const ROWS_PER_INSERT = 500;
 
-/** The SQL dialect of a Prisma client: its placeholders and how it stores booleans and times. */
+/** The SQL dialect of a Prisma client: the statements runs are written with, and how it stores booleans and times. */
 interface Dialect {
-  readonly postgres: boolean;
-  /** `INSERT` of `rows` runs. */
-  insert(rows: number): string;
+  /**
+   * `INSERT` of the runs given as one parameter, a JSON array of rows (each an array of values in
+   * {@link RUN_COLUMNS} order); rows of triggers that no longer exist are left out.
+   */
+  readonly insert: string;
   /** `DELETE` of a trigger's runs beyond the newest N (parameters: trigger id, N). */
   readonly prune: string;
-  /** A row's parameters, in {@link RUN_COLUMNS} order. */
-  values(run: TriggerRunRecord): unknown[];
+  /** A row's values, in {@link RUN_COLUMNS} order. */
+  values(run: BufferedRun): unknown[];
 }
 
 function dialectOf(prisma: Prisma): Dialect {
   // The generated client names its provider; the two providers' clients otherwise share one API.
   const postgres = (prisma as unknown as { _activeProvider?: string })._activeProvider === "postgresql";
   const columns = RUN_COLUMNS.map((column) => `"${column}"`).join(", ");
-  const insert = (rows: number) => {
-    const tuples: string[] = [];
-    for (let row = 0; row < rows; row++) {
-      const base = row * RUN_COLUMNS.length;
-      const params = RUN_COLUMNS.map((column, i) =>
-        postgres ? `$${base + i + 1}${POSTGRES_CASTS[column] ? `::${POSTGRES_CASTS[column]}` : ""}` : "?",
-      );
-      tuples.push(`(${params.join(", ")})`);
-    }
-    return `INSERT INTO "TriggerRun" (${columns}) VALUES ${tuples.join(", ")}`;
-  };
+  // One parameter whatever the number of rows: Prisma's cost of a raw statement grows with each parameter.
+  const fields = RUN_COLUMNS.map((column, i) => {
+    const field = postgres ? `r ->> ${i}` : `r.value ->> ${i}`;
+    const cast = postgres ? POSTGRES_CASTS[column] : undefined;
+    return cast ? `(${field})::${cast}` : field;
+  }).join(", ");
+  const rows = postgres ? "json_array_elements($1::json) AS r" : "json_each(?) AS r";
+  const triggerId = postgres ? "r ->> 1" : "r.value ->> 1";
   const newest = `SELECT "id" FROM "TriggerRun" WHERE "triggerId" = ${postgres ? "$1" : "?"} ORDER BY "createdAt" DESC, "id" DESC`;
   return {
-    postgres,
-    insert,
+    // Runs of deleted triggers go with them: the join keeps only rows whose trigger still exists.
+    insert: `INSERT INTO "TriggerRun" (${columns}) SELECT ${fields} FROM ${rows} JOIN "Trigger" AS t ON t."id" = ${triggerId}`,
     prune: `DELETE FROM "TriggerRun" WHERE "id" IN (${newest} ${postgres ? "OFFSET $2" : "LIMIT -1 OFFSET ?"})`,
-    values: (run) => [
-      run.id,
-      run.triggerId,
-      run.action,
-      run.channel,
-      run.outcome,
-      run.durationMs,
-      run.error,
-      // Stored exactly as given: JSON text keeps `"__proto__"` keys.
-      JSON.stringify(run.log),
-      run.clientId,
-      run.revision,
-      storedJson(run.input),
-      storedJson(run.output),
-      postgres ? run.truncated : run.truncated ? 1 : 0,
-      storedTime(run.createdAt, postgres),
-    ],
+    values: (buffered) => {
+      const run = recordOf(buffered);
+      const stored = buffered.stored!;
+      return [
+        run.id,
+        run.triggerId,
+        run.action,
+        wellFormed(run.channel),
+        run.outcome,
+        run.durationMs,
+        run.error === null ? null : wellFormed(run.error),
+        // Stored exactly as given: JSON text keeps `"__proto__"` keys.
+        JSON.stringify(run.log),
+        run.clientId === null ? null : wellFormed(run.clientId),
+        run.revision,
+        stored.input,
+        stored.output,
+        postgres ? run.truncated : run.truncated ? 1 : 0,
+        storedTime(run.createdAt, postgres),
+      ];
+    },
   };
+}
+
+/**
+ * Text with each lone surrogate replaced by U+FFFD, as UTF-8 encoding would: inside the JSON of a
+ * batch, a lone surrogate would be an escape the database refuses (PostgreSQL) or stores as is.
+ */
+function wellFormed(text: string): string {
+  return (text as unknown as { toWellFormed(): string }).toWellFormed();
 }
 
 /**
@@ -307,29 +329,16 @@ export class TriggerRunRecorder {
 
   private async write(batch: BufferedRun[]): Promise<void> {
     try {
-      const existing = new Set(
-        (
-          await this.prisma.trigger.findMany({
-            where: { id: { in: [...new Set(batch.map((run) => run.triggerId))] } },
-            select: { id: true },
-          })
-        ).map((trigger) => trigger.id),
-      );
-      // Runs of deleted triggers go with them.
-      const kept = batch.filter((run) => existing.has(run.triggerId)).map(recordOf);
-      for (let from = 0; from < kept.length; from += ROWS_PER_INSERT) {
-        const rows = kept.slice(from, from + ROWS_PER_INSERT);
-        await this.prisma.$executeRawUnsafe(this.dialect.insert(rows.length), ...rows.flatMap(this.dialect.values));
+      for (let from = 0; from < batch.length; from += ROWS_PER_INSERT) {
+        const rows = batch.slice(from, from + ROWS_PER_INSERT).map(this.dialect.values);
+        await this.prisma.$executeRawUnsafe(this.dialect.insert, JSON.stringify(rows));
       }
       // Pruned after every batch, so the excess is at most one batch.
-      for (const triggerId of existing) await this.prisma.$executeRawUnsafe(this.dialect.prune, triggerId, this.options.keepPerTrigger);
+      for (const triggerId of new Set(batch.map((run) => run.triggerId))) {
+        await this.prisma.$executeRawUnsafe(this.dialect.prune, triggerId, this.options.keepPerTrigger);
+      }
     } catch (error) {
       this.logger.error({ err: error, runs: batch.length }, "could not record trigger runs");
     }
   }
-}
-
-/** A captured value as stored: its JSON text exactly as given, or NULL when there is none. */
-function storedJson(value: unknown): string | null {
-  return value === null || value === undefined ? null : JSON.stringify(value);
 }

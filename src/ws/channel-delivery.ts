@@ -241,8 +241,8 @@ const CLOSING_BRACE = 0x7d;
  * Unmasked WebSocket text frames (RFC 6455 §5.2; a server never masks), one per payload, each
  * holding `start + payload + "}"`, in one buffer for one socket write.
  */
-function textFrames(start: string, payloads: readonly Buffer[]): Buffer {
-  const startBytes = Buffer.byteLength(start);
+function textFrames(start: Buffer, payloads: readonly Buffer[]): Buffer {
+  const startBytes = start.length;
   let total = 0;
   for (const payload of payloads) {
     const length = startBytes + payload.length + 1;
@@ -261,8 +261,9 @@ function textFrames(start: string, payloads: readonly Buffer[]): Buffer {
       frames[at++] = 127;
       at = frames.writeBigUInt64BE(BigInt(length), at);
     }
-    at += frames.write(start, at);
-    // Uint8Array's set: Buffer's copy costs far more for payloads this small.
+    // Uint8Array's set: Buffer's copy costs far more for bytes this few.
+    frames.set(start, at);
+    at += startBytes;
     frames.set(payload, at);
     at += payload.length;
     frames[at++] = CLOSING_BRACE;
@@ -319,6 +320,8 @@ class ChannelStream implements AsyncIterableIterator<never>, SubscriptionSink {
   /** Settles the pending `next()`, if one waits. */
   private wake: (() => void) | null = null;
   private finished: Promise<void> | null = null;
+  /** `frameStart` as UTF-8, made for the first batch: a batch writes it once per event. */
+  private frameStartBytes: Buffer | undefined;
 
   constructor(
     private readonly owner: StreamOwner,
@@ -351,7 +354,7 @@ class ChannelStream implements AsyncIterableIterator<never>, SubscriptionSink {
     if (tcp)
       tcp.write(
         textFrames(
-          this.frameStart,
+          (this.frameStartBytes ??= Buffer.from(this.frameStart)),
           events.map((event) => group.payloadBytesFor(event)),
         ),
       );

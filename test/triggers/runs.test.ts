@@ -116,6 +116,28 @@ function recorderSuite(kind: Kind) {
     await runs.close();
   });
 
+  it("leaves out the runs of a trigger deleted before they were written, and writes the rest of the batch", async () => {
+    const runs = await recorder(kind, { keepPerTrigger: 10, maxBuffered: 100 });
+    runs.record(run("a", 1));
+    runs.record(run("gone", 2));
+    runs.record(run("b", 3));
+    await runs.flush();
+    expect((await runs.latest("a", 10)).map((r) => r.durationMs)).toEqual([1]);
+    expect((await runs.latest("b", 10)).map((r) => r.durationMs)).toEqual([3]);
+    expect(await runs.latest("gone", 10)).toEqual([]);
+    await runs.close();
+  });
+
+  it("stores a lone surrogate in a run's error or client as U+FFFD, and the batch's other runs with it", async () => {
+    const runs = await recorder(kind, { keepPerTrigger: 10, maxBuffered: 100 });
+    runs.record({ ...run("a", 1), error: "bad \uD800 text", clientId: "client-\uDC00" });
+    runs.record(run("a", 2));
+    const [second, first] = await runs.latest("a", 10);
+    expect(first).toMatchObject({ durationMs: 1, error: "bad \uFFFD text", clientId: "client-\uFFFD" });
+    expect(second).toMatchObject({ durationMs: 2, error: null });
+    await runs.close();
+  });
+
   it("writes a big batch in one go, orders runs by time, and prunes each trigger to its newest", async () => {
     const runs = await recorder(kind, { keepPerTrigger: 700, maxBuffered: 5000 });
     for (let n = 1; n <= 1500; n++)
