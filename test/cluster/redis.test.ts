@@ -44,6 +44,11 @@ describeRedis("several instances over PostgreSQL and Redis", () => {
       channel: "team:*",
       stack: [{ set: "payload.text", value: "$uppercase(payload.text)" }],
     });
+    // The setting and the trigger made on A reach B over Redis notices: wait until B holds both.
+    const known = `query ($id: ID!) { trigger(id: $id) { id } channels { pattern } }`;
+    await expect
+      .poll(async () => (await admin(b.httpUrl, known, { id: trigger.id })).data)
+      .toMatchObject({ trigger: { id: trigger.id }, channels: expect.arrayContaining([{ pattern: "team:*" }]) });
 
     const subscriber = await connectWs(a.wsUrl);
     const { subscription, join } = await joinBySubscription(subscriber, "team:1");
