@@ -13,9 +13,6 @@ import { PrismaClient } from "./generated/sqlite/client.js";
 /** The Prisma client type shared by both providers (their generated APIs are identical). */
 export type Prisma = InstanceType<typeof PrismaClient>;
 
-/** The client inside `prisma.$transaction(async (tx) => ...)`. */
-export type PrismaTransaction = Omit<Prisma, "$connect" | "$disconnect" | "$on" | "$transaction" | "$extends">;
-
 /** An open database: the Prisma client plus what the server needs to run and report on it. */
 export interface Database {
   readonly prisma: Prisma;
@@ -155,16 +152,6 @@ async function appliedMigrations(db: Database): Promise<Set<string>> {
 /** A time as Prisma stores it, for raw SQL: ISO text on SQLite (so that times sort), UTC on PostgreSQL. */
 export function storedTime(time: Date, postgres: boolean): string {
   return postgres ? time.toISOString() : time.toISOString().replace("Z", "+00:00");
-}
-
-/**
- * A JSON value for a `Json` column that is stored exactly as given. Prisma copies the objects of a
- * JSON value key by key, and assigning a `"__proto__"` key sets a prototype instead, so the key is
- * lost. A value tagged `Raw` (what Prisma itself sends for an object with a `$type` key) is passed to
- * the database untouched; `toJSON` is how Prisma takes a value already in its wire form.
- */
-export function exactJson(value: unknown): { toJSON(): unknown } {
-  return { toJSON: () => ({ $type: "Raw", value }) };
 }
 
 /**

@@ -58,7 +58,9 @@ export class ChannelHistory {
       const rows = followUp.insert(1);
       statements.push(this.prisma.$executeRawUnsafe(rows.sql, ...rows.params));
     }
-    await this.prisma.$transaction(statements);
+    // One statement needs no transaction of its own.
+    if (statements.length === 1) await statements[0];
+    else await this.prisma.$transaction(statements);
   }
 
   /**

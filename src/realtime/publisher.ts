@@ -19,7 +19,7 @@ export type PublishResult = { readonly delivered: true; readonly event: ChannelE
 
 /** Where delivered messages are kept (the {@link ChannelHistory}). */
 export interface HistoryWriter {
-  /** Stores a numbered event and trims the channel to its latest `keep` events, with `followUp`'s rows in the same transaction. */
+  /** Stores a numbered event and trims the channel to its latest `keep` events, with `followUp`'s rows written atomically with it. */
   append(event: ChannelEvent & { seq: number }, keep: number, followUp?: DeliveryFollowUp | null): Promise<void>;
 }
 
@@ -56,8 +56,8 @@ export interface PublisherParts {
    */
   readonly middleware: readonly EventMiddleware[];
   /**
-   * Told of every delivered event; what it returns is stored before the sender is acknowledged, in
-   * the history write's transaction when there is one. Never delays delivery to subscribers beyond that write.
+   * Told of every delivered event; what it returns is stored before the sender is acknowledged, with
+   * the history write when there is one. Never delays delivery to subscribers beyond that write.
    */
   readonly afterDelivery?: AfterDelivery;
   /** Told of every event received, and of every one not published. */

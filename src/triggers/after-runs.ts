@@ -1,10 +1,10 @@
-import { type Prisma, type PrismaTransaction, storedTime } from "../db.js";
+import { type Prisma, storedTime } from "../db.js";
 import { AppError, ErrorCode } from "../errors.js";
 import { sortableId } from "../ids.js";
 import type { Logger } from "../logger.js";
 import type { DeliveryFollowUp } from "../realtime/history.js";
 import type { ChannelEvent, RealtimeAction } from "../realtime/types.js";
-import { capJson, type TriggerRunRecord } from "./runs.js";
+import { type CappedJson, capJson, type TriggerRunRecord } from "./runs.js";
 import type { TriggerStore } from "./store.js";
 
 /** Where an AFTER run stands: waiting for its (next) attempt, delivered, or failed for good. */
@@ -42,7 +42,8 @@ export interface AttemptResult {
   readonly durationMs: number;
   readonly error: string | null;
   readonly log: unknown[];
-  readonly output: unknown;
+  /** `{ payload, commandOptions }` the attempt ended with, capped as runs keep it. */
+  readonly output: CappedJson;
 }
 
 /** The outcome of one run's attempt, to store. */
@@ -278,7 +279,7 @@ export class AfterRunQueue {
     for (let from = 0; from < attempts.length; from += MAX_BATCH_ROWS) {
       const batch = attempts.slice(from, from + MAX_BATCH_ROWS);
       const values = batch.flatMap(({ id, result }) => {
-        const output = capJson(result.output);
+        const { output } = result;
         return [
           id,
           result.status,
@@ -287,7 +288,7 @@ export class AfterRunQueue {
           result.error,
           // JSON text exactly as given: `"__proto__"` keys are kept.
           JSON.stringify(result.log),
-          JSON.stringify(output.value ?? null),
+          output.json,
           postgres ? output.truncated : output.truncated ? 1 : 0,
           now,
         ];
@@ -350,10 +351,7 @@ export class AfterRunQueue {
         batch.push(next);
       }
       try {
-        await this.insert(
-          this.prisma,
-          batch.flatMap((write) => write.rows),
-        );
+        await this.insert(batch.flatMap((write) => write.rows));
         for (const write of batch) write.resolve();
         this.queued();
       } catch (error) {
@@ -366,10 +364,10 @@ export class AfterRunQueue {
   }
 
   /** Stores new runs with one raw INSERT (Prisma's createMany costs the delivering thread several times more). */
-  private async insert(prisma: PrismaTransaction, rows: NewRow[]): Promise<void> {
+  private async insert(rows: NewRow[]): Promise<void> {
     for (let from = 0; from < rows.length; from += MAX_BATCH_ROWS) {
       const batch = rows.slice(from, from + MAX_BATCH_ROWS);
-      await prisma.$executeRawUnsafe(insertRunsSql(this.provider, batch.length), ...batch.flat());
+      await this.prisma.$executeRawUnsafe(insertRunsSql(this.provider, batch.length), ...batch.flat());
     }
   }
 
@@ -381,8 +379,8 @@ export class AfterRunQueue {
 /** The run record of an attempt whose outcome was just stored, as `Trigger.runs` would list it. */
 export function attemptRecord(run: ClaimedRun, result: AttemptResult): AfterRunRecord {
   const { event } = run;
-  const input = capJson({ payload: event.payload ?? null, commandOptions: event.commandOptions ?? null });
-  const output = capJson(result.output);
+  const input = inputOf(event);
+  const { output } = result;
   return {
     id: run.id,
     triggerId: run.triggerId,
@@ -403,9 +401,13 @@ export function attemptRecord(run: ClaimedRun, result: AttemptResult): AfterRunR
   };
 }
 
+/** What a run's stack got from its event, capped as runs keep it. */
+function inputOf(event: ChannelEvent): CappedJson {
+  return capJson({ payload: event.payload ?? null, commandOptions: event.commandOptions ?? null });
+}
+
 function toRecord(row: Row): AfterRunRecord {
-  const event = row.event as unknown as ChannelEvent;
-  const input = capJson({ payload: event.payload ?? null, commandOptions: event.commandOptions ?? null });
+  const input = inputOf(row.event as unknown as ChannelEvent);
   return {
     id: row.id,
     triggerId: row.triggerId,

@@ -9,6 +9,7 @@ import {
   type FinishedAttempt,
 } from "./after-runs.js";
 import { runTrigger, type TriggerRunOptions, triggerInput } from "./middleware.js";
+import { capJson } from "./runs.js";
 import type { TriggerStore } from "./store.js";
 import { type WebhookClient, WebhookError, type WebhookRequest, type WebhookResponse } from "./webhook.js";
 
@@ -271,11 +272,14 @@ export class AfterRunWorker {
       await this.triggers.refresh(run.triggerId);
       trigger = this.triggers.get(run.triggerId);
     }
-    if (!trigger) return { status: "FAILED", nextAttemptAt: null, durationMs: 0, error: "the trigger was deleted", log: [], output: null };
+    if (!trigger) {
+      return { status: "FAILED", nextAttemptAt: null, durationMs: 0, error: "the trigger was deleted", log: [], output: capJson(null) };
+    }
     const failures: AttemptFailures = { retryable: false, retryAfterMs: null, waiting: 0 };
     const webhooks = this.runOptions.webhooks && attemptClient(this.runOptions.webhooks, run.id, failures);
     const result = await runTrigger(trigger, triggerInput(run.event), { ...this.runOptions, webhooks });
-    const output = { payload: result.payload, commandOptions: result.commandOptions };
+    // Capped once, as stored and as streamed.
+    const output = capJson({ payload: result.payload, commandOptions: result.commandOptions });
     const ended = { durationMs: result.durationMs, log: result.log, output };
     switch (result.outcome) {
       case "DELIVERED":

@@ -39,11 +39,19 @@ export const MAX_RUN_DATA_BYTES = 4096;
 /** Runs queued at most for one live stream; a stream that falls further behind ends with `SLOW_CONSUMER`. */
 export const MAX_QUEUED_LIVE_RUNS = 1000;
 
+/** A captured value as a run keeps it (see {@link capJson}). */
+export interface CappedJson {
+  readonly value: unknown;
+  readonly truncated: boolean;
+  /** The JSON text of `value`. */
+  readonly json: string;
+}
+
 /**
  * A value kept whole when its JSON fits in `maxBytes`, else as its JSON text cut to that size; `json`
  * is the JSON text of what is kept.
  */
-export function capJson(value: unknown, maxBytes = MAX_RUN_DATA_BYTES): { value: unknown; truncated: boolean; json: string } {
+export function capJson(value: unknown, maxBytes = MAX_RUN_DATA_BYTES): CappedJson {
   const text = JSON.stringify(value ?? null);
   if (text.length <= maxBytes / 3 || Buffer.byteLength(text) <= maxBytes) return { value: value ?? null, truncated: false, json: text };
   // Cut at a byte boundary; a character split in two decodes as U+FFFD, which is dropped.
