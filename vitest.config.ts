@@ -10,8 +10,10 @@ const DATABASE_SUITES = [
   "test/triggers.e2e.test.ts",
   "test/channels.e2e.test.ts",
   "test/trigger-authoring.e2e.test.ts",
+  "test/config-apply.e2e.test.ts",
   "test/trigger-state.e2e.test.ts",
   "test/triggers/after.e2e.test.ts",
+  "test/triggers/after-fairness.e2e.test.ts",
 ];
 
 // Without PostgreSQL (and unless CI requires it), the postgres project is left out, by name.

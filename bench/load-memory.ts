@@ -7,8 +7,7 @@
  *
  *   tsx bench/load-memory.ts <ws url> <first> <count> <local address>
  */
-import WebSocket from "ws";
-import { frames } from "./shared.js";
+import { BenchSocket, type Frame, openBounded } from "./client.js";
 
 const [url, firstArg, countArg, localAddress] = process.argv.slice(2);
 if (!url || !firstArg || !countArg || !localAddress) throw new Error("usage: load-memory.ts <ws url> <first> <count> <local address>");
@@ -18,55 +17,62 @@ const count = Number(countArg);
 const CONCURRENCY = 100;
 const ROOM_SIZE = 10;
 
-const sockets: WebSocket[] = [];
-let live = 0;
-let failed = 0;
-let nextIndex = first;
-let firstFailure = "";
+/** Client `index`: subscribes once connected; calls `onSettled` once, when both subscriptions are live or the client failed. */
+class MemoryClient extends BenchSocket {
+  private readonly unconfirmed = new Set(["u", "r"]);
+  private settled = false;
 
-function finishedOne(): void {
-  const next = nextIndex;
-  if (next < first + count) {
-    nextIndex += 1;
-    open(next);
-  } else if (live + failed === count) {
-    console.log(`READY ${live} ${failed}${firstFailure ? ` ${firstFailure}` : ""}`);
+  constructor(
+    index: number,
+    private readonly onSettled: (failure?: string) => void,
+  ) {
+    super(url!, "gql", { localAddress: localAddress! });
+    this.ready().then(
+      () => {
+        this.sendSubscribe("u", `user:${index}`);
+        this.sendSubscribe("r", `room:${Math.floor(index / ROOM_SIZE)}`);
+      },
+      () => {}, // reported by onEnd
+    );
+  }
+
+  /** Once settled, every frame is dropped unread. */
+  protected override onRawFrame(): boolean {
+    return this.settled;
+  }
+
+  protected override onFrame(frame: Frame, data: Buffer): void {
+    if (frame.type === "error") this.settle(`error on ${frame.id}: ${String(data).slice(0, 200)}`);
+    else if (frame.type === "next" && frame.id && this.unconfirmed.delete(frame.id) && this.unconfirmed.size === 0) this.settle();
+  }
+
+  protected override onEnd(reason: string): void {
+    this.settle(reason);
+  }
+
+  private settle(failure?: string): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.onSettled(failure);
   }
 }
 
-/** Opens client `index`; calls {@link finishedOne} once, when both subscriptions are live or the client failed. */
-function open(index: number): void {
-  const socket = new WebSocket(url!, ["graphql-transport-ws"], { perMessageDeflate: false, skipUTF8Validation: true, localAddress });
-  sockets.push(socket);
-  let settled = false;
-  const unconfirmed = new Set(["u", "r"]);
-  const settle = (failure?: string) => {
-    if (settled) return;
-    settled = true;
-    if (failure) {
-      failed += 1;
-      firstFailure ||= failure;
-    } else live += 1;
-    finishedOne();
-  };
-  socket.on("error", (error) => settle(`socket error: ${error.message}`));
-  socket.on("close", (code) => settle(`closed ${code}`));
-  socket.on("open", () => socket.send(frames.connectionInit));
-  socket.on("message", (data: Buffer) => {
-    if (settled) return;
-    const text = String(data);
-    if (text.includes('"connection_ack"')) {
-      socket.send(frames.gqlSubscribe("u", `user:${index}`));
-      socket.send(frames.gqlSubscribe("r", `room:${Math.floor(index / ROOM_SIZE)}`));
-      return;
-    }
-    const frame = JSON.parse(text) as { id?: string; type?: string };
-    if (frame.type === "error") return settle(`error on ${frame.id}: ${text.slice(0, 200)}`);
-    if (frame.type === "next" && frame.id && unconfirmed.delete(frame.id) && unconfirmed.size === 0) settle();
-  });
-}
-
-for (let i = 0; i < Math.min(CONCURRENCY, count); i++) {
-  nextIndex += 1;
-  open(first + i);
-}
+let live = 0;
+let failed = 0;
+let firstFailure = "";
+await openBounded(
+  count,
+  CONCURRENCY,
+  Number.POSITIVE_INFINITY,
+  (i) =>
+    new Promise<void>((resolve) => {
+      new MemoryClient(first + i, (failure) => {
+        if (failure) {
+          failed += 1;
+          firstFailure ||= failure;
+        } else live += 1;
+        resolve();
+      });
+    }),
+);
+console.log(`READY ${live} ${failed}${firstFailure ? ` ${firstFailure}` : ""}`);

@@ -10,11 +10,21 @@
  * message (/proc), and send-to-delivery latency over every delivery (each message reaches the
  * room's members, the sender included).
  */
-import hdr from "hdr-histogram-js";
-import WebSocket from "ws";
+import {
+  BENCH_MARK,
+  BenchSocket,
+  type Frame,
+  latencyHistogram,
+  log,
+  MarkerReader,
+  monoUs,
+  nowUs,
+  openBounded,
+  PROBE_MARK,
+  quantileMs,
+} from "./client.js";
 import {
   benchPayload,
-  frames,
   machineBusySeconds,
   PROTOCOL_OF,
   type Protocol,
@@ -94,15 +104,10 @@ export interface RoomsResult {
   readonly notes: string[];
 }
 
-const BAR = 0x7c; // '|'
-const B = 0x42; // 'B': a bench message
-const Q = 0x51; // 'Q': a readiness probe
-const U = 0x55; // 'U': a probe on a user channel
+const marker = new MarkerReader();
+const USER_PROBE = 0x55; // 'U': a probe on a user channel
 const DELIVERED = Buffer.from('"delivered":true');
 const PUBLISHED = Buffer.from('"type":"published"');
-const nowUs = () => Math.round(performance.now() * 1000);
-const monoUs = () => Number(process.hrtime.bigint() / 1000n);
-const log = (message: string) => console.log(`[load] ${message}`);
 
 /** Deliveries and replies of the current phase, fed by every client socket. */
 class PhaseStats {
@@ -111,7 +116,7 @@ class PhaseStats {
   errors = 0;
   firstError: string | null = null;
   lastEventMs = 0;
-  readonly histogram = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 120_000_000, numberOfSignificantValueDigits: 3 });
+  readonly histogram = latencyHistogram();
 
   constructor(readonly id: number) {}
 
@@ -133,92 +138,67 @@ let setupError: string | null = null;
 const probe = (round: number, kind: "U" | "R") => padded(`Q|${round}|${kind}|`);
 
 /** One client: one socket, subscribed to its user channel and its room, sending to its room. */
-class RoomClient {
-  readonly ws: WebSocket;
+class RoomClient extends BenchSocket {
+  readonly userChannel: string;
+  readonly roomChannel: string;
   readonly userChannelJson: string;
   readonly roomChannelJson: string;
-  acked = false;
   /** Subscriptions the server confirmed (R: `subscribed`; P: the first event on it, our JOIN). */
   readonly confirmed = new Set<string>();
   userProbe = 0;
   roomProbe = 0;
-  dead = false;
-  deadReason = "";
   private nextId = 0;
-  private onAck: (() => void) | null = null;
 
   constructor(
     url: string,
-    private readonly protocol: Protocol,
+    protocol: Protocol,
     readonly index: number,
     room: number,
   ) {
-    this.userChannelJson = JSON.stringify(`user:${index}`);
-    this.roomChannelJson = JSON.stringify(`room:${room}`);
-    this.ws = new WebSocket(url, protocol === "gql" ? ["graphql-transport-ws"] : [], {
-      perMessageDeflate: false,
-      skipUTF8Validation: true,
-    });
-    this.ws.on("error", (error) => this.kill(`socket error: ${error.message}`));
-    this.ws.on("close", (code) => this.kill(`closed ${code}`));
-    this.ws.on("open", () => {
-      if (protocol === "gql") this.ws.send(frames.connectionInit);
-      else this.markAcked();
-    });
-    this.ws.on("message", (data: Buffer) => this.onMessage(data));
+    super(url, protocol);
+    this.userChannel = `user:${index}`;
+    this.roomChannel = `room:${room}`;
+    this.userChannelJson = JSON.stringify(this.userChannel);
+    this.roomChannelJson = JSON.stringify(this.roomChannel);
   }
 
-  private kill(reason: string) {
-    if (this.dead) return;
-    this.dead = true;
-    this.deadReason = reason;
-    this.onAck?.();
-  }
-
-  private markAcked() {
-    this.acked = true;
-    this.onAck?.();
-    this.onAck = null;
-  }
-
-  private onMessage(data: Buffer) {
-    const bar = data.indexOf(BAR);
-    if (bar > 0) {
-      const kind = data[bar - 1];
-      if (kind === B) return this.onBench(data, bar);
-      if (kind === Q) return this.onProbe(data, bar);
+  protected override onRawFrame(data: Buffer): boolean {
+    const kind = marker.start(data);
+    if (kind === BENCH_MARK) {
+      const id = marker.number();
+      const sentUs = marker.number();
+      if (phase && id === phase.id) phase.delivery(sentUs);
+      return true;
+    }
+    if (kind === PROBE_MARK) {
+      const round = marker.number();
+      if (marker.peek() === USER_PROBE) this.userProbe = Math.max(this.userProbe, round);
+      else this.roomProbe = Math.max(this.roomProbe, round);
+      return true;
     }
     if (data.indexOf(DELIVERED) >= 0 || data.indexOf(PUBLISHED) >= 0) {
       if (phase) phase.replies++;
       onReply?.();
-      return;
+      return true;
     }
-    let frame: { id?: string; type?: string; payload?: unknown };
-    try {
-      frame = JSON.parse(String(data));
-    } catch {
-      return;
-    }
+    return false;
+  }
+
+  protected override onFrame(frame: Frame, data: Buffer): void {
     switch (frame.type) {
-      case "connection_ack":
-        this.markAcked();
-        break;
       case "subscribed": // R
-        this.confirmed.add(String((frame as { channel?: string }).channel));
+        this.confirmed.add(String(frame.channel));
         break;
       case "next": // P: an event without a marker (a JOIN) proves the subscription live
         if (frame.id === "u" || frame.id === "r") this.confirmed.add(frame.id);
         else this.replyError(`reply ${String(data).slice(0, 300)}`);
         break;
-      case "ping":
-        this.ws.send('{"type":"pong"}');
-        break;
       case "complete":
-        if (frame.id === "u" || frame.id === "r") this.kill(`subscription ${frame.id} completed`);
+        if (frame.id === "u" || frame.id === "r") this.end(`subscription ${frame.id} completed`);
         break;
       case "error":
         if (frame.id === "u" || frame.id === "r")
-          this.kill(`subscription ${frame.id} failed: ${JSON.stringify(frame.payload).slice(0, 300)}`);
+          this.end(`subscription ${frame.id} failed: ${JSON.stringify(frame.payload).slice(0, 300)}`);
         else this.replyError(`send failed: ${JSON.stringify(frame.payload).slice(0, 300)}`);
         break;
     }
@@ -232,41 +212,10 @@ class RoomClient {
     onReply?.();
   }
 
-  private onBench(data: Buffer, bar: number) {
-    let i = bar + 1;
-    let id = 0;
-    for (let c = data[i++]!; c !== BAR; c = data[i++]!) id = id * 10 + (c - 48);
-    let sent = 0;
-    for (let c = data[i++]!; c !== BAR; c = data[i++]!) sent = sent * 10 + (c - 48);
-    if (phase && id === phase.id) phase.delivery(sent);
-  }
-
-  private onProbe(data: Buffer, bar: number) {
-    let i = bar + 1;
-    let round = 0;
-    let c = data[i++]!;
-    for (; c !== BAR; c = data[i++]!) round = round * 10 + (c - 48);
-    if (data[i] === U) this.userProbe = Math.max(this.userProbe, round);
-    else this.roomProbe = Math.max(this.roomProbe, round);
-  }
-
-  /** Resolves once the connection is usable (graphql-transport-ws: connection_ack). */
-  ready(): Promise<void> {
-    if (this.acked) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      this.onAck = () => (this.dead ? reject(new Error(this.deadReason)) : resolve());
-    });
-  }
-
   /** Subscribes to the user channel (id `u`) and the room (id `r`). */
   subscribe(): void {
-    if (this.protocol === "gql") {
-      this.ws.send(frames.gqlSubscribe("u", JSON.parse(this.userChannelJson) as string));
-      this.ws.send(frames.gqlSubscribe("r", JSON.parse(this.roomChannelJson) as string));
-    } else {
-      this.ws.send(frames.rawSubscribe(JSON.parse(this.userChannelJson) as string));
-      this.ws.send(frames.rawSubscribe(JSON.parse(this.roomChannelJson) as string));
-    }
+    this.sendSubscribe("u", this.userChannel);
+    this.sendSubscribe("r", this.roomChannel);
   }
 
   /** Whether the server confirmed both subscriptions (never for Y, which confirms nothing). */
@@ -276,11 +225,7 @@ class RoomClient {
 
   /** Sends `payloadJson` to this client's room (or its user channel) over its own socket. */
   send(payloadJson: string, toUserChannel = false): void {
-    const id = `m${++this.nextId}`;
-    const channelJson = toUserChannel ? this.userChannelJson : this.roomChannelJson;
-    this.ws.send(
-      this.protocol === "gql" ? frames.gqlPublish(id, channelJson, payloadJson) : frames.rawPublish(id, channelJson, payloadJson),
-    );
+    this.sendPublish(`m${++this.nextId}`, toUserChannel ? this.userChannelJson : this.roomChannelJson, payloadJson);
   }
 
   /** Whether this client's subscriptions delivered probe `round` (both channels). */
@@ -289,21 +234,16 @@ class RoomClient {
   }
 }
 
-/** Opens every client's socket, at most `concurrency` handshakes at a time. */
+/** Opens every client's socket, at most 100 handshakes at a time. */
 async function connectAll(config: RoomsConfig, deadlineMs: number): Promise<RoomClient[]> {
   const protocol = PROTOCOL_OF[config.system];
   const clients: RoomClient[] = new Array(config.clients);
-  let next = 0;
-  const worker = async () => {
-    while (next < config.clients) {
-      if (performance.now() > deadlineMs) throw new Error(`connected only ${next} of ${config.clients} clients in time`);
-      const index = next++;
-      const client = new RoomClient(config.url, protocol, index, Math.floor(index / config.roomSize));
-      await client.ready();
-      clients[index] = client;
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(100, config.clients) }, worker));
+  const started = await openBounded(config.clients, 100, deadlineMs, async (index) => {
+    const client = new RoomClient(config.url, protocol, index, Math.floor(index / config.roomSize));
+    await client.ready();
+    clients[index] = client;
+  });
+  if (started < config.clients) throw new Error(`connected only ${started} of ${config.clients} clients in time`);
   return clients;
 }
 
@@ -411,8 +351,7 @@ export async function runRooms(config: RoomsConfig): Promise<RoomsResult> {
       notes.push(
         `phase ${id}: ${answered} of ${messages} replies, ${stats.delivered} of ${expectedDeliveries} deliveries before the deadline`,
       );
-    const quantile = (q: number) =>
-      stats.histogram.totalCount === 0 ? Number.NaN : round3(stats.histogram.getValueAtPercentile(q) / 1000);
+    const quantile = (q: number) => round3(quantileMs(stats.histogram, q));
     const result: RoomsPhase = {
       messages: sent,
       replies: stats.replies,

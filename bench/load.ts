@@ -1,7 +1,7 @@
 /**
- * The one load generator for every system under test. Raw `ws` sockets only: graphql-transport-ws
- * frames (connection_init, subscribe, next) are written and read by hand, so the client-side cost
- * is the same for R, Y, P and P+T.
+ * The one load generator for every system under test. Its sockets are bench/client.ts's: raw `ws`
+ * sockets whose graphql-transport-ws frames (connection_init, subscribe, next) are written and read
+ * by hand, so the client-side cost is the same for R, Y, P and P+T.
  *
  *   node --import tsx bench/load.ts <config.json>
  *
@@ -20,12 +20,23 @@
  * open) until the orchestrator has stopped the server and sends SIGTERM, or for at most 60 s.
  */
 import { readFileSync, writeFileSync } from "node:fs";
-import hdr from "hdr-histogram-js";
 import WebSocket from "ws";
+import {
+  BENCH_MARK,
+  BenchSocket,
+  type Frame,
+  latencyHistogram,
+  log,
+  MarkerReader,
+  monoUs,
+  nowUs,
+  openBounded,
+  PROBE_MARK,
+  quantileMs,
+} from "./client.js";
 import { type RoomsConfig, runRooms } from "./load-rooms.js";
 import {
   benchPayload,
-  frames,
   machineBusySeconds,
   PROTOCOL_OF,
   type Protocol,
@@ -170,21 +181,19 @@ export interface IdleResult {
   readonly notes: string[];
 }
 
-const nowUs = () => Math.round(performance.now() * 1000);
-const monoUs = () => Number(process.hrtime.bigint() / 1000n);
-const log = (message: string) => console.log(`[load] ${message}`);
-
-const BAR = 0x7c; // '|'
-const B = 0x42; // 'B': a bench message
-const Q = 0x51; // 'Q': a readiness probe
+const marker = new MarkerReader();
 const NEXT = Buffer.from('"type":"next"');
 const EVENT = Buffer.from('"type":"event"');
+const DELIVERED = Buffer.from('"delivered":true');
+const PUBLISHED = Buffer.from('"type":"published"');
+const COMPLETE = Buffer.from('"type":"complete"');
+const CONNECTION_ACK = Buffer.from('"type":"connection_ack"');
 
 /** Delivery counts and latencies of one step, fed by every subscriber socket. */
 class StepStats {
   delivered = 0;
   lastDeliveryMs = 0;
-  readonly histogram = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 120_000_000, numberOfSignificantValueDigits: 3 });
+  readonly histogram = latencyHistogram();
   /** Per message (keyed by its send stamp): first and last delivery time, µs. */
   readonly spans = new Map<number, [number, number]>();
   expected = Number.POSITIVE_INFINITY;
@@ -242,85 +251,19 @@ function recordDelivery(step: number, sentUs: number): void {
   else stepStats.get(step)?.record(sentUs, received);
 }
 
-/**
- * Finds the bench marker `B|<step>|<µs>|` (or a probe `Q|`) in a frame without parsing it.
- * Returns 1 for a bench message, 2 for a probe, 0 for anything else.
- */
-function scanFrame(data: Buffer): 0 | 1 | 2 {
-  const bar = data.indexOf(BAR);
-  if (bar <= 0) return 0;
-  const kind = data[bar - 1];
-  if (kind === Q) return 2;
-  if (kind !== B) return 0;
-  let i = bar + 1;
-  let step = 0;
-  let c = data[i++]!;
-  while (c !== BAR) {
-    step = step * 10 + (c - 48);
-    c = data[i++]!;
-  }
-  let sent = 0;
-  c = data[i++]!;
-  while (c !== BAR) {
-    sent = sent * 10 + (c - 48);
-    c = data[i++]!;
-  }
-  recordDelivery(step, sent);
-  return 1;
-}
-
-/** The round number of a probe frame (`Q|<round>|`). */
-function probeRoundOf(data: Buffer): number {
-  let i = data.indexOf(BAR) + 1;
-  let round = 0;
-  for (let c = data[i++]!; c !== BAR; c = data[i++]!) round = round * 10 + (c - 48);
-  return round;
-}
-
-/** One subscriber socket. */
-class Subscriber {
-  readonly ws: WebSocket;
-  acked = false;
+/** One subscriber socket, with one subscription (operation id `s`); its bench deliveries go to their step. */
+class Subscriber extends BenchSocket {
   subscribed = false;
   /** Highest readiness-probe round seen (0: none yet). */
   probeRound = 0;
-  dead = false;
-  deadReason = "";
-  private onAck: (() => void) | null = null;
   private onSubscribed: (() => void) | null = null;
 
   constructor(
     url: string,
-    private readonly protocol: Protocol,
+    protocol: Protocol,
     private readonly system: SystemId,
-    onOpenFailed: (error: Error) => void,
   ) {
-    this.ws = new WebSocket(url, protocol === "gql" ? ["graphql-transport-ws"] : [], {
-      perMessageDeflate: false,
-      skipUTF8Validation: true,
-    });
-    this.ws.on("error", (error) => {
-      if (!this.acked) onOpenFailed(error);
-      this.kill(`socket error: ${error.message}`);
-    });
-    this.ws.on("close", (code) => this.kill(`closed ${code}`));
-    this.ws.on("open", () => {
-      if (this.protocol === "gql") this.ws.send(frames.connectionInit);
-      else this.markAcked();
-    });
-    this.ws.on("message", (data: Buffer) => this.onMessage(data));
-  }
-
-  private kill(reason: string) {
-    if (this.dead) return;
-    this.dead = true;
-    this.deadReason = reason;
-  }
-
-  private markAcked() {
-    this.acked = true;
-    this.onAck?.();
-    this.onAck = null;
+    super(url, protocol);
   }
 
   private markSubscribed() {
@@ -330,85 +273,55 @@ class Subscriber {
     this.onSubscribed = null;
   }
 
-  private onMessage(data: Buffer) {
-    const kind = scanFrame(data);
-    if (kind === 1) return;
-    if (kind === 2) {
-      this.probeRound = Math.max(this.probeRound, probeRoundOf(data));
-      return;
+  protected override onRawFrame(data: Buffer): boolean {
+    const kind = marker.start(data);
+    if (kind === BENCH_MARK) {
+      const step = marker.number();
+      const sentUs = marker.number();
+      recordDelivery(step, sentUs);
+      return true;
+    }
+    if (kind === PROBE_MARK) {
+      this.probeRound = Math.max(this.probeRound, marker.number());
+      return true;
     }
     if (data.indexOf(NEXT) >= 0 || data.indexOf(EVENT) >= 0) {
       // An event without the bench marker: our own (or someone else's) JOIN/LEAVE. Not counted,
       // but the first one proves that this subscription is live (P sends our own JOIN first).
       if (this.system === "P" || this.system === "PT" || this.system === "PR") this.markSubscribed();
-      return;
+      return true;
     }
-    let frame: { type?: string; payload?: unknown };
-    try {
-      frame = JSON.parse(String(data));
-    } catch {
-      return;
-    }
-    switch (frame.type) {
-      case "connection_ack":
-        this.markAcked();
-        break;
-      case "subscribed":
-        this.markSubscribed();
-        break;
-      case "ping":
-        this.ws.send('{"type":"pong"}');
-        break;
-      case "error":
-      case "complete":
-        this.kill(`${frame.type}: ${JSON.stringify(frame.payload ?? null).slice(0, 300)}`);
-        break;
-    }
+    return false;
   }
 
-  /** Resolves once the connection is usable (graphql-transport-ws: connection_ack). */
-  ready(): Promise<void> {
-    if (this.acked) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      if (this.dead) return reject(new Error(this.deadReason));
-      this.onAck = resolve;
-      this.ws.once("close", () => reject(new Error(this.deadReason || "closed before ready")));
-    });
+  protected override onFrame(frame: Frame): void {
+    if (frame.type === "subscribed") this.markSubscribed();
+    else if (frame.type === "error" || frame.type === "complete")
+      this.end(`${frame.type}: ${JSON.stringify(frame.payload ?? null).slice(0, 300)}`);
   }
 
   /** Starts the one subscription of this socket. For Y there is no confirmation frame. */
   subscribe(channel: string): Promise<void> {
-    this.ws.send(this.protocol === "gql" ? frames.gqlSubscribe("s", channel) : frames.rawSubscribe(channel));
+    this.sendSubscribe("s", channel);
     if (this.system === "Y") return Promise.resolve();
     if (this.subscribed) return Promise.resolve();
     return new Promise((resolve) => (this.onSubscribed = resolve));
   }
 }
 
-/** The one publisher socket (not subscribed to anything). */
-class Publisher {
-  readonly ws: WebSocket;
+/** The one publisher socket (not subscribed to anything); every reply but an acknowledgement counts as an error. */
+class Publisher extends BenchSocket {
   acked = 0;
   errors = 0;
   firstError: string | null = null;
   private next = 0;
   private readonly channelJson: string;
 
-  constructor(
-    url: string,
-    private readonly protocol: Protocol,
-    channel: string,
-  ) {
+  constructor(url: string, protocol: Protocol, channel: string) {
+    super(url, protocol);
     this.channelJson = JSON.stringify(channel);
-    this.ws = new WebSocket(url, protocol === "gql" ? ["graphql-transport-ws"] : [], { perMessageDeflate: false });
     this.ws.on("error", (error) => this.fail(`publisher socket error: ${error.message}`));
     this.ws.on("close", (code) => this.fail(`publisher socket closed ${code}`));
-    this.ws.on("message", (data: Buffer) => {
-      const text = String(data);
-      if (text.includes('"delivered":true') || text.includes('"type":"published"')) this.acked++;
-      else if (text.includes('"type":"complete"') || text.includes('"type":"connection_ack"')) return;
-      else this.fail(text.slice(0, 300));
-    });
   }
 
   private fail(reason: string) {
@@ -416,29 +329,16 @@ class Publisher {
     this.firstError ??= reason;
   }
 
-  async ready(): Promise<void> {
-    await new Promise<void>((resolve, reject) => {
-      this.ws.once("open", () => resolve());
-      this.ws.once("error", reject);
-    });
-    if (this.protocol === "raw") return;
-    await new Promise<void>((resolve) => {
-      const onMessage = (data: Buffer) => {
-        if (String(data).includes("connection_ack")) {
-          this.ws.off("message", onMessage);
-          resolve();
-        }
-      };
-      this.ws.on("message", onMessage);
-      this.ws.send(frames.connectionInit);
-    });
+  /** Counts acknowledgements; drops `complete` (the end of each reply); leaves the handshake to BenchSocket; any other frame is an error. */
+  protected override onRawFrame(data: Buffer): boolean {
+    if (data.indexOf(DELIVERED) >= 0 || data.indexOf(PUBLISHED) >= 0) this.acked++;
+    else if (data.indexOf(CONNECTION_ACK) >= 0) return false;
+    else if (data.indexOf(COMPLETE) < 0) this.fail(String(data).slice(0, 300));
+    return true;
   }
 
   publish(payloadJson: string): void {
-    const id = `p${++this.next}`;
-    this.ws.send(
-      this.protocol === "gql" ? frames.gqlPublish(id, this.channelJson, payloadJson) : frames.rawPublish(id, this.channelJson, payloadJson),
-    );
+    this.sendPublish(`p${++this.next}`, this.channelJson, payloadJson);
   }
 }
 
@@ -448,22 +348,17 @@ async function connectAll(config: { url: string; system: SystemId }, count: numb
   const subscribers: Subscriber[] = [];
   let failed = 0;
   let firstFailure: string | null = null;
-  let nextIndex = 0;
-  const worker = async () => {
-    while (nextIndex < count && performance.now() < deadlineMs) {
-      nextIndex++;
-      const subscriber = new Subscriber(config.url, protocol, config.system, () => {});
-      try {
-        await subscriber.ready();
-        subscribers.push(subscriber);
-      } catch (error) {
-        failed++;
-        firstFailure ??= (error as Error).message;
-        subscriber.ws.terminate();
-      }
+  await openBounded(count, concurrency, deadlineMs, async () => {
+    const subscriber = new Subscriber(config.url, protocol, config.system);
+    try {
+      await subscriber.ready();
+      subscribers.push(subscriber);
+    } catch (error) {
+      failed++;
+      firstFailure ??= (error as Error).message;
+      subscriber.ws.terminate();
     }
-  };
-  await Promise.all(Array.from({ length: Math.min(concurrency, count) }, worker));
+  });
   return { subscribers, failed, firstFailure };
 }
 
@@ -480,10 +375,6 @@ async function machineQuiet(serverPid: number, cores: number, maxMs: number): Pr
     if (others <= cores) return true;
   }
   return false;
-}
-
-function quantileMs(histogram: StepStats["histogram"], q: number): number {
-  return histogram.totalCount === 0 ? Number.NaN : histogram.getValueAtPercentile(q) / 1000;
 }
 
 let stepCounter = 0;

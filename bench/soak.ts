@@ -28,6 +28,7 @@ import { fileURLToPath } from "node:url";
 import { type Client, createClient } from "graphql-ws";
 import WebSocket from "ws";
 import { freePort } from "../dev/net.js";
+import { seededRandom } from "../dev/random.js";
 import { processCpuSeconds, processRssBytes } from "./shared.js";
 
 // ---------------------------------------------------------------------------------------------
@@ -56,18 +57,8 @@ const CHANNEL_NAMES = Array.from({ length: CHANNELS }, (_, i) => `soak:${i}`);
 // ---------------------------------------------------------------------------------------------
 // Small helpers
 
-/** mulberry32: a seeded PRNG, so a run's choices can be repeated with --seed. */
-function prng(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-const random = prng(SEED);
+// A seeded PRNG, so a run's choices can be repeated with --seed.
+const random = seededRandom(SEED);
 const between = (min: number, max: number) => min + Math.floor(random() * (max - min + 1));
 const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)]!;
 const sleep = (ms: number) => new Promise<void>((done) => setTimeout(done, ms));

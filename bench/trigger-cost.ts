@@ -7,8 +7,8 @@
  * Reports microseconds per event (wall and CPU), and each step's expression evaluated alone.
  */
 import jsonata from "jsonata";
-import { runStack, type TriggerInput } from "../src/triggers/engine.js";
-import { compileStack } from "../src/triggers/stack.js";
+import { compileStack } from "../src/triggers/compile/stack.js";
+import { runStack, type TriggerInput } from "../src/triggers/run/engine.js";
 import { benchPayload } from "./shared.js";
 
 /** The P+T trigger's stack (also created through the admin API by bench/run.ts). */

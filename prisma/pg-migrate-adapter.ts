@@ -39,10 +39,31 @@ globalThis.setTimeout = Object.assign((callback: (...args: unknown[]) => void, m
   return timer;
 }, setTimeout);
 
+type MigrateAdapter = Awaited<ReturnType<PrismaPg["connect"]>>;
+
+/**
+ * Makes an adapter run each migration script as one query, as `psql -f` would: PostgreSQL runs its
+ * statements in order, as one implicit transaction. Upstream's `executeScript` splits the script at
+ * every `;` (statements then also go to different pooled connections), which breaks a `DO $$ ... $$`
+ * block, and any comment or string holding a semicolon.
+ */
+function wholeScripts<T extends MigrateAdapter>(adapter: T): T {
+  adapter.executeScript = async (script: string) => {
+    try {
+      await adapter.underlyingDriver().query(script);
+    } catch (error) {
+      // The upstream path's error conversion, so the engine reports the database's message.
+      (adapter as unknown as { onError(error: unknown): never }).onError(error);
+    }
+  };
+  return adapter;
+}
+
 /**
  * PrismaPg over {@link CatalogTextPool}, with a shadow database (for `migrate diff --from-migrations`)
  * that is shimmed too and really used: upstream's shadow pool spreads the main pool's config, in which
  * the connection string wins over the shadow `database`, so it replays migrations in the main database.
+ * Both run migration scripts whole (see {@link wholeScripts}).
  */
 class MigratePg extends PrismaPg {
   constructor(
@@ -52,13 +73,19 @@ class MigratePg extends PrismaPg {
     super(new CatalogTextPool(pool), { schema });
   }
 
+  override async connect() {
+    return wholeScripts(await super.connect());
+  }
+
   override async connectToShadowDb() {
     const database = `prisma_migrate_shadow_db_${randomUUID()}`;
     const admin = new CatalogTextPool(this.pool);
     await admin.query(`CREATE DATABASE "${database}"`);
     const url = new URL(this.pool.connectionString);
     url.pathname = `/${database}`;
-    const shadow = await new PrismaPg(new CatalogTextPool({ ...this.pool, connectionString: url.href }), { schema: this.schema }).connect();
+    const shadow = wholeScripts(
+      await new PrismaPg(new CatalogTextPool({ ...this.pool, connectionString: url.href }), { schema: this.schema }).connect(),
+    );
     return Object.assign(shadow, {
       dispose: async () => {
         await shadow.underlyingDriver().end();

@@ -90,7 +90,7 @@ const EnvSchema = z
     MAX_ADDRESS_MESSAGES_PER_SECOND: z.coerce.number().min(0.1).default(100),
     /** Joins anonymous clients may make per second from one address, all together. */
     MAX_ADDRESS_JOINS_PER_SECOND: z.coerce.number().min(0.1).default(200),
-    /** Open WebSocket connections from one address. */
+    /** Open connections from one address: WebSockets, and (without TRUST_PROXY) every TCP connection from its first byte. */
     MAX_CONNECTIONS_PER_ADDRESS: z.coerce.number().int().min(1).default(1000),
     /** New WebSocket connections one address may open per second. */
     MAX_ADDRESS_CONNECTIONS_PER_SECOND: z.coerce.number().min(0.1).default(50),
@@ -98,6 +98,10 @@ const EnvSchema = z
     TRUST_PROXY: z.coerce.number().int().min(0).max(10).default(0),
     /** How often each WebSocket is pinged; one that has not answered by the next ping is cut off. */
     WS_KEEPALIVE_MS: z.coerce.number().int().min(100).default(12_000),
+    /** Time a connection has to send a request's headers, WebSocket upgrades included (then it is answered 408 and closed). */
+    HTTP_HEADERS_TIMEOUT_MS: z.coerce.number().int().min(100).default(10_000),
+    /** Time a connection has to send a whole request, body included (at least HTTP_HEADERS_TIMEOUT_MS). */
+    HTTP_REQUEST_TIMEOUT_MS: z.coerce.number().int().min(100).default(30_000),
     /** Time a new WebSocket has to send connection_init (then it is closed with 4408). */
     WS_INIT_TIMEOUT_MS: z.coerce.number().int().min(100).default(3000),
     /** Time shutdown keeps serving with /ready at 503 before it stops accepting connections, so load balancers notice first. */
@@ -126,8 +130,20 @@ const EnvSchema = z
     TRIGGER_RETRY_MAX_MS: z.coerce.number().int().min(1).max(86_400_000).default(60_000),
     /** AFTER triggers: attempts per run in all; when the last fails, the run is FAILED. */
     TRIGGER_RETRY_LIMIT: z.coerce.number().int().min(1).max(100).default(5),
-    /** AFTER triggers: pending runs at most (all instances together); runs past it are refused with a logged error. */
+    /**
+     * AFTER triggers: the longest `Retry-After` a receiver's answer may ask for, in milliseconds; a longer
+     * one is read as this. 0 ignores `Retry-After`.
+     */
+    TRIGGER_RETRY_AFTER_MAX_MS: z.coerce.number().int().min(0).max(86_400_000).default(300_000),
+    /** AFTER triggers: pending runs at most (all instances together); sends whose runs would pass it are refused. */
     TRIGGER_QUEUE_MAX: z.coerce.number().int().min(1).max(100_000_000).default(100_000),
+    /**
+     * AFTER triggers: pending runs of one trigger at most (all instances together; at most
+     * `TRIGGER_QUEUE_MAX`), so one trigger's backlog leaves room for the others; sends past it are refused.
+     */
+    TRIGGER_QUEUE_MAX_PER_TRIGGER: z.coerce.number().int().min(1).max(100_000_000).default(10_000),
+    /** AFTER triggers: attempts of one trigger that one instance runs at once (of its 16). */
+    TRIGGER_CONCURRENCY_PER_TRIGGER: z.coerce.number().int().min(1).max(16).default(8),
     /** Recorded runs kept per trigger. */
     TRIGGER_RUNS_KEPT: z.coerce.number().int().min(0).max(100_000).default(100),
     /**
@@ -170,6 +186,14 @@ const EnvSchema = z
         code: "custom",
         path: ["CORS_CREDENTIALS"],
         message: "cannot be true while CORS_ORIGINS allows every origin (*): list the origins",
+      });
+    }
+    // Node refuses a request timeout shorter than the headers timeout.
+    if (env.HTTP_REQUEST_TIMEOUT_MS < env.HTTP_HEADERS_TIMEOUT_MS) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["HTTP_REQUEST_TIMEOUT_MS"],
+        message: "must be at least HTTP_HEADERS_TIMEOUT_MS",
       });
     }
     if (env.JWT_JWKS_URL && env.JWT_JWKS_FILE) {

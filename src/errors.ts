@@ -35,6 +35,8 @@ export const ErrorCode = {
   RateLimited: "RATE_LIMITED",
   SlowConsumer: "SLOW_CONSUMER",
   ServiceUnavailable: "SERVICE_UNAVAILABLE",
+  /** A failure of the server's own, told to the client with an `errorId` to find it in the logs. */
+  InternalServerError: "INTERNAL_SERVER_ERROR",
 } as const;
 
 /** Shorthand for a `BAD_USER_INPUT` error. */

@@ -6,9 +6,10 @@ import { createYoga, type YogaInitialContext } from "graphql-yoga";
 import { bearerToken, isAdminToken } from "./auth/admin-token.js";
 import { anonymousClient, type VerifiedClient } from "./auth/client-tokens.js";
 import type { Env } from "./env.js";
-import { AppError } from "./errors.js";
+import { AppError, ErrorCode } from "./errors.js";
 import { clientAddress } from "./http/client-address.js";
 import { corsSettings, varyOnOrigin } from "./http/cors.js";
+import { guardConnections } from "./http/edge.js";
 import { GRAPHIQL_OPTIONS } from "./http/graphiql-page.js";
 import { createOperationsHandler } from "./http/operations.js";
 import { hardeningPlugins } from "./http/plugins.js";
@@ -35,7 +36,7 @@ export interface App {
 }
 
 function unauthenticated(message: string): GraphQLError {
-  return new GraphQLError(message, { extensions: { code: "UNAUTHENTICATED", http: { status: 401 } } });
+  return new GraphQLError(message, { extensions: { code: ErrorCode.Unauthenticated, http: { status: 401 } } });
 }
 
 /**
@@ -68,7 +69,7 @@ function refuseLargeBody(req: IncomingMessage, res: ServerResponse, max: number)
 export async function createApp(env: Env, logger: Logger): Promise<App> {
   const services = await createServices(env, logger);
   const development = env.NODE_ENV === "development";
-  const maskError = createErrorMasker(logger, development);
+  const maskError = createErrorMasker(logger, development, services.outages);
 
   const yoga = createYoga<Record<string, unknown>, Context>({
     schema,
@@ -127,21 +128,36 @@ export async function createApp(env: Env, logger: Logger): Promise<App> {
   let draining = false;
   const operations = createOperationsHandler(services, () => draining, GRAPHQL_PATH); // /metrics, /ready, GET /, GraphiQL
   const activeRequests = new Set<ServerResponse>();
-  const httpServer = createServer((req: IncomingMessage, res: ServerResponse) => {
-    activeRequests.add(res);
-    res.once("close", () => activeRequests.delete(res));
-    if (req.url === "/health" || req.url?.startsWith("/health?")) {
-      void services.health().then(({ healthy, ...parts }) => {
-        const ok = healthy && !draining;
-        res.writeHead(ok ? 200 : 503, { "content-type": "application/json" });
-        res.end(JSON.stringify({ status: draining ? "draining" : ok ? "ok" : "unavailable", ...parts }));
-      });
-      return;
-    }
-    if (operations(req, res)) return;
-    if (refuseLargeBody(req, res, env.MAX_HTTP_BODY_BYTES)) return;
-    if (web(req, res)) return; // /demo, /admin and their /assets/
-    void yoga.handle(req, res);
+  const httpServer = createServer(
+    {
+      // A request's headers (and the whole request) must arrive in time, checked every second: a
+      // connection that dribbles bytes or sends none is answered 408 and closed.
+      headersTimeout: env.HTTP_HEADERS_TIMEOUT_MS,
+      requestTimeout: env.HTTP_REQUEST_TIMEOUT_MS,
+      connectionsCheckingInterval: Math.min(1000, env.HTTP_HEADERS_TIMEOUT_MS),
+    },
+    (req: IncomingMessage, res: ServerResponse) => {
+      if (guard.refuseRequest(req, res)) return;
+      activeRequests.add(res);
+      res.once("close", () => activeRequests.delete(res));
+      if (req.url === "/health" || req.url?.startsWith("/health?")) {
+        void services.health().then(({ healthy, ...parts }) => {
+          const ok = healthy && !draining;
+          res.writeHead(ok ? 200 : 503, { "content-type": "application/json" });
+          res.end(JSON.stringify({ status: draining ? "draining" : ok ? "ok" : "unavailable", ...parts }));
+        });
+        return;
+      }
+      if (operations(req, res)) return;
+      if (refuseLargeBody(req, res, env.MAX_HTTP_BODY_BYTES)) return;
+      if (web(req, res)) return; // /demo, /admin and their /assets/
+      void yoga.handle(req, res);
+    },
+  );
+  const guard = guardConnections(httpServer, {
+    trustProxy: env.TRUST_PROXY,
+    maxConnectionsPerAddress: env.MAX_CONNECTIONS_PER_ADDRESS,
+    logger,
   });
 
   services.metrics.watch(httpServer, GRAPHQL_PATH);
@@ -151,6 +167,7 @@ export async function createApp(env: Env, logger: Logger): Promise<App> {
     services,
     logger,
     maskError,
+    guard,
   });
 
   let stopped: Promise<void> | null = null;

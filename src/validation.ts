@@ -13,6 +13,30 @@ export function parseInput<T extends z.ZodType>(schema: T, input: unknown): z.ou
   throw badInput(`${path}: ${issue.message}`, { path });
 }
 
+/** Something wrong with one field of an input, at its path in the input (`name`, `stack[1].value`). */
+export interface InputProblem {
+  readonly path: string;
+  readonly message: string;
+}
+
+/** A path as text: names joined with dots, indexes in brackets (`triggers[2].stack[1].value`). */
+export function formatPath(segments: readonly PropertyKey[]): string {
+  return segments.reduce<string>(
+    (path, segment) => (typeof segment === "number" ? `${path}[${segment}]` : path === "" ? String(segment) : `${path}.${String(segment)}`),
+    "",
+  );
+}
+
+/** A path inside the field at `prefix` (either may be empty). */
+export function joinPath(prefix: string, path: string): string {
+  return prefix === "" ? path : path === "" ? prefix : path.startsWith("[") ? prefix + path : `${prefix}.${path}`;
+}
+
+/** Every problem zod found, at its path. */
+export function zodProblems(error: z.ZodError): InputProblem[] {
+  return error.issues.map((issue) => ({ path: formatPath(issue.path), message: issue.message }));
+}
+
 /** How deeply JSON values from clients (payloads, options, trigger stacks) may nest. */
 export const MAX_JSON_DEPTH = 64;
 

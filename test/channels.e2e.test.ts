@@ -1,9 +1,10 @@
 import fc from "fast-check";
-import { SignJWT } from "jose";
 import { beforeAll, describe, expect, it } from "vitest";
 import { CHANNEL_SUBSCRIPTION, EVENT_FIELDS, JOIN_CHANNEL, joinBySubscription, SEND_MESSAGE, type TestEvent } from "./helpers/channels.js";
+import { eventually } from "./helpers/eventually.js";
 import { connectWs, httpGraphQL, wsGraphQL, wsSubscribe } from "./helpers/graphql.js";
 import { ADMIN_TOKEN, startServer, type TestServer } from "./helpers/server.js";
+import { clientToken } from "./helpers/tokens.js";
 import { admin, createTrigger } from "./helpers/triggers.js";
 
 const JWT_SECRET = "a-test-secret-that-is-long-enough-0123456789";
@@ -11,15 +12,6 @@ let server: TestServer;
 beforeAll(async () => {
   server = await startServer({ JWT_SECRET });
 });
-
-async function token(sub: string, claims: Record<string, unknown> = {}, options: { expiresIn?: string; secret?: string } = {}) {
-  return new SignJWT(claims)
-    .setProtectedHeader({ alg: "HS256" })
-    .setSubject(sub)
-    .setIssuedAt()
-    .setExpirationTime(options.expiresIn ?? "1h")
-    .sign(new TextEncoder().encode(options.secret ?? JWT_SECRET));
-}
 
 type SendData = { sendMessage: { delivered: boolean; event: TestEvent | null } };
 const sendAs = (channel: string, payload: unknown, bearer?: string, options?: unknown) =>
@@ -54,7 +46,7 @@ async function createChannel(input: Record<string, unknown>, target = server) {
 
 describe("client identity", () => {
   it("makes a valid token's sub the client id, with its own claims as extras", async () => {
-    const jwt = await token("user-42", { name: "Ada", role: "editor" });
+    const jwt = await clientToken(JWT_SECRET, "user-42", { claims: { name: "Ada", role: "editor" } });
     const sent = await sendAs("id-check", "hi", jwt);
     expect(sent.body.data!.sendMessage.event!.client).toEqual({
       id: "user-42",
@@ -68,8 +60,8 @@ describe("client identity", () => {
   });
 
   it("refuses expired and wrongly signed tokens: HTTP 401 and WebSocket close 4403, never anonymous", async () => {
-    const expired = await token("u", {}, { expiresIn: "-1m" });
-    const forged = await token("u", {}, { secret: "another-secret-that-is-long-enough-987654321" });
+    const expired = await clientToken(JWT_SECRET, "u", { expires: "-1m" });
+    const forged = await clientToken("another-secret-that-is-long-enough-987654321", "u");
     for (const bad of [expired, forged, "not.a.jwt"]) {
       const result = await sendAs("refused", "x", bad);
       expect(result.status).toBe(401);
@@ -86,14 +78,14 @@ describe("client identity", () => {
       channel: "claims",
       stack: [{ set: "payload.from", value: "client.extras.name & ' (' & client.id & ')'" }],
     });
-    const sent = await sendAs("claims", {}, await token("u-7", { name: "Grace" }));
+    const sent = await sendAs("claims", {}, await clientToken(JWT_SECRET, "u-7", { claims: { name: "Grace" } }));
     expect(sent.body.data!.sendMessage.event!.payload).toEqual({ from: "Grace (u-7)" });
   });
 
   it("does not accept the admin token as a client token, nor a client token as the admin's", async () => {
     const asClient = await connectWs(server.wsUrl, { authToken: ADMIN_TOKEN }).catch((event) => event);
     expect(asClient).toMatchObject({ code: 4403 });
-    const info = await httpGraphQL(server.httpUrl, `{ serverInfo { version } }`, {}, { token: await token("u") });
+    const info = await httpGraphQL(server.httpUrl, `{ serverInfo { version } }`, {}, { token: await clientToken(JWT_SECRET, "u") });
     expect(info.body.errors?.[0]?.extensions?.code).toBe("FORBIDDEN");
   });
 });
@@ -104,7 +96,7 @@ describe("channel settings", () => {
     const anonymous = await connectWs(server.wsUrl);
     const refused = wsSubscribe(anonymous, CHANNEL_SUBSCRIPTION, { name: "private:1" });
     expect((await refused.next()).errors?.[0]?.extensions?.code).toBe("UNAUTHENTICATED");
-    const member = await connectWs(server.wsUrl, { authToken: await token("member") });
+    const member = await connectWs(server.wsUrl, { authToken: await clientToken(JWT_SECRET, "member") });
     const { join } = await joinBySubscription(member, "private:1");
     expect(join.client.id).toBe("member");
     // Elsewhere anonymous listening is the default.
@@ -114,7 +106,7 @@ describe("channel settings", () => {
   it("refuses anonymous sends under AUTHENTICATED messaging, and accepts authenticated ones", async () => {
     await createChannel({ pattern: "signed", messaging: "AUTHENTICATED" });
     expect((await sendAs("signed", "x")).body.errors?.[0]?.extensions?.code).toBe("UNAUTHENTICATED");
-    expect((await sendAs("signed", "x", await token("writer"))).body.data!.sendMessage.delivered).toBe(true);
+    expect((await sendAs("signed", "x", await clientToken(JWT_SECRET, "writer"))).body.data!.sendMessage.delivered).toBe(true);
     const listener = await connectWs(server.wsUrl);
     await joinBySubscription(listener, "signed"); // anonymous clients may still listen
   });
@@ -123,7 +115,9 @@ describe("channel settings", () => {
     await createChannel({ pattern: "announcements", messaging: "NOBODY" });
     const { subscription } = await joinBySubscription(await connectWs(server.wsUrl), "announcements");
     expect((await sendAs("announcements", "x")).body.errors?.[0]?.extensions?.code).toBe("FORBIDDEN");
-    expect((await sendAs("announcements", "x", await token("someone"))).body.errors?.[0]?.extensions?.code).toBe("FORBIDDEN");
+    expect((await sendAs("announcements", "x", await clientToken(JWT_SECRET, "someone"))).body.errors?.[0]?.extensions?.code).toBe(
+      "FORBIDDEN",
+    );
     const byAdmin = await sendAs("announcements", { text: "maintenance at noon" }, ADMIN_TOKEN);
     expect(byAdmin.body.data!.sendMessage.delivered).toBe(true);
     expect((await subscription.next()).data!.channel.payload).toEqual({ text: "maintenance at noon" });
@@ -265,32 +259,38 @@ describe("history", () => {
   it("replays history on subscribe with no gap or duplicate while messages are being sent", async () => {
     await createChannel({ pattern: "busy", history: 1000 });
     const total = 120;
-    let sending = true;
+    let sent = 0;
     const sender = (async () => {
-      for (let n = 1; n <= total; n++) await sendAs("busy", { n });
-      sending = false;
+      for (let n = 1; n <= total; n++) {
+        await sendAs("busy", { n });
+        sent = n;
+      }
     })();
-    await new Promise((resolve) => setTimeout(resolve, 30)); // let some messages land before subscribing
+    await eventually("some messages sent before subscribing", () => sent, { until: (count) => count >= 10 });
     const client = await connectWs(server.wsUrl);
     const subscription = wsSubscribe<{ channel: TestEvent & { seq: number | null } }>(
       client,
       `subscription { channel(name: "busy", options: { history: 1000 }) { action seq payload } }`,
     );
     const seen: number[] = [];
+    let beforeJoin: number | undefined;
     while (seen.length < total) {
       const event = (await subscription.next()).data!.channel;
       if (event.action === "MESSAGE") seen.push(event.payload.n);
+      if (event.action === "JOIN") beforeJoin ??= seen.length;
     }
     await sender;
-    expect(sending).toBe(false);
     expect(seen).toEqual(Array.from({ length: total }, (_, i) => i + 1));
+    // The subscription began while messages were being sent: some came from history, the rest live.
+    expect(beforeJoin).toBeGreaterThanOrEqual(10);
+    expect(beforeJoin).toBeLessThan(total);
   });
 });
 
 describe("presence and leaving", () => {
   it("tracks join, leave and disconnect, publishing JOIN and LEAVE events", async () => {
     await createChannel({ pattern: "room:presence", presence: true });
-    const watcher = await connectWs(server.wsUrl, { authToken: await token("watcher") });
+    const watcher = await connectWs(server.wsUrl, { authToken: await clientToken(JWT_SECRET, "watcher") });
     const { subscription } = await joinBySubscription(watcher, "room:presence");
     const presence = async () =>
       (
@@ -302,7 +302,7 @@ describe("presence and leaving", () => {
         .sort();
     expect(await presence()).toEqual(["watcher"]);
 
-    const alice = await connectWs(server.wsUrl, { authToken: await token("alice", { name: "Alice" }) });
+    const alice = await connectWs(server.wsUrl, { authToken: await clientToken(JWT_SECRET, "alice", { claims: { name: "Alice" } }) });
     await wsGraphQL(alice, JOIN_CHANNEL, { channel: "room:presence" });
     expect((await subscription.next()).data!.channel).toMatchObject({ action: "JOIN", client: { id: "alice", extras: { name: "Alice" } } });
     expect(await presence()).toEqual(["alice", "watcher"]);
@@ -336,7 +336,7 @@ describe("presence and leaving", () => {
     });
     await createTrigger(server.httpUrl, { channel: "room:leaving", actions: ["LEAVE"], order: 1, stack: [{ reject: "'no leaving'" }] });
     const watcher = await joinBySubscription(await connectWs(server.wsUrl), "room:leaving");
-    const leaver = await connectWs(server.wsUrl, { authToken: await token("leaver") });
+    const leaver = await connectWs(server.wsUrl, { authToken: await clientToken(JWT_SECRET, "leaver") });
     await wsGraphQL(leaver, JOIN_CHANNEL, { channel: "room:leaving" });
     await watcher.subscription.next();
     expect((await wsGraphQL(leaver, `mutation { leaveChannel(channel: "room:leaving") }`)).data).toEqual({ leaveChannel: true });
@@ -348,19 +348,21 @@ describe("presence and leaving", () => {
 describe("private messages", () => {
   it("delivers a message with options.to only to that client's subscriptions, after triggers", async () => {
     await createTrigger(server.httpUrl, { channel: "dm", stack: [{ set: "payload.checked", value: "true" }] });
-    const alice = await connectWs(server.wsUrl, { authToken: await token("alice") });
-    const bob = await connectWs(server.wsUrl, { authToken: await token("bob") });
+    const alice = await connectWs(server.wsUrl, { authToken: await clientToken(JWT_SECRET, "alice") });
+    const bob = await connectWs(server.wsUrl, { authToken: await clientToken(JWT_SECRET, "bob") });
     const a = await joinBySubscription(alice, "dm");
     const b = await joinBySubscription(bob, "dm");
     await a.subscription.next(); // bob's JOIN
-    const sent = await sendAs("dm", { text: "psst" }, await token("carol"), { to: "bob" });
+    const sent = await sendAs("dm", { text: "psst" }, await clientToken(JWT_SECRET, "carol"), { to: "bob" });
     expect(sent.body.data!.sendMessage.event).toMatchObject({
       payload: { text: "psst", checked: true },
       commandOptions: { to: "bob" },
       seq: null,
     } as never);
     expect((await b.subscription.next()).data!.channel.payload).toEqual({ text: "psst", checked: true });
-    expect(await a.subscription.collectFor(200)).toEqual([]);
+    // A message for everyone is the next thing alice gets: bob's private one never reached her.
+    await sendAs("dm", { text: "all" }, await clientToken(JWT_SECRET, "carol"));
+    expect((await a.subscription.next()).data!.channel.payload).toEqual({ text: "all", checked: true });
     const bad = await sendAs("dm", "x", undefined, { to: 42 });
     expect(bad.body.errors?.[0]?.extensions?.code).toBe("BAD_USER_INPUT");
   });

@@ -81,10 +81,13 @@ describe("configuration", () => {
     expect(parseEnv({}).PORT).toBe(4000);
   });
 
-  it("runs as a process: starts with npm's start command, serves, and exits 0 on SIGTERM", async () => {
-    const server = await spawnServer();
+  it("runs as a process: starts with npm's start command, serves, and stops with it on SIGTERM to npm's process", async () => {
+    // The README's `PORT=4001 npm start &` gives npm's process id; SIGTERM to it must stop the server too.
+    const server = await spawnServer({}, undefined, "npm");
     expect((await fetch(server.healthUrl)).status).toBe(200);
     expect(await server.stop("SIGTERM")).toBe(0);
+    expect(server.output()).toContain('"signal":"SIGTERM","msg":"shutting down"');
+    await expect(fetch(server.healthUrl)).rejects.toThrow();
     expect(server.output()).not.toContain(ADMIN_TOKEN);
   });
 

@@ -6,13 +6,13 @@
  * and what the metrics count.
  */
 import type { Client } from "graphql-ws";
-import { SignJWT } from "jose";
 import { beforeAll, describe, expect, it } from "vitest";
 import { CHANNEL_SUBSCRIPTION, EVENT_FIELDS, JOIN_CHANNEL } from "./helpers/channels.js";
 import { connectWs, type ExecutionResult, httpGraphQL, wsGraphQL, wsSubscribe } from "./helpers/graphql.js";
 import { scrape } from "./helpers/metrics.js";
 import { acknowledgedSocket, type RawSocket, rawSocket } from "./helpers/raw-ws.js";
 import { ADMIN_TOKEN, startServer, type TestServer } from "./helpers/server.js";
+import { clientToken } from "./helpers/tokens.js";
 
 const JWT_SECRET = "send-path-secret-0123456789-abcdefghij";
 const MAX_PAYLOAD_BYTES = 1_000;
@@ -56,14 +56,6 @@ beforeAll(async () => {
     expect(created.body.errors).toBeUndefined();
   }
 });
-
-async function userToken(sub: string): Promise<string> {
-  return new SignJWT({})
-    .setProtectedHeader({ alg: "HS256" })
-    .setSubject(sub)
-    .setExpirationTime(Math.floor(Date.now() / 1000) + 3600)
-    .sign(new TextEncoder().encode(JWT_SECRET));
-}
 
 /** A channel of its own for each case and path, under `prefix`. */
 const freshChannel = (prefix: string) => `${prefix}${++counter}`;
@@ -139,7 +131,12 @@ const cases: Record<string, Case> = {
   "a channel for authenticated senders, anonymous then with a token": async (path) => {
     const channel = freshChannel("signed:");
     const anonymous = await send(await connectWs(server.wsUrl), path, channel, {});
-    const signed = await send(await connectWs(server.wsUrl, { authToken: await userToken(`user-${counter}`) }), path, channel, {});
+    const signed = await send(
+      await connectWs(server.wsUrl, { authToken: await clientToken(JWT_SECRET, `user-${counter}`) }),
+      path,
+      channel,
+      {},
+    );
     return [anonymous, normalize(signed, `user-${counter}`)];
   },
   "a members-only channel, before and after joining": async (path) => {

@@ -2,6 +2,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { JOIN_CHANNEL, SEND_MESSAGE, type TestEvent } from "./helpers/channels.js";
 import { connectWs, httpGraphQL, wsGraphQL } from "./helpers/graphql.js";
 import { startServer, type TestServer } from "./helpers/server.js";
+import { clientToken } from "./helpers/tokens.js";
 import { admin, createTrigger } from "./helpers/triggers.js";
 
 let server: TestServer;
@@ -228,6 +229,28 @@ describe("state steps", () => {
   });
 });
 
+describe("state and the database's other transactions", () => {
+  it("keeps state written while another of the server's transactions is open, and undone", async () => {
+    const trigger = await createTrigger(server.httpUrl, {
+      channel: "undone",
+      stack: [
+        { incr: "'n'", as: "n" },
+        { set: "payload.n", value: "$n" },
+      ],
+    });
+    // A transaction of the server's own (an admin change, say) that ends in a rollback while messages flow.
+    let sent: Awaited<ReturnType<typeof sendHttp>>[] = [];
+    const rolledBack = server.app.services.db.prisma.$transaction(async (tx) => {
+      await tx.trigger.findMany({ where: { id: trigger.id } });
+      sent = await Promise.all(Array.from({ length: 5 }, () => sendHttp("undone", {})));
+      throw new Error("undone");
+    });
+    await expect(rolledBack).rejects.toThrow("undone");
+    expect(sent.map((result) => result.data?.sendMessage.event?.payload.n).sort()).toEqual([1, 2, 3, 4, 5]);
+    expect(await stateOf(trigger.id)).toEqual([{ key: "n", value: 5, expiresAt: null }]);
+  });
+});
+
 describe("state bounds", () => {
   it("fails a write over the key or value bound, and onError applies", async () => {
     const bounded = await startServer({ TRIGGER_STATE_MAX_KEYS: "3", TRIGGER_STATE_MAX_VALUE_BYTES: "100" });
@@ -258,15 +281,22 @@ describe("state bounds", () => {
 });
 
 describe("state and the run's time limit", () => {
+  // Each step spends a little time before it writes, so 100 of them outlast the 5 ms limit on any machine.
+  const ONE_THE_SLOW_WAY = "$count([1..300].$string($)) - 299";
   it("stops writing state once the run is out of time", async () => {
     const hurried = await startServer({ TRIGGER_TIMEOUT_MS: "5" });
-    const trigger = await createTrigger(hurried.httpUrl, { channel: "slow", stack: Array.from({ length: 100 }, () => ({ incr: "'n'" })) });
+    const trigger = await createTrigger(hurried.httpUrl, {
+      channel: "slow",
+      stack: Array.from({ length: 100 }, () => ({ incr: "'n'", by: ONE_THE_SLOW_WAY })),
+    });
     const sent = await sendHttp("slow", {}, hurried);
     expect(sent.errors?.[0]?.extensions).toMatchObject({ code: "TRIGGER_FAILED" });
     const runs = await admin(hurried.httpUrl, `query ($id: ID!) { trigger(id: $id) { runs(last: 1) { outcome error } } }`, {
       id: trigger.id,
     });
-    expect(runs.data!.trigger.runs[0].error).toMatch(/^stack\[\d+\]: timeout: the trigger ran out of time \(limit 5 ms\)/);
+    expect(runs.data!.trigger.runs[0].error).toMatch(
+      /^stack\[\d+\]: timeout: (the trigger ran out of time \(limit 5 ms\)|Evaluation timeout after 5 milliseconds)/,
+    );
     const count = async () => ((await stateOf(trigger.id, "", hurried))[0]?.value as number | undefined) ?? 0;
     const afterRun = await count();
     expect(afterRun).toBeLessThan(100);
@@ -292,5 +322,48 @@ describe("state across a restart", () => {
     const third = await sendHttp("durable", {}, second);
     expect(third.data!.sendMessage.event!.payload.n).toBe(3);
     expect(await stateOf(trigger.id, "", second)).toEqual([{ key: "n", value: 3, expiresAt: null }]);
+  });
+});
+
+describe("state under concurrent senders", () => {
+  it("runs every event of 100 authenticated senders through get, get, put and incr, and counts each acknowledged one", async () => {
+    const JWT_SECRET = "state-concurrency-secret-0123456789-abcdef";
+    // Every run is kept, so that a failed one can be shown.
+    const busy = await startServer({ JWT_SECRET, TRIGGER_RUNS_KEPT: "1000" });
+    const trigger = await createTrigger(busy.httpUrl, {
+      channel: "crowd:*",
+      stack: [
+        { get: "'last:' & client.id", as: "last" },
+        { get: "'topic:' & payload.topic", as: "topic" },
+        { put: "'last:' & client.id", value: "payload.n" },
+        { incr: "'total'", as: "total" },
+        { set: "payload.total", value: "$total" },
+      ],
+    });
+    const SENDERS = 100;
+    const MESSAGES = 10;
+    const senders = await Promise.all(
+      Array.from({ length: SENDERS }, async (_, i) => connectWs(busy.wsUrl, { authToken: await clientToken(JWT_SECRET, `sender-${i}`) })),
+    );
+    // Each sender sends its messages one after the other, all senders at once.
+    const results = await Promise.all(
+      senders.map(async (client, i) => {
+        const sent = [];
+        for (let n = 0; n < MESSAGES; n++) {
+          sent.push(await wsGraphQL<SendData>(client, SEND_MESSAGE, { channel: `crowd:${i % 10}`, payload: { n, topic: `t${n % 3}` } }));
+        }
+        return sent;
+      }),
+    );
+    const all = results.flat();
+    const codes = all.flatMap((result) => result.errors ?? []).map((error) => String(error.extensions?.code ?? error.message));
+    const failedRuns = await admin(busy.httpUrl, `query ($id: ID!) { trigger(id: $id) { runs(last: 3, outcome: FAILED) { error } } }`, {
+      id: trigger.id,
+    });
+    expect(codes.length, `refused with ${[...new Set(codes)]}; runs: ${JSON.stringify(failedRuns.data?.trigger.runs)}`).toBe(0);
+    const events = all.map((result) => result.data!.sendMessage.event!);
+    expect(events.every((event) => event.client.authenticated)).toBe(true);
+    expect(new Set(events.map((event) => event.payload.total)).size).toBe(SENDERS * MESSAGES); // each increment saw a total of its own
+    expect(await stateOf(trigger.id, "total", busy)).toEqual([{ key: "total", value: SENDERS * MESSAGES, expiresAt: null }]);
   });
 });

@@ -4,28 +4,31 @@
  * server's GraphQL API. Exit codes: 0 done (or nothing to do), 1 error, 2 the plan has changes
  * (with `--dry-run --exit-code`).
  */
-import { readFileSync, realpathSync, writeFileSync } from "node:fs";
+import { readFileSync, realpathSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { Command, CommanderError, Option } from "commander";
 import {
-  type ChannelEntry,
   type ConfigFile,
-  describePlan,
   formatConfig,
-  type PlanStep,
-  parseConfig,
-  planChanges,
+  MAX_CONFIG_DEPTH,
+  MAX_CONFIG_FILE_BYTES,
+  type PlanAction,
+  planSummary,
   type ServerChannel,
   type ServerTrigger,
-  type TriggerEntry,
-} from "./config-file.js";
+  TOO_DEEP,
+} from "../management/config-file.js";
+import { nestsDeeperThan } from "../validation.js";
 
 /** Exit codes of the command. */
 export const EXIT = { ok: 0, error: 1, planDiffers: 2 } as const;
 
 const CHANNEL_FIELDS = "id pattern description active anonymousClients messaging presence history membersOnly";
 const TRIGGER_FIELDS = "id revision name description active tags actions channel order onError timing stack";
+const APPLY_CONFIG = `mutation ($config: JSON!, $prune: Boolean!, $dryRun: Boolean!) {
+  applyConfig(config: $config, prune: $prune, dryRun: $dryRun) { applied unchanged changes { action summary } problems { path message } }
+}`;
 
 /** Where to reach the server, and as whom. */
 interface Connection {
@@ -33,8 +36,29 @@ interface Connection {
   readonly token: string;
 }
 
-/** A failure to report in one line, without a stack trace. */
-class CliError extends Error {}
+/** A problem the server found in a file, at its path in the file. */
+interface Problem {
+  readonly path: string;
+  readonly message: string;
+}
+
+/** What applyConfig answers. */
+interface ApplyResult {
+  readonly applied: boolean;
+  readonly unchanged: number;
+  readonly changes: { readonly action: PlanAction; readonly summary: string }[];
+  readonly problems: Problem[];
+}
+
+/** A failure to report without a stack trace, with the problems the server found in the file, if any. */
+class CliError extends Error {
+  constructor(
+    message: string,
+    readonly problems: readonly Problem[] = [],
+  ) {
+    super(message);
+  }
+}
 
 /** The admin token: `ADMIN_TOKEN`, else the token file the server generated in its data folder. */
 function adminToken(dataDir: string): string {
@@ -48,12 +72,13 @@ function adminToken(dataDir: string): string {
 }
 
 async function request<T>(connection: Connection, query: string, variables: Record<string, unknown> = {}): Promise<T> {
+  const body = JSON.stringify({ query, variables });
   let response: Response;
   try {
     response = await fetch(connection.url, {
       method: "POST",
       headers: { "content-type": "application/json", authorization: `Bearer ${connection.token}` },
-      body: JSON.stringify({ query, variables }),
+      body,
     });
   } catch (error) {
     throw new CliError(
@@ -61,15 +86,24 @@ async function request<T>(connection: Connection, query: string, variables: Reco
     );
   }
   if (response.status === 401) throw new CliError(`${connection.url} refused the admin token (HTTP 401)`);
-  let body: { data?: T; errors?: { message: string; extensions?: { code?: string } }[] };
+  if (response.status === 413) {
+    const reason = await response.text().then(
+      (text) => (JSON.parse(text) as { errors?: { message?: string }[] }).errors?.[0]?.message,
+      () => undefined,
+    );
+    throw new CliError(
+      `${connection.url} refused the request as too large (HTTP 413${reason ? `: ${reason}` : ""}); it has ${Buffer.byteLength(body)} bytes: raise the server's MAX_HTTP_BODY_BYTES`,
+    );
+  }
+  let answer: { data?: T; errors?: { message: string; extensions?: { code?: string; problems?: Problem[] } }[] };
   try {
-    body = (await response.json()) as typeof body;
+    answer = (await response.json()) as typeof answer;
   } catch {
     throw new CliError(`${connection.url} answered HTTP ${response.status} without a GraphQL response`);
   }
-  const error = body.errors?.[0];
-  if (error) throw new CliError(`${error.extensions?.code ?? "ERROR"}: ${error.message}`);
-  return body.data as T;
+  const error = answer.errors?.[0];
+  if (error) throw new CliError(`${error.extensions?.code ?? "ERROR"}: ${error.message}`, error.extensions?.problems ?? []);
+  return answer.data as T;
 }
 
 async function readServer(connection: Connection): Promise<{ channels: ServerChannel[]; triggers: ServerTrigger[] }> {
@@ -85,49 +119,51 @@ function asFile(server: { channels: ServerChannel[]; triggers: ServerTrigger[] }
   };
 }
 
-const withoutPattern = ({ pattern: _pattern, ...rest }: ChannelEntry) => rest;
-
-async function applyStep(connection: Connection, step: PlanStep): Promise<void> {
-  const note = "config apply";
-  switch (step.kind) {
-    case "create-channel":
-      await request(connection, `mutation ($input: CreateChannelInput!) { createChannel(input: $input) { id } }`, { input: step.channel });
-      return;
-    case "update-channel":
-      await request(
-        connection,
-        `mutation ($pattern: String!, $input: UpdateChannelInput!) { updateChannel(pattern: $pattern, input: $input) { id } }`,
-        {
-          pattern: step.channel.pattern,
-          input: withoutPattern(step.channel),
-        },
-      );
-      return;
-    case "delete-channel":
-      await request(connection, `mutation ($pattern: String!) { deleteChannel(pattern: $pattern) }`, { pattern: step.pattern });
-      return;
-    case "create-trigger":
-      await request(
-        connection,
-        `mutation ($input: CreateTriggerInput!, $note: String) { createTrigger(input: $input, note: $note) { id } }`,
-        {
-          input: step.trigger satisfies TriggerEntry,
-          note,
-        },
-      );
-      return;
-    case "update-trigger":
-      // expectedRevision: a trigger changed since the plan was made is not overwritten.
-      await request(
-        connection,
-        `mutation ($id: ID!, $input: UpdateTriggerInput!, $revision: Int, $note: String) { updateTrigger(id: $id, input: $input, expectedRevision: $revision, note: $note) { id } }`,
-        { id: step.id, input: step.trigger, revision: step.revision, note },
-      );
-      return;
-    case "delete-trigger":
-      await request(connection, `mutation ($id: ID!) { deleteTrigger(id: $id) }`, { id: step.id });
-      return;
+/**
+ * A file's JSON, read whole before anything is sent: at most {@link MAX_CONFIG_FILE_BYTES}, nesting
+ * at most {@link MAX_CONFIG_DEPTH} levels (`JSON.parse` takes any depth; what sends it would not).
+ * Its content is for the server to check.
+ */
+function readConfigFile(file: string): unknown {
+  let text: string;
+  try {
+    const { size } = statSync(file);
+    if (size > MAX_CONFIG_FILE_BYTES) {
+      throw new CliError(`${file} is ${size} bytes; a configuration file may have at most ${MAX_CONFIG_FILE_BYTES} (16 MiB)`);
+    }
+    text = readFileSync(file, "utf8");
+  } catch (error) {
+    if (error instanceof CliError) throw error;
+    throw new CliError(`cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
   }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (error) {
+    throw new CliError(`${file} is not JSON: ${(error as Error).message}`);
+  }
+  if (nestsDeeperThan(json, MAX_CONFIG_DEPTH)) throw new CliError(`${file} ${TOO_DEEP}`);
+  return json;
+}
+
+/** The plan as the command prints it: one line per change, then the summary. */
+function planText(result: ApplyResult): string {
+  const lines = result.changes.map((change) => change.summary);
+  lines.push(
+    planSummary(
+      result.changes.map((change) => change.action),
+      result.unchanged,
+    ),
+  );
+  return `${lines.join("\n")}\n`;
+}
+
+/** The problems the server found, one per line under a heading. */
+function problemText(file: string, problems: readonly Problem[], applied: string): string {
+  const count = problems.length === 1 ? "1 problem" : `${problems.length} problems`;
+  return [`${file} has ${count}${applied}:`, ...problems.map((problem) => `  ${problem.path || "(the file)"}: ${problem.message}`)].join(
+    "\n",
+  );
 }
 
 interface Io {
@@ -167,38 +203,37 @@ export function configCommand(io: Io): { run(argv: readonly string[]): Promise<n
   shared(
     program
       .command("apply")
-      .description("Makes the server match FILE (channels by pattern, triggers by name), printing the plan first.")
+      .description(
+        "Makes the server match FILE (channels by pattern, triggers by name) in one transaction, all or nothing, and prints the changes.",
+      )
       .argument("<file>", "a file written by export (or by hand)")
-      .option("--dry-run", "print the plan and change nothing")
+      .option("--dry-run", "have the server check the file and print the plan, changing nothing")
       .option("--prune", "also delete channel configurations and triggers that FILE lacks")
       .option("--exit-code", "with --dry-run, exit 2 when the plan has changes"),
   ).action(async (file: string, options: { url: string; dataDir: string; dryRun?: boolean; prune?: boolean; exitCode?: boolean }) => {
-    let text: string;
-    try {
-      text = readFileSync(file, "utf8");
-    } catch (error) {
-      throw new CliError(`cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
-    }
-    const wanted = parseConfig(text, file);
+    const config = readConfigFile(file);
     const connection = connect(options);
-    const plan = planChanges(wanted, await readServer(connection), { prune: options.prune === true });
-    io.out(describePlan(plan));
-    if (options.dryRun) {
-      if (options.exitCode && plan.steps.length > 0) exitCode = EXIT.planDiffers;
+    const dryRun = options.dryRun === true;
+    let result: ApplyResult;
+    try {
+      ({ applyConfig: result } = await request<{ applyConfig: ApplyResult }>(connection, APPLY_CONFIG, {
+        config,
+        prune: options.prune === true,
+        dryRun,
+      }));
+    } catch (error) {
+      if (error instanceof CliError && error.problems.length > 0) {
+        throw new CliError(problemText(file, error.problems, ", so nothing was applied"));
+      }
+      throw error;
+    }
+    if (result.problems.length > 0) throw new CliError(problemText(file, result.problems, ""));
+    io.out(planText(result));
+    if (dryRun) {
+      if (options.exitCode && result.changes.length > 0) exitCode = EXIT.planDiffers;
       return;
     }
-    let done = 0;
-    for (const step of plan.steps) {
-      try {
-        await applyStep(connection, step);
-      } catch (error) {
-        throw new CliError(
-          `${(error as Error).message}\n  while applying: ${describePlan({ steps: [step], unchanged: 0 }).split("\n")[0]}\n  ${done} of ${plan.steps.length} changes were applied`,
-        );
-      }
-      done++;
-    }
-    io.out(plan.steps.length === 0 ? "Nothing to apply.\n" : `Applied ${done} changes.\n`);
+    io.out(result.changes.length === 0 ? "Nothing to apply.\n" : `Applied ${result.changes.length} changes.\n`);
   });
 
   return {

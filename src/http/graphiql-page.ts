@@ -5,8 +5,12 @@ import { renderGraphiQL } from "@graphql-yoga/render-graphiql";
 
 const gzipAsync = promisify(gzip);
 
-/** What GraphiQL opens with: subscriptions over the WebSocket, and the server's name as its title. */
-export const GRAPHIQL_OPTIONS = { subscriptionsProtocol: "WS", title: "Realtime channels" } as const;
+/**
+ * What GraphiQL opens with: the server's name as its title, and subscriptions over SSE, so that the
+ * headers of its Headers tab (an `Authorization` with the admin token or a client's JWT) go with
+ * subscriptions as with queries; a browser's WebSocket can carry no headers.
+ */
+export const GRAPHIQL_OPTIONS = { subscriptionsProtocol: "SSE", title: "Realtime channels" } as const;
 
 /** Whether the request's `Accept-Encoding` allows gzip (a `q=0` refuses it). */
 function acceptsGzip(req: IncomingMessage): boolean {

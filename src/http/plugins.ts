@@ -1,7 +1,8 @@
 import { EnvelopArmorPlugin } from "@escape.tech/graphql-armor";
-import { GraphQLError, NoSchemaIntrospectionCustomRule } from "graphql";
+import { GraphQLError, Lexer, NoSchemaIntrospectionCustomRule, Source, TokenKind } from "graphql";
 import type { Plugin } from "graphql-yoga";
 import type { Env } from "../env.js";
+import { ErrorCode } from "../errors.js";
 import { nestsDeeperThan } from "../validation.js";
 
 /** Content types a browser may POST cross-site without a preflight: refused, so CORS protects every mutation. */
@@ -29,26 +30,28 @@ const csrfPrevention: Plugin = {
 /** How deeply brackets may nest in a GraphQL document (the parser recurses per level). */
 const MAX_DOCUMENT_NESTING = 128;
 
-/** The deepest nesting of `{`, `[` and `(` in a document, skipping strings and comments. */
-function documentNesting(source: string): number {
+const OPENING = new Set<string>([TokenKind.BRACE_L, TokenKind.BRACKET_L, TokenKind.PAREN_L]);
+const CLOSING = new Set<string>([TokenKind.BRACE_R, TokenKind.BRACKET_R, TokenKind.PAREN_R]);
+
+/**
+ * True when brackets (`{`, `[`, `(`) nest deeper than `limit` in a document, as graphql-js's own
+ * lexer reads it: strings, block strings, escapes and comments are tokens like any other, so their
+ * contents cannot hide or fake a bracket. Stops at the first level past `limit`. A document the
+ * lexer cannot read is left to the parser, which stops at the same place, no deeper than counted.
+ */
+export function nestsDeeperThanLimit(source: string, limit: number): boolean {
+  const lexer = new Lexer(new Source(source));
   let depth = 0;
-  let deepest = 0;
-  for (let i = 0; i < source.length; i++) {
-    const char = source[i];
-    if (char === "#") {
-      while (i < source.length && source[i] !== "\n") i++;
-    } else if (char === '"') {
-      const block = source.startsWith('"""', i);
-      const end = block ? source.indexOf('"""', i + 3) : source.slice(i + 1).search(/(?<!\\)"/) + i + 1;
-      if (end < i) return deepest; // unterminated: the parser reports it
-      i = block ? end + 2 : end;
-    } else if (char === "{" || char === "[" || char === "(") {
-      deepest = Math.max(deepest, ++depth);
-    } else if (char === "}" || char === "]" || char === ")") {
-      depth--;
+  try {
+    for (let token = lexer.advance(); token.kind !== TokenKind.EOF; token = lexer.advance()) {
+      if (OPENING.has(token.kind)) {
+        if (++depth > limit) return true;
+      } else if (CLOSING.has(token.kind)) depth--;
     }
+  } catch {
+    // A syntax error: the parser reports it, having recursed no deeper than the depth reached here.
   }
-  return deepest;
+  return false;
 }
 
 /**
@@ -58,9 +61,9 @@ function documentNesting(source: string): number {
 const nestingLimit: Plugin = {
   onParse({ params }) {
     const source = typeof params.source === "string" ? params.source : params.source.body;
-    if (documentNesting(source) > MAX_DOCUMENT_NESTING) {
+    if (nestsDeeperThanLimit(source, MAX_DOCUMENT_NESTING)) {
       throw new GraphQLError(`Syntax Error: the document nests deeper than ${MAX_DOCUMENT_NESTING} levels`, {
-        extensions: { code: "BAD_USER_INPUT" },
+        extensions: { code: ErrorCode.BadUserInput, http: { status: 400 } },
       });
     }
   },
@@ -80,7 +83,7 @@ export function variablesTooDeep(variables: unknown): boolean {
 
 /** The error for variables that nest too deeply; they are refused before anything reads them. */
 export function deepVariablesError(): GraphQLError {
-  return new GraphQLError(`Variables nest deeper than ${MAX_VARIABLES_DEPTH} levels`, { extensions: { code: "BAD_USER_INPUT" } });
+  return new GraphQLError(`Variables nest deeper than ${MAX_VARIABLES_DEPTH} levels`, { extensions: { code: ErrorCode.BadUserInput } });
 }
 
 /** Refuses operations whose variables nest absurdly deep (the WebSocket checks the same). */

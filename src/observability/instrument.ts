@@ -1,5 +1,5 @@
-import type { TriggerRunRecorder } from "../triggers/runs.js";
-import type { WebhookClient } from "../triggers/webhook.js";
+import type { TriggerRunRecorder } from "../triggers/run/recorder.js";
+import type { WebhookClient } from "../triggers/webhook/client.js";
 import type { Metrics } from "./metrics.js";
 
 /** A webhook client that counts each call by status (or error) before handing back its outcome. */

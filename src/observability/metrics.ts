@@ -3,9 +3,11 @@ import type { Duplex } from "node:stream";
 import { type DocumentNode, type ExecutionResult, getOperationAST, Kind } from "graphql";
 import type { Plugin } from "graphql-yoga";
 import { Counter, collectDefaultMetrics, Gauge, Registry } from "prom-client";
-import { AppError } from "../errors.js";
-import type { DropReason, RealtimeObserver, Transport } from "../realtime/observer.js";
-import type { RealtimeAction } from "../realtime/types.js";
+import { AppError, ErrorCode } from "../errors.js";
+import { DROP_REASONS, type DropReason, type RealtimeObserver, type Transport } from "../realtime/observer.js";
+import { REALTIME_ACTIONS, type RealtimeAction } from "../realtime/types.js";
+import { AFTER_REFUSAL_CAUSES, type AfterRefusalCause } from "../triggers/after/queue.js";
+import { TRIGGER_OUTCOMES } from "../triggers/run/engine.js";
 import { FastHistogram } from "./fast-histogram.js";
 
 /** Counts read at scrape time from the parts of the server that hold them (nothing on the hot path). */
@@ -16,6 +18,8 @@ export interface MetricSources {
   subscriptions(): Record<Transport, number>;
   /** AFTER trigger runs waiting for an attempt, over every instance, as last counted. */
   pendingAfterRuns(): number;
+  /** The same per trigger id: every AFTER trigger (0 when none wait), and any other trigger with runs waiting. */
+  pendingAfterRunsByTrigger(): ReadonlyMap<string, number>;
 }
 
 /** How an AFTER trigger attempt ended: the run delivered, to be retried, or failed for good. */
@@ -27,9 +31,8 @@ export type OperationResult = "ok" | "error" | "invalid";
 /** Why a caller was refused: bad credentials (HTTP 401, WebSocket 4403) or an operation it may not run. */
 export type AuthFailure = "credentials" | "permission";
 
-const ACTIONS: readonly RealtimeAction[] = ["MESSAGE", "JOIN", "LEAVE"];
-const ACTION_INDEX: Readonly<Record<RealtimeAction, number>> = { MESSAGE: 0, JOIN: 1, LEAVE: 2 };
-const DROP_REASONS: readonly DropReason[] = ["dropped", "refused"];
+/** Each action's slot in the per-action count arrays. */
+const ACTION_INDEX = Object.fromEntries(REALTIME_ACTIONS.map((action, i) => [action, i])) as Readonly<Record<RealtimeAction, number>>;
 
 /** Seconds, for latencies from well under a millisecond (one instance) to seconds (a stalled bus). */
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
@@ -37,7 +40,7 @@ const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0
 const TRIGGER_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
 
 /** The codes that mean the caller was refused for who it is. */
-const PERMISSION_CODES = new Set(["UNAUTHENTICATED", "FORBIDDEN"]);
+const PERMISSION_CODES = new Set<unknown>([ErrorCode.Unauthenticated, ErrorCode.Forbidden]);
 
 /**
  * The server's Prometheus metrics, in a registry of their own (so several servers can live in one
@@ -48,10 +51,10 @@ const PERMISSION_CODES = new Set(["UNAUTHENTICATED", "FORBIDDEN"]);
  */
 export class Metrics implements RealtimeObserver {
   readonly registry = new Registry();
-  private readonly receivedCounts = [0, 0, 0];
-  private readonly deliveredCounts = [0, 0, 0];
-  /** Indexed by action * 2 + reason. */
-  private readonly notPublishedCounts = [0, 0, 0, 0, 0, 0];
+  private readonly receivedCounts = REALTIME_ACTIONS.map(() => 0);
+  private readonly deliveredCounts = REALTIME_ACTIONS.map(() => 0);
+  /** Indexed by action, then reason: REALTIME_ACTIONS index × DROP_REASONS.length + DROP_REASONS index. */
+  private readonly notPublishedCounts = REALTIME_ACTIONS.flatMap(() => DROP_REASONS.map(() => 0));
   private readonly latency: FastHistogram;
   private readonly open: Record<Transport, number> = { ws: 0, http: 0 };
   private readonly slowConsumers: Counter<"transport">;
@@ -63,6 +66,8 @@ export class Metrics implements RealtimeObserver {
   private readonly webhookCalls: Counter<"status">;
   private readonly operations: Counter<"type" | "field" | "result">;
   private readonly afterAttempts: Counter<"result">;
+  private readonly afterRefusals: Counter<"cause">;
+  private readonly statePurgeFailures: Counter;
 
   constructor(private readonly sources: MetricSources) {
     const registers = [this.registry];
@@ -75,7 +80,7 @@ export class Metrics implements RealtimeObserver {
       registers,
       collect() {
         this.reset();
-        for (const [i, action] of ACTIONS.entries()) this.inc({ action }, counts.receivedCounts[i]!);
+        for (const [i, action] of REALTIME_ACTIONS.entries()) this.inc({ action }, counts.receivedCounts[i]!);
       },
     });
     new Counter({
@@ -85,7 +90,7 @@ export class Metrics implements RealtimeObserver {
       registers,
       collect() {
         this.reset();
-        for (const [i, action] of ACTIONS.entries()) this.inc({ action }, counts.deliveredCounts[i]!);
+        for (const [i, action] of REALTIME_ACTIONS.entries()) this.inc({ action }, counts.deliveredCounts[i]!);
       },
     });
     new Counter({
@@ -95,8 +100,9 @@ export class Metrics implements RealtimeObserver {
       registers,
       collect() {
         this.reset();
-        for (const [i, action] of ACTIONS.entries()) {
-          for (const [j, reason] of DROP_REASONS.entries()) this.inc({ action, reason }, counts.notPublishedCounts[i * 2 + j]!);
+        for (const [i, action] of REALTIME_ACTIONS.entries()) {
+          for (const [j, reason] of DROP_REASONS.entries())
+            this.inc({ action, reason }, counts.notPublishedCounts[i * DROP_REASONS.length + j]!);
         }
       },
     });
@@ -154,7 +160,7 @@ export class Metrics implements RealtimeObserver {
     });
     new Counter({
       name: "realtime_trigger_runs_total",
-      help: "Trigger runs by outcome (DELIVERED, MODIFIED, DROPPED, REJECTED, FAILED).",
+      help: `Trigger runs by outcome (${TRIGGER_OUTCOMES.join(", ")}).`,
       labelNames: ["outcome"],
       registers,
       collect() {
@@ -188,6 +194,28 @@ export class Metrics implements RealtimeObserver {
         this.set(sources.pendingAfterRuns());
       },
     });
+    new Gauge({
+      name: "realtime_after_trigger_runs_pending_per_trigger",
+      help: "AFTER trigger runs waiting for an attempt, over every instance, by trigger id (every AFTER trigger; a deleted trigger's series goes).",
+      labelNames: ["trigger"],
+      registers,
+      collect() {
+        this.reset();
+        for (const [trigger, pending] of sources.pendingAfterRunsByTrigger()) this.set({ trigger }, pending);
+      },
+    });
+    this.afterRefusals = new Counter({
+      name: "realtime_after_trigger_refusals_total",
+      help: "Events whose AFTER trigger runs could not be stored, by cause: the trigger's share of the queue full, the queue full, the database unreachable. Their senders were refused (a LEAVE is delivered without its runs).",
+      labelNames: ["cause"],
+      registers,
+    });
+    for (const cause of AFTER_REFUSAL_CAUSES) this.afterRefusals.inc({ cause }, 0);
+    this.statePurgeFailures = new Counter({
+      name: "realtime_trigger_state_purge_failures_total",
+      help: "Failures of the background purge of expired trigger state keys: one per trigger whose keys could not be purged (the purge goes on with the others), or per round that could not run.",
+      registers,
+    });
     this.operations = new Counter({
       name: "realtime_graphql_operations_total",
       help: "GraphQL operations by type, root field and result (ok, error, invalid).",
@@ -206,7 +234,7 @@ export class Metrics implements RealtimeObserver {
   }
 
   notPublished(action: RealtimeAction, reason: DropReason): void {
-    this.notPublishedCounts[ACTION_INDEX[action] * 2 + (reason === "dropped" ? 0 : 1)]! += 1;
+    this.notPublishedCounts[ACTION_INDEX[action] * DROP_REASONS.length + DROP_REASONS.indexOf(reason)]! += 1;
   }
 
   slowConsumerDropped(transport: Transport): void {
@@ -229,6 +257,16 @@ export class Metrics implements RealtimeObserver {
     this.afterAttempts.inc({ result });
   }
 
+  /** Counts an event whose AFTER trigger runs could not be stored. */
+  afterRefusal(cause: AfterRefusalCause): void {
+    this.afterRefusals.inc({ cause });
+  }
+
+  /** A purge of expired trigger state keys failed, for one trigger or for a whole round. */
+  statePurgeFailed(): void {
+    this.statePurgeFailures.inc();
+  }
+
   /** Counts a webhook call: its HTTP status, or `"error"` when no response came back. */
   webhookCall(status: number | "error"): void {
     this.webhookCalls.inc({ status: status === "error" ? "error" : `${Math.floor(status / 100)}xx` });
@@ -249,7 +287,7 @@ export class Metrics implements RealtimeObserver {
     this.operations.inc({ type, field, result });
     for (const error of errors ?? []) {
       const code = errorCode(error);
-      if (code === "RATE_LIMITED") this.rateLimitedCounter.inc();
+      if (code === ErrorCode.RateLimited) this.rateLimitedCounter.inc();
       else if (typeof code === "string" && PERMISSION_CODES.has(code)) this.authFailed(transport, "permission");
     }
   }

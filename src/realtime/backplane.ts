@@ -1,8 +1,9 @@
 import type { Logger } from "../logger.js";
-import { type ChannelBus, createMemoryBus, createTargetBus } from "./bus.js";
+import { whenReachable } from "../observability/outages.js";
+import { type ChannelBus, createMemoryBus } from "./bus.js";
 import type { Membership } from "./membership.js";
 import { LocalPresence, type PresenceTracker } from "./presence.js";
-import { createRedisBus, RedisConnection, RedisNotices, RedisPresence, RedisSequence } from "./redis.js";
+import { createRedisBus, isRedisUnreachable, RedisConnection, RedisNotices, RedisPresence, RedisSequence } from "./redis.js";
 import { LocalSequence, type SequenceSource } from "./sequence.js";
 
 /**
@@ -41,8 +42,8 @@ export interface BackplaneOptions {
 }
 
 /**
- * Builds the backplane: in memory, or over Redis once it answers.
- * @throws Error naming REDIS_URL when Redis is unreachable at start
+ * Builds the backplane: in memory, or over Redis once it answers (waiting while it is unreachable).
+ * @throws Error naming REDIS_URL when Redis refuses the connection (a bad password, say)
  */
 export async function createBackplane(options: BackplaneOptions): Promise<Backplane> {
   if (!options.redisUrl) {
@@ -61,16 +62,20 @@ export async function createBackplane(options: BackplaneOptions): Promise<Backpl
   }
   const redis = new RedisConnection(options.redisUrl, options.redisPrefix, options.logger);
   try {
-    await redis.ready();
+    // Started while Redis is down: wait for it (the connection keeps trying), logged once.
+    await whenReachable(
+      () => redis.ready(),
+      (error) => (isRedisUnreachable(error) ? redis.outage : null),
+    );
   } catch (error) {
     await redis.close();
-    throw new Error(`Redis is unreachable at REDIS_URL: ${(error as Error).message}`);
+    throw new Error(`Redis refused the connection at REDIS_URL: ${(error as Error).message}`);
   }
-  const { target, listening } = createRedisBus(redis);
-  const presence = new RedisPresence(redis, options.logger, options.presenceTtlSeconds);
+  const { bus, listening } = createRedisBus(redis, options.logger);
+  const presence = new RedisPresence(redis, options.membership, options.logger, options.presenceTtlSeconds);
   return {
     kind: "redis",
-    bus: createTargetBus(target),
+    bus,
     listening,
     sequence: new RedisSequence(redis, options.resumeSequence),
     presence,

@@ -1,8 +1,8 @@
 import { randomUUID } from "node:crypto";
 import { z } from "zod";
-import type { Prisma } from "../db.js";
+import { isUniqueViolation, type Prisma, type StagedChange, writeTogether } from "../db.js";
 import { AppError, ErrorCode } from "../errors.js";
-import { parseInput } from "../validation.js";
+import { type InputProblem, parseInput, zodProblems } from "../validation.js";
 import { bySpecificity, type ChannelPattern, compileChannelPattern } from "./channel-pattern.js";
 
 /** Who may send on a channel: anyone, authenticated clients, or nobody but the admin. */
@@ -140,39 +140,102 @@ export class ChannelConfigStore {
 
   /** Validates and stores a configuration; one per pattern. */
   async create(input: ChannelCreate): Promise<ChannelSettings> {
-    const data = parseInput(ChannelCreateSchema, input);
-    compileChannelPattern(data.pattern, "input.pattern");
-    if (this.channels.has(data.pattern)) {
-      throw new AppError(ErrorCode.BadUserInput, `A channel configuration for ${data.pattern} exists already`, { path: "input.pattern" });
-    }
-    const row = await this.prisma.channel.create({
-      data: { ...this.defaults, ...data, description: data.description ?? null, id: randomUUID() },
-    });
-    return this.changed(row, data.pattern);
+    const change = this.stageCreate(input);
+    await writeTogether(this.prisma, [change]);
+    return change.result();
   }
 
   /** Validates and applies a change to the configuration stored for a pattern. */
   async update(pattern: string, input: ChannelUpdate): Promise<ChannelSettings> {
-    const current = this.require(pattern);
-    const data = parseInput(ChannelUpdateSchema, input);
-    if (data.pattern !== undefined && data.pattern !== pattern) {
-      compileChannelPattern(data.pattern, "input.pattern");
-      if (this.channels.has(data.pattern)) {
-        throw new AppError(ErrorCode.BadUserInput, `A channel configuration for ${data.pattern} exists already`, { path: "input.pattern" });
-      }
-    }
-    const row = await this.prisma.channel.update({ where: { id: current.id }, data });
-    this.channels.delete(pattern);
-    return this.changed(row, pattern);
+    const change = this.stageUpdate(pattern, input);
+    await writeTogether(this.prisma, [change]);
+    return change.result();
   }
 
   /** Deletes the configuration stored for a pattern. Returns false when there was none. */
   async delete(pattern: string): Promise<boolean> {
-    const { count } = await this.prisma.channel.deleteMany({ where: { pattern } });
-    this.channels.delete(pattern);
-    this.applied();
-    if (count > 0) for (const listener of this.changeListeners) listener(pattern);
-    return count > 0;
+    const change = this.stageDelete(pattern);
+    await writeTogether(this.prisma, [change]);
+    return change.result();
+  }
+
+  /**
+   * Every problem {@link ChannelConfigStore.create} would refuse `input` for (it reports them one at
+   * a time), each at its path in the input (`pattern`, `history`). Whether a configuration exists
+   * for the pattern is not checked. Nothing is stored.
+   */
+  check(input: unknown): InputProblem[] {
+    const parsed = ChannelCreateSchema.safeParse(input);
+    const problems = parsed.success ? [] : zodProblems(parsed.error);
+    const pattern = (input as { pattern?: unknown } | null)?.pattern;
+    if (typeof pattern === "string") {
+      try {
+        compileChannelPattern(pattern, "pattern");
+      } catch (error) {
+        problems.push({ path: "pattern", message: (error as Error).message });
+      }
+    }
+    return problems;
+  }
+
+  /** {@link ChannelConfigStore.create}, checked but not written: for {@link writeTogether} with other changes. */
+  stageCreate(input: ChannelCreate): StagedChange & { result(): ChannelSettings } {
+    const data = parseInput(ChannelCreateSchema, input);
+    compileChannelPattern(data.pattern, "input.pattern");
+    if (this.channels.has(data.pattern)) throw patternTaken(data.pattern);
+    let row: ChannelRow | undefined;
+    let settings: ChannelSettings | undefined;
+    return {
+      write: async (tx) => {
+        row = await uniquePattern(data.pattern, () =>
+          tx.channel.create({ data: { ...this.defaults, ...data, description: data.description ?? null, id: randomUUID() } }),
+        );
+      },
+      committed: () => {
+        settings = this.changed(row!, data.pattern);
+      },
+      result: () => settings!,
+    };
+  }
+
+  /** {@link ChannelConfigStore.update}, checked but not written: for {@link writeTogether} with other changes. */
+  stageUpdate(pattern: string, input: ChannelUpdate): StagedChange & { result(): ChannelSettings } {
+    const current = this.require(pattern);
+    const data = parseInput(ChannelUpdateSchema, input);
+    if (data.pattern !== undefined && data.pattern !== pattern) {
+      compileChannelPattern(data.pattern, "input.pattern");
+      if (this.channels.has(data.pattern)) throw patternTaken(data.pattern);
+    }
+    let row: ChannelRow | undefined;
+    let settings: ChannelSettings | undefined;
+    return {
+      write: async (tx) => {
+        const { count } = await uniquePattern(data.pattern ?? pattern, () => tx.channel.updateMany({ where: { id: current.id }, data }));
+        if (count === 0) throw new AppError(ErrorCode.NotFound, `No channel configuration for ${pattern}`);
+        row = await tx.channel.findUniqueOrThrow({ where: { id: current.id } });
+      },
+      committed: () => {
+        this.channels.delete(pattern);
+        settings = this.changed(row!, pattern);
+      },
+      result: () => settings!,
+    };
+  }
+
+  /** {@link ChannelConfigStore.delete}, not yet written: for {@link writeTogether} with other changes. */
+  stageDelete(pattern: string): StagedChange & { result(): boolean } {
+    let count = 0;
+    return {
+      write: async (tx) => {
+        ({ count } = await tx.channel.deleteMany({ where: { pattern } }));
+      },
+      committed: () => {
+        this.channels.delete(pattern);
+        this.applied();
+        if (count > 0) for (const listener of this.changeListeners) listener(pattern);
+      },
+      result: () => count > 0,
+    };
   }
 
   private require(pattern: string): ChannelSettings {
@@ -196,5 +259,22 @@ export class ChannelConfigStore {
 
   private load(row: ChannelRow): LoadedChannel {
     return { settings: toSettings(row), pattern: compileChannelPattern(row.pattern) };
+  }
+}
+
+function patternTaken(pattern: string, code: string = ErrorCode.BadUserInput): AppError {
+  return new AppError(code, `A channel configuration for ${pattern} exists already`, { path: "input.pattern" });
+}
+
+/**
+ * Runs a write that sets a configuration's pattern. The database's unique pattern check fails it
+ * only when another instance stored the pattern since this one looked: `CONFLICT`, worth a retry.
+ */
+async function uniquePattern<T>(pattern: string, write: () => Promise<T>): Promise<T> {
+  try {
+    return await write();
+  } catch (error) {
+    if (isUniqueViolation(error, "pattern")) throw patternTaken(pattern, ErrorCode.Conflict);
+    throw error;
   }
 }

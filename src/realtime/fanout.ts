@@ -141,7 +141,7 @@ export class ChannelFanout {
           own.push(event);
           reached[i]! += 1;
         });
-        if (own.length === 0) continue;
+        // Never empty: a batch starts with a JOIN or LEAVE, which every listener sees.
         visible = own;
       }
       try {

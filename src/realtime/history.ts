@@ -1,20 +1,28 @@
-import { type Prisma, storedTime } from "../db.js";
+import { type Prisma, storedTime, writeWithKnownOutcome } from "../db.js";
 import type { ChannelEvent } from "./types.js";
 
 /**
- * Rows that must be stored durably with a delivered event before its sender is acknowledged (in this
- * server, the runs of AFTER triggers).
+ * Rows that must be stored durably for an event before it is delivered (in this server, the runs of
+ * AFTER triggers), so that an acknowledged event has them and a refused one was received by nobody.
+ * Room for them is reserved when the event enters the publish path; exactly one of
+ * {@link DeliveryFollowUp.stored}, a resolved {@link DeliveryFollowUp.store} or
+ * {@link DeliveryFollowUp.release} settles it.
  */
 export interface DeliveryFollowUp {
   /**
-   * The rows as one `INSERT`, to run with the event's history entry, atomically (its parameters
-   * numbered from `$<from>` on PostgreSQL; `?` on SQLite).
+   * The rows for the event as delivered, as one `INSERT`, to run with its history entry, atomically
+   * (its parameters numbered from `$<from>` on PostgreSQL; `?` on SQLite).
    */
-  insert(from: number): { sql: string; params: unknown[] };
+  insert(event: ChannelEvent, from: number): { sql: string; params: unknown[] };
   /** Called once the history write holding {@link DeliveryFollowUp.insert} has committed. */
   stored(): void;
-  /** Writes them on their own (events not kept as history), batched with other events' rows. */
-  store(): Promise<void>;
+  /**
+   * Writes the rows for the event as delivered on their own (events not kept as history), batched
+   * with other events' rows. Rejects when the event must not be delivered without them.
+   */
+  store(event: ChannelEvent): Promise<void>;
+  /** The event was not delivered (dropped, refused, or a write failed with `error`): the reserved room is given back. */
+  release(error?: unknown): void;
 }
 
 /** Delivered MESSAGE events kept per channel in the database, for catching up. */
@@ -29,8 +37,13 @@ export class ChannelHistory {
    * its rows are written atomically with them.
    */
   async append(event: ChannelEvent & { seq: number }, keep: number, followUp?: DeliveryFollowUp | null): Promise<void> {
-    if (this.provider === "postgresql") await this.appendInOneStatement(event, keep, followUp);
-    else await this.appendInOneTransaction(event, keep, followUp);
+    await writeWithKnownOutcome(
+      () =>
+        this.provider === "postgresql"
+          ? this.appendInOneStatement(event, keep, followUp)
+          : this.appendInOneTransaction(event, keep, followUp),
+      "the message",
+    );
     followUp?.stored();
   }
 
@@ -55,7 +68,7 @@ export class ChannelHistory {
       );
     }
     if (followUp) {
-      const rows = followUp.insert(1);
+      const rows = followUp.insert(event, 1);
       statements.push(this.prisma.$executeRawUnsafe(rows.sql, ...rows.params));
     }
     // One statement needs no transaction of its own.
@@ -81,7 +94,7 @@ export class ChannelHistory {
       parts.push(`trimmed AS (DELETE FROM "HistoryEntry" WHERE "channel" = $2 AND "seq" <= $${params.length}::integer)`);
     }
     if (followUp) {
-      const rows = followUp.insert(params.length + 1);
+      const rows = followUp.insert(event, params.length + 1);
       params.push(...rows.params);
       parts.push(`follow_up AS (${rows.sql})`);
     }

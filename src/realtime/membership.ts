@@ -64,6 +64,11 @@ export class Membership {
     return [...(this.byChannel.get(channel)?.values() ?? [])].map((member) => member.client);
   }
 
+  /** Every channel with members, with its members. */
+  *all(): Generator<{ channel: string; clients: RealtimeClient[] }> {
+    for (const channel of this.byChannel.keys()) yield { channel, clients: this.members(channel) };
+  }
+
   /** How many channels have members, and how many memberships there are in all. */
   counts(): { channels: number; memberships: number } {
     let memberships = 0;

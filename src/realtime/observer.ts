@@ -4,7 +4,8 @@ import type { RealtimeAction } from "./types.js";
 export type Transport = "ws" | "http";
 
 /** Why an event was not delivered: a trigger dropped it quietly, or the publish was refused with an error. */
-export type DropReason = "dropped" | "refused";
+export const DROP_REASONS = ["dropped", "refused"] as const;
+export type DropReason = (typeof DROP_REASONS)[number];
 
 /**
  * What the realtime core reports as it works, for metrics. Every call is on the hot path (several

@@ -1,7 +1,7 @@
 import type { ChannelBus } from "./bus.js";
 import type { DeliveryFollowUp } from "./history.js";
 import { NO_OBSERVER, type RealtimeObserver } from "./observer.js";
-import type { ChannelSequencer } from "./sequence.js";
+import type { ChannelPolicy, ChannelSequencer } from "./sequence.js";
 import type { ChannelEvent } from "./types.js";
 
 /** What a middleware decides for an event: deliver it (possibly changed) or drop it quietly. */
@@ -25,7 +25,10 @@ export interface HistoryWriter {
 
 /** Work that follows delivery (in this server, AFTER triggers): what must be stored for a delivered event. */
 export interface AfterDelivery {
-  /** The rows to store for an event as delivered, or null when there is nothing to do. */
+  /**
+   * Room reserved for the rows to store for an event before it is delivered, or null when there is
+   * nothing to do. Throws (an `AppError`) to refuse the event when they cannot be stored.
+   */
   followUp(event: ChannelEvent): DeliveryFollowUp | null;
 }
 
@@ -38,12 +41,6 @@ export function privateRecipient(event: ChannelEvent): string | null {
   return typeof to === "string" ? to : null;
 }
 
-/** How long a channel keeps its messages (the channel configurations answer it). */
-export interface ChannelPolicy {
-  /** Messages the channel keeps as history; 0 keeps none. */
-  historyKept(channel: string): number;
-}
-
 /** What the {@link Publisher} is built from. */
 export interface PublisherParts {
   readonly bus: ChannelBus;
@@ -52,12 +49,13 @@ export interface PublisherParts {
   readonly policy: ChannelPolicy;
   /**
    * Run on each event, in order, before it is committed. In this server that is the trigger
-   * middleware (src/triggers/middleware.ts), where realtime triggers run.
+   * middleware (src/triggers/run/middleware.ts), where realtime triggers run.
    */
   readonly middleware: readonly EventMiddleware[];
   /**
-   * Told of every delivered event; what it returns is stored before the sender is acknowledged, with
-   * the history write when there is one. Never delays delivery to subscribers beyond that write.
+   * Asked about every event before the middleware runs, and may refuse it; what it returns is stored
+   * before the event is delivered, with the history write when there is one (else batched with other
+   * events' follow-ups), so an event is delivered only with it stored.
    */
   readonly afterDelivery?: AfterDelivery;
   /** Told of every event received, and of every one not published. */
@@ -68,7 +66,7 @@ export interface PublisherParts {
  * The publish path: every event on every channel goes through {@link Publisher.publish}, which runs
  * the middleware chain (the triggers) and then commits what survives: public messages get the
  * channel's next sequence number and, where the channel keeps history, are stored before anyone
- * receives them. Nothing else publishes to the bus.
+ * receives them, as is any event's follow-up (AFTER trigger runs). Nothing else publishes to the bus.
  */
 export class Publisher {
   private readonly inFlight = new Set<Promise<unknown>>();
@@ -92,8 +90,8 @@ export class Publisher {
 
   /**
    * Runs the middleware chain on an event, then publishes what is left of it. Resolves once the
-   * event is stored (when its channel keeps history) and handed to the bus, and its follow-up
-   * (AFTER trigger runs) is stored.
+   * event and its follow-up (AFTER trigger runs) are stored (the event when its channel keeps
+   * history) and the event is handed to the bus; an event refused (rejects) was delivered to nobody.
    */
   publish(event: ChannelEvent): Promise<PublishResult> {
     this.observer.received(event.action);
@@ -113,6 +111,11 @@ export class Publisher {
     return publishing;
   }
 
+  /** Publishes under way. */
+  get pending(): number {
+    return this.inFlight.size;
+  }
+
   /** Resolves once every publish under way has finished, or after `timeoutMs`. */
   async drain(timeoutMs: number): Promise<void> {
     let timer: NodeJS.Timeout | undefined;
@@ -122,6 +125,21 @@ export class Publisher {
   }
 
   private async run(event: ChannelEvent): Promise<PublishResult> {
+    // Before any trigger runs (and before the event takes a sequence number): a refusal here costs nothing else.
+    const followUp = this.afterDelivery?.followUp(event) ?? null;
+    if (!followUp) return this.deliver(event, null);
+    try {
+      const result = await this.deliver(event, followUp);
+      if (!result.delivered) followUp.release();
+      return result;
+    } catch (error) {
+      followUp.release(error);
+      throw error;
+    }
+  }
+
+  /** Runs the middleware, then stores and publishes what is left of the event, its follow-up stored first. */
+  private async deliver(event: ChannelEvent, followUp: DeliveryFollowUp | null): Promise<PublishResult> {
     let current = event;
     for (const middleware of this.middleware) {
       const decision = await middleware(current);
@@ -129,22 +147,18 @@ export class Publisher {
       current = decision.event;
     }
     if (current.action !== "MESSAGE" || privateRecipient(current) !== null) {
+      await followUp?.store(current);
       this.bus.publish(current.channel, current);
-      await this.afterDelivery?.followUp(current)?.store();
       return { delivered: true, event: current };
     }
-    let unstored: DeliveryFollowUp | null = null;
     const committed = await this.sequencer.run(current.channel, async (seq) => {
       const numbered = { ...current, seq };
       const keep = this.policy.historyKept(current.channel);
-      const followUp = this.afterDelivery?.followUp(numbered) ?? null;
       if (keep > 0) await this.history.append(numbered, keep, followUp);
-      else unstored = followUp;
+      else await followUp?.store(numbered);
       this.bus.publish(numbered.channel, numbered);
       return numbered;
     });
-    // Stored after delivery, outside the channel's sequence, so it neither delays subscribers nor the next event.
-    await (unstored as DeliveryFollowUp | null)?.store();
     return { delivered: true, event: committed };
   }
 }

@@ -1,11 +1,12 @@
 import { randomUUID } from "node:crypto";
-import { createRedisEventTarget } from "@graphql-yoga/redis-event-target";
 import { Redis } from "ioredis";
 import type { Logger } from "../logger.js";
-import type { ChannelEventTarget } from "./bus.js";
+import { OutageLog } from "../observability/outages.js";
+import type { BusListener, ChannelBus } from "./bus.js";
+import type { Membership } from "./membership.js";
 import type { PresenceTracker } from "./presence.js";
 import type { SequenceSource } from "./sequence.js";
-import type { RealtimeClient } from "./types.js";
+import type { ChannelEvent, RealtimeClient } from "./types.js";
 
 /**
  * The Redis connections of one server instance: one for commands and publishing, one in subscriber
@@ -16,12 +17,14 @@ export class RedisConnection {
   readonly subscriber: Redis;
   /** Identifies this instance (its presence entries, its heartbeat). */
   readonly instanceId = randomUUID();
+  /** Logs when Redis goes away and when it is back; commands that failed meanwhile count toward it. */
+  readonly outage: OutageLog;
 
   constructor(
     url: string,
     /** Prepended to every key and pub/sub channel, so several deployments or test runs share a Redis. */
     readonly prefix: string,
-    private readonly logger: Logger,
+    logger: Logger,
   ) {
     const options = {
       connectionName: `realtime:${this.instanceId}`,
@@ -30,19 +33,23 @@ export class RedisConnection {
     };
     // Commands issued in one turn of the event loop (a message's sequence number, presence, publish,
     // for every message in flight) leave in one write; the subscriber connection only subscribes.
-    this.commands = new Redis(url, { ...options, enableAutoPipelining: true });
+    // While Redis is away a command fails at once (SERVICE_UNAVAILABLE for its client) instead of
+    // waiting through reconnect attempts past the trigger and request time limits.
+    this.commands = new Redis(url, { ...options, enableAutoPipelining: true, enableOfflineQueue: false });
     this.subscriber = new Redis(url, options);
-    for (const [role, client] of [
-      ["commands", this.commands],
-      ["subscriber", this.subscriber],
-    ] as const) {
-      client.on("error", (error: Error) => this.logger.warn({ role, err: { message: error.message } }, "redis connection error"));
-      client.on("reconnecting", () => this.logger.warn({ role }, "redis reconnecting"));
+    // One warning when Redis goes away and one line when both connections are back, not one per attempt.
+    this.outage = new OutageLog("redis", logger);
+    for (const client of [this.commands, this.subscriber]) {
+      client.on("error", (error: Error) => this.outage.failed(error.message));
+      client.on("ready", () => {
+        if (this.healthy()) this.outage.recovered();
+      });
     }
   }
 
   /** Resolves once both connections are ready (or rejects if Redis cannot be reached). */
   async ready(): Promise<void> {
+    await Promise.all([this.commands, this.subscriber].map((client) => connected(client, READY_WAIT_MS)));
     await Promise.all([this.commands.ping(), this.subscriber.ping()]);
   }
 
@@ -68,20 +75,98 @@ export class RedisConnection {
   }
 }
 
+/** How long {@link RedisConnection.ready} waits for a connection before it reports Redis unreachable. */
+const READY_WAIT_MS = 2000;
+
+/** Redis did not accept a connection in time (see {@link RedisConnection.ready}). */
+class RedisNotConnected extends Error {
+  override readonly name = "RedisNotConnected";
+}
+
+/** Resolves once `client` is connected and ready, or fails with {@link RedisNotConnected} after `ms`. */
+function connected(client: Redis, ms: number): Promise<void> {
+  if (client.status === "ready") return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const onReady = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+    const timer = setTimeout(() => {
+      client.off("ready", onReady);
+      reject(new RedisNotConnected(`no connection to Redis within ${ms} ms`));
+    }, ms);
+    client.once("ready", onReady);
+  });
+}
+
 /**
- * The event bus over Redis pub/sub (graphql-yoga's Redis event target), with this deployment's
- * prefix on every topic. `listening()` resolves once Redis has processed every SUBSCRIBE sent so far.
+ * True when an error means Redis could not be reached (ioredis gave up on a command while
+ * disconnected, or the connection closed under it): worth retrying, not a bug.
  */
-export function createRedisBus(redis: RedisConnection): { target: ChannelEventTarget; listening: () => Promise<void> } {
-  const inner = createRedisEventTarget<CustomEvent>({ publishClient: redis.commands, subscribeClient: redis.subscriber });
-  const prefixed = (type: string) => `${redis.prefix}${type}`;
-  const target: ChannelEventTarget = {
-    addEventListener: (type, listener) => inner.addEventListener(prefixed(type), listener as never),
-    removeEventListener: (type, listener) => inner.removeEventListener(prefixed(type), listener as never),
-    dispatchEvent: (event) => inner.dispatchEvent(new CustomEvent(prefixed(event.type), { detail: event.detail })),
+export function isRedisUnreachable(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  return (
+    error.name === "MaxRetriesPerRequestError" ||
+    error instanceof RedisNotConnected ||
+    error.message === "Connection is closed." ||
+    error.message.startsWith("Stream isn't writeable")
+  );
+}
+
+/**
+ * The event bus over Redis pub/sub: one topic per channel, `<prefix>channel:<name>`, carrying each
+ * event as JSON (the names and format graphql-yoga's Redis event target used, so instances of
+ * earlier versions share the channels). Nothing it sends to Redis can fail unobserved: a publish
+ * returns its outcome, and a SUBSCRIBE that failed while Redis was unreachable is sent again once
+ * the connection is ready. `listening()` resolves once Redis has processed every SUBSCRIBE sent so far.
+ */
+export function createRedisBus(redis: RedisConnection, logger: Logger): { bus: ChannelBus; listening: () => Promise<void> } {
+  const listeners = new Map<string, Set<BusListener>>();
+  /** Topics with listeners whose SUBSCRIBE failed: subscribed again when the connection is ready. */
+  const unsubscribed = new Set<string>();
+  const topic = (channel: string) => `${redis.prefix}channel:${channel}`;
+  const subscribeTopic = (name: string) => {
+    redis.subscriber.subscribe(name).catch(() => {
+      if (listeners.has(name)) unsubscribed.add(name);
+    });
+  };
+  redis.subscriber.on("ready", () => {
+    for (const name of unsubscribed) {
+      unsubscribed.delete(name);
+      if (listeners.has(name)) subscribeTopic(name);
+    }
+  });
+  redis.subscriber.on("message", (name: string, message: string) => {
+    const reached = listeners.get(name);
+    if (!reached) return;
+    const event = (message === "" ? null : JSON.parse(message)) as ChannelEvent;
+    for (const listener of reached) listener(event);
+  });
+  const bus: ChannelBus = {
+    publish(channel, event) {
+      const sent = redis.commands.publish(topic(channel), JSON.stringify(event)).then(() => undefined);
+      sent.catch((error: Error) => logger.debug({ channel, err: { message: error.message } }, "could not publish an event to redis"));
+      return sent;
+    },
+    subscribe(channel, listener) {
+      const name = topic(channel);
+      let set = listeners.get(name);
+      if (!set) {
+        set = new Set();
+        listeners.set(name, set);
+        subscribeTopic(name);
+      }
+      set.add(listener);
+      return () => {
+        if (!set.delete(listener) || set.size > 0 || listeners.get(name) !== set) return;
+        listeners.delete(name);
+        unsubscribed.delete(name);
+        redis.subscriber.unsubscribe(name).catch(() => undefined); // a topic left subscribed only costs ignored messages
+      };
+    },
   };
   // Commands on one connection run in order: a PING answered after a SUBSCRIBE means it is active.
-  return { target, listening: async () => void (await redis.subscriber.ping()) };
+  return { bus, listening: async () => void (await redis.subscriber.ping()) };
 }
 
 /** How long a channel's sequence counter outlives its last message in Redis: 30 days. */
@@ -131,13 +216,22 @@ export class RedisSequence implements SequenceSource {
  * Presence shared by every instance: a Redis hash per channel of `instance/client` entries. Each
  * instance keeps a heartbeat key alive; entries of an instance whose heartbeat expired (it died)
  * are ignored and removed when read, so they never stay forever.
+ *
+ * This instance's membership is the truth its entries follow: a join or leave whose write failed
+ * (Redis unreachable) is written again from the membership at the next heartbeat, and when the
+ * heartbeat finds its key gone (the instance was paused, or cut off from Redis, past the TTL, and
+ * readers removed its entries) every entry is written again. So presence converges within one
+ * heartbeat once Redis is reachable.
  */
 export class RedisPresence implements PresenceTracker {
   private readonly timer: NodeJS.Timeout;
+  /** Members whose entry may not match the membership: a write for them failed. */
+  private readonly unsynced = new Map<string, { channel: string; clientId: string }>();
 
   /** @param ttlSeconds - how long this instance's entries outlive its last heartbeat (sent every third of it) */
   constructor(
     private readonly redis: RedisConnection,
+    private readonly membership: Membership,
     private readonly logger: Logger,
     private readonly ttlSeconds: number,
   ) {
@@ -147,11 +241,11 @@ export class RedisPresence implements PresenceTracker {
   }
 
   joined(channel: string, client: RealtimeClient): void {
-    this.write(this.redis.commands.hset(this.key(channel), this.field(client.id), JSON.stringify(client)));
+    this.write(channel, client.id, this.redis.commands.hset(this.key(channel), this.field(client.id), JSON.stringify(client)));
   }
 
   left(channel: string, clientId: string): void {
-    this.write(this.redis.commands.hdel(this.key(channel), this.field(clientId)));
+    this.write(channel, clientId, this.redis.commands.hdel(this.key(channel), this.field(clientId)));
   }
 
   async list(channel: string): Promise<RealtimeClient[]> {
@@ -173,7 +267,7 @@ export class RedisPresence implements PresenceTracker {
         byClient.set(client.id, client);
       }
     }
-    if (dead.length > 0) this.write(this.redis.commands.hdel(this.key(channel), ...dead));
+    if (dead.length > 0) void this.redis.commands.hdel(this.key(channel), ...dead).catch(() => undefined);
     return [...byClient.values()];
   }
 
@@ -183,8 +277,26 @@ export class RedisPresence implements PresenceTracker {
     await this.redis.commands.del(this.instanceKey(this.redis.instanceId)).catch(() => undefined);
   }
 
+  /** Renews this instance's liveness, and writes again what Redis may have lost or missed. */
   private async heartbeat(): Promise<void> {
-    await this.redis.commands.set(this.instanceKey(this.redis.instanceId), "1", "EX", this.ttlSeconds).catch(() => undefined);
+    let previous: string | null;
+    try {
+      previous = await this.redis.commands.set(this.instanceKey(this.redis.instanceId), "1", "EX", this.ttlSeconds, "GET");
+    } catch {
+      return; // Redis is unreachable: the next heartbeat tries again
+    }
+    if (previous === null) {
+      // Gone (or the first heartbeat): readers may have removed every entry of this instance.
+      for (const { channel, clients } of this.membership.all()) {
+        for (const client of clients) this.unsynced.set(`${channel}\n${client.id}`, { channel, clientId: client.id });
+      }
+    }
+    for (const [key, { channel, clientId }] of this.unsynced) {
+      this.unsynced.delete(key);
+      const client = this.membership.member(channel, clientId);
+      if (client) this.joined(channel, client);
+      else this.left(channel, clientId);
+    }
   }
 
   private key(channel: string): string {
@@ -199,8 +311,12 @@ export class RedisPresence implements PresenceTracker {
     return `${this.redis.prefix}instance:${instanceId}`;
   }
 
-  private write(command: Promise<unknown>): void {
-    command.catch((error: Error) => this.logger.warn({ err: { message: error.message } }, "could not update presence in redis"));
+  /** A write that failed leaves its member to the next heartbeat (logged at debug: the outage itself is logged once). */
+  private write(channel: string, clientId: string, command: Promise<unknown>): void {
+    command.catch((error: Error) => {
+      this.unsynced.set(`${channel}\n${clientId}`, { channel, clientId });
+      this.logger.debug({ err: { message: error.message } }, "could not update presence in redis; written again at the next heartbeat");
+    });
   }
 }
 

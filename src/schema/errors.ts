@@ -1,15 +1,17 @@
 import { randomUUID } from "node:crypto";
 import { GraphQLError } from "graphql";
-import { isDatabaseUnreachable } from "../db.js";
+import { isDatabaseUnreachable, isDriverUnreachable } from "../db.js";
 import { AppError, ErrorCode } from "../errors.js";
 import type { Logger } from "../logger.js";
+import { isRedisUnreachable } from "../realtime/redis.js";
+import type { ServiceOutages } from "../services.js";
 
 /**
  * Turns errors into what clients may see: `AppError`s keep their message and code, GraphQL's own
- * errors (syntax, validation) pass through, an unreachable database is `SERVICE_UNAVAILABLE`, and
+ * errors (syntax, validation) pass through, an unreachable database or Redis is `SERVICE_UNAVAILABLE`, and
  * everything else becomes a masked error whose id is logged with the real cause.
  */
-export function createErrorMasker(logger: Logger, development: boolean) {
+export function createErrorMasker(logger: Logger, development: boolean, outages: ServiceOutages) {
   return (error: unknown, message: string): Error => {
     const original = error instanceof GraphQLError ? error.originalError : error;
     if (original instanceof AppError) {
@@ -28,27 +30,33 @@ export function createErrorMasker(logger: Logger, development: boolean) {
         source: error.source,
         positions: error.positions,
         path: error.path,
-        extensions: { ...extensions, code: extensions.code ?? "BAD_USER_INPUT" },
+        extensions: { ...extensions, code: extensions.code ?? ErrorCode.BadUserInput },
       });
     }
     const errorId = randomUUID();
-    if (isDatabaseUnreachable(original)) {
-      // An outage, not a bug: say so, and log it once per request without the stack.
-      logger.warn(
-        { errorId, reason: original instanceof Error ? original.message.trim().split("\n").at(-1) : undefined },
-        "database unreachable",
+    const unreachable = isRedisUnreachable(original)
+      ? "redis"
+      : isDatabaseUnreachable(original) || isDriverUnreachable(original)
+        ? "database"
+        : null;
+    if (unreachable) {
+      // An outage, not a bug: say so, and leave the logging to the outage log (one line each way).
+      const outage = unreachable === "database" ? outages.database : outages.redis;
+      outage?.failed(original instanceof Error ? original.message.trim().split("\n").at(-1) : undefined);
+      return new GraphQLError(
+        unreachable === "database" ? "The database is unreachable; try again shortly" : "Redis is unreachable; try again shortly",
+        {
+          nodes: error instanceof GraphQLError ? error.nodes : undefined,
+          path: error instanceof GraphQLError ? error.path : undefined,
+          extensions: { code: ErrorCode.ServiceUnavailable, errorId },
+        },
       );
-      return new GraphQLError("The database is unreachable; try again shortly", {
-        nodes: error instanceof GraphQLError ? error.nodes : undefined,
-        path: error instanceof GraphQLError ? error.path : undefined,
-        extensions: { code: ErrorCode.ServiceUnavailable, errorId },
-      });
     }
     logger.error({ err: original, errorId }, "unexpected error");
     return new GraphQLError(development && original instanceof Error ? original.message : message, {
       nodes: error instanceof GraphQLError ? error.nodes : undefined,
       path: error instanceof GraphQLError ? error.path : undefined,
-      extensions: { code: "INTERNAL_SERVER_ERROR", errorId },
+      extensions: { code: ErrorCode.InternalServerError, errorId },
     });
   };
 }

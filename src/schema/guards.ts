@@ -10,5 +10,8 @@ export function requireAdmin(context: Context): void {
   if (context.session.client.authenticated) {
     throw new AppError(ErrorCode.Forbidden, "This operation needs the admin token");
   }
-  throw new AppError(ErrorCode.Unauthenticated, "This operation needs the admin token: send Authorization: Bearer <ADMIN_TOKEN>");
+  throw new AppError(
+    ErrorCode.Unauthenticated,
+    'This operation needs the admin token: send the header Authorization: Bearer <ADMIN_TOKEN> (in GraphiQL, in the Headers tab: {"Authorization": "Bearer <ADMIN_TOKEN>"}), or on the WebSocket the connection parameter adminToken',
+  );
 }

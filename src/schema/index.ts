@@ -5,6 +5,7 @@ import "./triggers.js";
 import "./trigger-authoring.js";
 import "./trigger-state.js";
 import "./channel-config.js";
+import "./config-files.js";
 import "./live-view.js";
 
 /** The executable GraphQL schema. */

@@ -1,8 +1,7 @@
-import type { AfterRunRecord } from "../triggers/after-runs.js";
-import type { StepTrace } from "../triggers/engine.js";
-import type { TriggerRunRecord } from "../triggers/runs.js";
-import type { TriggerRevision } from "../triggers/store.js";
-import type { TriggerTestResult } from "../triggers/test-run.js";
+import type { StepTrace } from "../triggers/run/engine.js";
+import type { AfterRunRecord, TriggerRunRecord } from "../triggers/run/records.js";
+import type { TriggerTestResult } from "../triggers/run/test-run.js";
+import type { TriggerRevision } from "../triggers/store/trigger-store.js";
 import { builder } from "./builder.js";
 import { requireAdmin } from "./guards.js";
 import { CreateTriggerInput, TriggerActionEnum, TriggerOutcomeEnum, TriggerRef, TriggerRunRef } from "./triggers.js";

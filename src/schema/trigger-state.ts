@@ -1,4 +1,4 @@
-import type { TriggerStateEntry } from "../triggers/state.js";
+import type { TriggerStateEntry } from "../triggers/state/state.js";
 import { builder } from "./builder.js";
 import { requireAdmin } from "./guards.js";
 import { TriggerRef } from "./triggers.js";

@@ -1,8 +1,7 @@
 import { REALTIME_ACTIONS } from "../realtime/types.js";
-import { AFTER_RUN_STATUSES, type AfterRunRecord, type AfterRunStatus } from "../triggers/after-runs.js";
-import { TRIGGER_ERROR_POLICIES, TRIGGER_TIMINGS, type TriggerConfig } from "../triggers/config.js";
-import { TRIGGER_OUTCOMES, type TriggerOutcome } from "../triggers/engine.js";
-import type { TriggerRunRecord } from "../triggers/runs.js";
+import { TRIGGER_OUTCOMES, type TriggerOutcome } from "../triggers/run/engine.js";
+import { AFTER_RUN_STATUSES, type AfterRunRecord, type AfterRunStatus, type TriggerRunRecord } from "../triggers/run/records.js";
+import { TRIGGER_ERROR_POLICIES, TRIGGER_TIMINGS, type TriggerConfig } from "../triggers/store/config.js";
 import { builder } from "./builder.js";
 import { requireAdmin } from "./guards.js";
 
@@ -165,7 +164,7 @@ builder.queryFields((t) => ({
 builder.mutationFields((t) => ({
   createTrigger: t.field({
     type: TriggerRef,
-    description: "Creates a trigger as its revision 1.",
+    description: "Creates a trigger as its revision 1. Names are unique: a name another trigger has fails with CONFLICT.",
     args: { input: t.arg({ type: CreateTriggerInput, required: true }), note: t.arg.string({ description: "Stored with the revision." }) },
     resolve: (_root, args, context) => {
       requireAdmin(context);
@@ -175,7 +174,7 @@ builder.mutationFields((t) => ({
   updateTrigger: t.field({
     type: TriggerRef,
     description:
-      "Changes a trigger, storing the result as its next revision. With `expectedRevision`, a trigger changed since that revision is left as it is and the change fails with CONFLICT.",
+      "Changes a trigger, storing the result as its next revision. With `expectedRevision`, a trigger changed since that revision is left as it is and the change fails with CONFLICT, as does a new name another trigger has.",
     args: {
       id: t.arg.id({ required: true }),
       input: t.arg({ type: UpdateTriggerInput, required: true }),

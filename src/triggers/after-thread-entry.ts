@@ -4,14 +4,14 @@
  * and attempts the queued runs. Nothing here runs on the thread that delivers events.
  */
 import { parentPort, workerData } from "node:worker_threads";
-import { openDatabase } from "../db.js";
+import { isDatabaseUnreachable, openDatabase } from "../db.js";
 import { createLogger } from "../logger.js";
 import { countWebhookCalls } from "../observability/instrument.js";
-import { RedisConnection } from "../realtime/redis.js";
-import { AfterRunQueue } from "./after-runs.js";
+import { OutageLog, whenReachable } from "../observability/outages.js";
+import { isRedisUnreachable, RedisConnection } from "../realtime/redis.js";
+import { AfterRunQueue } from "./after/queue.js";
+import { AfterRunWorker } from "./after/worker.js";
 import type { AfterThreadData, FromAfterThread, ToAfterThread } from "./after-thread.js";
-import { AfterRunWorker } from "./after-worker.js";
-import { RedisStateStore } from "./redis-state.js";
 import {
   afterQueueOptionsFromEnv,
   afterWorkerOptionsFromEnv,
@@ -20,22 +20,30 @@ import {
   stateLimitsFromEnv,
   webhookClientFromEnv,
 } from "./settings.js";
-import { DatabaseStateStore, TriggerState } from "./state.js";
-import { TriggerStore } from "./store.js";
+import { RedisStateStore } from "./state/redis.js";
+import { DatabaseStateStore, TriggerState } from "./state/state.js";
+import { TriggerStore } from "./store/trigger-store.js";
 
 const port = parentPort;
 if (!port) throw new Error("after-thread-entry runs as a worker thread (see after-thread.ts)");
 const { env, databaseUrl } = workerData as AfterThreadData;
 const post = (message: FromAfterThread) => port.postMessage(message);
 
-const logger = createLogger(env.LOG_LEVEL);
+const logger = createLogger(env.LOG_LEVEL).child({ thread: "after" });
 const db = await openDatabase(databaseUrl);
+const databaseOutage = new OutageLog("database", logger, () => db.ping());
 const redis = env.REDIS_URL ? new RedisConnection(env.REDIS_URL, env.REDIS_PREFIX, logger) : null;
-await redis?.ready();
+
+/** The outage a start-up failure belongs to, if it is one (see {@link whenReachable}). */
+const outageOf = (error: unknown) =>
+  isDatabaseUnreachable(error) ? databaseOutage : isRedisUnreachable(error) ? (redis?.outage ?? null) : null;
+
+await whenReachable(async () => redis?.ready(), outageOf);
 const triggers = new TriggerStore(db.prisma, stackLimitsFromEnv(env));
-await triggers.reload();
+await whenReachable(() => triggers.reload(), outageOf);
+// The main thread purges expired state keys; this thread only reads and writes them.
 const triggerState = new TriggerState(
-  redis ? new RedisStateStore(redis) : new DatabaseStateStore(db.prisma, db.provider),
+  redis ? new RedisStateStore(redis, { background: false }) : new DatabaseStateStore(db, { background: false }),
   stateLimitsFromEnv(env),
 );
 const webhookClient = webhookClientFromEnv(env);
@@ -44,10 +52,12 @@ const webhooks = webhookClient && countWebhookCalls(webhookClient, { webhookCall
 const queue = new AfterRunQueue(db.prisma, db.provider, triggers, logger, afterQueueOptionsFromEnv(env));
 const worker = new AfterRunWorker(queue, triggers, { ...runLimitsFromEnv(env), webhooks, triggerState }, logger, {
   ...afterWorkerOptionsFromEnv(env),
+  databaseOutage,
   onAttempt: (run) => post({ type: "attempt", run }),
 });
 
 async function stop(): Promise<void> {
+  databaseOutage.close();
   await worker.stop();
   await triggerState.store.close();
   await redis?.close();

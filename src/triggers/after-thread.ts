@@ -1,9 +1,12 @@
 import { once } from "node:events";
 import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
+import { isDatabaseUnreachable } from "../db.js";
 import type { Env } from "../env.js";
 import type { Logger } from "../logger.js";
-import type { AfterRunQueue, AfterRunRecord } from "./after-runs.js";
+import type { OutageLog } from "../observability/outages.js";
+import type { AfterRunQueue } from "./after/queue.js";
+import type { AfterRunRecord } from "./run/records.js";
 import { AFTER_RUN_POLL_MS } from "./settings.js";
 
 /** What the AFTER trigger thread is started with. */
@@ -51,6 +54,8 @@ export class AfterRunThread {
     private readonly queue: AfterRunQueue,
     private readonly logger: Logger,
     private readonly observer: AfterThreadObserver,
+    /** Where an unreachable database is counted (and logged once per outage). */
+    databaseOutage: OutageLog,
   ) {
     queue.onQueued(() => {
       this.start();
@@ -58,7 +63,11 @@ export class AfterRunThread {
     });
     // The queue's bound counts every instance's pending runs; runs finish on the thread and elsewhere.
     this.recountTimer = setInterval(() => {
-      queue.recount().catch((error: unknown) => logger.error({ err: error }, "could not count pending AFTER trigger runs"));
+      queue.recount().catch((error: unknown) => {
+        if (isDatabaseUnreachable(error))
+          databaseOutage.failed(error instanceof Error ? error.message.trim().split("\n").at(-1) : undefined);
+        else logger.error({ err: error }, "could not count pending AFTER trigger runs");
+      });
     }, AFTER_RUN_POLL_MS);
     this.recountTimer.unref();
   }

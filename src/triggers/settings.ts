@@ -1,16 +1,16 @@
 import type { Env } from "../env.js";
-import type { AfterRunQueueOptions } from "./after-runs.js";
-import type { AfterRunWorkerOptions } from "./after-worker.js";
-import type { StackLimits } from "./stack.js";
-import type { StateLimits } from "./state.js";
-import { createWebhookClient, type WebhookClient } from "./webhook.js";
+import type { AfterRunQueueOptions } from "./after/queue.js";
+import type { AfterRunWorkerOptions } from "./after/worker.js";
+import type { StackLimits } from "./compile/stack.js";
+import type { StateLimits } from "./state/state.js";
+import { createWebhookClient, type WebhookClient } from "./webhook/client.js";
 
 /*
  * The trigger settings read from the environment, in one place: the server's main thread and the
  * AFTER trigger worker's thread build their trigger runtime from the same values.
  */
 
-/** AFTER trigger attempts one instance runs at once. */
+/** AFTER trigger attempts one instance runs at once (`TRIGGER_CONCURRENCY_PER_TRIGGER` is at most this). */
 const AFTER_RUN_CONCURRENCY = 16;
 /** How often an instance looks for AFTER runs it was not told about (queued elsewhere, due again, or left by a crashed instance). */
 export const AFTER_RUN_POLL_MS = 500;
@@ -43,17 +43,26 @@ export function stateLimitsFromEnv(env: Env): StateLimits {
 export function afterQueueOptionsFromEnv(env: Env): AfterRunQueueOptions {
   return {
     maxPending: env.TRIGGER_QUEUE_MAX,
+    maxPendingPerTrigger: Math.min(env.TRIGGER_QUEUE_MAX_PER_TRIGGER, env.TRIGGER_QUEUE_MAX),
+    // The AFTER thread's host counts the pending runs this often.
+    countIntervalMs: AFTER_RUN_POLL_MS,
     keepPerTrigger: env.TRIGGER_RUNS_KEPT,
     // An attempt ends within TRIGGER_TIMEOUT_MS; a run leased longer than that belongs to an instance that is gone.
     leaseMs: env.TRIGGER_TIMEOUT_MS + 5000,
   };
 }
 
-/** How the AFTER worker retries, how many attempts it runs at once, and how often it polls. */
+/** How the AFTER worker retries, how many attempts it runs at once (in all and per trigger), and how often it polls. */
 export function afterWorkerOptionsFromEnv(env: Env): AfterRunWorkerOptions {
   return {
-    retry: { baseMs: env.TRIGGER_RETRY_BASE_MS, maxMs: env.TRIGGER_RETRY_MAX_MS, limit: env.TRIGGER_RETRY_LIMIT },
+    retry: {
+      baseMs: env.TRIGGER_RETRY_BASE_MS,
+      maxMs: env.TRIGGER_RETRY_MAX_MS,
+      limit: env.TRIGGER_RETRY_LIMIT,
+      retryAfterMaxMs: env.TRIGGER_RETRY_AFTER_MAX_MS,
+    },
     concurrency: AFTER_RUN_CONCURRENCY,
+    concurrencyPerTrigger: Math.min(env.TRIGGER_CONCURRENCY_PER_TRIGGER, AFTER_RUN_CONCURRENCY),
     pollMs: AFTER_RUN_POLL_MS,
   };
 }

@@ -13,6 +13,7 @@ import { isAsyncIterable, type YogaServerInstance } from "graphql-yoga";
 import { type WebSocket, WebSocketServer } from "ws";
 import { isAdminToken } from "../auth/admin-token.js";
 import { anonymousClient, type VerifiedClient } from "../auth/client-tokens.js";
+import type { ConnectionGuard } from "../http/edge.js";
 import { deepVariablesError, variablesTooDeep } from "../http/plugins.js";
 import type { Logger } from "../logger.js";
 import type { Session } from "../realtime/types.js";
@@ -33,6 +34,8 @@ export interface GraphqlWsOptions {
   readonly logger: Logger;
   /** The server's error masker, for the errors of channel subscriptions (Yoga masks the others). */
   readonly maskError: MaskError;
+  /** The HTTP server's connection edge (error listeners, connections counted per address). */
+  readonly guard: ConnectionGuard;
 }
 
 /** The WebSocket endpoint; `close()` completes every subscription and closes every socket with 1001. */
@@ -244,6 +247,7 @@ export function serveGraphqlOverWebSocket(httpServer: Server, options: GraphqlWs
     trustProxy: env.TRUST_PROXY,
     maxConnectionsPerAddress: env.MAX_CONNECTIONS_PER_ADDRESS,
     connectionsPerSecondPerAddress: env.MAX_ADDRESS_CONNECTIONS_PER_SECOND,
+    guard: options.guard,
     logger,
   });
   const transport = carryProtocol(

@@ -2,6 +2,7 @@ import type { IncomingMessage, Server } from "node:http";
 import type { Duplex } from "node:stream";
 import type { WebSocketServer } from "ws";
 import { clientAddress } from "../http/client-address.js";
+import { type ConnectionGuard, refuseConnection } from "../http/edge.js";
 import type { Logger } from "../logger.js";
 import { RateLimiter } from "../realtime/rate-limit.js";
 
@@ -16,6 +17,8 @@ export interface UpgradePolicy {
   readonly maxConnectionsPerAddress: number;
   /** New connections one address may open per second. */
   readonly connectionsPerSecondPerAddress: number;
+  /** The server's edge: every socket already has an error listener, and is counted there without a proxy. */
+  readonly guard: ConnectionGuard;
   readonly logger: Logger;
 }
 
@@ -29,58 +32,39 @@ export function upgradeAddress(request: IncomingMessage): string {
 /**
  * Hands the HTTP server's WebSocket upgrades on `policy.path` to `wsServer`, refusing before the
  * upgrade, with a plain HTTP answer: another path (404), a browser origin not allowed (403), and an
- * address over its connection cap or rate (429). Returns a function that stops accepting.
+ * address over its connection cap or rate (429). Without a trusted proxy the connection was counted
+ * toward its address's cap when it was accepted (see {@link ConnectionGuard}); behind proxies the
+ * address is only known from the request, so the upgrade counts it. Returns a function that stops accepting.
  */
 export function acceptUpgrades(httpServer: Server, wsServer: WebSocketServer, policy: UpgradePolicy): () => void {
-  const open = new Map<string, number>();
+  const { guard } = policy;
   const rate = new RateLimiter(policy.connectionsPerSecondPerAddress);
+  const capMessage = `At most ${policy.maxConnectionsPerAddress} connections per address`;
   const onUpgrade = (request: IncomingMessage, socket: Duplex, head: Buffer) => {
     const path = (request.url ?? "").split("?")[0];
-    if (path !== policy.path) return refuse(socket, 404, "Not Found");
+    if (path !== policy.path) return refuseConnection(socket, 404, "Not Found");
     const origin = request.headers.origin;
     if (origin !== undefined && policy.allowedOrigins !== "*" && !policy.allowedOrigins.includes(origin)) {
       policy.logger.debug({ origin }, "refused a WebSocket from an origin that is not allowed");
-      return refuse(socket, 403, "Forbidden", "Origin not allowed");
+      return refuseConnection(socket, 403, "Forbidden", "Origin not allowed");
     }
+    if (guard.overCap(request.socket)) return refuseConnection(socket, 429, "Too Many Requests", capMessage);
     const address = clientAddress(request.socket.remoteAddress, request.headers["x-forwarded-for"], policy.trustProxy);
-    const count = open.get(address) ?? 0;
-    if (count >= policy.maxConnectionsPerAddress) {
-      return refuse(socket, 429, "Too Many Requests", `At most ${policy.maxConnectionsPerAddress} connections per address`);
+    // Behind proxies: counted from now until the TCP connection ends, whether or not the handshake completes.
+    if (!guard.countsConnections && !guard.counts.countUntilClosed(socket, address, policy.maxConnectionsPerAddress)) {
+      return refuseConnection(socket, 429, "Too Many Requests", capMessage);
     }
     if (!rate.take(address)) {
-      return refuse(
+      return refuseConnection(
         socket,
         429,
         "Too Many Requests",
         `At most ${policy.connectionsPerSecondPerAddress} new connections per second per address`,
       );
     }
-    // Counted from now until the TCP connection ends, whether or not the handshake completes.
-    open.set(address, count + 1);
-    countUntilClosed(socket, open, address);
     addresses.set(request, address);
     wsServer.handleUpgrade(request, socket, head, (webSocket) => wsServer.emit("connection", webSocket, request));
   };
   httpServer.on("upgrade", onUpgrade);
   return () => httpServer.off("upgrade", onUpgrade);
-}
-
-/**
- * Takes the connection off its address's count when it closes. A function of its own so that the
- * listener, which lives as long as the connection, holds the address only: one made inside the
- * upgrade handler would keep the upgrade request (headers and all) alive with it.
- */
-function countUntilClosed(socket: Duplex, open: Map<string, number>, address: string): void {
-  // `close` is emitted once: `on` spares the wrapper `once` would keep for the connection's lifetime.
-  socket.on("close", () => {
-    const left = (open.get(address) ?? 1) - 1;
-    if (left > 0) open.set(address, left);
-    else open.delete(address);
-  });
-}
-
-function refuse(socket: Duplex, status: number, statusText: string, body = statusText): void {
-  socket.end(
-    `HTTP/1.1 ${status} ${statusText}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
-  );
 }

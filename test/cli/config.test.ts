@@ -1,13 +1,14 @@
 import { spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { freePort } from "../../dev/net.js";
 import { configCommand } from "../../src/cli/config.js";
-import { type ConfigFile, normalizeConfig } from "../../src/cli/config-file.js";
 import { projectRoot } from "../../src/db.js";
+import { type ConfigFile, normalizeConfig } from "../../src/management/config-file.js";
+import { assertProperty } from "../helpers/property.js";
 import { ADMIN_TOKEN, startServer, type TestServer } from "../helpers/server.js";
 import { admin, createTrigger } from "../helpers/triggers.js";
 
@@ -109,7 +110,7 @@ beforeAll(async () => {
   [source, target] = await Promise.all([startServer(NO_DEMO_ROOM), startServer(NO_DEMO_ROOM)]);
   // Created in the reverse of the file's order: export sorts.
   for (const channel of [...SAMPLE.channels].reverse()) await admin(source.httpUrl, CHANNEL, { input: channel });
-  for (const trigger of [...SAMPLE.triggers].reverse()) await createTrigger(source.httpUrl, trigger);
+  for (const trigger of [...SAMPLE.triggers].reverse()) await createTrigger(source.httpUrl, { ...trigger });
 });
 
 describe("config export", () => {
@@ -132,6 +133,21 @@ describe("config export", () => {
     const none = await cli(["export", "--url", source.httpUrl, "--data-dir", join(work, "nowhere")], {});
     expect(none.code).toBe(1);
     expect(none.stderr).toMatch(/no admin token: set ADMIN_TOKEN/);
+  });
+});
+
+describe("export then apply", () => {
+  it("round-trips: the server refuses a second trigger with a name in use, so the file it exports is one apply takes", async () => {
+    const second = await admin(source.httpUrl, `mutation ($input: CreateTriggerInput!) { createTrigger(input: $input) { id } }`, {
+      input: { ...SAMPLE.triggers[0], channel: "elsewhere" },
+    });
+    expect(second.errors?.[0]?.extensions?.code).toBe("CONFLICT");
+    const exported = join(work, "round-trip.json");
+    expect((await cli(["export", "--url", source.httpUrl, "--out", exported])).code).toBe(0);
+    const copy = await startServer(NO_DEMO_ROOM);
+    expect(await cli(["apply", exported, "--url", copy.httpUrl])).toMatchObject({ code: 0, stderr: "" });
+    expect((await cli(["export", "--url", copy.httpUrl])).stdout).toBe(readFileSync(exported, "utf8"));
+    expect(await cli(["apply", exported, "--url", copy.httpUrl, "--dry-run", "--exit-code"])).toMatchObject({ code: 0, stderr: "" });
   });
 });
 
@@ -163,9 +179,11 @@ describe("config apply", () => {
     const server = await startServer(NO_DEMO_ROOM);
     await cli(["apply", file("base.json", SAMPLE), "--url", server.httpUrl]);
     await createTrigger(server.httpUrl, { name: "extra", channel: "x", stack: [] });
-    const changed = structuredClone(SAMPLE);
-    changed.channels[0]!.history = 10;
-    changed.triggers[0]!.order = 3;
+    const changed: ConfigFile = {
+      ...SAMPLE,
+      channels: [{ ...SAMPLE.channels[0]!, history: 10 }, ...SAMPLE.channels.slice(1)],
+      triggers: [{ ...SAMPLE.triggers[0]!, order: 3 }, ...SAMPLE.triggers.slice(1)],
+    };
     const path = file("changed.json", changed);
     const kept = await cli(["apply", path, "--url", server.httpUrl]);
     expect(kept.stdout).toContain("~ channel room:*: history: 50 -> 10\n");
@@ -185,7 +203,7 @@ describe("config apply", () => {
     ]);
   });
 
-  it("exits 1 with a one-line reason for a bad file, an invalid trigger, a wrong token or an unreachable server", async () => {
+  it("exits 1 with the reason for a bad file, a file the server refuses, a wrong token or an unreachable server", async () => {
     const broken = await cli(["apply", file("broken.json", "{ not json"), "--url", target.httpUrl]);
     expect(broken.code).toBe(1);
     expect(broken.stderr).toMatch(/broken\.json is not JSON/);
@@ -195,22 +213,100 @@ describe("config apply", () => {
       "--url",
       target.httpUrl,
     ]);
-    expect(unknownField).toMatchObject({ code: 1 });
-    expect(unknownField.stderr).toMatch(/triggers\.0: Unrecognized key/);
+    expect(unknownField).toMatchObject({ code: 1, stdout: "" });
+    expect(unknownField.stderr).toMatch(
+      /^config: \S*unknown\.json has 1 problem, so nothing was applied:\n {2}triggers\[0\]\.colour: unknown field/,
+    );
     const invalid = {
       version: 1,
       triggers: [{ name: "bad", actions: ["MESSAGE"], channel: "b", stack: [{ set: "payload.x", value: "(((" }] }],
     };
     const refused = await cli(["apply", file("invalid.json", invalid), "--url", target.httpUrl]);
-    expect(refused.code).toBe(1);
-    expect(refused.stderr).toMatch(/BAD_USER_INPUT: stack\[0\]\.value: expression does not compile/);
-    expect(refused.stderr).toContain("0 of 1 changes were applied");
+    expect(refused).toMatchObject({ code: 1, stdout: "" });
+    expect(refused.stderr).toMatch(/\n {2}triggers\[0\]\.stack\[0\]\.value: expression does not compile/);
     const wrongToken = await cli(["export", "--url", target.httpUrl], { ADMIN_TOKEN: "not-the-admin-token-at-all" });
     expect(wrongToken).toMatchObject({ code: 1, stdout: "" });
     expect(wrongToken.stderr).not.toContain("not-the-admin-token-at-all");
     const closed = await cli(["export", "--url", `http://127.0.0.1:${await freePort()}/graphql`]);
     expect(closed.code).toBe(1);
     expect(closed.stderr).toMatch(/cannot reach/);
+  });
+
+  it("--dry-run has the server check the file: every problem it would refuse, at its path, and nothing changes", async () => {
+    const server = await startServer(NO_DEMO_ROOM);
+    const before = (await cli(["export", "--url", server.httpUrl])).stdout;
+    const refusedByServer = {
+      version: 1,
+      channels: [{ pattern: "room:*", history: 5000 }],
+      triggers: [
+        { name: "fine", actions: ["MESSAGE"], channel: "room:*", stack: [] },
+        { name: "bad steps", actions: ["MESSAGE"], channel: "room:*", stack: [{ log: "1" }, { set: "payload.x", value: "'a' &" }] },
+        { name: "late stop", actions: ["MESSAGE"], channel: "room:*", timing: "AFTER", stack: [{ drop: true }] },
+      ],
+    };
+    const path = file("server-refuses.json", refusedByServer);
+    const dry = await cli(["apply", path, "--url", server.httpUrl, "--dry-run", "--exit-code"]);
+    expect(dry).toMatchObject({ code: 1, stdout: "" });
+    expect(dry.stderr.split("\n")).toEqual([
+      `config: ${path} has 3 problems:`,
+      "  channels[0].history: must be 0..1000",
+      expect.stringMatching(/^ {2}triggers\[1\]\.stack\[1\]\.value: expression does not compile/),
+      "  triggers[2].stack[0].drop: an AFTER trigger runs on the delivered event and cannot drop it",
+      "",
+    ]);
+    expect((await cli(["export", "--url", server.httpUrl])).stdout).toBe(before);
+  });
+
+  it("applies all or nothing: three changes, the third invalid, change nothing", async () => {
+    const server = await startServer(NO_DEMO_ROOM);
+    await cli(["apply", file("base-all-or-nothing.json", SAMPLE), "--url", server.httpUrl]);
+    const before = (await cli(["export", "--url", server.httpUrl])).stdout;
+    const threeChanges: ConfigFile = {
+      ...SAMPLE,
+      channels: [{ ...SAMPLE.channels[0]!, history: 20 }, ...SAMPLE.channels.slice(1)],
+      triggers: [
+        { ...SAMPLE.triggers[0]!, order: 7 },
+        SAMPLE.triggers[1]!,
+        { ...SAMPLE.triggers[0]!, name: "third", stack: [{ set: "payload.x", value: "$undefinedFunction(" }] },
+      ],
+    };
+    const path = file("three-changes.json", threeChanges);
+    const failed = await cli(["apply", path, "--url", server.httpUrl]);
+    expect((await cli(["export", "--url", server.httpUrl])).stdout).toBe(before);
+    const revisions = (await admin(server.httpUrl, `{ triggers { name revision } }`)).data!.triggers;
+    expect(revisions).toEqual(expect.arrayContaining([{ name: "shout", revision: 1 }]));
+    expect(failed).toMatchObject({ code: 1, stdout: "" });
+    expect(failed.stderr).toMatch(/has 1 problem, so nothing was applied:\n {2}triggers\[2\]\.stack\[0\]\.value: /);
+  });
+
+  it("refuses a file too deep or too large to send with a clear reason, before sending anything", async () => {
+    const depth = 100_000;
+    const deep = file(
+      "deep.json",
+      `{"version":1,"triggers":[{"name":"deep","actions":["MESSAGE"],"channel":"x","stack":[${"[".repeat(depth)}${"]".repeat(depth)}]}]}`,
+    );
+    // An unreachable URL: the command must stop before it would send anything.
+    const unreachable = `http://127.0.0.1:${await freePort()}/graphql`;
+    const tooDeep = await cli(["apply", deep, "--url", unreachable, "--dry-run"]);
+    expect(tooDeep).toMatchObject({ code: 1, stdout: "" });
+    expect(tooDeep.stderr).toBe(`config: ${deep} nests deeper than 100 levels (a trigger's stack may nest at most 64)\n`);
+    const huge = join(work, "huge.json");
+    writeFileSync(huge, "");
+    truncateSync(huge, 17 * 1024 * 1024);
+    const tooLarge = await cli(["apply", huge, "--url", unreachable]);
+    expect(tooLarge).toMatchObject({ code: 1, stdout: "" });
+    expect(tooLarge.stderr).toBe(`config: ${huge} is ${17 * 1024 * 1024} bytes; a configuration file may have at most 16777216 (16 MiB)\n`);
+    // Larger than the server takes: its limit is named.
+    const many = {
+      version: 1,
+      triggers: Array.from({ length: 40 }, (_, n) => ({ ...SAMPLE.triggers[0]!, name: `t${n}`, description: "d".repeat(2000) })),
+    };
+    const small = await startServer({ ...NO_DEMO_ROOM, MAX_HTTP_BODY_BYTES: "65536" });
+    const refused = await cli(["apply", file("many.json", many), "--url", small.httpUrl]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(
+      /refused the request as too large \(HTTP 413: Request body larger than 65536 bytes\); it has \d+ bytes: raise the server's MAX_HTTP_BODY_BYTES/,
+    );
   });
 
   it("has --help, and refuses unknown options with exit code 1", async () => {
@@ -264,7 +360,7 @@ describe("apply then export", () => {
       return { code, out, err };
     };
     process.env.ADMIN_TOKEN = ADMIN_TOKEN;
-    await fc.assert(
+    await assertProperty(
       fc.asyncProperty(config, async (wanted) => {
         const path = file("property.json", wanted);
         expect(await run(["apply", path, "--prune"])).toMatchObject({ code: 0, err: "" });

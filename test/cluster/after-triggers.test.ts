@@ -1,8 +1,9 @@
 import { afterAll, expect, it } from "vitest";
 import { SEND_MESSAGE } from "../helpers/channels.js";
+import { eventually } from "../helpers/eventually.js";
 import { httpGraphQL } from "../helpers/graphql.js";
 import { spawnServer } from "../helpers/process.js";
-import { eventually, startReceiver } from "../helpers/receiver.js";
+import { startReceiver } from "../helpers/receiver.js";
 import { describeRedis, REDIS_BASE_URL, testPrefix } from "../helpers/redis.js";
 import { freshPostgresUrl } from "../helpers/server.js";
 import { admin, createTrigger } from "../helpers/triggers.js";
@@ -44,7 +45,9 @@ describeRedis("AFTER trigger runs on two instances (PostgreSQL + Redis)", () => 
       ],
     });
     // Both instances know the trigger before the senders start.
-    await eventually(async () => (await admin(b.httpUrl, RUNS, { id: trigger.id })).data?.trigger != null, 20_000, "trigger on b");
+    await eventually("trigger on b", async () => (await admin(b.httpUrl, RUNS, { id: trigger.id })).data?.trigger != null, {
+      timeoutMs: 20_000,
+    });
 
     const count = 80;
     const results = await Promise.all(
@@ -54,16 +57,16 @@ describeRedis("AFTER trigger runs on two instances (PostgreSQL + Redis)", () => 
     );
     expect(results.every((result) => result.body.data?.sendMessage?.delivered === true)).toBe(true);
     // Kill one instance while it has attempts under way: their leases run out and the other takes them over.
-    await eventually(() => receiver.requests.length >= 10, 30_000, "deliveries under way");
+    await eventually("deliveries under way", () => receiver.requests.length >= 10, { timeoutMs: 30_000 });
     await a.stop("SIGKILL");
 
     await eventually(
+      "every run DELIVERED",
       async () => {
         const runs = (await admin(b.httpUrl, RUNS, { id: trigger.id })).data?.trigger.runs as Run[];
         return runs.length === count && runs.every((run) => run.outcome === "DELIVERED");
       },
-      90_000,
-      "every run DELIVERED",
+      { timeoutMs: 90_000 },
     );
     const runs = (await admin(b.httpUrl, RUNS, { id: trigger.id })).data!.trigger.runs as Run[];
     const ids = new Set(runs.map((run) => `msg_${run.id}`));

@@ -1,12 +1,13 @@
 import { spawn } from "node:child_process";
 import { Redis } from "ioredis";
-import { SignJWT } from "jose";
 import { afterAll, expect, it } from "vitest";
 import { JOIN_CHANNEL, joinBySubscription, SEND_MESSAGE, type TestEvent } from "../helpers/channels.js";
+import { eventually } from "../helpers/eventually.js";
 import { connectWs, httpGraphQL, wsGraphQL } from "../helpers/graphql.js";
 import { freePort, type ServerProcess, spawnServer } from "../helpers/process.js";
 import { describeRedis, REDIS_BASE_URL, redisReachable, testPrefix } from "../helpers/redis.js";
 import { freshPostgresUrl } from "../helpers/server.js";
+import { clientToken } from "../helpers/tokens.js";
 import { admin, createTrigger } from "../helpers/triggers.js";
 
 type SendData = { sendMessage: { delivered: boolean; event: (TestEvent & { seq: number | null }) | null } };
@@ -27,15 +28,6 @@ async function pair(redisUrl = REDIS_BASE_URL, extra: Record<string, string> = {
 const send = (server: ServerProcess, channel: string, payload: unknown, options?: unknown) =>
   httpGraphQL<SendData>(server.httpUrl, SEND_MESSAGE, { channel, payload, options }).then((r) => r.body);
 
-async function until<T>(probe: () => Promise<T>, ok: (value: T) => boolean, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (ok(value) || Date.now() > deadline) return value;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
-
 describeRedis("several instances over PostgreSQL and Redis", () => {
   it("delivers across instances once, applies triggers and config changes everywhere, agrees on presence and history", async () => {
     const [a, b] = await pair();
@@ -55,7 +47,9 @@ describeRedis("several instances over PostgreSQL and Redis", () => {
     const sent = await send(b, "team:1", { text: "hello from b" });
     expect(sent.data!.sendMessage.event).toMatchObject({ payload: { text: "HELLO FROM B" }, seq: 1 });
     expect((await subscription.next()).data!.channel).toEqual(sent.data!.sendMessage.event);
-    expect(await subscription.collectFor(300)).toEqual([]); // once, not twice
+    // Once, not twice: a later message through B is the next thing the subscriber gets.
+    const later = await send(b, "team:1", { text: "later" });
+    expect((await subscription.next()).data!.channel).toEqual(later.data!.sendMessage.event);
 
     // Presence and history agree on both instances.
     const presence = async (server: ServerProcess) =>
@@ -70,25 +64,28 @@ describeRedis("several instances over PostgreSQL and Redis", () => {
     expect((await presence(b)).sort()).toEqual(both);
     const historyQuery = `{ history(channel: "team:1") { id seq payload } }`;
     const historyA = (await httpGraphQL(a.httpUrl, historyQuery)).body.data!.history;
-    expect(historyA).toEqual([{ id: sent.data!.sendMessage.event!.id, seq: 1, payload: { text: "HELLO FROM B" } }]);
+    expect(historyA).toEqual([
+      { id: sent.data!.sendMessage.event!.id, seq: 1, payload: { text: "HELLO FROM B" } },
+      { id: later.data!.sendMessage.event!.id, seq: 2, payload: { text: "LATER" } },
+    ]);
     expect((await httpGraphQL(b.httpUrl, historyQuery)).body.data!.history).toEqual(historyA);
 
     // A disconnect on B shows up in presence on A.
     await memberOnB.dispose();
     expect((await subscription.next()).data!.channel.action).toBe("LEAVE");
-    expect(
-      await until(
-        () => presence(a),
-        (ids) => ids.length === 1,
-      ),
-    ).toEqual([join.client.id]);
+    expect(await eventually("one member left in presence on A", () => presence(a), { until: (ids) => ids.length === 1 })).toEqual([
+      join.client.id,
+    ]);
 
     // Deactivate the trigger through B: the next message through A is unaffected.
     await admin(b.httpUrl, `mutation ($id: ID!) { updateTrigger(id: $id, input: { active: false }) { active } }`, { id: trigger.id });
-    const plain = await until(
+    const plain = await eventually(
+      "a message through A left alone by the deactivated trigger",
       () => send(a, "team:1", { text: "quiet" }),
-      (result) => result.data?.sendMessage.event?.payload.text === "quiet",
-      5000,
+      {
+        until: (result) => result.data?.sendMessage.event?.payload.text === "quiet",
+        timeoutMs: 5000,
+      },
     );
     expect(plain.data!.sendMessage.event!.payload).toEqual({ text: "quiet" });
     // Sequence numbers are shared: every message so far, from either instance, is numbered in one sequence.
@@ -99,22 +96,51 @@ describeRedis("several instances over PostgreSQL and Redis", () => {
 
     // A channel setting changed through A applies on B at once.
     await admin(a.httpUrl, `mutation { updateChannel(pattern: "team:*", input: { messaging: NOBODY }) { messaging } }`);
-    const refused = await until(
-      () => send(b, "team:2", "x"),
-      (result) => result.errors?.[0]?.extensions?.code === "FORBIDDEN",
-      5000,
-    );
+    const refused = await eventually("B refusing messages on team:*", () => send(b, "team:2", "x"), {
+      until: (result) => result.errors?.[0]?.extensions?.code === "FORBIDDEN",
+      timeoutMs: 5000,
+    });
     expect(refused.errors?.[0]?.extensions?.code).toBe("FORBIDDEN");
+  }, 90_000);
+
+  it("applies a configuration file through A in one transaction, and B holds and runs all of it once it committed", async () => {
+    const [a, b] = await pair();
+    const apply = `mutation ($config: JSON!) { applyConfig(config: $config) { applied changes { summary } } }`;
+    const file = {
+      version: 1,
+      channels: [{ pattern: "applied:*", history: 5 }],
+      triggers: [
+        { name: "upper", actions: ["MESSAGE"], channel: "applied:*", stack: [{ set: "payload.text", value: "$uppercase(payload.text)" }] },
+        { name: "mark", actions: ["MESSAGE"], channel: "applied:*", order: 1, stack: [{ set: "payload.marked", value: "true" }] },
+      ],
+    };
+    const result = (await admin(a.httpUrl, apply, { config: file })).data!.applyConfig;
+    expect(result).toEqual({
+      applied: true,
+      changes: [
+        { summary: "+ channel applied:*" },
+        { summary: '+ trigger "mark" on applied:*' },
+        { summary: '+ trigger "upper" on applied:*' },
+      ],
+    });
+    const sent = await eventually("B running both applied triggers", () => send(b, "applied:1", { text: "hi" }), {
+      until: (answer) => answer.data?.sendMessage.event?.payload.marked === true && answer.data.sendMessage.event.payload.text === "HI",
+      timeoutMs: 10_000,
+    });
+    // Sent until B runs both triggers (notices travel over Redis): then it runs them in order.
+    expect(sent.data!.sendMessage.event!.payload).toEqual({ text: "HI", marked: true });
+    const onB = (await admin(b.httpUrl, `{ channels { pattern history } triggers { name revisions { note } } }`)).data!;
+    expect(onB.channels).toContainEqual({ pattern: "applied:*", history: 5 });
+    expect(onB.triggers).toEqual([
+      { name: "upper", revisions: [{ note: "config apply" }] },
+      { name: "mark", revisions: [{ note: "config apply" }] },
+    ]);
   }, 90_000);
 
   it("lets a client leave through any instance: joined over HTTP on A, left over HTTP on B, one LEAVE, gone from presence everywhere", async () => {
     const secret = "a-cluster-test-secret-that-is-long-enough";
     const [a, b] = await pair(REDIS_BASE_URL, { JWT_SECRET: secret, CHANNEL_PRESENCE: "true" });
-    const token = await new SignJWT({})
-      .setProtectedHeader({ alg: "HS256" })
-      .setSubject("roamer")
-      .setExpirationTime("1h")
-      .sign(new TextEncoder().encode(secret));
+    const token = await clientToken(secret, "roamer");
     const watcher = await joinBySubscription(await connectWs(b.wsUrl), "roam");
     const joined = await httpGraphQL(a.httpUrl, JOIN_CHANNEL, { channel: "roam" }, { token });
     expect(joined.body.data?.joinChannel.joined).toBe(true);
@@ -137,11 +163,7 @@ describeRedis("several instances over PostgreSQL and Redis", () => {
   it("holds the gates across instances: members-only by cluster presence, leaving and config changes end subscriptions everywhere", async () => {
     const secret = "a-cluster-test-secret-that-is-long-enough";
     const [a, b] = await pair(REDIS_BASE_URL, { JWT_SECRET: secret });
-    const token = await new SignJWT({})
-      .setProtectedHeader({ alg: "HS256" })
-      .setSubject("member")
-      .setExpirationTime("1h")
-      .sign(new TextEncoder().encode(secret));
+    const token = await clientToken(secret, "member");
     await admin(a.httpUrl, `mutation { createChannel(input: { pattern: "club", membersOnly: true, presence: true }) { id } }`);
     const sendAs = (server: ServerProcess) =>
       httpGraphQL<SendData>(server.httpUrl, SEND_MESSAGE, { channel: "club", payload: { hi: 1 } }, { token }).then((r) => r.body);
@@ -169,7 +191,7 @@ describeRedis("several instances over PostgreSQL and Redis", () => {
     const ids = async () => (await httpGraphQL(b.httpUrl, `{ presence(channel: "lobby") { id } }`)).body.data!.presence as unknown[];
     expect(await ids()).toHaveLength(1);
     await a.stop("SIGKILL");
-    expect(await until(ids, (list) => list.length === 0, 20_000)).toEqual([]);
+    expect(await eventually("the dead instance's member gone from presence", ids, { until: (list) => list.length === 0 })).toEqual([]);
   }, 90_000);
 
   it("recovers from dropped Redis connections and a Redis restart mid-stream: the gap shows in seq, history fills it, health follows", async () => {
@@ -179,7 +201,7 @@ describeRedis("several instances over PostgreSQL and Redis", () => {
     let redis = startRedis();
     cleanups.push(async () => void redis.kill("SIGKILL"));
     const url = `redis://127.0.0.1:${port}`;
-    await until(() => redisReachable(url), Boolean);
+    await eventually("the new Redis reachable", () => redisReachable(url), { timeoutMs: 10_000 });
     const [a, b] = await pair(url, { CHANNEL_HISTORY: "100" });
 
     const { subscription } = await joinBySubscription(await connectWs(a.wsUrl), "stream");
@@ -195,14 +217,18 @@ describeRedis("several instances over PostgreSQL and Redis", () => {
     const admin = new Redis(url);
     await admin.client("KILL", "TYPE", "pubsub");
     for (let n = 3; n < 60; n++) await send(b, "stream", { n });
-    await until(
+    await eventually(
+      "A receiving B's messages again",
       async () => {
         await send(b, "stream", { n: "probe" });
         return subscription.collectFor(100);
       },
-      (events) => {
-        seen.push(...events.map((result) => result.data!.channel.seq!));
-        return events.length > 0;
+      {
+        until: (events) => {
+          seen.push(...events.map((result) => result.data!.channel.seq!));
+          return events.length > 0;
+        },
+        timeoutMs: 10_000,
       },
     );
     admin.disconnect();
@@ -215,32 +241,30 @@ describeRedis("several instances over PostgreSQL and Redis", () => {
     expect(recovered).toEqual(expect.arrayContaining(missed));
 
     redis.kill("SIGKILL");
-    await until(
-      () => fetch(b.healthUrl).then((r) => r.status),
-      (status) => status === 503,
-    );
+    await eventually("B's health check failing", () => fetch(b.healthUrl).then((r) => r.status), {
+      until: (status) => status === 503,
+      timeoutMs: 10_000,
+    });
     const down = await (await fetch(a.healthUrl)).json();
     expect(down).toMatchObject({ status: "unavailable", database: "ok", redis: "unreachable" });
 
     redis = startRedis();
-    await until(
-      () => fetch(b.healthUrl).then((r) => r.status),
-      (status) => status === 200,
-      15_000,
-    );
-    await until(
-      () => fetch(a.healthUrl).then((r) => r.status),
-      (status) => status === 200,
-      15_000,
-    );
+    await eventually("B healthy again", () => fetch(b.healthUrl).then((r) => r.status), {
+      until: (status) => status === 200,
+      timeoutMs: 15_000,
+    });
+    await eventually("A healthy again", () => fetch(a.healthUrl).then((r) => r.status), {
+      until: (status) => status === 200,
+      timeoutMs: 15_000,
+    });
     // The counter lived in the Redis that died; numbering resumes from history, so the sequence goes on.
-    const after = await until(
+    const after = await eventually(
+      "A receiving B's messages after the Redis restart",
       async () => {
         await send(b, "stream", { probe: true });
         return subscription.collectFor(300);
       },
-      (events) => events.length > 0,
-      15_000,
+      { until: (events) => events.length > 0, timeoutMs: 15_000 },
     );
     const resumed = after.map((result) => result.data!.channel.seq!);
     expect(resumed[0]).toBeGreaterThan(seen.at(-1)!);

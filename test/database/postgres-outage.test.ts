@@ -3,7 +3,7 @@ import { joinBySubscription, SEND_MESSAGE } from "../helpers/channels.js";
 import { connectWs, httpGraphQL } from "../helpers/graphql.js";
 import { POSTGRES_REQUIRED, type PrivatePostgres, privatePostgresUnavailable, startPrivatePostgres } from "../helpers/postgres.js";
 import { freePort, spawnServer } from "../helpers/process.js";
-import { admin } from "../helpers/triggers.js";
+import { admin, createTrigger } from "../helpers/triggers.js";
 
 // The shared PostgreSQL cannot be stopped from a test: this suite runs a server of its own.
 const unavailable = await privatePostgresUnavailable();
@@ -31,6 +31,8 @@ describe.skipIf(unavailable !== null)("a PostgreSQL outage", () => {
     expect(
       (await admin(server.httpUrl, `mutation { createChannel(input: { pattern: "kept", history: 10 }) { id } }`)).errors,
     ).toBeUndefined();
+    // Its runs are recorded in the database, which they cannot reach during the outage.
+    const trigger = await createTrigger(server.httpUrl, { channel: "live", stack: [{ log: "payload.n" }] });
     const client = await connectWs(server.wsUrl);
     const live = await joinBySubscription(client, "live");
     const kept = await joinBySubscription(client, "kept");
@@ -54,6 +56,9 @@ describe.skipIf(unavailable !== null)("a PostgreSQL outage", () => {
     expect(await kept.subscription.collectFor(200)).toEqual([]);
     const history = await httpGraphQL(server.httpUrl, `{ history(channel: "kept") { seq } }`);
     expect(history.body.errors?.[0]?.extensions?.code).toBe("SERVICE_UNAVAILABLE");
+    // Reading the runs writes the buffered ones first (the run of message 2 among them): both fail as part of the outage.
+    const runs = await admin(server.httpUrl, `query ($id: ID!) { trigger(id: $id) { runs(last: 5) { log } } }`, { id: trigger.id });
+    expect(runs.errors?.[0]?.extensions?.code).toBe("SERVICE_UNAVAILABLE");
 
     await database.start();
     await expect.poll(health, { timeout: 15_000 }).toMatchObject({ status: 200, body: { database: "ok" } });
@@ -65,8 +70,10 @@ describe.skipIf(unavailable !== null)("a PostgreSQL outage", () => {
     expect(stored.body.data!.history.map((event: { payload: { n: number } }) => event.payload.n)).toEqual([1, 4]);
     expect((await send("live", 5)).data?.sendMessage.delivered).toBe(true);
     expect((await live.subscription.next()).data!.channel.payload).toEqual({ n: 5 });
-    // The outage was logged as such, never as an unexpected error of the server's.
-    expect(server.output()).toContain('"msg":"database unreachable"');
+    // The outage was logged as such, once when it began and once when it ended, never as an unexpected error of the server's.
+    expect(server.output().match(/"msg":"database unreachable"/g)).toHaveLength(1);
+    await expect.poll(() => server.output()).toMatch(/"failures":\d+,"msg":"database reachable again"/);
     expect(server.output()).not.toContain('"msg":"unexpected error"');
+    expect(server.output()).not.toContain('"level":50');
   });
 });

@@ -8,18 +8,23 @@
 import { chmodSync, existsSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import fc from "fast-check";
-import { GraphQLObjectType, GraphQLSchema } from "graphql";
+import { type GraphQLError, GraphQLObjectType, GraphQLSchema } from "graphql";
 import { JSONResolver } from "graphql-scalars";
 import { createYoga } from "graphql-yoga";
-import { SignJWT } from "jose";
+import pg from "pg";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
+import { freePort } from "../../dev/net.js";
 import { EnvError, parseEnv } from "../../src/env.js";
+import { OutageLog } from "../../src/observability/outages.js";
 import { createErrorMasker } from "../../src/schema/errors.js";
 import { safeSerialization, serializableResult, stringifyResult } from "../../src/schema/results.js";
+import { eventually } from "../helpers/eventually.js";
 import { connectWs, httpGraphQL, wsGraphQL } from "../helpers/graphql.js";
+import { assertProperty } from "../helpers/property.js";
 import { ADMIN_TOKEN, freshDataDir, startServer, type TestServer } from "../helpers/server.js";
+import { clientToken } from "../helpers/tokens.js";
 
 const JWT_SECRET = "a-test-secret-that-is-long-enough-0123456789";
 
@@ -27,14 +32,6 @@ let server: TestServer;
 beforeAll(async () => {
   server = await startServer({ JWT_SECRET, MAX_WS_MESSAGE_BYTES: String(4 * 1024 * 1024), MAX_HTTP_BODY_BYTES: String(4 * 1024 * 1024) });
 });
-
-function clientToken(sub: string): Promise<string> {
-  return new SignJWT({})
-    .setProtectedHeader({ alg: "HS256" })
-    .setSubject(sub)
-    .setExpirationTime("1h")
-    .sign(new TextEncoder().encode(JWT_SECRET));
-}
 
 describe("the Authorization header", () => {
   const WHO = `{ serverInfo { version } }`; // admin only: proves which identity a header gave
@@ -44,7 +41,7 @@ describe("the Authorization header", () => {
   }
 
   it("refuses every malformed header with 401 UNAUTHENTICATED instead of treating it as anonymous", async () => {
-    const jwt = await clientToken("alice");
+    const jwt = await clientToken(JWT_SECRET, "alice");
     const token = fc.oneof(fc.constant(jwt), fc.constant(ADMIN_TOKEN), fc.stringMatching(/^[A-Za-z0-9._~+/-]{1,40}$/));
     const malformed = fc.oneof(
       token.map((t) => `Token ${t}`),
@@ -55,7 +52,7 @@ describe("the Authorization header", () => {
       fc.tuple(token, token).map(([a, b]) => `Bearer ${a} ${b}`),
       fc.constantFrom("Bearer", "Bearer ", "bearer", "", " "),
     );
-    await fc.assert(
+    await assertProperty(
       fc.asyncProperty(malformed, async (authorization) => {
         const { status, body } = await asHeader(authorization);
         expect(status).toBe(401);
@@ -78,13 +75,13 @@ describe("the Authorization header", () => {
       server.httpUrl,
       `mutation { joinChannel(channel: "auth-ok") { event { client { id authenticated } } } }`,
       {},
-      { token: await clientToken("bob") },
+      { token: await clientToken(JWT_SECRET, "bob") },
     );
     expect(client.body.data?.joinChannel.event.client).toEqual({ id: "bob", authenticated: true });
   });
 
   it("refuses a WebSocket whose authToken or adminToken is present but not a string (4403)", async () => {
-    const jwt = await clientToken("carol");
+    const jwt = await clientToken(JWT_SECRET, "carol");
     for (const authToken of [[jwt], { token: jwt }, 42, true, null]) {
       await expect(connectWs(server.wsUrl, { authToken }), JSON.stringify(authToken)).rejects.toMatchObject({ code: 4403 });
     }
@@ -234,31 +231,26 @@ describe("errors at every exit", () => {
     sockets.add(ws);
     const messages: Record<string, any>[] = [];
     let closeCode: number | null = null;
-    let wake = () => {};
-    ws.on("message", (data) => {
-      messages.push(JSON.parse(String(data)) as Record<string, any>);
-      wake();
-    });
-    ws.on("close", (code) => {
-      closeCode = code;
-      wake();
-    });
-    const until = async (done: () => boolean) => {
-      const deadline = Date.now() + 5000;
-      while (!done() && closeCode === null && Date.now() < deadline)
-        await new Promise<void>((resolve) => {
-          wake = resolve;
-          setTimeout(resolve, 50);
-        });
-    };
+    ws.on("message", (data) => void messages.push(JSON.parse(String(data)) as Record<string, any>));
+    ws.on("close", (code) => void (closeCode = code));
+    // Waits for `done`, or for the socket to close (which the caller sees in closeCode).
+    const until = (what: string, done: () => boolean) =>
+      eventually(what, () => ({ over: done() || closeCode !== null, messages }), {
+        until: (seen) => seen.over,
+        timeoutMs: 5000,
+        intervalMs: 10,
+      });
     await new Promise((resolve, reject) => ws.once("open", resolve).once("error", reject));
     ws.send(JSON.stringify({ type: "connection_init" }));
-    await until(() => messages.some((m) => m.type === "connection_ack"));
+    await until("connection_ack", () => messages.some((m) => m.type === "connection_ack"));
     ws.send(`{"id":"deep","type":"subscribe","payload":{"query":${JSON.stringify(query)},"variables":${variablesJson}}}`);
     const ended = (id: string) => () => messages.some((m) => m.id === id && (m.type === "complete" || m.type === "error"));
-    await until(() => messages.some((m) => m.id === "deep" && (m.type === "error" || m.payload?.errors)) || ended("deep")());
+    await until(
+      "the deep operation's errors or end",
+      () => messages.some((m) => m.id === "deep" && (m.type === "error" || m.payload?.errors)) || ended("deep")(),
+    );
     ws.send(JSON.stringify({ id: "after", type: "subscribe", payload: { query: "{ __typename }" } }));
-    await until(ended("after"));
+    await until("the later operation's end", ended("after"));
     const errors = messages.flatMap((m) => (m.id !== "deep" ? [] : m.type === "error" ? m.payload : (m.payload?.errors ?? [])));
     const stillServing = messages.some((m) => m.id === "after" && m.type === "next" && m.payload?.data?.__typename === "Query");
     ws.close();
@@ -307,7 +299,7 @@ describe("errors at every exit", () => {
       depth: fc.integer({ min: 5_000, max: 40_000 }),
       shape: fc.constantFrom("object" as const, "array" as const),
     });
-    await fc.assert(
+    await assertProperty(
       fc.asyncProperty(cases, async ({ door, depth, shape }) => {
         const { errors, closeCode, stillServing } = await overWebSocket(OPERATIONS[door], `{"options":${deepJson(depth, shape)}}`);
         expect(closeCode, door).toBeNull();
@@ -354,7 +346,7 @@ describe("errors at every exit", () => {
 describe("masking where results leave", () => {
   const logged: Record<string, any>[] = [];
   const logger = pino({ level: "info", base: undefined }, { write: (line: string) => void logged.push(JSON.parse(line)) });
-  const maskError = createErrorMasker(logger, false);
+  const maskError = createErrorMasker(logger, false, { database: new OutageLog("database", logger), redis: null });
   /**
    * A value JSON.stringify refuses on every engine. (Deep nesting is not one: how deep it may go
    * depends on the engine's stack, and Node 24's JSON.stringify writes 100,000 levels.)
@@ -364,6 +356,24 @@ describe("masking where results leave", () => {
     value.self = value;
     return value;
   };
+
+  it("tells a client SERVICE_UNAVAILABLE for the database driver's own connection errors, never a masked internal error", async () => {
+    // A real node-postgres error: a connection to a port nothing listens on.
+    const driver = new pg.Client({
+      connectionString: `postgres://nobody@127.0.0.1:${await freePort()}/none`,
+      connectionTimeoutMillis: 2000,
+    });
+    const refused: unknown = await driver.connect().then(
+      () => null,
+      (error: unknown) => error,
+    );
+    expect(refused).toBeInstanceOf(Error);
+    logged.length = 0;
+    const masked = maskError(refused, "Unexpected error.") as GraphQLError;
+    expect(masked.extensions).toMatchObject({ code: "SERVICE_UNAVAILABLE" });
+    expect(masked.message).toBe("The database is unreachable; try again shortly");
+    expect(logged.filter((line) => line.level >= 50)).toEqual([]);
+  });
 
   it("stringifyResult and serializableResult pass a serializable result through unchanged", () => {
     const result = { data: { x: [1, { y: "z" }] } };

@@ -20,11 +20,12 @@
  *   (`ChannelService.stats()`), and all zeros once every socket has closed.
  */
 import fc from "fast-check";
-import { SignJWT } from "jose";
 import { describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import type { GraphQLResponse } from "../helpers/graphql.js";
+import { assertProperty } from "../helpers/property.js";
 import { ADMIN_TOKEN, startServer, type TestServer } from "../helpers/server.js";
+import { clientToken } from "../helpers/tokens.js";
 
 const JWT_SECRET = "gates-model-secret-0123456789-abcdef";
 const MAX_SUBSCRIPTIONS_PER_SOCKET = 5;
@@ -97,8 +98,6 @@ interface SlotModel {
   joins: Set<Channel>;
   /** Channels joined with joinChannel over HTTP (authenticated clients only): these outlive the socket. */
   httpJoins: Set<Channel>;
-  /** Channels where the contract leaves open whether a joinChannel membership survived; the next check adopts what the server says. */
-  undecided: Set<Channel>;
   /** True while the socket's token is the short-lived one. */
   expiring: boolean;
 }
@@ -393,7 +392,9 @@ class World {
 
   /** An operation over HTTP as the slot's identity (its token, or none). */
   async http(slot: SlotModel, query: string, variables: Record<string, unknown>): Promise<GraphQLResponse<Record<string, any>>> {
-    const token = slot.sub ? await tokenFor(slot.sub, Math.floor(Date.now() / 1000) + 600) : undefined;
+    const token = slot.sub
+      ? await clientToken(JWT_SECRET, slot.sub, { claims: { name: slot.sub }, expires: Math.floor(Date.now() / 1000) + 600 })
+      : undefined;
     const response = await fetch(this.server.httpUrl, {
       method: "POST",
       headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) },
@@ -417,7 +418,7 @@ class World {
     let connectionParams: Record<string, unknown> = {};
     if (slot.sub) {
       const exp = Math.floor(Date.now() / 1000) + (slot.expiring ? EXPIRING_TOKEN_SECONDS : 600);
-      connectionParams = { authToken: await tokenFor(slot.sub, exp) };
+      connectionParams = { authToken: await clientToken(JWT_SECRET, slot.sub, { claims: { name: slot.sub }, expires: exp }) };
       if (slot.expiring) this.expiresAt = exp * 1000;
     }
     this.peers[index] = await Peer.open(this.server.wsUrl, connectionParams);
@@ -499,14 +500,6 @@ class World {
       }
       const present = new Set((answer.data.presence as { id: string }[]).map((client) => client.id).filter((id) => !watcherIds.has(id)));
       for (const id of present) channelsOf.set(id, (channelsOf.get(id) ?? new Set()).add(channel));
-      // The contract leaves some joinChannel memberships open after a config change: adopt what the server says.
-      for (const [index, slot] of model.slots.entries()) {
-        const id = this.peers[index]?.clientId;
-        if (slot.open && slot.undecided.has(channel) && id !== undefined) {
-          if (present.has(id)) slot.joins.add(channel);
-          else slot.joins.delete(channel);
-        }
-      }
       const expected = new Set<string>();
       for (const [index, slot] of model.slots.entries()) {
         const id = slot.sub ?? this.peers[index]?.clientId;
@@ -569,22 +562,10 @@ class World {
 
 const sameSet = <T>(a: Set<T>, b: Set<T>) => a.size === b.size && [...a].every((item) => b.has(item));
 
-const secretKey = new TextEncoder().encode(JWT_SECRET);
-/** An HS256 client token for `sub` that expires at `exp` (seconds since the epoch). */
-function tokenFor(sub: string, exp: number): Promise<string> {
-  return new SignJWT({ name: sub })
-    .setProtectedHeader({ alg: "HS256" })
-    .setSubject(sub)
-    .setIssuedAt()
-    .setExpirationTime(exp)
-    .sign(secretKey);
-}
-
 function closeSlot(slot: SlotModel): void {
   slot.open = false;
   slot.subs.clear();
   slot.joins.clear();
-  slot.undecided.clear();
 }
 
 /** Checks a refusal against the codes the model allows; returns a problem or null. */
@@ -851,7 +832,6 @@ class JoinChannel extends SlotCommand {
     if (problem) throw new Error(problem);
     if (result.data?.joinChannel?.joined) {
       slot.joins.add(this.channel);
-      slot.undecided.delete(this.channel);
       peer.clientId ??= result.data.joinChannel.event.client.id;
     }
     await world.settle(model);
@@ -884,7 +864,6 @@ class LeaveChannel extends SlotCommand {
     for (const id of ending) slot.subs.delete(id);
     slot.joins.delete(this.channel);
     slot.httpJoins.delete(this.channel);
-    slot.undecided.delete(this.channel);
     await world.settle(model);
   }
   toString() {
@@ -944,7 +923,6 @@ class HttpLeave implements Command {
       for (const id of ending) slot.subs.delete(id);
       slot.joins.delete(this.channel);
       slot.httpJoins.delete(this.channel);
-      slot.undecided.delete(this.channel);
     }
     await world.settle(model);
   }
@@ -1016,7 +994,8 @@ class ChangeConfig implements Command {
           throw new Error(`${this}: slot ${index}'s subscription ${id} ended with [${codes}]`);
         slot.subs.delete(id);
       }
-      if (slot.joins.has(this.channel)) slot.undecided.add(this.channel);
+      // Its joinChannel membership over the socket is removed too (an HTTP one is an authenticated client's, who may still listen).
+      slot.joins.delete(this.channel);
     }
     await world.settle(model);
   }
@@ -1124,12 +1103,11 @@ const commands = [
   slotIndex.map((i) => new Reconnect(i)),
 ];
 
-const SEED = Number(process.env.GATES_SEED ?? 1_212);
 const NUM_RUNS = Number(process.env.GATES_RUNS ?? 10);
 
 describe("channel gates, model-based", () => {
   it("presence, deliveries, LEAVEs and limits follow the model through every interleaving", { timeout: 120_000 }, async () => {
-    await fc.assert(
+    await assertProperty(
       fc.asyncProperty(fc.commands(commands, { maxCommands: 30, size: "max" }), async (sequence) => {
         const server = await startServer(SERVER_ENV);
         const world = new World(server);
@@ -1146,7 +1124,6 @@ describe("channel gates, model-based", () => {
               subs: new Map(),
               joins: new Set(),
               httpJoins: new Set(),
-              undecided: new Set(),
               expiring: kind === "expiring",
             })),
             configs: new Map(),
@@ -1163,7 +1140,17 @@ describe("channel gates, model-based", () => {
           await server.stop();
         }
       }),
-      { seed: SEED, numRuns: NUM_RUNS, interruptAfterTimeLimit: 75_000 },
+      {
+        numRuns: NUM_RUNS,
+        // The 10 runs take 13-27 s on a loaded two-core machine; a run the limit cuts short fails the test.
+        interruptAfterTimeLimit: 75_000,
+        // Sequences the model once found broken: a WebSocket's joinChannel membership outlived
+        // anonymousClients: false, and a watcher counted an anonymous HTTP caller who could never leave.
+        examples: [
+          [[new JoinChannel(0, "m:0"), new ChangeConfig("m:0", { anonymousClients: false, messaging: "ANYONE", membersOnly: false })]],
+          [[new HttpJoin(0, "m:1")]],
+        ],
+      },
     );
   });
 });

@@ -3,7 +3,6 @@
  * origins, authorization that ends with the token or a configuration change, leaving, and
  * members-only channels. Each case here was a way around the rules before the gates held.
  */
-import { SignJWT } from "jose";
 import { describe, expect, it } from "vitest";
 import { clientAddress } from "../../src/http/client-address.js";
 import {
@@ -16,17 +15,10 @@ import {
 import { connectWs, httpGraphQL, sseSubscribe, wsGraphQL, wsSubscribe } from "../helpers/graphql.js";
 import { acknowledgedSocket, type RawSocket, rawSocket } from "../helpers/raw-ws.js";
 import { ADMIN_TOKEN, startServer, type TestServer } from "../helpers/server.js";
+import { clientToken } from "../helpers/tokens.js";
 import { admin } from "../helpers/triggers.js";
 
 const JWT_SECRET = "a-test-secret-that-is-long-enough-0123456789";
-
-async function token(sub: string, expiresInSeconds = 3600): Promise<string> {
-  return new SignJWT({})
-    .setProtectedHeader({ alg: "HS256" })
-    .setSubject(sub)
-    .setExpirationTime(Math.floor(Date.now() / 1000) + expiresInSeconds)
-    .sign(new TextEncoder().encode(JWT_SECRET));
-}
 
 const subscribeFrame = (id: string, channel: string, query = CHANNEL_SUBSCRIPTION) =>
   JSON.stringify({ id, type: "subscribe", payload: { query, variables: { name: channel } } });
@@ -202,7 +194,7 @@ describe("authorization lasts only as long as it is true", () => {
   it("closes a WebSocket with 4403 'Token expired' when its token expires, and its client leaves", async () => {
     const server = await startServer({ JWT_SECRET });
     const watcher = await joinBySubscription(await connectWs(server.wsUrl), "expiring");
-    const socket = await acknowledgedSocket(server.wsUrl, { authToken: await token("short-lived", 2) });
+    const socket = await acknowledgedSocket(server.wsUrl, { authToken: await clientToken(JWT_SECRET, "short-lived", { expires: "2s" }) });
     socket.send(subscribeFrame("1", "expiring"));
     expect(await ownJoin(socket, "1")).toBe("short-lived");
     expect((await watcher.subscription.next()).data!.channel).toMatchObject({ action: "JOIN", client: { id: "short-lived" } });
@@ -217,7 +209,7 @@ describe("authorization lasts only as long as it is true", () => {
       server.httpUrl,
       CHANNEL_SUBSCRIPTION,
       { name: "expiring" },
-      { authorization: `Bearer ${await token("sse", 2)}` },
+      { authorization: `Bearer ${await clientToken(JWT_SECRET, "sse", { expires: "2s" })}` },
     );
     expect((await stream.next()).data!.channel.action).toBe("JOIN");
     const ended = await Promise.race([
@@ -229,7 +221,10 @@ describe("authorization lasts only as long as it is true", () => {
 
   it("removes subscribers who may no longer listen when an admin changes the channel, on every door", async () => {
     const server = await startServer({ JWT_SECRET });
-    const watcher = await joinBySubscription(await connectWs(server.wsUrl, { authToken: await token("watcher") }), "closing");
+    const watcher = await joinBySubscription(
+      await connectWs(server.wsUrl, { authToken: await clientToken(JWT_SECRET, "watcher") }),
+      "closing",
+    );
     const anonymous = await connectWs(server.wsUrl);
     const plain = wsSubscribe<{ channel: TestEvent }>(anonymous, CHANNEL_SUBSCRIPTION, { name: "closing" });
     const generic = wsSubscribe<{ channel: TestEvent }>(anonymous, GENERIC_CHANNEL_SUBSCRIPTION, { name: "closing" });
@@ -296,7 +291,7 @@ describe("members-only channels", () => {
 
     expect((await send()).body.errors?.[0]?.extensions?.code).toBe("FORBIDDEN");
     expect((await read()).body.errors?.[0]?.extensions?.code).toBe("FORBIDDEN");
-    const memberToken = await token("member");
+    const memberToken = await clientToken(JWT_SECRET, "member");
     expect((await send({ token: memberToken })).body.errors?.[0]?.extensions?.code).toBe("FORBIDDEN");
     const joined = await httpGraphQL(server.httpUrl, `mutation { joinChannel(channel: "club:1") { joined } }`, {}, { token: memberToken });
     expect(joined.body.data).toEqual({ joinChannel: { joined: true } });
@@ -323,17 +318,11 @@ describe("members-only channels", () => {
       }`,
     );
     expect(setUp.errors).toBeUndefined();
-    const signed = async (sub: string, claims: Record<string, unknown>) =>
-      new SignJWT(claims)
-        .setProtectedHeader({ alg: "HS256" })
-        .setSubject(sub)
-        .setExpirationTime("1h")
-        .sign(new TextEncoder().encode(JWT_SECRET));
-    const mod = await connectWs(server.wsUrl, { authToken: await signed("mod-1", { role: "mod" }) });
+    const mod = await connectWs(server.wsUrl, { authToken: await clientToken(JWT_SECRET, "mod-1", { claims: { role: "mod" } }) });
     await joinBySubscription(mod, "mods:room");
     expect((await wsGraphQL(mod, SEND_MESSAGE, { channel: "mods:room", payload: { text: "hi mods" } })).errors).toBeUndefined();
     for (const claims of [{}, { role: "user" }]) {
-      const outsider = await connectWs(server.wsUrl, { authToken: await signed("user-1", claims) });
+      const outsider = await connectWs(server.wsUrl, { authToken: await clientToken(JWT_SECRET, "user-1", { claims }) });
       const refused = wsSubscribe(outsider, CHANNEL_SUBSCRIPTION, { name: "mods:room" });
       expect((await refused.next()).errors?.[0]?.extensions?.code).toBe("NOT_A_MODERATOR");
       const history = await wsGraphQL(outsider, `{ history(channel: "mods:room") { payload } }`);

@@ -2,7 +2,10 @@ import { type IncomingMessage, request } from "node:http";
 import { describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { CHANNEL_SUBSCRIPTION, GENERIC_CHANNEL_SUBSCRIPTION, JOIN_CHANNEL, joinBySubscription, SEND_MESSAGE } from "../helpers/channels.js";
+import { eventually } from "../helpers/eventually.js";
 import { connectWs, httpGraphQL, wsGraphQL, wsSubscribe } from "../helpers/graphql.js";
+import { scrape } from "../helpers/metrics.js";
+import { startReceiver } from "../helpers/receiver.js";
 import { ADMIN_TOKEN, startServer } from "../helpers/server.js";
 import { admin, createTrigger } from "../helpers/triggers.js";
 
@@ -190,20 +193,27 @@ describe("dead peers", () => {
       const socket = new WebSocket(server.wsUrl, "graphql-transport-ws", { autoPong });
       const frames: { type: string; payload?: any }[] = [];
       socket.on("message", (data) => frames.push(JSON.parse(String(data))));
+      let pings = 0;
+      socket.on("ping", () => pings++);
       await new Promise((resolve) => socket.once("open", resolve));
       socket.send(JSON.stringify({ type: "connection_init" }));
       await expect.poll(() => frames.some((frame) => frame.type === "connection_ack")).toBe(true);
       socket.send(JSON.stringify({ id: "1", type: "subscribe", payload: { query: CHANNEL_SUBSCRIPTION, variables: { name: "limits" } } }));
       await expect.poll(() => frames.some((frame) => frame.type === "next")).toBe(true);
       await watcher.subscription.next(); // its JOIN
-      return { socket, clientId: frames.find((frame) => frame.type === "next")!.payload.data.channel.client.id as string };
+      return {
+        socket,
+        pings: () => pings,
+        clientId: frames.find((frame) => frame.type === "next")!.payload.data.channel.client.id as string,
+      };
     };
     const silent = await open(false);
     const alive = await open(true);
     const closed = new Promise((resolve) => silent.socket.once("close", resolve));
     expect((await watcher.subscription.next()).data!.channel).toMatchObject({ action: "LEAVE", client: { id: silent.clientId } });
     await closed;
-    await new Promise((resolve) => setTimeout(resolve, 600)); // three more pings
+    const pinged = alive.pings();
+    await eventually("three more pings to the live socket", alive.pings, { until: (count) => count >= pinged + 3 });
     expect(alive.socket.readyState).toBe(WebSocket.OPEN);
   });
 });
@@ -274,20 +284,35 @@ describe("GraphQL hardening", () => {
 
 describe("graceful shutdown", () => {
   it("stops accepting, lets in-flight sends finish, then closes sockets with 1001", async () => {
-    const server = await startServer({ TRIGGER_TIMEOUT_MS: "20000" });
+    // The trigger's first step calls a receiver that holds the request until released: while it is
+    // held, the send is in flight for certain.
+    let release = () => {};
+    const released = new Promise<void>((resolve) => (release = resolve));
+    const receiver = await startReceiver(() => ({ status: 200, until: released }));
+    const server = await startServer({
+      TRIGGER_TIMEOUT_MS: "20000",
+      WEBHOOK_SECRET: `whsec_${Buffer.from("a-shutdown-webhook-secret-0123456").toString("base64")}`,
+      WEBHOOK_ALLOW_HOSTS: `127.0.0.1:${receiver.port}`,
+    });
     await createTrigger(server.httpUrl, {
       channel: "slow",
-      stack: [{ set: "payload.sum", value: "$sum($map([1..60000], function($x) { $x * 2 }))" }],
+      stack: [
+        { http: { url: `'${receiver.origin}/hold'`, body: "payload" }, as: "held" },
+        { set: "payload.sum", value: "$sum($map([1..20000], function($x) { $x * 2 }))" },
+      ],
     });
     const client = await connectWs(server.wsUrl);
     const closed = new Promise<{ code: number }>((resolve) => client.on("closed", (event) => resolve(event as { code: number })));
     await joinBySubscription(client, "slow");
-    const inFlight = httpGraphQL(server.httpUrl, SEND_MESSAGE, { channel: "slow", payload: {} });
-    await new Promise((resolve) => setTimeout(resolve, 50)); // the trigger is running
+    let sendAnswered = false;
+    const inFlight = httpGraphQL(server.httpUrl, SEND_MESSAGE, { channel: "slow", payload: {} }).finally(() => void (sendAnswered = true));
+    await eventually("the trigger's request at the receiver", () => receiver.requests.length, { until: (count) => count === 1 });
     const stopping = server.stop();
     await expect(fetch(server.httpUrl.replace("/graphql", "/health"))).rejects.toThrow(); // no longer accepting
+    expect(sendAnswered).toBe(false); // the send was in flight when the server stopped accepting
+    release();
     const answered = await inFlight;
-    expect(answered.body.data).toMatchObject({ sendMessage: { delivered: true, event: { payload: { sum: 3600060000 } } } });
+    expect(answered.body.data).toMatchObject({ sendMessage: { delivered: true, event: { payload: { sum: 400020000 } } } });
     await stopping;
     expect((await closed).code).toBe(1001);
   });
@@ -297,12 +322,15 @@ describe("trigger safety", () => {
   it("keeps serving other requests while a runaway trigger runs", async () => {
     const server = await startServer({ TRIGGER_TIMEOUT_MS: "3000" });
     await createTrigger(server.httpUrl, { channel: "hostile", stack: [{ log: "( $f := function($x) { $f($x) }; $f(0) )" }] });
+    const received = async () => (await scrape(server.httpUrl)).value("realtime_messages_received_total", { action: "MESSAGE" });
+    const before = await received();
     let sendDone = false;
     const hostile = httpGraphQL(server.httpUrl, SEND_MESSAGE, { channel: "hostile", payload: 1 }).then((result) => {
       sendDone = true;
       return result;
     });
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    // Once the message is in the publish path, where its trigger runs:
+    await eventually("the runaway's message received", received, { until: (count) => count > before, intervalMs: 5 });
     const health = await fetch(server.httpUrl.replace("/graphql", "/health"));
     const other = await httpGraphQL(server.httpUrl, SEND_MESSAGE, { channel: "calm", payload: 1 });
     expect(health.status).toBe(200);

@@ -8,6 +8,7 @@ import { randomUUID } from "node:crypto";
 import { beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { CHANNEL_SUBSCRIPTION, joinBySubscription, SEND_MESSAGE, type TestEvent } from "../helpers/channels.js";
+import { eventually } from "../helpers/eventually.js";
 import { connectWs, httpGraphQL } from "../helpers/graphql.js";
 import { spawnServer } from "../helpers/process.js";
 import { rawSocket as openRawSocket, PROTOCOL, type RawSocket } from "../helpers/raw-ws.js";
@@ -229,15 +230,13 @@ describe("clients that go away mid-subscription", () => {
     return body.data!.presence.map((client) => client.id).sort();
   }
 
-  /** Polls presence until it equals `expected`, for at most `withinMs`. */
-  async function expectPresence(channel: string, expected: string[], withinMs = 3000): Promise<void> {
-    const deadline = Date.now() + withinMs;
-    let ids = await presentIds(channel);
-    while (JSON.stringify(ids) !== JSON.stringify([...expected].sort()) && Date.now() < deadline) {
-      await new Promise((resolve) => setTimeout(resolve, 50));
-      ids = await presentIds(channel);
-    }
-    expect(ids).toEqual([...expected].sort());
+  /** Waits until the presence of `channel` is exactly `expected` (in any order). */
+  async function expectPresence(channel: string, expected: string[]): Promise<void> {
+    const wanted = JSON.stringify([...expected].sort());
+    await eventually(`presence of ${channel} to be ${wanted}`, () => presentIds(channel), {
+      until: (ids) => JSON.stringify(ids) === wanted,
+      timeoutMs: 3000,
+    });
   }
 
   it.each([

@@ -23,9 +23,23 @@ afterAll(async () => {
   await Promise.all([...running].map((server) => server.stop("SIGKILL")));
 });
 
-/** Starts a server process on a free loopback port and waits for its "listening" log line. */
-export async function spawnServer(env: Record<string, string> = {}): Promise<ServerProcess> {
-  const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
+/** How a server process is started: as the tests usually do, or as the README says (`npm start`). */
+const LAUNCHERS = {
+  node: [process.execPath, ["--import", "tsx", "src/main.ts"]],
+  npm: ["npm", ["start", "--silent"]],
+} as const;
+
+/**
+ * Starts a server process on a free loopback port and waits for its "listening" log line;
+ * `onOutput` sees everything it prints from the start, before it listens too.
+ */
+export async function spawnServer(
+  env: Record<string, string> = {},
+  onOutput?: (output: string) => void,
+  launcher: keyof typeof LAUNCHERS = "node",
+): Promise<ServerProcess> {
+  const [command, args] = LAUNCHERS[launcher];
+  const child = spawn(command, args, {
     cwd: projectRoot,
     env: {
       ...process.env,
@@ -39,8 +53,12 @@ export async function spawnServer(env: Record<string, string> = {}): Promise<Ser
     },
   });
   let output = "";
-  child.stdout.on("data", (chunk: Buffer) => (output += chunk));
-  child.stderr.on("data", (chunk: Buffer) => (output += chunk));
+  const take = (chunk: Buffer) => {
+    output += chunk;
+    onOutput?.(output);
+  };
+  child.stdout.on("data", take);
+  child.stderr.on("data", take);
   const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
   const url = await new Promise<string>((resolve, reject) => {
     const check = () => {

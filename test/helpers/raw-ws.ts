@@ -84,8 +84,12 @@ export function rawSocket(url: string, protocols: string | string[] | null = PRO
 }
 
 /** Opens a raw socket, sends connection_init (with `payload` as connectionParams) and waits for connection_ack. */
-export async function acknowledgedSocket(url: string, payload?: Record<string, unknown>): Promise<RawSocket> {
-  const socket = rawSocket(url);
+export async function acknowledgedSocket(
+  url: string,
+  payload?: Record<string, unknown>,
+  options: WebSocket.ClientOptions = {},
+): Promise<RawSocket> {
+  const socket = rawSocket(url, PROTOCOL, options);
   await socket.opened;
   socket.send(JSON.stringify(payload ? { type: "connection_init", payload } : { type: "connection_init" }));
   const ack = await socket.next();

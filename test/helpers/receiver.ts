@@ -17,6 +17,8 @@ export interface ReceiverAnswer {
   readonly status: number;
   readonly headers?: Record<string, string>;
   readonly delayMs?: number;
+  /** Answers only once this settles (and `delayMs` has passed): a request held open until the test says so. */
+  readonly until?: Promise<unknown>;
 }
 
 /** A webhook receiver listening on 127.0.0.1 that records every request and answers as `answer` decides. */
@@ -59,10 +61,11 @@ export async function startReceiver(answer: (request: ReceivedRequest) => Receiv
       inFlight.set(request.webhookId, now);
       maxInFlight = Math.max(maxInFlight, now);
       const reply = decide(request);
-      setTimeout(() => {
+      const delayed = new Promise((resolve) => setTimeout(resolve, reply.delayMs ?? 0));
+      void Promise.allSettled([delayed, reply.until]).then(() => {
         inFlight.set(request.webhookId, inFlight.get(request.webhookId)! - 1);
-        res.writeHead(reply.status, { "content-type": "application/json", ...reply.headers }).end("{}");
-      }, reply.delayMs ?? 0);
+        if (!res.destroyed) res.writeHead(reply.status, { "content-type": "application/json", ...reply.headers }).end("{}");
+      });
     });
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
@@ -81,13 +84,4 @@ export async function startReceiver(answer: (request: ReceivedRequest) => Receiv
   };
   receivers.add(receiver);
   return receiver;
-}
-
-/** Polls `probe` until it returns true; fails after `timeoutMs` (a bound against hanging, not a speed check). */
-export async function eventually(probe: () => boolean | Promise<boolean>, timeoutMs = 20_000, what = "condition"): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await probe())) {
-    if (Date.now() > deadline) throw new Error(`${what} not met within ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
 }

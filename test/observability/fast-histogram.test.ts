@@ -3,12 +3,13 @@ import parsePrometheusTextFormat from "parse-prometheus-text-format";
 import { Registry } from "prom-client";
 import { describe, expect, it } from "vitest";
 import { FastHistogram } from "../../src/observability/fast-histogram.js";
+import { assertProperty } from "../helpers/property.js";
 
 const BOUNDS = [0.001, 0.01, 0.1, 1];
 
 describe("FastHistogram", () => {
   it("exposes cumulative buckets, +Inf, sum and count that a Prometheus parser reads back", async () => {
-    await fc.assert(
+    await assertProperty(
       fc.asyncProperty(fc.array(fc.double({ min: 0, max: 10, noNaN: true }), { maxLength: 200 }), async (values) => {
         const registry = new Registry();
         const histogram = new FastHistogram("h_seconds", "test", BOUNDS, registry);

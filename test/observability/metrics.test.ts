@@ -4,9 +4,10 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { CHANNEL_SUBSCRIPTION, joinBySubscription, SEND_MESSAGE } from "../helpers/channels.js";
+import { eventually } from "../helpers/eventually.js";
 import { connectWs, httpGraphQL, sseSubscribe, wsGraphQL } from "../helpers/graphql.js";
 import { metricsUrl, scrape } from "../helpers/metrics.js";
-import { eventually } from "../helpers/receiver.js";
+import { assertProperty } from "../helpers/property.js";
 import { ADMIN_TOKEN, startServer } from "../helpers/server.js";
 import { createTrigger } from "../helpers/triggers.js";
 
@@ -55,6 +56,9 @@ describe("GET /metrics", () => {
       "realtime_graphql_operations_total",
       "realtime_after_trigger_attempts_total",
       "realtime_after_trigger_runs_pending",
+      "realtime_after_trigger_runs_pending_per_trigger",
+      "realtime_after_trigger_refusals_total",
+      "realtime_trigger_state_purge_failures_total",
     ]) {
       expect(names, name).toContain(name);
     }
@@ -201,32 +205,45 @@ describe("GET /metrics", () => {
         TRIGGER_RETRY_MAX_MS: "20",
         TRIGGER_RETRY_LIMIT: "2",
       });
+      const triggerIds: string[] = [];
       for (const path of ["ok", "down"]) {
         const channel = `after:${path}`;
-        await createTrigger(server.httpUrl, {
+        const { id } = await createTrigger(server.httpUrl, {
           name: channel,
           channel,
           timing: "AFTER",
           stack: [{ http: { url: `'http://127.0.0.1:${port}/${path}'` }, as: "r" }],
         });
+        triggerIds.push(id);
         await httpGraphQL(server.httpUrl, SEND_MESSAGE, { channel, payload: 1 });
       }
       // /ok: delivered at once; /down: 503 twice, so one retry, then failed (TRIGGER_RETRY_LIMIT 2).
       await eventually(
-        async () => (await scrape(server.httpUrl)).value("realtime_after_trigger_attempts_total", { result: "failed" }) === 1,
+        "one failed AFTER attempt counted",
+        async () => (await scrape(server.httpUrl)).value("realtime_after_trigger_attempts_total", { result: "failed" }),
+        { until: (failed) => failed === 1 },
       );
       const metrics = await scrape(server.httpUrl);
       expect(metrics.value("realtime_after_trigger_attempts_total", { result: "delivered" })).toBe(1);
       expect(metrics.value("realtime_after_trigger_attempts_total", { result: "retry" })).toBe(1);
       expect(metrics.value("realtime_webhook_calls_total", { status: "5xx" })).toBe(2);
-      await eventually(async () => (await scrape(server.httpUrl)).value("realtime_after_trigger_runs_pending") === 0);
+      await eventually("no AFTER run pending", async () => (await scrape(server.httpUrl)).value("realtime_after_trigger_runs_pending"), {
+        until: (pending) => pending === 0,
+      });
+      // One series per AFTER trigger, by id.
+      const perTrigger = (await scrape(server.httpUrl)).families.find(
+        (family) => family.name === "realtime_after_trigger_runs_pending_per_trigger",
+      );
+      expect(perTrigger?.metrics.map((sample) => [sample.labels?.trigger, Number(sample.value)]).sort()).toEqual(
+        triggerIds.map((id) => [id, 0]).sort(),
+      );
     });
   });
 
   it("never uses a channel name or a client id as a label value", async () => {
     const server = await startServer();
     const channelName = fc.stringMatching(/^[A-Za-z0-9_:.@/-]{12,40}$/);
-    await fc.assert(
+    await assertProperty(
       fc.asyncProperty(channelName, async (channel) => {
         const sent = await httpGraphQL(server.httpUrl, SEND_MESSAGE, { channel, payload: { text: "x" } });
         const clientId = sent.body.data?.sendMessage.event.client.id as string;

@@ -1,7 +1,7 @@
 import { createLogger } from "../../src/logger.js";
 import { createMemoryBus } from "../../src/realtime/bus.js";
 import type { ChannelRules } from "../../src/realtime/channel-config.js";
-import { type ChannelLimits, ChannelService } from "../../src/realtime/channels.js";
+import { type ChannelLimits, ChannelService, type ChannelServiceDeps } from "../../src/realtime/channels.js";
 import { ChannelFanout } from "../../src/realtime/fanout.js";
 import { Membership } from "../../src/realtime/membership.js";
 import { LocalPresence } from "../../src/realtime/presence.js";
@@ -59,10 +59,19 @@ export interface Core {
   readonly publisher: Publisher;
   /** Every event published on any channel, in order, as the bus carried it. */
   readonly published: ChannelEvent[];
+  readonly fanout: ChannelFanout;
+  readonly membership: Membership;
 }
 
-/** Builds the core with real parts (bus, fan-out, membership, publisher) and in-memory history. */
-export function createCore(limits: Partial<ChannelLimits> = {}, middleware: EventMiddleware[] = []): Core {
+/**
+ * Builds the core with real parts (bus, fan-out, membership, publisher) and in-memory history;
+ * `deps` replaces parts of the service's (a cluster, an observer, a logger, presence).
+ */
+export function createCore(
+  limits: Partial<ChannelLimits> = {},
+  middleware: EventMiddleware[] = [],
+  deps: (membership: Membership) => Partial<ChannelServiceDeps> = () => ({}),
+): Core {
   const rules = new Map<string, ChannelRules>();
   const rulesFor = (name: string) => rules.get(name) ?? OPEN_RULES;
   const history = new MemoryHistory();
@@ -81,9 +90,10 @@ export function createCore(limits: Partial<ChannelLimits> = {}, middleware: Even
     middleware: [record, ...middleware],
   });
   const membership = new Membership();
+  const fanout = new ChannelFanout(bus, createLogger("silent"));
   const channels = new ChannelService({
     publisher,
-    fanout: new ChannelFanout(bus, createLogger("silent")),
+    fanout,
     membership,
     rules: { rulesFor },
     history,
@@ -91,8 +101,9 @@ export function createCore(limits: Partial<ChannelLimits> = {}, middleware: Even
     listening: async () => {},
     limits: { ...LOOSE_LIMITS, ...limits },
     logger: createLogger("silent"),
+    ...deps(membership),
   });
-  return { channels, rules, history, publisher, published };
+  return { channels, rules, history, publisher, published, fanout, membership };
 }
 
 let clients = 0;

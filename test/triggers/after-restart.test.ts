@@ -1,8 +1,9 @@
 import { describe, expect, it } from "vitest";
 import { SEND_MESSAGE } from "../helpers/channels.js";
+import { eventually } from "../helpers/eventually.js";
 import { httpGraphQL } from "../helpers/graphql.js";
 import { spawnServer } from "../helpers/process.js";
-import { eventually, startReceiver } from "../helpers/receiver.js";
+import { startReceiver } from "../helpers/receiver.js";
 import { freshDataDir } from "../helpers/server.js";
 import { admin, createTrigger } from "../helpers/triggers.js";
 
@@ -37,16 +38,18 @@ describe("AFTER trigger runs across a crash (SQLite)", () => {
     }
     expect(acknowledged).toHaveLength(8);
     // Every run has been attempted (and failed) at least once: they are pending, some perhaps mid-attempt.
-    await eventually(() => new Set(receiver.requests.map((request) => request.webhookId)).size === 8, 30_000, "first attempts");
+    await eventually("first attempts", () => new Set(receiver.requests.map((request) => request.webhookId)).size === 8, {
+      timeoutMs: 30_000,
+    });
     await first.stop("SIGKILL");
 
     up = true;
     const second = await spawnServer(env);
     await eventually(
+      "every run DELIVERED after the restart",
       async () =>
         ((await admin(second.httpUrl, RUNS, { id: trigger.id })).data!.trigger.runs as Run[]).every((run) => run.outcome === "DELIVERED"),
-      60_000,
-      "every run DELIVERED after the restart",
+      { timeoutMs: 60_000 },
     );
     const runs = (await admin(second.httpUrl, RUNS, { id: trigger.id })).data!.trigger.runs as Run[];
     expect(runs).toHaveLength(8);
@@ -59,32 +62,53 @@ describe("AFTER trigger runs across a crash (SQLite)", () => {
     expect(new Set(receiver.requests.map((request) => JSON.parse(request.body).n))).toEqual(new Set(acknowledged));
   });
 
-  it("refuses AFTER runs past TRIGGER_QUEUE_MAX with a logged error, and still delivers the events", { timeout: 60_000 }, async () => {
+  it("refuses sends whose AFTER runs find no room (the trigger's share, then the queue) with SERVICE_UNAVAILABLE, logging each bound once", {
+    timeout: 60_000,
+  }, async () => {
     const receiver = await startReceiver(() => ({ status: 503, headers: { "retry-after": "3600" } }));
     const server = await spawnServer({
       WEBHOOK_SECRET: SECRET,
       WEBHOOK_ALLOW_HOSTS: `127.0.0.1:${receiver.port}`,
       TRIGGER_QUEUE_MAX: "3",
+      TRIGGER_QUEUE_MAX_PER_TRIGGER: "2",
     });
-    const trigger = await createTrigger(server.httpUrl, {
-      channel: "bounded",
-      timing: "AFTER",
-      stack: [{ http: { url: `'${receiver.origin}/bounded'`, body: "payload" }, as: "r" }],
-    });
-    for (let n = 0; n < 5; n++) {
-      const sent = await httpGraphQL(server.httpUrl, SEND_MESSAGE, { channel: "bounded", payload: { n } });
-      expect(sent.body.data?.sendMessage).toMatchObject({ delivered: true });
+    const triggers = [];
+    for (const channel of ["first", "second"])
+      triggers.push(
+        await createTrigger(server.httpUrl, {
+          name: channel,
+          channel,
+          timing: "AFTER",
+          stack: [{ http: { url: `'${receiver.origin}/${channel}'`, body: "payload" }, as: "r" }],
+        }),
+      );
+    const send = async (channel: string, n: number) => {
+      const { body } = await httpGraphQL(server.httpUrl, SEND_MESSAGE, { channel, payload: { n } });
+      return body.data?.sendMessage?.delivered === true ? "delivered" : body.errors?.[0]?.extensions?.reason;
+    };
+    const outcomes = [];
+    for (let n = 0; n < 4; n++) outcomes.push(await send("first", n));
+    for (let n = 0; n < 3; n++) outcomes.push(await send("second", n));
+    expect(outcomes).toEqual(["delivered", "delivered", "trigger_share", "trigger_share", "delivered", "queue_full", "queue_full"]);
+    for (const [trigger, kept] of [
+      [triggers[0]!, 2],
+      [triggers[1]!, 1],
+    ] as const) {
+      const runs = (await admin(server.httpUrl, RUNS, { id: trigger.id })).data!.trigger.runs as Run[];
+      expect(runs).toHaveLength(kept);
+      expect(runs.every((run) => run.outcome === "PENDING")).toBe(true);
     }
-    const runs = (await admin(server.httpUrl, RUNS, { id: trigger.id })).data!.trigger.runs as Run[];
-    expect(runs).toHaveLength(3);
-    expect(runs.every((run) => run.outcome === "PENDING")).toBe(true);
-    await eventually(() => server.output().includes("TRIGGER_QUEUE_MAX"), 10_000, "the refusal logged");
-    const refusals = server
-      .output()
-      .split("\n")
-      .filter((line) => line.includes("TRIGGER_QUEUE_MAX"))
-      .map((line) => JSON.parse(line));
-    expect(refusals).toHaveLength(2);
-    expect(refusals[0]).toMatchObject({ level: 50, channel: "bounded", triggers: [trigger.id] });
+    const refusals = () =>
+      server
+        .output()
+        .split("\n")
+        .filter((line) => line.includes("AFTER trigger queue full"))
+        .map((line) => JSON.parse(line));
+    await eventually("the refusals logged", () => refusals().length === 2, { timeoutMs: 10_000 });
+    expect(refusals()).toEqual([
+      expect.objectContaining({ level: 40, cause: "trigger_share", triggerId: triggers[0]!.id, channel: "first" }),
+      expect.objectContaining({ level: 40, cause: "queue_full", channel: "second" }),
+    ]);
+    expect(refusals()[0].msg).toContain("TRIGGER_QUEUE_MAX_PER_TRIGGER");
   });
 });

@@ -1,8 +1,9 @@
 import { Webhook } from "standardwebhooks";
 import { beforeAll, describe, expect, it } from "vitest";
 import { SEND_MESSAGE } from "../helpers/channels.js";
+import { eventually } from "../helpers/eventually.js";
 import { connectWs, httpGraphQL, wsSubscribe } from "../helpers/graphql.js";
-import { eventually, type Receiver, startReceiver } from "../helpers/receiver.js";
+import { type Receiver, startReceiver } from "../helpers/receiver.js";
 import { ADMIN_TOKEN, startServer, type TestServer } from "../helpers/server.js";
 import { admin, createTrigger } from "../helpers/triggers.js";
 
@@ -32,6 +33,7 @@ beforeAll(async () => {
     TRIGGER_RETRY_BASE_MS: "20",
     TRIGGER_RETRY_MAX_MS: "100",
     TRIGGER_RETRY_LIMIT: "3",
+    TRIGGER_RETRY_AFTER_MAX_MS: "1500",
   });
 });
 
@@ -62,7 +64,7 @@ describe("AFTER triggers", () => {
     const sent = await send("flaky", { text: "hello" });
     expect(sent.data!.sendMessage).toMatchObject({ delivered: true, event: { payload: { text: "hello" } } });
 
-    await eventually(async () => (await runsOf(trigger.id))[0]?.outcome === "DELIVERED", 20_000, "DELIVERED");
+    await eventually("DELIVERED", async () => (await runsOf(trigger.id))[0]?.outcome === "DELIVERED", { timeoutMs: 20_000 });
     const [run] = await runsOf(trigger.id);
     expect(run).toMatchObject({ outcome: "DELIVERED", attempts: 3, nextAttemptAt: null, error: null });
     const requests = requestsTo("/flaky");
@@ -78,7 +80,7 @@ describe("AFTER triggers", () => {
     scripts.set("/gone", [{ status: 404 }, { status: 201 }]);
     const trigger = await archive("/gone", { channel: "gone" });
     await send("gone", { n: 1 });
-    await eventually(async () => (await runsOf(trigger.id))[0]?.outcome === "FAILED", 20_000, "FAILED");
+    await eventually("FAILED", async () => (await runsOf(trigger.id))[0]?.outcome === "FAILED", { timeoutMs: 20_000 });
     const [failed] = await runsOf(trigger.id, "FAILED");
     expect(failed).toMatchObject({ attempts: 1, nextAttemptAt: null, error: expect.stringContaining("404") });
     expect(requestsTo("/gone")).toHaveLength(1);
@@ -87,7 +89,7 @@ describe("AFTER triggers", () => {
       id: failed!.id,
     });
     expect(retried.data!.retryTriggerRun).toMatchObject({ id: failed!.id, outcome: "PENDING", attempts: 0 });
-    await eventually(async () => (await runsOf(trigger.id))[0]?.outcome === "DELIVERED", 20_000, "DELIVERED");
+    await eventually("DELIVERED", async () => (await runsOf(trigger.id))[0]?.outcome === "DELIVERED", { timeoutMs: 20_000 });
     expect((await runsOf(trigger.id))[0]).toMatchObject({ id: failed!.id, attempts: 1, error: null });
     expect(requestsTo("/gone").map((request) => request.webhookId)).toEqual([`msg_${failed!.id}`, `msg_${failed!.id}`]);
 
@@ -102,7 +104,7 @@ describe("AFTER triggers", () => {
     scripts.set("/down", [{ status: 503 }]);
     const trigger = await archive("/down", { channel: "down" });
     await send("down", {});
-    await eventually(async () => (await runsOf(trigger.id))[0]?.outcome === "FAILED", 20_000, "FAILED");
+    await eventually("FAILED", async () => (await runsOf(trigger.id))[0]?.outcome === "FAILED", { timeoutMs: 20_000 });
     expect((await runsOf(trigger.id))[0]).toMatchObject({ attempts: 3, error: expect.stringContaining("503") });
     expect(requestsTo("/down")).toHaveLength(3);
   });
@@ -111,7 +113,7 @@ describe("AFTER triggers", () => {
     scripts.set("/slow", [{ status: 200, delayMs: 2500 }, { status: 200 }]);
     const trigger = await archive("/slow", { channel: "slow" });
     await send("slow", {});
-    await eventually(async () => (await runsOf(trigger.id))[0]?.outcome === "DELIVERED", 20_000, "DELIVERED");
+    await eventually("DELIVERED", async () => (await runsOf(trigger.id))[0]?.outcome === "DELIVERED", { timeoutMs: 20_000 });
     expect((await runsOf(trigger.id))[0]).toMatchObject({ attempts: 2, error: null });
     const [first, second] = requestsTo("/slow");
     expect(second!.webhookId).toBe(first!.webhookId);
@@ -121,11 +123,23 @@ describe("AFTER triggers", () => {
     scripts.set("/busy", [{ status: 429, headers: { "retry-after": "1" } }, { status: 200 }]);
     const trigger = await archive("/busy", { channel: "busy" });
     await send("busy", {});
-    await eventually(async () => (await runsOf(trigger.id))[0]?.outcome === "DELIVERED", 20_000, "DELIVERED");
+    await eventually("DELIVERED", async () => (await runsOf(trigger.id))[0]?.outcome === "DELIVERED", { timeoutMs: 20_000 });
     const [first, second] = requestsTo("/busy");
     expect(second!.webhookId).toBe(first!.webhookId);
     // The backoff alone would have waited at most 20 ms.
     expect(second!.at - first!.at).toBeGreaterThanOrEqual(950);
+  });
+
+  it("waits at most TRIGGER_RETRY_AFTER_MAX_MS when a Retry-After answer asks for a day", async () => {
+    scripts.set("/tomorrow", [{ status: 503, headers: { "retry-after": "86400" } }, { status: 200 }]);
+    const trigger = await archive("/tomorrow", { channel: "tomorrow" });
+    await send("tomorrow", {});
+    await eventually("DELIVERED", async () => (await runsOf(trigger.id))[0]?.outcome === "DELIVERED", { timeoutMs: 20_000 });
+    expect((await runsOf(trigger.id))[0]).toMatchObject({ attempts: 2, error: null });
+    const [first, second] = requestsTo("/tomorrow");
+    expect(second!.webhookId).toBe(first!.webhookId);
+    // The cap, not the backoff (at most 20 ms here).
+    expect(second!.at - first!.at).toBeGreaterThanOrEqual(1450);
   });
 
   it("refuses drop and reject steps anywhere in an AFTER trigger's stack with BAD_USER_INPUT", async () => {
@@ -182,11 +196,11 @@ describe("AFTER triggers", () => {
       stack: [{ var: "spun", value: "($spin := function($n) { $n > 0 ? $spin($n - 1) : 0 }; $spin(1000000000))" }],
     });
     await send("busy-cpu", {});
-    await eventually(async () => (await runsOf(busy.id))[0]?.attempts === 1, 20_000, "the run's attempt started");
+    await eventually("the run's attempt started", async () => (await runsOf(busy.id))[0]?.attempts === 1, { timeoutMs: 20_000 });
     for (let n = 0; n < 5; n++) expect((await send("elsewhere", { n })).data!.sendMessage).toMatchObject({ delivered: true });
     // All of that happened while the attempt was still running.
     expect((await runsOf(busy.id))[0]).toMatchObject({ outcome: "PENDING", attempts: 1 });
-    await eventually(async () => (await runsOf(busy.id))[0]?.outcome === "FAILED", 20_000, "FAILED");
+    await eventually("FAILED", async () => (await runsOf(busy.id))[0]?.outcome === "FAILED", { timeoutMs: 20_000 });
     expect((await runsOf(busy.id))[0]!.error).toMatch(/time|Timeout|timed out/i);
   });
 
@@ -219,8 +233,8 @@ describe("AFTER triggers", () => {
     await admin(server.httpUrl, `mutation { createChannel(input: { pattern: "guarded", history: 10 }) { id } }`);
     await send("guarded", { text: "kept" });
 
-    await eventually(async () => requestsTo("/guarded").length >= 2, 20_000, "two deliveries");
-    await eventually(async () => (await runsOf(after.id, "DELIVERED")).length === 2, 20_000, "two DELIVERED runs");
+    await eventually("two deliveries", async () => requestsTo("/guarded").length >= 2, { timeoutMs: 20_000 });
+    await eventually("two DELIVERED runs", async () => (await runsOf(after.id, "DELIVERED")).length === 2, { timeoutMs: 20_000 });
     const runs = await runsOf(after.id);
     expect(runs).toHaveLength(2);
     expect(runs.map((run) => run.input.payload.text).sort()).toEqual(["fine", "kept"]);

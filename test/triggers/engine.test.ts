@@ -1,8 +1,9 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { type RunOptions, runStack, type StackRunResult, type TriggerInput } from "../../src/triggers/engine.js";
-import { compileStack, type StackLimits } from "../../src/triggers/stack.js";
-import type { WebhookClient, WebhookRequest } from "../../src/triggers/webhook.js";
+import { compileStack, type StackLimits } from "../../src/triggers/compile/stack.js";
+import { type RunOptions, runStack, type StackRunResult, type TriggerInput } from "../../src/triggers/run/engine.js";
+import type { WebhookClient, WebhookRequest } from "../../src/triggers/webhook/client.js";
+import { assertProperty } from "../helpers/property.js";
 
 function input(payload: unknown, commandOptions: unknown = null): TriggerInput {
   return {
@@ -433,7 +434,7 @@ describe("properties", () => {
   it("an empty stack delivers any JSON payload unchanged, without copying it; a set step never throws", async () => {
     const empty = compileStack([]);
     const set = compileStack([{ set: "payload.meta.seen", value: "$exists(payload)" }]);
-    await fc.assert(
+    await assertProperty(
       fc.asyncProperty(fc.jsonValue(), async (payload) => {
         const same = await runStack(empty, input(payload));
         expect(same.outcome).toBe("DELIVERED");
@@ -448,4 +449,78 @@ describe("properties", () => {
       { numRuns: 300 },
     );
   });
+});
+
+describe("outcomes and paths, exactly", () => {
+  /** JSON with object keys sorted: equal for two values exactly when they are equal as JSON. */
+  const canonical = (value: unknown): string =>
+    JSON.stringify(value, (_, inner: unknown) =>
+      typeof inner === "object" && inner !== null && !Array.isArray(inner)
+        ? Object.fromEntries(Object.entries(inner).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+        : inner,
+    );
+  /** A JSON object, and another that is equal to it, or differs by one key removed, added or changed. */
+  const pair = fc.dictionary(fc.string({ maxLength: 3 }), fc.jsonValue({ maxDepth: 3 }), { maxKeys: 5 }).chain((original) => {
+    const keys = Object.keys(original);
+    return fc.tuple(
+      fc.constant(original),
+      fc.oneof(
+        fc.constant(structuredClone(original)),
+        fc.constant(Object.fromEntries(Object.entries(original).reverse())),
+        keys.length === 0 ? fc.constant({ added: 1 }) : fc.constantFrom(...keys).map((key) => ({ ...original, [key]: undefined })),
+        fc.tuple(fc.string({ maxLength: 3 }), fc.jsonValue({ maxDepth: 2 })).map(([key, value]) => ({ ...original, [key]: value })),
+      ),
+    );
+  });
+
+  it("is MODIFIED exactly when the payload differs from the input's as JSON (a key removed, added or changed), else DELIVERED", async () => {
+    // The payload becomes the input's commandOptions, which stay as they are.
+    const replace = compileStack([{ set: "payload", value: "commandOptions" }]);
+    await fc.assert(
+      fc.asyncProperty(pair, async ([before, after]) => {
+        // As parsed from a request: plain objects, and undefined keys are removed keys.
+        const [payload, next] = [before, after].map((value) => JSON.parse(JSON.stringify(value)) as unknown);
+        const result = await runStack(replace, input(payload, next));
+        expect(result.error).toBeUndefined();
+        expect(canonical(result.payload)).toBe(canonical(next));
+        expect(result.outcome).toBe(canonical(payload) === canonical(next) ? "DELIVERED" : "MODIFIED");
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it("is MODIFIED when only commandOptions change", async () => {
+    expect((await run([{ set: "commandOptions.to", value: "'bob'" }], { text: "hi" })).outcome).toBe("MODIFIED");
+    expect(
+      (await runStack(compileStack([{ set: "commandOptions.to", value: "'bob'" }]), input({ text: "hi" }, { to: "bob" }))).outcome,
+    ).toBe("DELIVERED");
+  });
+
+  it("writes an array element only at an index up to its length, written as a plain decimal", async () => {
+    const at = async (segment: string) => {
+      const result = await run([{ set: `payload.items.${segment}`, value: "'x'" }], { items: ["a", "b"] });
+      return result.error ? result.error.message : result.payload;
+    };
+    expect(await at("0")).toEqual({ items: ["x", "b"] });
+    expect(await at("2")).toEqual({ items: ["a", "b", "x"] });
+    for (const segment of ["3", "01", "007", "a1", "x"]) {
+      expect(await at(segment)).toBe(`stack[0]: cannot set "${segment}" in an array of length 2`);
+    }
+  });
+});
+
+describe("the shared deadline timer", () => {
+  /** Runs until something stops it: only a time limit ends it. */
+  const ENDLESS = [{ log: "( $f := function($x) { $f($x) }; $f(1) )" }];
+  const limits = { expressionTimeoutMs: 5000 };
+
+  for (const order of ["the longer limit first", "the shorter limit first"] as const) {
+    it(`stops each of two runs under way at once at its own limit (${order})`, async () => {
+      const limitsMs = order === "the longer limit first" ? [300, 40] : [40, 300];
+      const results = await Promise.all(limitsMs.map((timeoutMs) => run(ENDLESS, {}, { timeoutMs }, limits)));
+      expect(results.map((result) => result.error?.message)).toEqual(
+        limitsMs.map((timeoutMs) => `stack[0]: timeout: the trigger ran out of time (limit ${timeoutMs} ms)`),
+      );
+    });
+  }
 });

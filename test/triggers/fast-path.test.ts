@@ -2,10 +2,11 @@ import { isDeepStrictEqual } from "node:util";
 import fc from "fast-check";
 import jsonata from "jsonata";
 import { describe, expect, it } from "vitest";
-import { runStack, type TriggerInput } from "../../src/triggers/engine.js";
-import { DEFER, planExpression, simpleBoolean } from "../../src/triggers/fast-path.js";
-import { guardExpression, RUN_GUARD_BINDING, RunGuard } from "../../src/triggers/guard.js";
-import { compileStack, DEFAULT_STACK_LIMITS } from "../../src/triggers/stack.js";
+import { DEFER, planExpression, simpleBoolean } from "../../src/triggers/compile/fast-path.js";
+import { compileStack, DEFAULT_STACK_LIMITS } from "../../src/triggers/compile/stack.js";
+import { guardExpression, RUN_GUARD_BINDING, RunGuard } from "../../src/triggers/guard/guard.js";
+import { runStack, type TriggerInput } from "../../src/triggers/run/engine.js";
+import { assertProperty } from "../helpers/property.js";
 
 const NAMES = ["a", "b", "text", "length", "constructor", "__proto__", "x y"];
 const FUNCTIONS = ["length", "uppercase", "lowercase", "trim", "string", "boolean"];
@@ -67,7 +68,7 @@ function same(a: unknown, b: unknown): boolean {
 describe("simple expressions evaluated without JSONata", () => {
   it("give what guarded JSONata gives, charge the run's memory budget alike, and defer whenever JSONata fails", async () => {
     let planned = 0;
-    await fc.assert(
+    await assertProperty(
       fc.asyncProperty(
         expression,
         scope,
@@ -117,7 +118,7 @@ describe("simple expressions evaluated without JSONata", () => {
 
   it("take JSONata's $boolean for nothing, null, booleans, strings and numbers, and defer for the rest", async () => {
     const boolean = jsonata("$boolean($value)");
-    await fc.assert(
+    await assertProperty(
       fc.asyncProperty(json, async (value) => {
         const simple = simpleBoolean(value);
         let expected: boolean | typeof DEFER;
@@ -157,7 +158,7 @@ describe("the response, copied on write", () => {
     const writable = (node: unknown, segment: string) =>
       !Array.isArray(node) || (/^(0|[1-9]\d*)$/.test(segment) && Number(segment) <= node.length);
     const plain = (value: unknown) => JSON.parse(JSON.stringify(value ?? null)) as unknown;
-    await fc.assert(
+    await assertProperty(
       fc.asyncProperty(json, fc.array(fc.tuple(path, json), { maxLength: 4 }), async (payload, sets) => {
         const values = Object.fromEntries(sets.map(([, value], i) => [`v${i}`, value]));
         const event = deepFreeze({ ...input(plain(payload)), client: { id: "x", authenticated: false, extras: plain(values) } });
@@ -185,5 +186,188 @@ describe("the response, copied on write", () => {
       }),
       { numRuns: 400 },
     );
+  });
+});
+
+describe("simple expressions over plain objects: answered whenever JSONata answers", () => {
+  /** Short strings (within the smaller size limit below), finite numbers, booleans, null. */
+  const leaf = fc.oneof(
+    fc.string({ maxLength: 8 }),
+    text,
+    fc.double({ noNaN: true, noDefaultInfinity: true }),
+    fc.boolean(),
+    fc.constant(null),
+  );
+  /** Nested plain objects, no arrays: every path an expression names walks objects only. */
+  const tree: fc.Arbitrary<Record<string, unknown>> = fc
+    .letrec((tie) => ({
+      node: fc.dictionary(fc.constantFrom(...NAMES), fc.oneof({ depthSize: "small" }, leaf, tie("node")), { maxKeys: 4 }),
+    }))
+    .node.map((o) => JSON.parse(JSON.stringify(o)) as Record<string, unknown>);
+
+  /** A path through `root` by `choices`: a key it has, or one it lacks; it ends at a value that is not an object. */
+  function walk(root: Record<string, unknown>, choices: number[]): string[] {
+    const names: string[] = [];
+    let node: unknown = root;
+    for (const choice of choices) {
+      if (typeof node !== "object" || node === null) break;
+      const keys = Object.keys(node);
+      const name = choice < keys.length ? keys[choice]! : "missing";
+      names.push(name);
+      node = Object.hasOwn(node, name) ? (node as Record<string, unknown>)[name] : undefined;
+    }
+    return names;
+  }
+  const quoted = (names: string[]) => names.map((n) => `\`${n}\``);
+
+  const cases = fc
+    .record({
+      payload: tree,
+      v: tree,
+      w: leaf,
+      choices: fc.array(fc.nat({ max: 4 }), { maxLength: 4 }),
+      form: fc.constantFrom("input", "variable", "leaf", "literal"),
+      literal: fc.constantFrom("'lit'", '"a\\"b"', "''", "42", "-1.5", "0", "true", "false", "null"),
+      functions: fc.array(fc.constantFrom("length", "uppercase", "lowercase", "trim"), { maxLength: 2 }),
+      maxStringLength: fc.constantFrom(8, 1000),
+      precharged: fc.nat({ max: 1000 }),
+    })
+    .map((c) => {
+      let source: string;
+      if (c.form === "input") source = ["payload", ...quoted(walk(c.payload, c.choices))].join(".");
+      else if (c.form === "variable") source = ["$v", ...quoted(walk(c.v, c.choices))].join(".");
+      else source = c.form === "leaf" ? "$w" : c.literal;
+      for (const name of c.functions) source = `$${name}(${source})`;
+      return { ...c, source };
+    });
+
+  async function byJsonata(
+    source: string,
+    input: unknown,
+    bindings: Record<string, unknown>,
+    jsonataGuard: RunGuard,
+    maxStringLength: number,
+  ) {
+    const limits = { ...DEFAULT_STACK_LIMITS, maxStringLength };
+    const compiled = jsonata(source, { stack: limits.maxEvaluationDepth, sequence: limits.maxSequenceLength });
+    guardExpression(compiled, limits);
+    try {
+      return { value: (await compiled.evaluate(input, { ...bindings, [RUN_GUARD_BINDING]: jsonataGuard })) as unknown };
+    } catch (error) {
+      return { error };
+    }
+  }
+
+  it("gives JSONata's value and charge, twice over in one run (an object a path gives is charged once), and spends a budget to the byte", async () => {
+    await assertProperty(
+      fc.asyncProperty(cases, async ({ payload, v, w, source, maxStringLength, precharged }) => {
+        const input = { payload };
+        const bindings = { v, w };
+        const plan = planExpression(jsonata(source).ast(), maxStringLength);
+        expect(plan, source).toBeDefined();
+        const jsonataGuard = guard(1_000_000);
+        const first = await byJsonata(source, input, bindings, jsonataGuard, maxStringLength);
+        const once = jsonataGuard.charged;
+        const second = await byJsonata(source, input, bindings, jsonataGuard, maxStringLength);
+        const planGuard = guard(1_000_000);
+        const answers = [plan!({ input, bindings, guard: planGuard }), plan!({ input, bindings, guard: planGuard })];
+        if ("error" in first) {
+          // JSONata's type error (a built-in given a number, an object...) or a size limit: left to JSONata.
+          expect(answers).toEqual([DEFER, DEFER]);
+          expect(planGuard.charged).toBe(0);
+          return;
+        }
+        expect(second).toEqual(first);
+        for (const answer of answers) expect(same(answer, first.value), source).toBe(true);
+        expect(planGuard.charged).toBe(jsonataGuard.charged);
+
+        // With a budget of exactly what it needs on top of what the run spent already, it answers; a byte less, JSONata's memory error is left to JSONata.
+        const exact = guard(precharged + once);
+        exact.charged = precharged;
+        expect(same(plan!({ input, bindings, guard: exact }), first.value)).toBe(true);
+        expect(exact.charged).toBe(precharged + once);
+        if (once > 0) {
+          const short = guard(precharged + once - 1);
+          short.charged = precharged;
+          expect(plan!({ input, bindings, guard: short })).toBe(DEFER);
+          expect(short.charged).toBe(precharged);
+        }
+      }),
+      { numRuns: 600 },
+    );
+  });
+
+  it("answers for strings up to the size limit and long texts but those $trim walks in chunks", () => {
+    const answer = (source: string, value: unknown, maxStringLength: number) =>
+      planExpression(jsonata(source).ast(), maxStringLength)!({ input: {}, bindings: { v: value }, guard: guard(1e9) });
+    expect(answer("$v", "abcd", 4)).toBe("abcd");
+    expect(answer("$v", "abcde", 4)).toBe(DEFER);
+    expect(answer("$uppercase($v)", "ab", 2)).toBe("AB");
+    expect(answer("$uppercase($v)", "ß", 1)).toBe(DEFER);
+    expect(answer("$uppercase($v)", "ß", 2)).toBe("SS");
+    const long = `  ${"a".repeat(70_000)}  `;
+    expect(answer("$uppercase($v)", long, 1e6)).toBe(long.toUpperCase());
+    expect(answer("$length($v)", long, 1e6)).toBe(long.length);
+    expect(answer("$trim($v)", long, 1e6)).toBe(DEFER);
+    expect(answer("$trim($v)", `  ${"a".repeat(65_530)}  `, 1e6)).toBe("a".repeat(65_530));
+    expect(answer("$v", Number.POSITIVE_INFINITY, 1e6)).toBe(DEFER);
+    expect(answer("$v", Number.NaN, 1e6)).toBe(DEFER);
+    expect(answer("$v", () => 1, 1e6)).toBe(DEFER);
+    expect(answer("$v", [1], 1e6)).toBe(DEFER);
+    expect(answer("$v", new Date(0), 1e6)).toBe(DEFER);
+    expect(answer("$v", Object.create(null), 1e6)).toEqual({});
+    expect(answer("$v", { _jsonata_lambda: true }, 1e6)).toBe(DEFER);
+    expect(answer("$v", { _jsonata_function: true }, 1e6)).toBe(DEFER);
+    expect(answer("$v.a", { a: [1] }, 1e6)).toBe(DEFER);
+    // JSONata gives nothing for these: so may a plan, or it leaves them to JSONata.
+    for (const a of [1, null, "x", true]) expect([undefined, DEFER]).toContain(answer("$v.a.b", { a }, 1e6));
+    expect(answer("$v.a", undefined, 1e6)).toBeUndefined();
+    expect(answer("$uppercase($v)", undefined, 1e6)).toBeUndefined();
+    expect(answer("$uppercase($v)", 1, 1e6)).toBe(DEFER);
+  });
+
+  it("does not plan $$, $ or anything with a predicate, a stage or a flag", () => {
+    const plannable = (source: string) => planExpression(jsonata(source).ast(), 1000) !== undefined;
+    for (const source of [
+      "$$",
+      "$",
+      "$.a",
+      "a[0].b",
+      "a.b[0]",
+      "$v[0]",
+      "$v.a[0]",
+      "a#$i",
+      "a@$x",
+      "$length(a[0])",
+      "$length($$)",
+      "$x($y)",
+      "$v()",
+      "a.$length(b)",
+    ]) {
+      expect(plannable(source), source).toBe(false);
+    }
+    for (const source of ["`x y`", "a.`__proto__`", "$v.`constructor`", "$lowercase('A')", '$trim("a")', "$length(1.5)", "true", "false"]) {
+      expect(plannable(source), source).toBe(true);
+    }
+  });
+
+  it("plans no literal or variable node whose value is not of its kind (an AST not made by JSONata's parser)", () => {
+    const scope = { input: {}, bindings: { "1": "bound" } as Record<string, unknown>, guard: guard(1e9) };
+    for (const node of [
+      { type: "string", value: 42 },
+      { type: "string", value: true },
+      { type: "number", value: "42" },
+      { type: "number", value: null },
+      { type: "number", value: Number.POSITIVE_INFINITY },
+      { type: "value", value: "x" },
+      { type: "value", value: 1 },
+      { type: "variable", value: 1 },
+    ]) {
+      expect(planExpression(node, 1000), JSON.stringify(node)).toBeUndefined();
+    }
+    expect(planExpression({ type: "string", value: "s" }, 1000)!(scope)).toBe("s");
+    expect(planExpression({ type: "number", value: 4 }, 1000)!(scope)).toBe(4);
+    expect(planExpression({ type: "value", value: null }, 1000)!(scope)).toBeNull();
+    expect(planExpression({ type: "variable", value: "1" }, 1000)!(scope)).toBe("bound");
   });
 });

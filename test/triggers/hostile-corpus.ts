@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import jsonata from "jsonata";
 
-/** One case of the hostile corpus (hostile-corpus.json). */
+/** One case of a corpus (hostile-corpus.json, heavy-corpus.json). */
 export interface HostileCase {
   readonly name: string;
   readonly stack: unknown[];
@@ -11,32 +11,18 @@ export interface HostileCase {
   readonly expect: string;
 }
 
-/** The corpus, read from the data file beside the tests. */
-export const HOSTILE_CASES: readonly HostileCase[] = (
-  JSON.parse(readFileSync(new URL("./hostile-corpus.json", import.meta.url), "utf8")) as { cases: HostileCase[] }
-).cases;
+/** A corpus of cases, read from its data file beside the tests. */
+function readCorpus(file: string): readonly HostileCase[] {
+  return (JSON.parse(readFileSync(new URL(file, import.meta.url), "utf8")) as { cases: HostileCase[] }).cases;
+}
+
+/** Stacks and payloads meant to stall, bloat or crash the server (hostile-corpus.json). */
+export const HOSTILE_CASES = readCorpus("./hostile-corpus.json");
+
+/** Valid stacks that do a lot of work in few steps (heavy-corpus.json). */
+export const HEAVY_CASES = readCorpus("./heavy-corpus.json");
 
 /** The payload a case's client sends. */
 export async function hostilePayload(hostile: HostileCase): Promise<unknown> {
   return jsonata(hostile.payload).evaluate(undefined);
-}
-
-/**
- * Watches the event loop: the longest time a 5 ms timer waited past its due time while watching.
- * A run that held the event loop shows up here as the length of its longest stretch.
- */
-export function watchEventLoop(): { stop(): number } {
-  let longest = 0;
-  let due = performance.now() + 5;
-  const timer = setInterval(() => {
-    const now = performance.now();
-    longest = Math.max(longest, now - due);
-    due = now + 5;
-  }, 5);
-  return {
-    stop() {
-      clearInterval(timer);
-      return Math.max(longest, performance.now() - due);
-    },
-  };
 }

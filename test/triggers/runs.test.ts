@@ -3,8 +3,10 @@ import fc from "fast-check";
 import { afterAll, describe, expect, it } from "vitest";
 import { type Database, migrate, openDatabase } from "../../src/db.js";
 import { createLogger } from "../../src/logger.js";
-import { capJson, MAX_RUN_DATA_BYTES, TriggerRunRecorder, type TriggerRunReport } from "../../src/triggers/runs.js";
+import { TriggerRunRecorder } from "../../src/triggers/run/recorder.js";
+import { capJson, MAX_RUN_DATA_BYTES, type TriggerRunReport } from "../../src/triggers/run/records.js";
 import { describePostgres } from "../helpers/postgres.js";
+import { assertProperty } from "../helpers/property.js";
 import { freshDataDir, freshPostgresUrl } from "../helpers/server.js";
 
 const databases: Database[] = [];
@@ -172,7 +174,7 @@ describePostgres("the trigger run recorder, on PostgreSQL", () => recorderSuite(
 
 describe("run input and output", () => {
   it("keeps a value whole when its JSON fits in 4 KiB, else its JSON text cut to at most 4 KiB", () => {
-    fc.assert(
+    assertProperty(
       fc.property(fc.jsonValue(), (value) => {
         const { value: kept, truncated } = capJson(value);
         const text = JSON.stringify(value);
@@ -187,7 +189,7 @@ describe("run input and output", () => {
         }
       }),
     );
-    fc.assert(
+    assertProperty(
       fc.property(fc.string({ unit: "grapheme", minLength: 1500, maxLength: 3000 }), (text) => {
         const { value: kept, truncated } = capJson({ text });
         expect(truncated).toBe(Buffer.byteLength(JSON.stringify({ text })) > MAX_RUN_DATA_BYTES);

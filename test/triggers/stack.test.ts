@@ -1,6 +1,8 @@
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { AppError } from "../../src/errors.js";
-import { compileStack, DEFAULT_STACK_LIMITS, type StackLimits } from "../../src/triggers/stack.js";
+import { compileStack, DEFAULT_STACK_LIMITS, type StackLimits, stackProblems } from "../../src/triggers/compile/stack.js";
+import { assertProperty } from "../helpers/property.js";
 
 /** The error compileStack throws for a stack; fails the test when it compiles. */
 function refusal(stack: unknown, limits?: Partial<StackLimits>): AppError {
@@ -59,8 +61,9 @@ describe("compileStack", () => {
       maxStackBytes: 65536,
       expressionTimeoutMs: 1000,
       maxEvaluationDepth: 500,
-      maxSequenceLength: 100_000,
+      maxSequenceLength: 20_000,
       maxStringLength: 1_000_000,
+      maxObjectKeys: 10_000,
       allowHttpSteps: false,
     });
   });
@@ -99,6 +102,7 @@ describe("compileStack", () => {
       /unknown step kind \(keys: nope\); expected one of var, set, return, if, drop, reject, log, http/,
     );
     expectRefused([{}], "stack[0]", /unknown step kind \(keys: none\)/);
+    expectRefused([{ nope: 1, other: 2 }], "stack[0]", /unknown step kind \(keys: nope, other\); expected one of /);
     expectRefused([{ toString: "1" }], "stack[0]", /unknown step kind/);
     expectRefused([{ log: "1", drop: true }], "stack[0]", "a step has exactly one kind, found log and drop");
     expectRefused([{ log: "1", extra: 1 }], "stack[0].extra", "unknown field for a log step");
@@ -265,5 +269,60 @@ describe("compileStack", () => {
     ])("refuses %j", (step, path, message) => {
       expectRefused([step], path, message, allowed);
     });
+  });
+});
+
+describe("stackProblems", () => {
+  it("lists each step's first problem, nested ones too, and goes on after a step that fails", () => {
+    const stack = [
+      { log: "1" },
+      { set: "payload.a", value: "(((" },
+      { if: "true", then: [{ var: "1bad", value: "1" }, { log: "" }] },
+      { nope: 1 },
+    ];
+    expect(stackProblems(stack).map((problem) => problem.details.path)).toEqual([
+      "stack[1].value",
+      "stack[2].then[0].var",
+      "stack[2].then[1].log",
+      "stack[3]",
+    ]);
+    expect(stackProblems([{ log: "1" }])).toEqual([]);
+    expect(stackProblems("not a list").map((problem) => problem.message)).toEqual(["stack: must be an array of steps"]);
+    // The step limit ends the list: the steps past it are not each reported.
+    const tooMany = Array.from({ length: 5 }, () => ({ log: "(" }));
+    expect(stackProblems(tooMany, { maxSteps: 2 }).map((problem) => problem.details.path)).toEqual([
+      "stack[0].log",
+      "stack[1].log",
+      "stack[2]",
+    ]);
+  });
+
+  it("starts with the problem compileStack refuses the stack for, and is empty exactly when it compiles", () => {
+    const expression = fc.constantFrom("payload.text", "(((", "", "$uppercase(payload.text)", "'a' &");
+    const step: fc.Arbitrary<unknown> = fc.letrec((tie) => ({
+      step: fc.oneof(
+        { depthSize: "small", withCrossShrink: true },
+        fc.record({ log: expression }),
+        fc.record({ set: fc.constantFrom("payload.a", "other.a"), value: expression }),
+        fc.record({ var: fc.constantFrom("v", "1bad"), value: expression }),
+        fc.record({ if: expression, then: fc.array(tie("step"), { maxLength: 3 }) }),
+        fc.record({ unknown: expression }),
+        fc.constant("not a step"),
+      ),
+    })).step;
+    assertProperty(
+      fc.property(fc.array(step, { maxLength: 6 }), fc.integer({ min: 1, max: 8 }), (stack, maxSteps) => {
+        const problems = stackProblems(stack, { maxSteps });
+        let thrown: unknown;
+        try {
+          compileStack(stack, { maxSteps });
+        } catch (error) {
+          thrown = error;
+        }
+        if (thrown === undefined) expect(problems).toEqual([]);
+        else expect(problems[0]).toEqual(thrown);
+      }),
+      { numRuns: 300 },
+    );
   });
 });

@@ -1,6 +1,7 @@
 import type { Page } from "playwright-core";
 import { beforeAll, expect, it } from "vitest";
 import { SEND_MESSAGE } from "../helpers/channels.js";
+import { eventually } from "../helpers/eventually.js";
 import { httpGraphQL } from "../helpers/graphql.js";
 import { startReceiver } from "../helpers/receiver.js";
 import { ADMIN_TOKEN, startServer, type TestServer } from "../helpers/server.js";
@@ -213,10 +214,10 @@ describeBrowser("the trigger author's workflow in the console", () => {
     });
     await httpGraphQL(hooked.httpUrl, SEND_MESSAGE, { channel: "archive", payload: { n: 1 } });
     const runs = `query ($id: ID!) { trigger(id: $id) { runs { outcome attempts } } }`;
-    for (let n = 0; (await admin(hooked.httpUrl, runs, { id: trigger.id })).data!.trigger.runs[0]?.outcome !== "FAILED"; n++) {
-      expect(n).toBeLessThan(200);
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
+    await eventually("the run FAILED", async () => (await admin(hooked.httpUrl, runs, { id: trigger.id })).data!.trigger.runs[0]?.outcome, {
+      until: (outcome) => outcome === "FAILED",
+      timeoutMs: 10_000,
+    });
 
     const page = await openAdmin(new URL(hooked.httpUrl).origin);
     await page.locator("#trigger-rows tr").filter({ hasText: "after delivery" }).waitFor();

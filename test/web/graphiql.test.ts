@@ -1,8 +1,10 @@
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { SEND_MESSAGE } from "../helpers/channels.js";
+import { eventually } from "../helpers/eventually.js";
 import { httpGraphQL } from "../helpers/graphql.js";
-import { startServer, type TestServer } from "../helpers/server.js";
+import { ADMIN_TOKEN, startServer, type TestServer } from "../helpers/server.js";
+import { createTrigger } from "../helpers/triggers.js";
 import { describeBrowser, launchChromium, screenshot } from "./browser.js";
 
 let server: TestServer;
@@ -44,7 +46,7 @@ function originOf(url: string): string {
 }
 
 describeBrowser("GraphiQL served from the package", () => {
-  it("loads with no request leaving the server's origin, and runs a subscription over the WebSocket", async () => {
+  it("loads with no request leaving the server's origin, and runs a subscription over SSE", async () => {
     const { page, requested } = await openGraphiQL(SUBSCRIPTION);
     const run = page.locator(".graphiql-execute-button");
     await run.waitFor({ timeout: 20_000 });
@@ -58,8 +60,43 @@ describeBrowser("GraphiQL served from the package", () => {
     await results.getByText("hello from curl").waitFor();
     await screenshot(page, "graphiql-subscription");
 
-    expect(requested.some((url) => url.startsWith("ws://"))).toBe(true); // subscriptions run over the WebSocket
+    expect(requested.some((url) => url.startsWith("ws://"))).toBe(false); // subscriptions run over SSE, with the tab's headers
     expect(requested.map(originOf).filter((seen) => seen !== origin)).toEqual([]);
+    await page.context().close();
+  });
+
+  it("runs an admin subscription with the token from the Headers tab, and without it says where to put it", async () => {
+    const query = "subscription { triggerRuns { outcome channel } }";
+    const refused = await openGraphiQL(query);
+    await refused.page.locator(".graphiql-execute-button").click({ timeout: 20_000 });
+    await refused.page.locator(".graphiql-response").getByText("UNAUTHENTICATED").waitFor();
+    await refused.page.locator(".graphiql-response").getByText("in the Headers tab").waitFor();
+    await refused.page.context().close();
+
+    const { page } = await openGraphiQL(query);
+    const run = page.locator(".graphiql-execute-button");
+    await run.waitFor({ timeout: 20_000 });
+    await page.locator(".graphiql-query-editor").getByText("triggerRuns").waitFor();
+    await page.getByRole("button", { name: "Headers" }).click();
+    await page.locator(".graphiql-editor-tool .graphiql-editor").last().click();
+    await page.keyboard.press("ControlOrMeta+a");
+    await page.keyboard.insertText(JSON.stringify({ Authorization: `Bearer ${ADMIN_TOKEN}` }));
+    await run.click();
+    const results = page.locator(".graphiql-response");
+    await createTrigger(server.httpUrl, { name: "graphiql-watch", actions: ["MESSAGE"], channel: "graphiql:*", stack: [] });
+    // The stream starts asynchronously and replays nothing: send until a run shows.
+    await eventually(
+      "a trigger run shown in GraphiQL",
+      async () => {
+        const sent = await httpGraphQL(server.httpUrl, SEND_MESSAGE, { channel: "graphiql:admin", payload: { text: "watched" } });
+        expect(sent.body.data?.sendMessage.delivered).toBe(true);
+        return results.getByText('"graphiql:admin"').count();
+      },
+      { intervalMs: 250 },
+    );
+    await results.getByText('"DELIVERED"').first().waitFor();
+    expect(await results.getByText("UNAUTHENTICATED").count()).toBe(0);
+    await screenshot(page, "graphiql-admin-subscription");
     await page.context().close();
   });
 });

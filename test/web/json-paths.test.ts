@@ -1,6 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { lineAndColumn, locateJsonPaths, parseStack } from "../../web/admin/json-paths.js";
+import { assertProperty } from "../helpers/property.js";
 
 /** Every path of a JSON value in the server's notation, with the value there. */
 function paths(value: unknown, path: string, out: [string, unknown][] = []): [string, unknown][] {
@@ -12,7 +13,7 @@ function paths(value: unknown, path: string, out: [string, unknown][] = []): [st
 
 describe("locateJsonPaths (the stack editor's error positions)", () => {
   it("finds the span of every value, whatever the JSON and its layout", () => {
-    fc.assert(
+    assertProperty(
       fc.property(fc.jsonValue(), fc.constantFrom(undefined, 2, "\t"), (value, indent) => {
         const text = JSON.stringify(value, null, indent);
         const spans = locateJsonPaths(text);

@@ -5,6 +5,7 @@ import WebSocket from "ws";
 import { parseEnv } from "../../../src/env.js";
 import { createLogger } from "../../../src/logger.js";
 import { type App, createApp } from "../../../src/server.js";
+import { eventually } from "../../../test/helpers/eventually.js";
 import { httpGraphQL } from "../../../test/helpers/graphql.js";
 import { ADMIN_TOKEN, startServer, type TestServer } from "../../../test/helpers/server.js";
 import { admin, createTrigger } from "../../../test/helpers/triggers.js";
@@ -50,13 +51,8 @@ function recorder() {
   };
 }
 
-async function waitFor(what: string, condition: () => boolean, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
+/** How {@link eventually} polls the client's state here: often, so that a short-lived status is seen. */
+const often = { timeoutMs: 5000, intervalMs: 10 };
 
 async function sendOverHttp(server: TestServer | string, channel: string, payload: unknown): Promise<number | null> {
   const { body } = await httpGraphQL(typeof server === "string" ? server : server.httpUrl, SEND, { channel, payload });
@@ -129,7 +125,7 @@ describe("the client module", () => {
     const sent = await realtime.send("kept:basic", { text: "mine" });
     expect(sent).toMatchObject({ delivered: true, event: { seq: 1, payload: { text: "mine" } } });
     await sendOverHttp(server, "kept:basic", { text: "theirs" });
-    await waitFor("two messages", () => room.messages().length === 2);
+    await eventually("two messages", () => room.messages().length, { ...often, until: (count) => count === 2 });
     expect(room.received.slice(1).map(({ event, info }) => [event.payload, event.seq, info.self])).toEqual([
       [{ text: "mine" }, 1, true],
       [{ text: "theirs" }, 2, false],
@@ -177,7 +173,7 @@ describe("the client module", () => {
     const room = recorder();
     await client(server.wsUrl, { adminToken: ADMIN_TOKEN }).join("staff:room", room.handler);
     await admin(server.httpUrl, `mutation { sendMessage(channel: "staff:room", payload: { text: "memo" }) { delivered } }`);
-    await waitFor("the memo", () => room.messages().length === 1);
+    await eventually("the memo", () => room.messages().length, { ...often, until: (count) => count === 1 });
   });
 });
 
@@ -190,23 +186,25 @@ describe("reconnecting and resuming", () => {
     const membership = await realtime.join("kept:drop", room.handler, { onGap: (gap) => gaps.push(gap) });
     const firstId = membership.clientId;
     for (const n of range(1, 5)) await sendOverHttp(server, "kept:drop", { n });
-    await waitFor("messages 1-5", () => room.messages().length === 5);
+    await eventually("messages 1-5", () => room.messages().length, { ...often, until: (count) => count === 5 });
 
     proxy.cut();
-    await waitFor("reconnecting", () => realtime.status === "reconnecting");
+    await eventually("reconnecting", () => realtime.status, { ...often, until: (status) => status === "reconnecting" });
     for (const n of range(6, 8)) await sendOverHttp(server, "kept:drop", { n }); // while disconnected
     proxy.restore();
-    await waitFor("connected again", () => realtime.status === "connected");
+    await eventually("connected again", () => realtime.status, { ...often, until: (status) => status === "connected" });
     for (const n of range(9, 11)) await sendOverHttp(server, "kept:drop", { n });
-    await waitFor("messages 1-11", () => room.messages().length >= 11);
-    await new Promise((resolve) => setTimeout(resolve, 150)); // anything extra would show up by now
+    await eventually("messages 1-11", () => room.messages().length, { ...often, until: (count) => count >= 11 });
+    // A last message marks the end: a repeat of an earlier one would have come before it.
+    await sendOverHttp(server, "kept:drop", { n: 12 });
+    await eventually("the last message", () => room.messages().at(-1)?.seq, { ...often, until: (seq) => seq === 12 });
 
-    expect(room.messages().map((event) => (event.payload as { n: number }).n)).toEqual(range(1, 11));
-    expect(room.messages().map((event) => event.seq)).toEqual(range(1, 11));
+    expect(room.messages().map((event) => (event.payload as { n: number }).n)).toEqual(range(1, 12));
+    expect(room.messages().map((event) => event.seq)).toEqual(range(1, 12));
     expect(room.received.filter(({ event }) => event.action === "JOIN")).toHaveLength(1); // the rejoin is not news
     expect(gaps).toEqual([]);
     expect(membership.clientId).not.toBe(firstId); // an anonymous client is a new client on a new connection
-    expect(membership.lastSeq).toBe(11);
+    expect(membership.lastSeq).toBe(12);
     expect(realtime.statuses.slice(0, 3)).toEqual(["connecting", "connected", "reconnecting"]);
     expect(realtime.statuses.at(-1)).toBe("connected");
   });
@@ -219,10 +217,10 @@ describe("reconnecting and resuming", () => {
     const room = recorder();
     await realtime.join("kept:restart", room.handler);
     for (const n of range(1, 3)) await sendOverHttp(restartable, "kept:restart", { n });
-    await waitFor("messages 1-3", () => room.messages().length === 3);
+    await eventually("messages 1-3", () => room.messages().length, { ...often, until: (count) => count === 3 });
 
     await restartable.stop(); // closes every socket with 1001 Going Away
-    await waitFor("reconnecting", () => realtime.status === "reconnecting");
+    await eventually("reconnecting", () => realtime.status, { ...often, until: (status) => status === "reconnecting" });
     const settings = parseEnv({ DATA_DIR: restartable.dataDir, ADMIN_TOKEN, LOG_LEVEL: "silent" });
     const app: App = await createApp(settings, createLogger(settings.LOG_LEVEL));
     cleanups.push(() => app.stop());
@@ -230,13 +228,15 @@ describe("reconnecting and resuming", () => {
     const sender = { client: { id: "offline-sender", authenticated: false, extras: null }, isAdmin: false, address: "127.0.0.1" };
     for (const n of range(4, 6)) await app.services.channels.sendMessage(sender, "kept:restart", { n }, null);
     await app.start(port, "127.0.0.1");
-    await waitFor("connected again", () => realtime.status === "connected", 10_000);
+    await eventually("connected again", () => realtime.status, { ...often, until: (status) => status === "connected", timeoutMs: 10_000 });
     for (const n of range(7, 8)) await sendOverHttp(restartable.httpUrl, "kept:restart", { n });
-    await waitFor("messages 1-8", () => room.messages().length >= 8);
-    await new Promise((resolve) => setTimeout(resolve, 150));
+    await eventually("messages 1-8", () => room.messages().length, { ...often, until: (count) => count >= 8 });
+    // A last message marks the end: a repeat of an earlier one would have come before it.
+    await sendOverHttp(restartable.httpUrl, "kept:restart", { n: 9 });
+    await eventually("the last message", () => room.messages().at(-1)?.seq, { ...often, until: (seq) => seq === 9 });
 
-    expect(room.messages().map((event) => (event.payload as { n: number }).n)).toEqual(range(1, 8));
-    expect(room.messages().map((event) => event.seq)).toEqual(range(1, 8));
+    expect(room.messages().map((event) => (event.payload as { n: number }).n)).toEqual(range(1, 9));
+    expect(room.messages().map((event) => event.seq)).toEqual(range(1, 9));
   });
 
   it("reports the messages it could not recover where the channel keeps no history", async () => {
@@ -247,18 +247,18 @@ describe("reconnecting and resuming", () => {
     const membership = await realtime.join("fleeting:room", room.handler, { onGap: (gap) => gaps.push(gap) });
     const firstId = membership.clientId;
     for (const n of range(1, 2)) await sendOverHttp(server, "fleeting:room", { n });
-    await waitFor("messages 1-2", () => room.messages().length === 2);
+    await eventually("messages 1-2", () => room.messages().length, { ...often, until: (count) => count === 2 });
 
     proxy.cut();
-    await waitFor("reconnecting", () => realtime.status === "reconnecting");
+    await eventually("reconnecting", () => realtime.status, { ...often, until: (status) => status === "reconnecting" });
     for (const n of range(3, 4)) await sendOverHttp(server, "fleeting:room", { n });
     proxy.restore();
-    await waitFor("connected again", () => realtime.status === "connected");
+    await eventually("connected again", () => realtime.status, { ...often, until: (status) => status === "connected" });
     // Connected is not yet re-subscribed: with no history to fill in, a message sent before the new
     // subscription is live is rightly missed. Its own JOIN (a new client id) says it is live.
-    await waitFor("rejoined", () => membership.clientId !== firstId);
+    await eventually("rejoined", () => membership.clientId !== firstId, often);
     await sendOverHttp(server, "fleeting:room", { n: 5 });
-    await waitFor("message 5", () => room.messages().length === 3);
+    await eventually("message 5", () => room.messages().length, { ...often, until: (count) => count === 3 });
 
     expect(room.messages().map((event) => event.seq)).toEqual([1, 2, 5]);
     expect(gaps).toEqual([{ channel: "fleeting:room", afterSeq: 2, nextSeq: 5 }]);
@@ -267,9 +267,9 @@ describe("reconnecting and resuming", () => {
   it("keeps joins made while reconnecting, and sends once connected", async () => {
     const proxy = await startProxy(Number(new URL(server.httpUrl).port));
     const realtime = client(proxy.url);
-    await waitFor("connected", () => realtime.status === "connected");
+    await eventually("connected", () => realtime.status, { ...often, until: (status) => status === "connected" });
     proxy.cut();
-    await waitFor("reconnecting", () => realtime.status === "reconnecting");
+    await eventually("reconnecting", () => realtime.status, { ...often, until: (status) => status === "reconnecting" });
     const room = recorder();
     const joining = realtime.join("kept:later", room.handler, { history: 10 }); // the send may win the race to the server
     const sending = realtime.send("kept:later", { text: "queued" }).catch((error: unknown) => error);
@@ -277,6 +277,6 @@ describe("reconnecting and resuming", () => {
     await joining;
     const sent = await sending;
     expect(sent).toMatchObject({ delivered: true });
-    await waitFor("the queued message", () => room.messages().length === 1);
+    await eventually("the queued message", () => room.messages().length, { ...often, until: (count) => count === 1 });
   });
 });
