@@ -59,30 +59,34 @@ const UNREACHABLE_CODES = new Set(["P1001", "P1002", "P1008", "P1017"]);
 /** The same, as the driver adapter names them (raw queries report these under P2010, "raw query failed"). */
 const UNREACHABLE_KINDS = new Set(["DatabaseNotReachable", "ConnectionClosed", "SocketTimeout"]);
 
+/** PostgreSQL's codes for a server shutting down or starting up (57P01 to 57P03). */
+const POSTGRES_UNAVAILABLE_CODES = new Set(["57P01", "57P02", "57P03"]);
+
+/** True for PostgreSQL's connection error classes: 08 (connection exception) and 57P01-3 (shutting down or starting). */
+function isPostgresUnavailableCode(code: string): boolean {
+  return POSTGRES_UNAVAILABLE_CODES.has(code) || code.startsWith("08");
+}
+
 /**
  * True when an error means the database could not be reached (down, restarting, too slow), as
  * opposed to a query that failed: such errors go away by themselves and are worth retrying.
  */
 export function isDatabaseUnreachable(error: unknown): boolean {
   if (typeof error !== "object" || error === null) return false;
-  const { name, code, meta } = error as { name?: unknown; code?: unknown; meta?: { driverAdapterError?: { cause?: { kind?: unknown } } } };
+  const { name, code, meta } = error as {
+    name?: unknown;
+    code?: unknown;
+    meta?: { driverAdapterError?: { cause?: { kind?: unknown; originalCode?: unknown } } };
+  };
   if (name === "PrismaClientInitializationError" || (typeof code === "string" && UNREACHABLE_CODES.has(code))) return true;
-  const kind = meta?.driverAdapterError?.cause?.kind;
-  return typeof kind === "string" && UNREACHABLE_KINDS.has(kind);
+  const cause = meta?.driverAdapterError?.cause;
+  if (typeof cause?.kind === "string" && UNREACHABLE_KINDS.has(cause.kind)) return true;
+  // A PostgreSQL server that is starting up or shutting down answers with its own code, which the adapter passes on.
+  return cause?.kind === "postgres" && typeof cause.originalCode === "string" && isPostgresUnavailableCode(cause.originalCode);
 }
 
-/** Socket errors and PostgreSQL's connection error classes (08: connection exception; 57P01-3: shutting down or starting). */
-const DRIVER_UNREACHABLE_CODES = new Set([
-  "ECONNREFUSED",
-  "ECONNRESET",
-  "ETIMEDOUT",
-  "EPIPE",
-  "ENOTFOUND",
-  "EHOSTUNREACH",
-  "57P01",
-  "57P02",
-  "57P03",
-]);
+/** Socket errors, and the codes of a PostgreSQL server that cannot serve the connection. */
+const DRIVER_UNREACHABLE_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE", "ENOTFOUND", "EHOSTUNREACH"]);
 
 /**
  * True when an error of the database driver itself (node-postgres, used without Prisma for trigger
@@ -91,7 +95,7 @@ const DRIVER_UNREACHABLE_CODES = new Set([
 export function isDriverUnreachable(error: unknown): boolean {
   if (!(error instanceof Error)) return false;
   const code = (error as { code?: unknown }).code;
-  if (typeof code === "string" && (DRIVER_UNREACHABLE_CODES.has(code) || code.startsWith("08"))) return true;
+  if (typeof code === "string" && (DRIVER_UNREACHABLE_CODES.has(code) || isPostgresUnavailableCode(code))) return true;
   return /^(Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error)/.test(error.message);
 }
 
