@@ -206,6 +206,9 @@ describe("failures, by their cause", () => {
     expect(await failing(null)).toBe("stack[0]: null");
     expect(await failing(Object.assign(new Error("odd"), { code: ["D1012"] }))).toBe("stack[0]: odd");
     expect(await failing(Object.assign(new Error("slow"), { code: "D1012" }))).toBe("stack[0]: timeout: slow (D1012)");
+    // Codes that are names of an object's own properties stand for no bound.
+    expect(await failing(Object.assign(new Error("proto"), { code: "constructor" }))).toBe("stack[0]: proto (constructor)");
+    expect(await failing(Object.assign(new Error("proto"), { code: "toString" }))).toBe("stack[0]: proto (toString)");
   });
 });
 

@@ -101,14 +101,20 @@ function isOutage(error: unknown): boolean {
 }
 
 /** JSONata's guardrail errors and JavaScript's own limits, by the bound they stand for. */
-const REASON_BY_CODE: Readonly<Record<string, GuardReason>> = { D1012: "timeout", D1011: "memory", D2014: "size", D2015: "size" };
+const REASON_BY_CODE: ReadonlyMap<string, GuardReason> = new Map([
+  ["D1012", "timeout"],
+  ["D1011", "memory"],
+  ["D2014", "size"],
+  ["D2015", "size"],
+]);
 
 /** The bound an error stands for, if it is one: a run's error message then says so after the step's path. */
 function boundHit(error: unknown): GuardReason | undefined {
   if (error instanceof GuardFailure) return error.reason;
   if (error instanceof RangeError) return /call stack/i.test(error.message) ? "memory" : "size";
   const code = (error as { code?: unknown } | null)?.code;
-  return typeof code === "string" ? REASON_BY_CODE[code] : undefined;
+  // A Map: an error whose code is "constructor" or "toString" stands for no bound.
+  return typeof code === "string" ? REASON_BY_CODE.get(code) : undefined;
 }
 
 /** `path: reason: cause` for a bound, `path: cause` for any other error. */
