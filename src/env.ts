@@ -23,6 +23,8 @@ const EnvSchema = z
     ADMIN_TOKEN: z.string().min(16, "must be at least 16 characters").optional(),
     /** pino log level. */
     LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+    /** `pretty` (a line per entry, for people) or `json` (for log collectors); by default pretty when stdout is a terminal. */
+    LOG_FORMAT: z.enum(["pretty", "json"]).default(() => (process.stdout.isTTY ? "pretty" : "json")),
     /** `development` shows error details to clients; anything else masks them. */
     NODE_ENV: z.string().default("production"),
     /** Serve GraphiQL at GET /graphql. */

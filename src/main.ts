@@ -28,7 +28,7 @@ async function main(): Promise<void> {
     }
     throw error;
   }
-  const logger = createLogger(env.LOG_LEVEL);
+  const logger = createLogger(env.LOG_LEVEL, env.LOG_FORMAT);
   const app = await createApp(env, logger);
   const { url } = await app.start();
   logger.info({ url, database: app.services.db.provider, pubsub: app.services.pubsubKind }, `listening on ${url}`);

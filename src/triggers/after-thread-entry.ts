@@ -29,7 +29,7 @@ if (!port) throw new Error("after-thread-entry runs as a worker thread (see afte
 const { env, databaseUrl } = workerData as AfterThreadData;
 const post = (message: FromAfterThread) => port.postMessage(message);
 
-const logger = createLogger(env.LOG_LEVEL).child({ thread: "after" });
+const logger = createLogger(env.LOG_LEVEL, env.LOG_FORMAT).child({ thread: "after" });
 const db = await openDatabase(databaseUrl);
 const databaseOutage = new OutageLog("database", logger, () => db.ping());
 const redis = env.REDIS_URL ? new RedisConnection(env.REDIS_URL, env.REDIS_PREFIX, logger) : null;

@@ -48,6 +48,7 @@ export async function spawnServer(
       DATA_DIR: freshDataDir(),
       ADMIN_TOKEN,
       LOG_LEVEL: "info",
+      LOG_FORMAT: "json",
       ...LOOPBACK_LIMITS,
       ...env,
     },
@@ -62,7 +63,8 @@ export async function spawnServer(
   const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
   const url = await new Promise<string>((resolve, reject) => {
     const check = () => {
-      const match = /"url":"(http:\/\/[^"]+)"/.exec(output);
+      // The message is the same in both log formats.
+      const match = /listening on (http:\/\/[^\s"]+)/.exec(output);
       if (match) resolve(match[1]!);
     };
     child.stdout.on("data", check);
