@@ -260,8 +260,7 @@ export async function createServices(env: Env, logger: Logger): Promise<Services
     version,
     startedAt: new Date(),
     metrics,
-    activeChannels: (prefix, first) =>
-      listActiveChannels({ membership, fanout, clusterPresence: backplane.clusterPresence }, prefix, first),
+    activeChannels: (prefix, first) => listActiveChannels({ membership, fanout, cluster: backplane.clusterPresence }, prefix, first),
     close: async () => {
       databaseOutage.close();
       await afterThread.stop();

@@ -212,6 +212,13 @@ export class RedisSequence implements SequenceSource {
   }
 }
 
+/** Removes a channel (ARGV[1]) from the index (KEYS[2]) when its presence hash (KEYS[1]) has no entries. */
+const UNINDEX_IF_EMPTY = `if redis.call("HLEN", KEYS[1]) == 0 then return redis.call("ZREM", KEYS[2], ARGV[1]) end return 0`;
+
+interface PresenceIndexCommands {
+  unindexIfEmpty(presenceKey: string, indexKey: string, channel: string): Promise<number>;
+}
+
 /**
  * Presence shared by every instance: a Redis hash per channel of `instance/client` entries. Each
  * instance keeps a heartbeat key alive; entries of an instance whose heartbeat expired (it died)
@@ -222,9 +229,16 @@ export class RedisSequence implements SequenceSource {
  * heartbeat finds its key gone (the instance was paused, or cut off from Redis, past the TTL, and
  * readers removed its entries) every entry is written again. So presence converges within one
  * heartbeat once Redis is reachable.
+ *
+ * A sorted set of channel names (all of score 0, so in name order) indexes the channels that have a
+ * presence hash, for the admin's list of active channels across the cluster: a join adds its channel
+ * after writing its entry, and a channel leaves the index only when its hash is found empty (by the
+ * last leave, or by a listing that finds only entries of dead instances), in one script, so a
+ * channel with members is never missing from it for longer than a join takes.
  */
 export class RedisPresence implements PresenceTracker {
   private readonly timer: NodeJS.Timeout;
+  private readonly indexCommands: PresenceIndexCommands;
   /** Members whose entry may not match the membership: a write for them failed. */
   private readonly unsynced = new Map<string, { channel: string; clientId: string }>();
 
@@ -235,17 +249,25 @@ export class RedisPresence implements PresenceTracker {
     private readonly logger: Logger,
     private readonly ttlSeconds: number,
   ) {
+    redis.commands.defineCommand("unindexIfEmpty", { numberOfKeys: 2, lua: UNINDEX_IF_EMPTY });
+    this.indexCommands = redis.commands as unknown as PresenceIndexCommands;
     void this.heartbeat();
     this.timer = setInterval(() => void this.heartbeat(), (ttlSeconds * 1000) / 3);
     this.timer.unref();
   }
 
   joined(channel: string, client: RealtimeClient): void {
-    this.write(channel, client.id, this.redis.commands.hset(this.key(channel), this.field(client.id), JSON.stringify(client)));
+    const entry = this.redis.commands.hset(this.key(channel), this.field(client.id), JSON.stringify(client));
+    // After the entry (commands on one connection run in order): an index entry is removed only with no entries left.
+    const indexed = this.redis.commands.zadd(this.indexKey(), 0, channel);
+    this.write(channel, client.id, Promise.all([entry, indexed]));
   }
 
   left(channel: string, clientId: string): void {
-    this.write(channel, clientId, this.redis.commands.hdel(this.key(channel), this.field(clientId)));
+    const entry = this.redis.commands.hdel(this.key(channel), this.field(clientId));
+    // The last member out takes the channel out of the index (after the entry: commands run in order).
+    const unindexed = this.indexCommands.unindexIfEmpty(this.key(channel), this.indexKey(), channel);
+    this.write(channel, clientId, Promise.all([entry, unindexed]));
   }
 
   async list(channel: string): Promise<RealtimeClient[]> {
@@ -269,6 +291,28 @@ export class RedisPresence implements PresenceTracker {
     }
     if (dead.length > 0) void this.redis.commands.hdel(this.key(channel), ...dead).catch(() => undefined);
     return [...byClient.values()];
+  }
+
+  /**
+   * The channels with members on any live instance whose names start with `prefix`, in name order,
+   * at most `first`, each with its members. Channels found empty leave the index on the way.
+   */
+  async channelsWithPrefix(prefix: string, first: number): Promise<{ channel: string; members: RealtimeClient[] }[]> {
+    const found: { channel: string; members: RealtimeClient[] }[] = [];
+    // `[` makes a bound inclusive; every name that starts with the prefix sorts below prefix + U+FFFF.
+    let from = `[${prefix}`;
+    const to = `[${prefix}\uffff`;
+    while (found.length < first) {
+      const names = await this.redis.commands.zrangebylex(this.indexKey(), from, to, "LIMIT", 0, first);
+      const pages = await Promise.all(names.map(async (channel) => ({ channel, members: await this.list(channel) })));
+      for (const page of pages) {
+        if (page.members.length > 0) found.push(page);
+        else void this.indexCommands.unindexIfEmpty(this.key(page.channel), this.indexKey(), page.channel).catch(() => undefined);
+      }
+      if (names.length < first) break;
+      from = `(${names.at(-1)}`;
+    }
+    return found.slice(0, first);
   }
 
   /** Stops the heartbeat and removes this instance's liveness, so its entries stop counting at once. */
@@ -301,6 +345,11 @@ export class RedisPresence implements PresenceTracker {
 
   private key(channel: string): string {
     return `${this.redis.prefix}presence:${channel}`;
+  }
+
+  /** The index of channels with presence entries (no channel's key: those all start with `presence:`). */
+  private indexKey(): string {
+    return `${this.redis.prefix}presence-index`;
   }
 
   private field(clientId: string): string {

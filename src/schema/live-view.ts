@@ -60,7 +60,7 @@ builder.objectField(ServerInfoRef, "connections", (t) =>
 builder.queryFields((t) => ({
   activeChannels: t.field({
     type: [ActiveChannelRef],
-    description: `Channels with members on this instance whose names start with \`prefix\`, in name order, at most \`first\` (1..${MAX_ACTIVE_CHANNELS}). Needs the admin token.`,
+    description: `Channels with members whose names start with \`prefix\`, in name order, at most \`first\` (1..${MAX_ACTIVE_CHANNELS}): on this instance, and with Redis on every instance of the cluster. Needs the admin token.`,
     args: {
       prefix: t.arg.string({ required: false }),
       first: t.arg.int({ required: false, defaultValue: 100 }),

@@ -1,3 +1,4 @@
+import { Redis } from "ioredis";
 import { afterAll, describe, expect, it } from "vitest";
 import { joinBySubscription } from "../helpers/channels.js";
 import { connectWs, httpGraphQL } from "../helpers/graphql.js";
@@ -71,5 +72,36 @@ describeRedis("activeChannels across instances", () => {
     await expect
       .poll(async () => (await asAdmin(a.httpUrl)).body.data?.activeChannels)
       .toEqual([{ name: "shared", members: 1, subscribers: 1, clusterMembers: 3 }]);
+  });
+
+  it("lists the channels whose members are all on another instance, paged and filtered there too, until they leave", async () => {
+    const env = { DATABASE_URL: await freshPostgresUrl(), REDIS_URL: REDIS_BASE_URL, REDIS_PREFIX: prefix };
+    const a = await startServer(env);
+    const b = await startServer(env);
+    const onB = await connectWs(b.wsUrl);
+    for (const channel of ["far:1", "far:2", "far:3", "near"]) await joinBySubscription(onB, channel);
+    await joinBySubscription(await connectWs(a.wsUrl), "far:2");
+    await expect
+      .poll(async () => (await asAdmin(a.httpUrl, { prefix: "far:" })).body.data?.activeChannels)
+      .toEqual([
+        { name: "far:1", members: 0, subscribers: 0, clusterMembers: 1 },
+        { name: "far:2", members: 1, subscribers: 1, clusterMembers: 2 },
+        { name: "far:3", members: 0, subscribers: 0, clusterMembers: 1 },
+      ]);
+    const page = await asAdmin(a.httpUrl, { prefix: "far:", first: 2 });
+    expect(page.body.data?.activeChannels.map((channel: { name: string }) => channel.name)).toEqual(["far:1", "far:2"]);
+    expect((await asAdmin(a.httpUrl)).body.data?.activeChannels.map((channel: { name: string }) => channel.name)).toContain("near");
+
+    await onB.dispose();
+    await expect
+      .poll(async () => (await asAdmin(a.httpUrl, { prefix: "far:" })).body.data?.activeChannels)
+      .toEqual([{ name: "far:2", members: 1, subscribers: 1, clusterMembers: 1 }]);
+    // The last one out took its channel out of the index: nothing of it is left in Redis.
+    const redis = new Redis(REDIS_BASE_URL);
+    try {
+      expect(await redis.zrange(`${prefix}presence-index`, 0, -1)).not.toContain("far:1");
+    } finally {
+      redis.disconnect();
+    }
   });
 });
