@@ -124,6 +124,15 @@ describeBrowser("the trigger author's workflow in the console", () => {
     await row.getByText("Input and output").click();
     await row.locator("pre").filter({ hasText: '"seen": true' }).waitFor();
     expect(await row.locator("td").nth(3).textContent()).toBe("1"); // the revision
+    // The date goes with the time; the client's id is shortened, whole on hover and copied by its button.
+    const createdAt = await row.locator("td time").first().getAttribute("datetime");
+    expect(await row.locator("td").first().textContent()).toContain(String(new Date(createdAt!).getFullYear()));
+    const clientId = await row.locator("td").nth(2).locator("code").getAttribute("title");
+    expect(clientId).toMatch(/^[0-9a-f-]{36}$/);
+    expect(await row.locator("td").nth(2).locator("code").textContent()).toBe(`${clientId!.slice(0, 8)}…`);
+    await page.context().grantPermissions(["clipboard-read", "clipboard-write"]);
+    await row.getByRole("button", { name: `Copy ${clientId}` }).click();
+    expect(await page.evaluate(() => navigator.clipboard.readText())).toBe(clientId);
     expect(
       await row
         .locator("td")

@@ -16,7 +16,7 @@ import type {
   TriggerRunFieldsFragment,
   TypedDocumentString,
 } from "../generated/graphql.js";
-import { byId, clock, h, pretty } from "../shared/dom.js";
+import { byId, counted, dateTime, h, pretty, shortId } from "../shared/dom.js";
 import {
   LiveRunsDocument,
   RecentRunsDocument,
@@ -27,10 +27,6 @@ import {
 } from "./authoring-operations.js";
 import { diffLines } from "./line-diff.js";
 import { createStateView } from "./trigger-state.js";
-
-function attemptsText(attempts: number): string {
-  return attempts === 1 ? "1 attempt" : `${attempts} attempts`;
-}
 
 /** Runs shown at most; older ones drop off as new ones stream in. */
 const MAX_RUN_ROWS = 50;
@@ -258,17 +254,19 @@ export function createAuthoring(host: AuthoringHost): Authoring {
     return h(
       "tr",
       { dataset: { run: run.id } },
-      h("td", {}, h("time", { datetime: run.createdAt }, clock(run.createdAt))),
+      h("td", {}, h("time", { datetime: run.createdAt }, dateTime(run.createdAt))),
       h("td", {}, `${run.action.toLowerCase()} on `, h("code", {}, run.channel)),
-      h("td", {}, run.clientId ? h("code", {}, run.clientId) : "—"),
+      h("td", {}, run.clientId ? shortId(run.clientId) : "—"),
       h("td", {}, run.revision ?? "—"),
       h(
         "td",
         {},
         h("span", { class: "badge", dataset: { outcome: run.outcome } }, run.outcome),
-        run.attempts == null ? null : h("div", { class: "muted", dataset: { attempts: String(run.attempts) } }, attemptsText(run.attempts)),
+        run.attempts == null
+          ? null
+          : h("div", { class: "muted", dataset: { attempts: String(run.attempts) } }, counted(run.attempts, "attempt")),
         run.nextAttemptAt
-          ? h("div", { class: "muted" }, "next ", h("time", { datetime: run.nextAttemptAt }, clock(run.nextAttemptAt)))
+          ? h("div", { class: "muted" }, "next ", h("time", { datetime: run.nextAttemptAt }, dateTime(run.nextAttemptAt)))
           : null,
         run.attempts != null && run.outcome === "FAILED" ? retryButton(run.id) : null,
       ),

@@ -4,7 +4,7 @@
  * while signed in and open.
  */
 import { graphql } from "../generated/gql.js";
-import { byId, h } from "../shared/dom.js";
+import { byId, counted, h } from "../shared/dom.js";
 import type { RunAdmin } from "./forms.js";
 
 const REFRESH_MS = 3000;
@@ -53,8 +53,9 @@ export function createLiveView(runAdmin: RunAdmin): LiveView {
       const c = serverInfo.connections;
       error.textContent = "";
       counts.textContent =
-        `${c.webSockets} WebSocket connections · ${c.httpRequests} HTTP requests in progress · ` +
-        `${c.webSocketSubscriptions + c.httpSubscriptions} subscriptions (${c.httpSubscriptions} over SSE) · ${c.channels} channels with members`;
+        `${counted(c.webSockets, "WebSocket connection")} · ${counted(c.httpRequests, "HTTP request")} in progress · ` +
+        `${counted(c.webSocketSubscriptions + c.httpSubscriptions, "subscription")} (${c.httpSubscriptions} over SSE) · ` +
+        `${counted(c.channels, "channel")} with members`;
       rows.replaceChildren(
         ...activeChannels.map((channel) =>
           h(

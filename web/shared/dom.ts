@@ -33,6 +33,42 @@ export function clock(iso: string): string {
   return Number.isNaN(date.getTime()) ? iso : date.toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit", second: "2-digit" });
 }
 
+/** A date and time as the viewer's locale shows them, e.g. 07/12/2026, 14:05:09. */
+export function dateTime(iso: string): string {
+  const date = new Date(iso);
+  return Number.isNaN(date.getTime())
+    ? iso
+    : date.toLocaleString(undefined, {
+        year: "numeric",
+        month: "2-digit",
+        day: "2-digit",
+        hour: "2-digit",
+        minute: "2-digit",
+        second: "2-digit",
+      });
+}
+
+/** A count with its noun: "1 subscription", "2 subscriptions" (`plural` where adding s is wrong). */
+export function counted(count: number, noun: string, plural = `${noun}s`): string {
+  return `${count} ${count === 1 ? noun : plural}`;
+}
+
+/** An id shown by its first 8 characters, the whole of it on hover, with a button that copies it. */
+export function shortId(id: string): HTMLSpanElement {
+  const copy = h("button", { type: "button", class: "copy", title: "Copy the full id", "aria-label": `Copy ${id}` }, "⧉");
+  copy.addEventListener("click", () => {
+    void navigator.clipboard?.writeText(id).then(
+      () => {
+        copy.textContent = "✓";
+      },
+      () => {
+        copy.textContent = "✗";
+      },
+    );
+  });
+  return h("span", { class: "short-id" }, h("code", { title: id }, id.length > 8 ? `${id.slice(0, 8)}…` : id), copy);
+}
+
 /** JSON for people: indented, `undefined` shown as nothing. */
 export function pretty(value: unknown): string {
   return value === undefined ? "" : JSON.stringify(value, null, 2);
