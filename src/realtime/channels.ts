@@ -10,7 +10,7 @@ import type { Membership } from "./membership.js";
 import type { RealtimeObserver, Transport } from "./observer.js";
 import type { PresenceTracker } from "./presence.js";
 import type { PublishResult } from "./publisher.js";
-import { type ChannelEvent, commandOf, type RealtimeAction, type RealtimeClient, type Session } from "./types.js";
+import { type ChannelEvent, commandOf, type PresenceMember, type RealtimeAction, type RealtimeClient, type Session } from "./types.js";
 
 /** The result of a send: the event as delivered, or `delivered: false` when a trigger dropped it. */
 export type SendResult = { delivered: true; event: ChannelEvent } | { delivered: false; event: null };
@@ -236,7 +236,7 @@ export class ChannelService {
         await this.publishLeave(session.client, channel);
         return result;
       }
-      this.addMember(session.client, channel);
+      this.addMember(session.client, channel, result.event.commandOptions);
       // The connection closed while the JOIN was under way: it leaves at once.
       if (session.socket?.closed) this.removeMember(session.client, channel);
       else if (session.socket) this.trackJoin(session, channel);
@@ -289,7 +289,7 @@ export class ChannelService {
           this.releaseSlot(subscription);
           return null;
         }
-        this.addMember(session.client, channel);
+        this.addMember(session.client, channel, joined.event.commandOptions);
         member = true;
       }
       replayed = await this.deps.history.latest(channel, replay);
@@ -485,7 +485,7 @@ export class ChannelService {
   }
 
   /** Who has joined a channel and not left, for callers allowed to read it, where presence is on. */
-  async presence(session: Session, channel: string): Promise<RealtimeClient[]> {
+  async presence(session: Session, channel: string): Promise<PresenceMember[]> {
     // Stryker disable next-line StringLiteral: the gate treats "read" like any operation other than send and join
     const rules = this.gate.check(session, channel, "read");
     if (!rules.presence) throw new AppError(ErrorCode.Forbidden, `Presence is off for channel ${channel}`, { channel });
@@ -625,8 +625,14 @@ export class ChannelService {
     }
   }
 
-  private addMember(client: RealtimeClient, channel: string): void {
-    if (this.deps.membership.add(channel, client)) this.deps.presence.joined(channel, client);
+  /**
+   * Makes the client a member. Presence lists it with the options of its latest JOIN as delivered
+   * (after triggers), so shared presence is written again on every join, not only the first.
+   */
+  private addMember(client: RealtimeClient, channel: string, joinOptions: unknown): void {
+    const member: PresenceMember = { ...client, joinOptions: joinOptions ?? null };
+    this.deps.membership.add(channel, member);
+    this.deps.presence.joined(channel, member);
   }
 
   private removeMember(client: RealtimeClient, channel: string): void {
@@ -636,7 +642,9 @@ export class ChannelService {
     }
   }
 
-  private async publishLeave(client: RealtimeClient, channel: string): Promise<void> {
+  private async publishLeave(member: PresenceMember, channel: string): Promise<void> {
+    // The event carries the client alone: its join options are presence's, not part of the LEAVE.
+    const client: RealtimeClient = { id: member.id, authenticated: member.authenticated, extras: member.extras };
     try {
       await this.deps.publisher.publish(this.createEvent("LEAVE", client, channel, null, null));
     } catch (error) {

@@ -1,7 +1,7 @@
-import type { RealtimeClient } from "./types.js";
+import type { PresenceMember } from "./types.js";
 
 interface Member {
-  client: RealtimeClient;
+  client: PresenceMember;
   /** Joins not yet left: a client may hold several subscriptions on one channel. */
   joins: number;
 }
@@ -15,7 +15,7 @@ export class Membership {
   private readonly byClient = new Map<string, Set<string>>();
 
   /** Records a join. Returns true when the client was not yet a member. */
-  add(channel: string, client: RealtimeClient): boolean {
+  add(channel: string, client: PresenceMember): boolean {
     let members = this.byChannel.get(channel);
     if (!members) this.byChannel.set(channel, (members = new Map()));
     const member = members.get(client.id);
@@ -50,7 +50,7 @@ export class Membership {
   }
 
   /** The client, when it is a member of the channel. */
-  member(channel: string, clientId: string): RealtimeClient | undefined {
+  member(channel: string, clientId: string): PresenceMember | undefined {
     return this.byChannel.get(channel)?.get(clientId)?.client;
   }
 
@@ -60,12 +60,12 @@ export class Membership {
   }
 
   /** The members of a channel, in join order. */
-  members(channel: string): RealtimeClient[] {
+  members(channel: string): PresenceMember[] {
     return [...(this.byChannel.get(channel)?.values() ?? [])].map((member) => member.client);
   }
 
   /** Every channel with members, with its members. */
-  *all(): Generator<{ channel: string; clients: RealtimeClient[] }> {
+  *all(): Generator<{ channel: string; clients: PresenceMember[] }> {
     for (const channel of this.byChannel.keys()) yield { channel, clients: this.members(channel) };
   }
 

@@ -1,14 +1,14 @@
 import type { Membership } from "./membership.js";
-import type { RealtimeClient } from "./types.js";
+import type { PresenceMember } from "./types.js";
 
 /** Who is on a channel, as presence reports it. */
 export interface PresenceTracker {
-  /** A client became a member of a channel on this instance. */
-  joined(channel: string, client: RealtimeClient): void;
+  /** A client joined a channel on this instance (for the first time, or again with new join options). */
+  joined(channel: string, client: PresenceMember): void;
   /** A client stopped being a member of a channel on this instance. */
   left(channel: string, clientId: string): void;
   /** The members of a channel, one entry per client. */
-  list(channel: string): Promise<RealtimeClient[]>;
+  list(channel: string): Promise<PresenceMember[]>;
 }
 
 /** Presence for a single instance: its own membership. */
@@ -19,7 +19,7 @@ export class LocalPresence implements PresenceTracker {
 
   left(): void {}
 
-  async list(channel: string): Promise<RealtimeClient[]> {
+  async list(channel: string): Promise<PresenceMember[]> {
     return this.membership.members(channel);
   }
 }

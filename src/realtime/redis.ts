@@ -6,7 +6,7 @@ import type { BusListener, ChannelBus } from "./bus.js";
 import type { Membership } from "./membership.js";
 import type { PresenceTracker } from "./presence.js";
 import type { SequenceSource } from "./sequence.js";
-import type { ChannelEvent, RealtimeClient } from "./types.js";
+import type { ChannelEvent, PresenceMember } from "./types.js";
 
 /**
  * The Redis connections of one server instance: one for commands and publishing, one in subscriber
@@ -256,7 +256,7 @@ export class RedisPresence implements PresenceTracker {
     this.timer.unref();
   }
 
-  joined(channel: string, client: RealtimeClient): void {
+  joined(channel: string, client: PresenceMember): void {
     const entry = this.redis.commands.hset(this.key(channel), this.field(client.id), JSON.stringify(client));
     // After the entry (commands on one connection run in order): an index entry is removed only with no entries left.
     const indexed = this.redis.commands.zadd(this.indexKey(), 0, channel);
@@ -270,7 +270,7 @@ export class RedisPresence implements PresenceTracker {
     this.write(channel, clientId, Promise.all([entry, unindexed]));
   }
 
-  async list(channel: string): Promise<RealtimeClient[]> {
+  async list(channel: string): Promise<PresenceMember[]> {
     const entries = Object.entries(await this.redis.commands.hgetall(this.key(channel)));
     const instances = [...new Set(entries.map(([field]) => field.slice(0, field.indexOf("/"))))];
     const alive = new Set(
@@ -280,12 +280,12 @@ export class RedisPresence implements PresenceTracker {
             value ? [instances[i]!] : [],
           ),
     );
-    const byClient = new Map<string, RealtimeClient>();
+    const byClient = new Map<string, PresenceMember>();
     const dead: string[] = [];
     for (const [field, value] of entries) {
       if (!alive.has(field.slice(0, field.indexOf("/")))) dead.push(field);
       else {
-        const client = JSON.parse(value) as RealtimeClient;
+        const client = JSON.parse(value) as PresenceMember;
         byClient.set(client.id, client);
       }
     }
@@ -297,8 +297,8 @@ export class RedisPresence implements PresenceTracker {
    * The channels with members on any live instance whose names start with `prefix`, in name order,
    * at most `first`, each with its members. Channels found empty leave the index on the way.
    */
-  async channelsWithPrefix(prefix: string, first: number): Promise<{ channel: string; members: RealtimeClient[] }[]> {
-    const found: { channel: string; members: RealtimeClient[] }[] = [];
+  async channelsWithPrefix(prefix: string, first: number): Promise<{ channel: string; members: PresenceMember[] }[]> {
+    const found: { channel: string; members: PresenceMember[] }[] = [];
     // `[` makes a bound inclusive; every name that starts with the prefix sorts below prefix + U+FFFF.
     let from = `[${prefix}`;
     const to = `[${prefix}\uffff`;

@@ -27,6 +27,14 @@ export interface RealtimeClient {
   readonly extras: ClientExtras | null;
 }
 
+/**
+ * A client as presence lists it: with the options of its JOIN on the channel as they were delivered
+ * (after triggers; its latest JOIN when it joined more than once), as other members saw them.
+ */
+export interface PresenceMember extends RealtimeClient {
+  readonly joinOptions?: unknown;
+}
+
 /** One event on a channel, as delivered to subscribers. Plain JSON: no Dates, no class instances. */
 export interface ChannelEvent {
   readonly id: string;

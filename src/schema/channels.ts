@@ -1,4 +1,4 @@
-import { type ChannelEvent, REALTIME_ACTIONS, type RealtimeClient } from "../realtime/types.js";
+import { type ChannelEvent, type PresenceMember, REALTIME_ACTIONS } from "../realtime/types.js";
 import { builder } from "./builder.js";
 
 const RealtimeActionEnum = builder.enumType("RealtimeAction", {
@@ -7,12 +7,19 @@ const RealtimeActionEnum = builder.enumType("RealtimeAction", {
 });
 
 /** The GraphQL type of a client. */
-export const RealtimeClientRef = builder.objectRef<RealtimeClient>("RealtimeClient").implement({
+export const RealtimeClientRef = builder.objectRef<PresenceMember>("RealtimeClient").implement({
   description: "A connected party: a WebSocket connection, an HTTP caller, or an authenticated user.",
   fields: (t) => ({
     id: t.exposeID("id"),
     authenticated: t.exposeBoolean("authenticated"),
     extras: t.field({ type: "JSON", nullable: true, resolve: (client) => client.extras }),
+    joinOptions: t.field({
+      type: "JSON",
+      nullable: true,
+      description:
+        "In `presence`: the options of the member's latest JOIN on that channel, as the other members received them (after triggers), such as a display name. Null elsewhere.",
+      resolve: (client) => client.joinOptions ?? null,
+    }),
   }),
 });
 

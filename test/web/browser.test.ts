@@ -66,6 +66,30 @@ describeBrowser("web pages in Chromium", () => {
     await closeAll(alice);
   });
 
+  it("lists the people here by the names they chose, also those who joined first, and shows a refused join as refused", async () => {
+    // room:lobby has presence on from the first start. Carol joins first and says nothing.
+    const carol = await openDemo("room:lobby", "carol");
+    const dave = await openDemo("room:lobby", "dave");
+    const people = (page: Page) => page.getByRole("complementary").getByRole("listitem");
+    await expect.poll(async () => (await people(dave).allTextContents()).sort()).toEqual(["carol", "dave (you)"]);
+    await expect.poll(async () => (await people(carol).allTextContents()).sort()).toEqual(["carol (you)", "dave"]);
+
+    const created = await fetch(server.httpUrl, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${ADMIN_TOKEN}` },
+      body: JSON.stringify({ query: `mutation { createChannel(input: { pattern: "staff:*", anonymousClients: false }) { id } }` }),
+    });
+    expect(((await created.json()) as { errors?: unknown }).errors).toBeUndefined();
+    await dave.locator("#room").fill("staff:desk");
+    await dave.getByRole("button", { name: "Join" }).click();
+    const heading = dave.locator('#room-heading[data-state="refused"]');
+    await heading.filter({ hasText: "staff:desk (not joined)" }).waitFor();
+    await messages(dave).filter({ hasText: "Could not join staff:desk:" }).waitFor();
+    expect(await dave.getByLabel("Message").isDisabled()).toBe(true);
+    await screenshot(dave, "demo-refused-join");
+    await closeAll(carol, dave);
+  });
+
   it("an admin creates a trigger in the console and the demo pages see messages transformed at once", async () => {
     const alice = await openDemo("room:e2e-shout", "alice");
     const bob = await openDemo("room:e2e-shout", "bob");

@@ -25,6 +25,7 @@ const statusEl = byId("status");
 const joinForm = byId("join-form", HTMLFormElement);
 const nameInput = byId("name", HTMLInputElement);
 const roomInput = byId("room", HTMLInputElement);
+const roomHeading = byId("room-heading");
 const roomName = byId("room-name");
 const messages = byId("messages", HTMLOListElement);
 const notice = byId("notice");
@@ -85,6 +86,7 @@ async function enter(channel: string): Promise<void> {
   peopleNote.textContent = "";
   showNotice("");
   roomName.textContent = channel;
+  delete roomHeading.dataset.state;
   document.title = `${channel} · Chat demo`;
   try {
     const joined = await realtime.join(channel, (event, info) => onEvent(channel, event, info.self), {
@@ -106,6 +108,11 @@ async function enter(channel: string): Promise<void> {
     setComposerEnabled(realtime.status === "connected");
     void refreshPeople(channel);
   } catch (error) {
+    if (roomName.textContent !== channel) return; // another room was chosen meanwhile
+    // Said where the room's messages would be, and in the heading: nothing here is live.
+    roomHeading.dataset.state = "refused";
+    roomName.textContent = `${channel} (not joined)`;
+    addSystem(`Could not join ${channel}: ${errorMessage(error)}`);
     showNotice(`Could not join ${channel}: ${errorMessage(error)}`);
   }
 }
@@ -182,6 +189,11 @@ function refreshPeople(channel: string): void {
       const members = await realtime.presence(channel);
       const current = room;
       if (current?.channel !== channel) return;
+      // Each member's name as it chose it when it joined, also for those who joined before us.
+      for (const member of members) {
+        const name = stringField(member.joinOptions, "name");
+        if (name) names.set(member.id, name);
+      }
       people.replaceChildren(
         ...members.map((member) => h("li", {}, member.id === current.clientId ? `${nameOf(member.id)} (you)` : nameOf(member.id))),
       );

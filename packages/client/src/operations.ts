@@ -62,6 +62,7 @@ export const ChannelPresenceDocument = graphql(`
       id
       authenticated
       extras
+      joinOptions
     }
   }
 `);

@@ -19,14 +19,14 @@ type Documents = {
     "\n  subscription ChannelEvents($name: String!, $options: JSON) {\n    channel(name: $name, options: $options) {\n      ...ChannelEventFields\n    }\n  }\n": typeof types.ChannelEventsDocument,
     "\n  mutation SendMessage($channel: String!, $payload: JSON!, $options: JSON) {\n    sendMessage(channel: $channel, payload: $payload, options: $options) {\n      delivered\n      event {\n        ...ChannelEventFields\n      }\n    }\n  }\n": typeof types.SendMessageDocument,
     "\n  query ChannelHistory($channel: String!, $last: Int) {\n    history(channel: $channel, last: $last) {\n      ...ChannelEventFields\n    }\n  }\n": typeof types.ChannelHistoryDocument,
-    "\n  query ChannelPresence($channel: String!) {\n    presence(channel: $channel) {\n      id\n      authenticated\n      extras\n    }\n  }\n": typeof types.ChannelPresenceDocument,
+    "\n  query ChannelPresence($channel: String!) {\n    presence(channel: $channel) {\n      id\n      authenticated\n      extras\n      joinOptions\n    }\n  }\n": typeof types.ChannelPresenceDocument,
 };
 const documents: Documents = {
     "\n  fragment ChannelEventFields on ChannelEvent {\n    id\n    action\n    command\n    channel\n    payload\n    commandOptions\n    client {\n      id\n      authenticated\n      extras\n    }\n    createdAt\n    seq\n  }\n": types.ChannelEventFieldsFragmentDoc,
     "\n  subscription ChannelEvents($name: String!, $options: JSON) {\n    channel(name: $name, options: $options) {\n      ...ChannelEventFields\n    }\n  }\n": types.ChannelEventsDocument,
     "\n  mutation SendMessage($channel: String!, $payload: JSON!, $options: JSON) {\n    sendMessage(channel: $channel, payload: $payload, options: $options) {\n      delivered\n      event {\n        ...ChannelEventFields\n      }\n    }\n  }\n": types.SendMessageDocument,
     "\n  query ChannelHistory($channel: String!, $last: Int) {\n    history(channel: $channel, last: $last) {\n      ...ChannelEventFields\n    }\n  }\n": types.ChannelHistoryDocument,
-    "\n  query ChannelPresence($channel: String!) {\n    presence(channel: $channel) {\n      id\n      authenticated\n      extras\n    }\n  }\n": types.ChannelPresenceDocument,
+    "\n  query ChannelPresence($channel: String!) {\n    presence(channel: $channel) {\n      id\n      authenticated\n      extras\n      joinOptions\n    }\n  }\n": types.ChannelPresenceDocument,
 };
 
 /**
@@ -48,7 +48,7 @@ export function graphql(source: "\n  query ChannelHistory($channel: String!, $la
 /**
  * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
  */
-export function graphql(source: "\n  query ChannelPresence($channel: String!) {\n    presence(channel: $channel) {\n      id\n      authenticated\n      extras\n    }\n  }\n"): typeof import('./graphql.js').ChannelPresenceDocument;
+export function graphql(source: "\n  query ChannelPresence($channel: String!) {\n    presence(channel: $channel) {\n      id\n      authenticated\n      extras\n      joinOptions\n    }\n  }\n"): typeof import('./graphql.js').ChannelPresenceDocument;
 
 
 export function graphql(source: string) {

@@ -42,7 +42,7 @@ export type ChannelPresenceQueryVariables = Exact<{
 }>;
 
 
-export type ChannelPresenceQuery = { presence: Array<{ id: string, authenticated: boolean, extras: unknown }> };
+export type ChannelPresenceQuery = { presence: Array<{ id: string, authenticated: boolean, extras: unknown, joinOptions: unknown }> };
 
 export class TypedDocumentString<TResult, TVariables>
   extends String
@@ -151,6 +151,7 @@ export const ChannelPresenceDocument = new TypedDocumentString(`
     id
     authenticated
     extras
+    joinOptions
   }
 }
     `) as unknown as TypedDocumentString<ChannelPresenceQuery, ChannelPresenceQueryVariables>;
