@@ -67,6 +67,22 @@ describeBrowser("the trigger author's workflow in the console", () => {
     await screenshot(page, "admin-test-draft");
     // Nothing was saved.
     expect((await admin(server.httpUrl, `{ triggers { name } }`)).data!.triggers).toEqual([]);
+
+    // Saving keeps the test's channel, action and result where they were, also on a later save.
+    await test.getByLabel("Action").selectOption("JOIN");
+    await test.getByRole("button", { name: "Run test" }).click();
+    await page.locator("#test-result").getByText("NOT_A_MODERATOR: Moderators only").waitFor();
+    for (const revision of [1, 2]) {
+      if (revision === 2) await page.locator("#trigger-description").fill("moderators only");
+      await page.getByRole("button", { name: revision === 1 ? "Create trigger" : "Save trigger" }).click();
+      await page
+        .getByRole("status")
+        .filter({ hasText: revision === 1 ? "Trigger created" : `revision ${revision}` })
+        .waitFor();
+      expect(await test.getByLabel("Channel name").inputValue()).toBe("mods:1");
+      expect(await test.getByLabel("Action").inputValue()).toBe("JOIN");
+      await page.locator("#test-result").getByText("NOT_A_MODERATOR: Moderators only").waitFor({ timeout: 1000 });
+    }
     await page.context().close();
   });
 

@@ -45,8 +45,11 @@ export interface AuthoringHost {
 
 /** The tools, driven by the console's selection. */
 export interface Authoring {
-  /** Shows the tools for a saved trigger, or for a new one (testing only). */
-  select(trigger: TriggerFieldsFragment | null): void;
+  /**
+   * Shows the tools for a saved trigger, or for a new one (testing only). With `saved` (the form just
+   * saved this trigger, new or not) the draft test keeps its channel, action and result.
+   */
+  select(trigger: TriggerFieldsFragment | null, saved?: boolean): void;
   /** Stops streaming runs (on sign-out). */
   stop(): void;
 }
@@ -373,13 +376,15 @@ export function createAuthoring(host: AuthoringHost): Authoring {
   }
 
   return {
-    select(trigger) {
+    select(trigger, saved = false) {
       selected = trigger;
-      testResult.replaceChildren();
-      testError.textContent = "";
-      if (trigger) {
-        testChannel.value = trigger.channel.replaceAll("*", "test");
-        testAction.value = trigger.actions[0] ?? "MESSAGE";
+      if (!saved) {
+        testResult.replaceChildren();
+        testError.textContent = "";
+        if (trigger) {
+          testChannel.value = trigger.channel.replaceAll("*", "test");
+          testAction.value = trigger.actions[0] ?? "MESSAGE";
+        }
       }
       tools.hidden = !trigger;
       runRows.replaceChildren();

@@ -28,7 +28,7 @@ function admin<TResult, TVariables>(document: TypedDocumentString<TResult, TVari
 const channels = createChannelsPanel(admin);
 const triggers = createTriggersPanel({
   admin,
-  selected: (trigger) => authoring.select(trigger),
+  selected: (trigger, saved) => authoring.select(trigger, saved),
   changed: () => void channels.load(),
 });
 const authoring = createAuthoring({

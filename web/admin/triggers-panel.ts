@@ -21,8 +21,8 @@ const EXAMPLE_STACK = [{ set: "payload.text", value: "$uppercase(payload.text)" 
 /** What the triggers panel tells the rest of the console. */
 export interface TriggersPanelHost {
   readonly admin: RunAdmin;
-  /** A trigger was opened in the form (or the form emptied). */
-  selected(trigger: TriggerFieldsFragment | null): void;
+  /** A trigger was opened in the form (or the form emptied); `saved` when it is the one the form just saved. */
+  selected(trigger: TriggerFieldsFragment | null, saved: boolean): void;
   /** Triggers changed: a channel's list of triggers may have too. */
   changed(): void;
 }
@@ -132,7 +132,7 @@ export function createTriggersPanel(host: TriggersPanelHost): TriggersPanel {
     }
   }
 
-  function select(trigger: TriggerFieldsFragment | null): void {
+  function select(trigger: TriggerFieldsFragment | null, saved = false): void {
     selected = trigger;
     clearFeedback(feedback);
     heading.textContent = trigger ? `Edit ${trigger.name}` : "New trigger";
@@ -149,7 +149,7 @@ export function createTriggersPanel(host: TriggersPanelHost): TriggersPanel {
     for (const box of actionBoxes) box.checked = trigger ? trigger.actions.includes(box.value as TriggerAction) : box.value === "MESSAGE";
     stackEditor.set(trigger?.stack ?? EXAMPLE_STACK);
     markCurrentRow(rows, trigger ? triggers.findIndex((candidate) => candidate.id === trigger.id) : -1);
-    host.selected(trigger);
+    host.selected(trigger, saved);
   }
 
   function readDraft(): CreateTriggerInput | null {
@@ -191,7 +191,7 @@ export function createTriggersPanel(host: TriggersPanelHost): TriggersPanel {
         // A new trigger the tag filter would hide is shown by clearing the filter.
         if (tagFilter.value && !saved.tags.includes(tagFilter.value)) tagFilter.value = "";
         await load();
-        select(saved);
+        select(saved, true);
         host.changed();
         return created ? "Trigger created." : `Trigger saved as revision ${saved.revision}.`;
       },
