@@ -4,7 +4,7 @@ const booleanString = z.enum(["true", "false", "1", "0"]).transform((value) => v
 
 /**
  * The server's settings, read from the environment once at start. Every variable is documented in
- * the README's configuration table; a bad value stops the server with a message naming it.
+ * docs/reference.md; a bad value stops the server with a message naming it.
  */
 const EnvSchema = z
   .object({

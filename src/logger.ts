@@ -1,7 +1,7 @@
 import { type Logger, pino } from "pino";
 import pretty from "pino-pretty";
 
-/** How log entries are written: JSON lines, or a readable line each (see the README's LOG_FORMAT). */
+/** How log entries are written: JSON lines, or a readable line each (see LOG_FORMAT in docs/reference.md). */
 export type LogFormat = "pretty" | "json";
 
 /**

@@ -2,7 +2,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
 
-// The layering the README's "Architecture" describes, read from the sources' import statements (type
+// The layering docs/architecture.md describes, read from the sources' import statements (type
 // imports included): a change that breaks it fails here rather than in review.
 
 const SRC = resolve(import.meta.dirname, "../src");

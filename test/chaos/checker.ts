@@ -50,7 +50,7 @@ function tally<T>(items: readonly T[]): Map<T, number> {
   return counts;
 }
 
-/** Checks every invariant of a run; see the README's "Delivery guarantees" for what each means. */
+/** Checks every invariant of a run; see "Delivery guarantees" in docs/cluster.md for what each means. */
 export function check(run: RunRecord): Verdict[] {
   const historyChannels = new Set(run.historyChannels);
   const acked = run.sends.filter((send) => send.outcome === "ack");
@@ -184,7 +184,7 @@ export function check(run: RunRecord): Verdict[] {
 
   // 8. A trigger's `incr` counter counts every acknowledged event that ran it. It may count more: a
   // send whose outcome its sender never learnt, and one refused for an outage after its triggers ran
-  // (state changes are made when the trigger runs; see the README's "Delivery guarantees").
+  // (state changes are made when the trigger runs; see "Delivery guarantees" in docs/cluster.md).
   const counterProblems: string[] = [];
   const ackedPerChannel = tally(acked.map((send) => send.channel));
   const uncertainPerChannel = tally(

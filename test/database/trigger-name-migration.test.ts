@@ -85,7 +85,7 @@ interface Row {
 }
 
 /**
- * The names the migration gives, as README "Changing the database schema" states the rule: in each
+ * The names the migration gives, as "Changing the database schema" in docs/development.md states the rule: in each
  * group of triggers sharing a name, the oldest by (createdAt, id) keeps it; the others, oldest first
  * and group by group (names in byte order), get the first free `<name> (n)`, n = 2, 3, ..., cut to
  * 200 characters, counting the names given before as taken.

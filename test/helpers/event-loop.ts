@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 
 /**
  * The bound tests hold the longest stretch of trigger work to, in CPU time: trigger runs let the
- * event loop run every few milliseconds and each step of theirs is bounded (README, Guardrails)
+ * event loop run every few milliseconds and each step of theirs is bounded (docs/triggers.md, Guardrails)
  * well under 50 ms; twice that leaves room for a loaded 2-core machine and garbage collection.
  */
 export const MAX_HOLD_MS = 100;

@@ -8,8 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startServer, type TestServer } from "../../../test/helpers/server.js";
 
 /**
- * Runs the README's "Use from your frontend" recipe as written: the package installed into an app
- * folder the way `npm install <tarball>` would (its built `files` and package.json), the README's
+ * Runs the "Use from your frontend" recipe of docs/client.md as written: the package installed into an app
+ * folder the way `npm install <tarball>` would (its built `files` and package.json), the page's
  * codegen.ts, src/app.ts and tsconfig.json, GraphQL Code Generator with the client preset, then `tsc`
  * and esbuild. No registry: the app's other dependencies are links to this repository's.
  */
@@ -21,11 +21,11 @@ const run = promisify(execFile);
 /** Whatever the app's `npm install` would have put in node_modules besides the package itself. */
 const APP_DEPENDENCIES = ["@graphql-codegen", "@graphql-typed-document-node", "graphql", "graphql-ws", "typescript"];
 
-/** The fenced blocks of the README section whose first line names a file (`// codegen.ts`). */
+/** The fenced blocks of the docs' section whose first line names a file (`// codegen.ts`). */
 function recipeFiles(): Map<string, string> {
-  const readme = readFileSync(join(root, "README.md"), "utf8");
-  const section = readme.split(/^### Use from your frontend$/m)[1]?.split(/^#{1,3} /m)[0];
-  if (!section) throw new Error('README.md has no "### Use from your frontend" section');
+  const page = readFileSync(join(root, "docs", "client.md"), "utf8");
+  const section = page.split(/^## Use from your frontend$/m)[1]?.split(/^#{1,2} /m)[0];
+  if (!section) throw new Error('docs/client.md has no "## Use from your frontend" section');
   const files = new Map<string, string>();
   for (const [, body] of section.matchAll(/^```\w*\n([\s\S]*?)^```$/gm)) {
     const named = /^\/\/ ([\w./-]+)\n/.exec(body!);
