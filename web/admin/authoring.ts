@@ -381,10 +381,11 @@ export function createAuthoring(host: AuthoringHost): Authoring {
       if (!saved) {
         testResult.replaceChildren();
         testError.textContent = "";
-        if (trigger) {
-          testChannel.value = trigger.channel.replaceAll("*", "test");
-          testAction.value = trigger.actions[0] ?? "MESSAGE";
-        }
+      }
+      // A trigger just saved keeps the test's channel and action, unless there were none yet.
+      if (trigger && (!saved || testChannel.value.trim() === "")) {
+        testChannel.value = trigger.channel.replaceAll("*", "test");
+        testAction.value = trigger.actions[0] ?? "MESSAGE";
       }
       tools.hidden = !trigger;
       runRows.replaceChildren();
