@@ -8,7 +8,7 @@ import {
   type ChannelMembership,
   type ConnectionStatus,
   createRealtimeClient,
-  RealtimeError,
+  type PresenceUpdate,
 } from "@realtime-channels/client";
 import { byId, clock, h, nearBottom } from "../shared/dom.js";
 
@@ -89,7 +89,7 @@ async function enter(channel: string): Promise<void> {
   delete roomHeading.dataset.state;
   document.title = `${channel} · Chat demo`;
   try {
-    const joined = await realtime.join(channel, (event, info) => onEvent(channel, event, info.self), {
+    const joined = await realtime.join(channel, (event, info) => onEvent(event, info.self), {
       history: 50,
       options: { name },
       onGap: (gap) => addSystem(`${gap.nextSeq - gap.afterSeq - 1} messages were missed while disconnected.`),
@@ -99,6 +99,8 @@ async function enter(channel: string): Promise<void> {
         setComposerEnabled(false);
         addSystem(error ? `You left the room: ${error.message}` : "The room closed.");
       },
+      // Read on joining and after every reconnect, followed join by join in between.
+      onPresence: (update) => showPeople(channel, update),
     });
     if (roomName.textContent !== channel) {
       joined.leave(); // another room was chosen meanwhile
@@ -106,7 +108,7 @@ async function enter(channel: string): Promise<void> {
     }
     room = joined;
     setComposerEnabled(realtime.status === "connected");
-    void refreshPeople(channel);
+    if (lastPresence?.channel === channel) showPeople(channel, lastPresence.update);
   } catch (error) {
     if (roomName.textContent !== channel) return; // another room was chosen meanwhile
     // Said where the room's messages would be, and in the heading: nothing here is live.
@@ -117,19 +119,17 @@ async function enter(channel: string): Promise<void> {
   }
 }
 
-function onEvent(channel: string, event: ChannelEvent, self: boolean): void {
+function onEvent(event: ChannelEvent, self: boolean): void {
   const id = event.client.id;
   switch (event.action) {
     case "JOIN": {
       const name = stringField(event.commandOptions, "name");
       if (name) names.set(id, name);
       addSystem(`${self ? "You" : nameOf(id)} joined.`, event.createdAt);
-      void refreshPeople(channel);
       break;
     }
     case "LEAVE":
       addSystem(`${nameOf(id)} left.`, event.createdAt);
-      void refreshPeople(channel);
       break;
     case "MESSAGE": {
       const name = stringField(event.payload, "name");
@@ -180,32 +180,28 @@ async function send(): Promise<void> {
   }
 }
 
-let peopleTimer: ReturnType<typeof setTimeout> | undefined;
-/** Refreshes "Here now" shortly after joins and leaves (several at once make one query). */
-function refreshPeople(channel: string): void {
-  clearTimeout(peopleTimer);
-  peopleTimer = setTimeout(async () => {
-    try {
-      const members = await realtime.presence(channel);
-      const current = room;
-      if (current?.channel !== channel) return;
-      // Each member's name as it chose it when it joined, also for those who joined before us.
-      for (const member of members) {
-        const name = stringField(member.joinOptions, "name");
-        if (name) names.set(member.id, name);
-      }
-      people.replaceChildren(
-        ...members.map((member) => h("li", {}, member.id === current.clientId ? `${nameOf(member.id)} (you)` : nameOf(member.id))),
-      );
-      peopleNote.textContent = `${members.length} ${members.length === 1 ? "person" : "people"}`;
-    } catch (error) {
-      people.replaceChildren();
-      peopleNote.textContent =
-        error instanceof RealtimeError && error.code === "FORBIDDEN"
-          ? "Presence is off in this room."
-          : `Presence unavailable: ${errorMessage(error)}`;
-    }
-  }, 150);
+/** The latest presence update, kept for the moment the join resolves (the first sync may come before). */
+let lastPresence: { channel: string; update: PresenceUpdate } | null = null;
+
+/** Shows "Here now": each member by the name it joined with. */
+function showPeople(channel: string, update: PresenceUpdate): void {
+  lastPresence = { channel, update };
+  const current = room;
+  if (current?.channel !== channel) return;
+  if (update.change.kind === "unavailable") {
+    people.replaceChildren();
+    const { error } = update.change;
+    peopleNote.textContent = error.code === "FORBIDDEN" ? "Presence is off in this room." : `Presence unavailable: ${error.message}`;
+    return;
+  }
+  for (const member of update.members) {
+    const name = stringField(member.joinOptions, "name");
+    if (name) names.set(member.id, name);
+  }
+  people.replaceChildren(
+    ...update.members.map((member) => h("li", {}, member.id === current.clientId ? `${nameOf(member.id)} (you)` : nameOf(member.id))),
+  );
+  peopleNote.textContent = `${update.members.length} ${update.members.length === 1 ? "person" : "people"}`;
 }
 
 function nameOf(clientId: string): string {

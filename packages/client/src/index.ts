@@ -15,11 +15,14 @@ export {
   type EventHandler,
   type EventInfo,
   type JoinOptions,
+  type PresenceChange,
+  type PresenceUpdate,
   RealtimeClient,
   type RealtimeClientOptions,
   type ReconnectOptions,
   type SendResult,
   type StatusDetail,
   type StatusListener,
+  type SubscriptionHandlers,
 } from "./realtime-client.js";
 export type { TypedDocument } from "./typed-document.js";

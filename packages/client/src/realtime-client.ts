@@ -26,12 +26,46 @@ import { isGraphQLErrors, RealtimeError } from "./graphql-errors.js";
 import { ChannelEventsDocument, ChannelHistoryDocument, ChannelPresenceDocument, SendMessageDocument } from "./operations.js";
 import type { TypedDocument } from "./typed-document.js";
 
-/** A channel event as delivered (after the server's triggers). */
-export type ChannelEvent = ChannelEventFieldsFragment;
-/** A client present on a channel. */
+/**
+ * A channel event as delivered (after the server's triggers). `TPayload` and `TOptions` type its
+ * `payload` and `commandOptions` as the app declares them: the server does not check them, so a
+ * channel's triggers and senders must keep to the shape declared.
+ */
+export type ChannelEvent<TPayload = unknown, TOptions = unknown> = Omit<ChannelEventFieldsFragment, "payload" | "commandOptions"> & {
+  readonly payload: TPayload;
+  readonly commandOptions: TOptions;
+};
+/** A client present on a channel, with the options of its latest JOIN (`joinOptions`). */
 export type ChannelMember = ChannelPresenceQuery["presence"][number];
 /** What `send` returns: `delivered: false` (and no event) when a trigger dropped the message. */
-export type SendResult = SendMessageMutation["sendMessage"];
+export type SendResult<TPayload = unknown> = Omit<SendMessageMutation["sendMessage"], "event"> & {
+  readonly event: ChannelEvent<TPayload> | null;
+};
+
+/** What changed in a channel's presence (see {@link JoinOptions.onPresence}). */
+export type PresenceChange =
+  /** The members were read from the server: on joining, and again after every reconnect. */
+  | { readonly kind: "sync" }
+  | { readonly kind: "join"; readonly member: ChannelMember }
+  | { readonly kind: "leave"; readonly member: ChannelMember }
+  /** Presence could not be read (`FORBIDDEN` where it is off); `members` is empty until the next sync. */
+  | { readonly kind: "unavailable"; readonly error: RealtimeError };
+
+/** A channel's members after a change, and the change. */
+export interface PresenceUpdate {
+  readonly members: readonly ChannelMember[];
+  readonly change: PresenceChange;
+}
+
+/** Handlers of a custom subscription (see {@link RealtimeClient.subscribe}). */
+export interface SubscriptionHandlers<TResult> {
+  /** Each result's data. */
+  next(data: TResult): void;
+  /** The server refused or ended the subscription with an error; it is over. */
+  error?(error: RealtimeError): void;
+  /** The server completed the subscription; it is over. */
+  complete?(): void;
+}
 
 /** Facts about a delivered event. */
 export interface EventInfo {
@@ -40,7 +74,7 @@ export interface EventInfo {
 }
 
 /** Receives a channel's events. */
-export type EventHandler = (event: ChannelEvent, info: EventInfo) => void;
+export type EventHandler<TPayload = unknown, TOptions = unknown> = (event: ChannelEvent<TPayload, TOptions>, info: EventInfo) => void;
 
 /** The state of the client's connection. */
 export type ConnectionStatus = "connecting" | "connected" | "reconnecting" | "closed";
@@ -99,6 +133,12 @@ export interface JoinOptions {
   readonly onGap?: (gap: ChannelGap) => void;
   /** Called when the server ends the membership (an error, or `null` when it completed it). */
   readonly onEnd?: (error: RealtimeError | null) => void;
+  /**
+   * Follows the channel's presence: called with every member after a sync (on joining, and again
+   * after every reconnect, so the list stays right across outages) and after each JOIN and LEAVE
+   * since. Events that arrive while a sync is under way are applied after it, in order.
+   */
+  readonly onPresence?: (update: PresenceUpdate) => void;
 }
 
 /** A joined channel. */
@@ -108,6 +148,8 @@ export interface ChannelMembership {
   readonly clientId: string;
   /** The last message sequence number seen, or null before the first public message. */
   readonly lastSeq: number | null;
+  /** With {@link JoinOptions.onPresence}: the members now, after the last sync and the events since; else empty. */
+  readonly members: readonly ChannelMember[];
   /** Leaves the channel (ends the subscription; the server publishes a LEAVE). */
   leave(): void;
 }
@@ -137,6 +179,8 @@ interface ChannelState {
   lastSeq: number | null;
   /** When the first own JOIN was created: resuming before any message was seen skips older replays. */
   joinedAt: number | null;
+  /** With `onPresence`: the members by id, and the JOIN and LEAVE events held back while a sync is under way. */
+  readonly presence: { members: Map<string, ChannelMember>; pending: ChannelEvent[] | null; sync: object | null };
   readonly membership: ChannelMembership;
   readonly joined: { resolve(membership: ChannelMembership): void; reject(error: RealtimeError): void };
 }
@@ -151,6 +195,7 @@ export class RealtimeClient {
   private currentStatus: ConnectionStatus = "connecting";
   private readonly statusListeners = new Set<StatusListener>();
   private readonly channels = new Map<string, ChannelState>();
+  private readonly customs = new Set<CustomSubscription>();
   private connection: Connection | null = null;
   private attempt = 0;
   private retryTimer: ReturnType<typeof setTimeout> | undefined;
@@ -180,13 +225,17 @@ export class RealtimeClient {
    * @throws RealtimeError when the server refuses the join (`FORBIDDEN`, `UNAUTHENTICATED`,
    * `TRIGGER_REJECTED`, ...) or a trigger drops it (`JOIN_DROPPED`)
    */
-  join(channel: string, onEvent: EventHandler, options: JoinOptions = {}): Promise<ChannelMembership> {
+  join<TPayload = unknown, TOptions = unknown>(
+    channel: string,
+    onEvent: EventHandler<TPayload, TOptions>,
+    options: JoinOptions = {},
+  ): Promise<ChannelMembership> {
     if (this.closedError) return Promise.reject(this.closedError);
     if (this.channels.has(channel)) return Promise.reject(new RealtimeError(`Already joined ${channel}`, "ALREADY_JOINED"));
     return new Promise((resolve, reject) => {
       const state: ChannelState = {
         channel,
-        onEvent,
+        onEvent: onEvent as EventHandler,
         options,
         token: null,
         unsubscribe: null,
@@ -196,6 +245,7 @@ export class RealtimeClient {
         ownIds: new Set(),
         lastSeq: null,
         joinedAt: null,
+        presence: { members: new Map(), pending: null, sync: null },
         joined: { resolve, reject },
         membership: {
           channel,
@@ -205,11 +255,14 @@ export class RealtimeClient {
           get lastSeq() {
             return state.lastSeq;
           },
+          get members() {
+            return [...state.presence.members.values()];
+          },
           leave: () => void this.leave(channel),
         },
       };
       this.channels.set(channel, state);
-      if (this.connection?.connected) this.subscribe(state, this.connection);
+      if (this.connection?.connected) this.subscribeChannel(state, this.connection);
     });
   }
 
@@ -230,13 +283,13 @@ export class RealtimeClient {
    * @throws RealtimeError e.g. `FORBIDDEN`, `TRIGGER_REJECTED`, or `CONNECTION_LOST` when the
    * connection dropped before the answer (the message may or may not have been delivered)
    */
-  async send(channel: string, payload: unknown, options?: Record<string, unknown>): Promise<SendResult> {
-    return (await this.execute(SendMessageDocument, { channel, payload, options })).sendMessage;
+  async send<TPayload = unknown>(channel: string, payload: TPayload, options?: Record<string, unknown>): Promise<SendResult<TPayload>> {
+    return (await this.execute(SendMessageDocument, { channel, payload, options })).sendMessage as SendResult<TPayload>;
   }
 
   /** The latest `last` kept messages of a channel, oldest first (empty where history is off). */
-  async history(channel: string, last = 50): Promise<ChannelEvent[]> {
-    return (await this.execute(ChannelHistoryDocument, { channel, last })).history;
+  async history<TPayload = unknown>(channel: string, last = 50): Promise<ChannelEvent<TPayload>[]> {
+    return (await this.execute(ChannelHistoryDocument, { channel, last })).history as ChannelEvent<TPayload>[];
   }
 
   /**
@@ -268,6 +321,33 @@ export class RealtimeClient {
         },
       );
     });
+  }
+
+  /**
+   * Runs any typed subscription over the client's WebSocket (the app's own generated documents, like
+   * {@link execute}), handing each result's data to `handlers.next`. After a reconnect it subscribes
+   * again with the same variables; what was published meanwhile is not replayed (channel events
+   * are: use {@link join} for them). Returns a function that ends it.
+   */
+  subscribe<TResult, TVariables>(
+    document: TypedDocument<TResult, TVariables>,
+    variables: TVariables,
+    handlers: SubscriptionHandlers<TResult>,
+  ): () => void {
+    const custom: CustomSubscription = {
+      query: String(document),
+      variables: variables as Record<string, unknown>,
+      handlers: handlers as SubscriptionHandlers<unknown>,
+      token: null,
+      unsubscribe: null,
+    };
+    if (this.closedError) {
+      handlers.error?.(this.closedError);
+      return () => {};
+    }
+    this.customs.add(custom);
+    if (this.connection?.connected) this.subscribeCustom(custom, this.connection);
+    return () => this.endCustom(custom);
   }
 
   /** Leaves every channel, closes the connection and stops reconnecting. Safe to call twice. */
@@ -321,13 +401,18 @@ export class RealtimeClient {
     this.attempt = 0;
     this.setStatus("connected", {});
     for (const waiter of this.waiters.splice(0)) waiter.resolve(connection.gql);
-    for (const state of this.channels.values()) this.subscribe(state, connection);
+    for (const state of this.channels.values()) this.subscribeChannel(state, connection);
+    for (const custom of this.customs) this.subscribeCustom(custom, connection);
   }
 
   private connectionClosed(connection: Connection, event: unknown): void {
     this.connection = null;
     // Disposing first stops graphql-ws from retrying on its own; its sinks then complete, ignored below.
-    for (const state of this.channels.values()) state.token = null;
+    for (const state of this.channels.values()) {
+      state.token = null;
+      state.presence.sync = null; // a sync under way answers for the connection that is gone
+    }
+    for (const custom of this.customs) custom.token = null;
     void Promise.resolve(connection.gql.dispose()).catch(() => {});
     const code = typeof event === "object" && event !== null && "code" in event ? Number(event.code) : undefined;
     // An expired token is worth a reconnect when the token comes from a function: it is asked again.
@@ -351,7 +436,7 @@ export class RealtimeClient {
   }
 
   /** (Re)subscribes a channel on a connection: from its last seen `seq` when resuming. */
-  private subscribe(state: ChannelState, connection: Connection): void {
+  private subscribeChannel(state: ChannelState, connection: Connection): void {
     const token = {};
     state.token = token;
     state.ownJoinSeen = false;
@@ -392,6 +477,7 @@ export class RealtimeClient {
         state.ownJoinSeen = true;
         state.clientId = event.client.id;
         state.ownIds.add(event.client.id);
+        if (state.options.onPresence) this.syncPresence(state);
         if (state.everJoined) return; // a rejoin after reconnecting is not news to the application
         state.everJoined = true;
         state.joinedAt = Date.parse(event.createdAt);
@@ -411,7 +497,53 @@ export class RealtimeClient {
     this.deliver(state, event);
   }
 
+  /** Reads the members afresh; JOIN and LEAVE events that arrive meanwhile wait for the answer. */
+  private syncPresence(state: ChannelState): void {
+    const sync = {};
+    state.presence.sync = sync;
+    state.presence.pending = [];
+    const current = () => state.presence.sync === sync && this.channels.get(state.channel) === state;
+    this.execute(ChannelPresenceDocument, { channel: state.channel }).then(
+      ({ presence }) => {
+        if (!current()) return;
+        state.presence.members = new Map(presence.map((member) => [member.id, member]));
+        for (const event of state.presence.pending ?? []) applyPresence(state.presence.members, event);
+        state.presence.pending = null;
+        state.presence.sync = null;
+        this.notifyPresence(state, { kind: "sync" });
+      },
+      (error: unknown) => {
+        if (!current()) return;
+        state.presence.members.clear();
+        state.presence.pending = null;
+        state.presence.sync = null;
+        const reason = error instanceof RealtimeError ? error : new RealtimeError(String(error), "PRESENCE_UNAVAILABLE");
+        this.notifyPresence(state, { kind: "unavailable", error: reason });
+      },
+    );
+  }
+
+  /** Follows a JOIN or LEAVE in the channel's presence (held back while a sync is under way). */
+  private followPresence(state: ChannelState, event: ChannelEvent): void {
+    if (!state.options.onPresence || (event.action !== "JOIN" && event.action !== "LEAVE")) return;
+    if (state.presence.pending) {
+      state.presence.pending.push(event);
+      return;
+    }
+    const member = applyPresence(state.presence.members, event);
+    this.notifyPresence(state, event.action === "JOIN" ? { kind: "join", member } : { kind: "leave", member });
+  }
+
+  private notifyPresence(state: ChannelState, change: PresenceChange): void {
+    try {
+      state.options.onPresence?.({ members: [...state.presence.members.values()], change });
+    } catch (error) {
+      console.error(`realtime client: the presence handler of ${state.channel} threw`, error);
+    }
+  }
+
   private deliver(state: ChannelState, event: ChannelEvent): void {
+    this.followPresence(state, event);
     try {
       state.onEvent(event, { self: state.ownIds.has(event.client.id) });
     } catch (error) {
@@ -426,6 +558,46 @@ export class RealtimeClient {
     state.unsubscribe?.();
     if (!state.everJoined) state.joined.reject(error ?? new RealtimeError(`The server ended ${state.channel}`, "JOIN_ENDED"));
     else state.options.onEnd?.(error);
+  }
+
+  private subscribeCustom(custom: CustomSubscription, connection: Connection): void {
+    const token = {};
+    custom.token = token;
+    custom.unsubscribe = connection.gql.subscribe<unknown>(
+      { query: custom.query, variables: custom.variables },
+      {
+        next: (result) => {
+          if (custom.token !== token) return;
+          if (result.errors?.length) {
+            this.endCustom(custom);
+            custom.handlers.error?.(RealtimeError.fromErrors(result.errors));
+          } else if (result.data) {
+            try {
+              custom.handlers.next(result.data);
+            } catch (error) {
+              console.error("realtime client: a subscription handler threw", error);
+            }
+          }
+        },
+        error: (error) => {
+          // Anything but GraphQL errors is the connection closing: it subscribes again on the next one.
+          if (custom.token !== token || !isGraphQLErrors(error)) return;
+          this.endCustom(custom);
+          custom.handlers.error?.(RealtimeError.fromErrors(error));
+        },
+        complete: () => {
+          if (custom.token !== token) return;
+          this.endCustom(custom);
+          custom.handlers.complete?.();
+        },
+      },
+    );
+  }
+
+  private endCustom(custom: CustomSubscription): void {
+    if (!this.customs.delete(custom)) return;
+    custom.token = null;
+    custom.unsubscribe?.();
   }
 
   private connected(): Promise<Client> {
@@ -445,6 +617,10 @@ export class RealtimeClient {
       else if (error) state.options.onEnd?.(error);
     }
     this.channels.clear();
+    for (const custom of [...this.customs]) {
+      this.endCustom(custom);
+      if (error) custom.handlers.error?.(error);
+    }
     for (const waiter of this.waiters.splice(0)) waiter.reject(this.closedError);
     const connection = this.connection;
     this.connection = null;
@@ -462,6 +638,28 @@ export class RealtimeClient {
       }
     }
   }
+}
+
+interface CustomSubscription {
+  readonly query: string;
+  readonly variables: Record<string, unknown>;
+  readonly handlers: SubscriptionHandlers<unknown>;
+  /** Identifies the current subscription; callbacks of older ones are ignored. */
+  token: object | null;
+  unsubscribe: (() => void) | null;
+}
+
+/** Applies a JOIN or LEAVE to a channel's members; returns the member it concerns. */
+function applyPresence(members: Map<string, ChannelMember>, event: ChannelEvent): ChannelMember {
+  const { id, authenticated, extras } = event.client;
+  if (event.action === "LEAVE") {
+    const member = members.get(id) ?? { id, authenticated, extras, joinOptions: null };
+    members.delete(id);
+    return member;
+  }
+  const member = { id, authenticated, extras, joinOptions: event.commandOptions ?? null };
+  members.set(id, member);
+  return member;
 }
 
 function connectionLost(): RealtimeError {

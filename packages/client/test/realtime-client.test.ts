@@ -1,6 +1,6 @@
 import type { AddressInfo } from "node:net";
 import { connect, createServer, type Socket } from "node:net";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, expectTypeOf, it } from "vitest";
 import WebSocket from "ws";
 import { parseEnv } from "../../../src/env.js";
 import { createLogger } from "../../../src/logger.js";
@@ -12,12 +12,15 @@ import { admin, createTrigger } from "../../../test/helpers/triggers.js";
 import {
   type ChannelEvent,
   type ChannelGap,
+  type ChannelMember,
   type ConnectionStatus,
   createRealtimeClient,
   type EventInfo,
+  type PresenceUpdate,
   type RealtimeClient,
   type RealtimeClientOptions,
   RealtimeError,
+  type TypedDocument,
 } from "../src/index.js";
 
 const SEND = `mutation ($channel: String!, $payload: JSON!) { sendMessage(channel: $channel, payload: $payload) { delivered event { seq } } }`;
@@ -278,5 +281,130 @@ describe("reconnecting and resuming", () => {
     const sent = await sending;
     expect(sent).toMatchObject({ delivered: true });
     await eventually("the queued message", () => room.messages().length, { ...often, until: (count) => count === 1 });
+  });
+
+  it("follows presence: a sync on joining, each JOIN and LEAVE since, and a fresh sync after a reconnect", async () => {
+    const proxy = await startProxy(Number(new URL(server.httpUrl).port));
+    const watcher = client(proxy.url);
+    const updates: PresenceUpdate[] = [];
+    const names = (members: readonly ChannelMember[]) =>
+      members.map((member) => (member.joinOptions as { name?: string } | null)?.name).sort();
+    const watching = await watcher.join("kept:presence", () => {}, {
+      options: { name: "watcher" },
+      onPresence: (update) => void updates.push(update),
+    });
+    await eventually("the first sync", () => updates.find((update) => update.change.kind === "sync"), often);
+    expect(names(watching.members)).toEqual(["watcher"]);
+
+    const bob = client(server.wsUrl);
+    const bobs = await bob.join("kept:presence", () => {}, { options: { name: "bob" } });
+    await eventually("bob in the list", () => names(watching.members), { ...often, until: (list) => list.length === 2 });
+    expect(updates.at(-1)?.change).toEqual({
+      kind: "join",
+      member: { id: bobs.clientId, authenticated: false, extras: null, joinOptions: { name: "bob" } },
+    });
+    expect(names(watching.members)).toEqual(["bob", "watcher"]);
+
+    // While the watcher is cut off, bob leaves and carol joins: it hears of neither, and the sync after it reconnects has both.
+    proxy.cut();
+    await eventually("reconnecting", () => watcher.status, { ...often, until: (status) => status === "reconnecting" });
+    bobs.leave();
+    const carol = client(server.wsUrl);
+    await carol.join("kept:presence", () => {}, { options: { name: "carol" } });
+    const before = updates.length;
+    proxy.restore();
+    await eventually("a sync after the reconnect", () => updates.slice(before).find((update) => update.change.kind === "sync"), often);
+    await eventually("the members after the outage", () => names(watching.members), {
+      ...often,
+      until: (list) => list.join() === "carol,watcher",
+    });
+    expect(watching.members.map((member) => member.id)).toContain(watching.clientId);
+  });
+
+  it("says when presence is unavailable, and keeps the membership", async () => {
+    const realtime = client(server.wsUrl);
+    const updates: PresenceUpdate[] = [];
+    const room = recorder();
+    const membership = await realtime.join("nopresence:room", room.handler, { onPresence: (update) => void updates.push(update) });
+    const unavailable = await eventually("the sync's failure", () => updates.find((update) => update.change.kind === "unavailable"), often);
+    expect(unavailable!.change).toMatchObject({ kind: "unavailable", error: { code: "FORBIDDEN" } });
+    expect(membership.members).toEqual([]);
+    await sendOverHttp(server, "nopresence:room", { still: "here" });
+    await eventually("a message after it", () => room.messages().length, { ...often, until: (count) => count === 1 });
+  });
+
+  it("runs a typed custom subscription, subscribes again after a reconnect, and reports a refusal", async () => {
+    const proxy = await startProxy(Number(new URL(server.httpUrl).port));
+    const realtime = client(proxy.url);
+    type Watched = { channel: { action: string; payload: { n?: number } | null } };
+    const document = new String("subscription Watch($name: String!) { channel(name: $name) { action payload } }") as TypedDocument<
+      Watched,
+      { name: string }
+    >;
+    const seen: Watched["channel"][] = [];
+    const errors: RealtimeError[] = [];
+    const stop = realtime.subscribe(
+      document,
+      { name: "custom:room" },
+      {
+        next: (data) => {
+          expectTypeOf(data.channel.payload).toEqualTypeOf<{ n?: number } | null>();
+          seen.push(data.channel);
+        },
+        error: (error) => void errors.push(error),
+      },
+    );
+    await eventually("its own JOIN", () => seen.length, { ...often, until: (count) => count === 1 });
+    await sendOverHttp(server, "custom:room", { n: 1 });
+    await eventually("message 1", () => seen.filter((event) => event.action === "MESSAGE").length, {
+      ...often,
+      until: (count) => count === 1,
+    });
+
+    proxy.cut();
+    await eventually("reconnecting", () => realtime.status, { ...often, until: (status) => status === "reconnecting" });
+    proxy.restore();
+    await eventually("the JOIN of its second subscription", () => seen.filter((event) => event.action === "JOIN").length, {
+      ...often,
+      until: (count) => count === 2,
+    });
+    await sendOverHttp(server, "custom:room", { n: 2 });
+    await eventually("message 2", () => seen.filter((event) => event.action === "MESSAGE").length, {
+      ...often,
+      until: (count) => count === 2,
+    });
+    stop();
+    await sendOverHttp(server, "custom:room", { n: 3 });
+    // A message to a channel it still watches would come after message 3; one more through another client marks the end.
+    const marker = recorder();
+    await client(server.wsUrl).join("custom:room", marker.handler);
+    await sendOverHttp(server, "custom:room", { n: 4 });
+    await eventually("the marker", () => marker.messages().length, { ...often, until: (count) => count === 1 });
+    expect(seen.filter((event) => event.action === "MESSAGE").map((event) => event.payload?.n)).toEqual([1, 2]);
+    expect(errors).toEqual([]);
+
+    await configure(server, { pattern: "closed:*", anonymousClients: false });
+    const refused = await new Promise<RealtimeError>((resolve) => {
+      realtime.subscribe(document, { name: "closed:room" }, { next: () => {}, error: resolve });
+    });
+    expect(refused).toBeInstanceOf(RealtimeError);
+    expect(refused.code).toBe("UNAUTHENTICATED");
+  });
+
+  it("types payloads as the app declares them", async () => {
+    const realtime = client(server.wsUrl);
+    type Chat = { text: string };
+    const room = recorder();
+    await realtime.join<Chat>("kept:typed", (event) => {
+      expectTypeOf(event.payload).toEqualTypeOf<Chat>();
+      room.handler(event, { self: false });
+    });
+    const sent = await realtime.send<Chat>("kept:typed", { text: "typed" });
+    expectTypeOf(sent.event).toEqualTypeOf<ChannelEvent<Chat> | null>();
+    const history = await realtime.history<Chat>("kept:typed");
+    expectTypeOf(history).toEqualTypeOf<ChannelEvent<Chat>[]>();
+    expect(history.map((event) => event.payload.text)).toEqual(["typed"]);
+    // @ts-expect-error: a payload of another shape does not type-check
+    void realtime.send<Chat>("kept:typed", { txt: "typo" }).catch(() => {});
   });
 });
