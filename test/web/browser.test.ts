@@ -194,9 +194,24 @@ describeBrowser("web pages in Chromium", () => {
     await admin.getByRole("status").filter({ hasText: "Channel created." }).waitFor();
     await admin.getByRole("row").filter({ hasText: "room:e2e-watch" }).filter({ hasText: "(members only)" }).waitFor();
 
+    // Sent before anyone watches: the watch replays it from history, marked as such.
+    const before = await fetch(server.httpUrl, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${ADMIN_TOKEN}` },
+      body: JSON.stringify({
+        query: `mutation { sendMessage(channel: "room:e2e-watch", payload: { text: "sent before" }) { delivered } }`,
+      }),
+    });
+    expect(await before.json()).toEqual({ data: { sendMessage: { delivered: true } } });
+
     await admin.locator("#watch").getByLabel("Channel name").fill("room:e2e-watch");
     await admin.getByRole("button", { name: "Watch", exact: true }).click();
     await admin.getByRole("status").filter({ hasText: "Watching room:e2e-watch." }).waitFor();
+    const watched = admin.getByRole("log", { name: "Live events" }).getByRole("listitem");
+    await watched.first().filter({ hasText: "sent before" }).waitFor();
+    expect(await watched.first().getAttribute("data-kind")).toBe("history");
+    expect(await watched.nth(1).getAttribute("data-kind")).toBe("observer"); // the admin's own JOIN, not a member's
+    expect(await watched.nth(1).textContent()).toContain("as an observer");
 
     const carol = await openDemo("room:e2e-watch", "carol");
     await carol.locator("#people li").filter({ hasText: "carol (you)" }).waitFor(); // presence is on
@@ -204,7 +219,23 @@ describeBrowser("web pages in Chromium", () => {
     await expect.poll(() => carol.locator("#people li").count()).toBe(1);
     await sendFrom(carol, "watched message");
     const live = admin.getByRole("log", { name: "Live events" }).getByRole("listitem");
-    await live.filter({ hasText: "MESSAGE #1" }).filter({ hasText: "watched message" }).waitFor();
+    await live.filter({ hasText: "MESSAGE #2" }).filter({ hasText: "watched message" }).waitFor();
+    expect(await live.filter({ hasText: "watched message" }).getAttribute("data-kind")).toBeNull();
+
+    // The admin sends from the panel: carol gets it. As an anonymous client the channel's rules
+    // apply, and members only refuses a client that has not joined.
+    const publish = admin.locator("#publish-form");
+    await publish.getByLabel("Message payload (JSON)").fill('{ "text": "from the console" }');
+    await publish.getByRole("button", { name: "Send" }).click();
+    await publish.getByRole("status").filter({ hasText: "Sent as message #3." }).waitFor();
+    await messages(carol).filter({ hasText: "from the console" }).waitFor();
+    await live.filter({ hasText: "MESSAGE #3" }).filter({ hasText: "from the console" }).waitFor();
+    await publish.getByLabel("Send as").selectOption("anonymous");
+    await publish.getByRole("button", { name: "Send" }).click();
+    await publish
+      .getByRole("status")
+      .filter({ hasText: /^Not sent: / })
+      .waitFor();
 
     // A setting the form shows wrongly is refused at its field.
     await admin.getByLabel("Messages kept (0–1000)").fill("5000");

@@ -115,3 +115,16 @@ export const DeleteTriggerDocument = graphql(`
     deleteTrigger(id: $id)
   }
 `);
+
+/** Sends a message from the live events panel (with the admin token, a client token, or none). */
+export const PublishMessageDocument = graphql(`
+  mutation AdminPublishMessage($channel: String!, $payload: JSON!) {
+    sendMessage(channel: $channel, payload: $payload) {
+      delivered
+      event {
+        id
+        seq
+      }
+    }
+  }
+`);

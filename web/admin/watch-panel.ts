@@ -1,7 +1,11 @@
-/** The live events panel: watch a channel's events as they are delivered, unseen (the admin is an observer). */
-import { type ChannelEvent, createRealtimeClient, type RealtimeClient } from "@realtime-channels/client";
+/**
+ * The live events panel: watch a channel's events as they are delivered, unseen (the admin is an
+ * observer), and send a message to it as the admin, an anonymous client or a client token.
+ */
+import { type ChannelEvent, createRealtimeClient, type EventInfo, type RealtimeClient, requestGraphQL } from "@realtime-channels/client";
 import { byId, clock, h, nearBottom, pretty } from "../shared/dom.js";
 import { messageOf } from "./forms.js";
+import { PublishMessageDocument } from "./operations.js";
 
 const MAX_WATCHED_EVENTS = 300;
 
@@ -18,8 +22,25 @@ export function createWatchPanel(token: () => string | null): WatchPanel {
   const status = byId("watch-status");
   const events = byId("watch-events", HTMLOListElement);
 
+  const publishForm = byId("publish-form", HTMLFormElement);
+  const publishPayload = byId("publish-payload", HTMLTextAreaElement);
+  const publishAs = byId("publish-as", HTMLSelectElement);
+  const publishTokenField = byId("publish-token-field");
+  const publishToken = byId("publish-token", HTMLInputElement);
+  const publishStatus = byId("publish-status");
+
   let watcher: RealtimeClient | null = null;
   let watching: string | null = null;
+  /** Whether the current watch has delivered its own JOIN: what comes before it is replayed history. */
+  let live = false;
+
+  publishAs.addEventListener("change", () => {
+    publishTokenField.hidden = publishAs.value !== "token";
+  });
+  publishForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    void publish();
+  });
 
   form.addEventListener("submit", (event) => {
     event.preventDefault();
@@ -36,11 +57,12 @@ export function createWatchPanel(token: () => string | null): WatchPanel {
       });
     }
     watching = channel;
+    live = false;
     toggle.textContent = "Stop";
     channelInput.disabled = true;
     status.textContent = `Joining ${channel}…`;
     try {
-      await watcher.join(channel, (event) => addEvent(event), {
+      await watcher.join(channel, (event, info) => addEvent(event, info), {
         history: 20,
         onGap: (gap) => addNote(`Missed messages ${gap.afterSeq + 1}–${gap.nextSeq - 1} (no longer in history).`),
         onEnd: (error) => {
@@ -49,6 +71,8 @@ export function createWatchPanel(token: () => string | null): WatchPanel {
         },
       });
       status.textContent = `Watching ${channel}.`;
+      publishForm.hidden = false;
+      publishStatus.textContent = "";
     } catch (error) {
       status.textContent = `Could not watch ${channel}: ${messageOf(error)}`;
       reset();
@@ -67,13 +91,61 @@ export function createWatchPanel(token: () => string | null): WatchPanel {
     watching = null;
     toggle.textContent = "Watch";
     channelInput.disabled = false;
+    publishForm.hidden = true;
   }
 
-  function addEvent(event: ChannelEvent): void {
+  /** Sends the form's payload to the channel watched, as the identity chosen. */
+  async function publish(): Promise<void> {
+    const channel = watching;
+    if (!channel) return;
+    let payload: unknown;
+    try {
+      payload = JSON.parse(publishPayload.value);
+    } catch (error) {
+      publishStatus.textContent = `The payload is not valid JSON: ${messageOf(error)}`;
+      return;
+    }
+    const as = publishAs.value;
+    const credential = as === "admin" ? token() : as === "token" ? publishToken.value.trim() : null;
+    if (as === "token" && !credential) {
+      publishStatus.textContent = "Paste a client token (JWT) to send as its client.";
+      return;
+    }
+    publishStatus.textContent = "Sending…";
+    try {
+      const { sendMessage } = await requestGraphQL(PublishMessageDocument, { channel, payload }, { token: credential });
+      publishStatus.textContent = sendMessage.delivered
+        ? `Sent${sendMessage.event?.seq != null ? ` as message #${sendMessage.event.seq}` : ""}.`
+        : "Not delivered: a trigger dropped it.";
+    } catch (error) {
+      publishStatus.textContent = `Not sent: ${messageOf(error)}`;
+    }
+  }
+
+  function addEvent(event: ChannelEvent, info: EventInfo): void {
+    // The first JOIN of its own is the admin's: an observer's, seen by nobody else.
+    const own = !live && event.action === "JOIN" && info.self;
+    const replayed = !live && !own;
+    if (own) live = true;
+    if (own) {
+      append(
+        h(
+          "li",
+          { class: "muted", dataset: { kind: "observer" } },
+          h("time", { datetime: event.createdAt }, clock(event.createdAt)),
+          " Watching from here on, as an observer (no JOIN was published; members do not see the admin).",
+        ),
+      );
+      return;
+    }
     append(
       h(
         "li",
-        {},
+        replayed ? { class: "replayed", dataset: { kind: "history" } } : {},
+        replayed
+          ? h("span", { class: "badge", title: "Sent before watching began; replayed from the channel's history" }, "history")
+          : null,
+        replayed ? " " : null,
         h("time", { datetime: event.createdAt }, clock(event.createdAt)),
         " ",
         h("strong", {}, event.action),

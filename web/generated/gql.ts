@@ -34,6 +34,7 @@ type Documents = {
     "\n  mutation AdminCreateTrigger($input: CreateTriggerInput!) {\n    createTrigger(input: $input) {\n      ...TriggerFields\n    }\n  }\n": typeof types.AdminCreateTriggerDocument,
     "\n  mutation AdminUpdateTrigger($id: ID!, $input: UpdateTriggerInput!, $expectedRevision: Int) {\n    updateTrigger(id: $id, input: $input, expectedRevision: $expectedRevision) {\n      ...TriggerFields\n    }\n  }\n": typeof types.AdminUpdateTriggerDocument,
     "\n  mutation AdminDeleteTrigger($id: ID!) {\n    deleteTrigger(id: $id)\n  }\n": typeof types.AdminDeleteTriggerDocument,
+    "\n  mutation AdminPublishMessage($channel: String!, $payload: JSON!) {\n    sendMessage(channel: $channel, payload: $payload) {\n      delivered\n      event {\n        id\n        seq\n      }\n    }\n  }\n": typeof types.AdminPublishMessageDocument,
     "\n  query AdminTriggerState($id: ID!, $prefix: String, $first: Int) {\n    trigger(id: $id) {\n      id\n      state(prefix: $prefix, first: $first) {\n        key\n        value\n        expiresAt\n      }\n    }\n  }\n": typeof types.AdminTriggerStateDocument,
     "\n  mutation AdminClearTriggerState($id: ID!, $prefix: String) {\n    clearTriggerState(id: $id, prefix: $prefix)\n  }\n": typeof types.AdminClearTriggerStateDocument,
 };
@@ -57,6 +58,7 @@ const documents: Documents = {
     "\n  mutation AdminCreateTrigger($input: CreateTriggerInput!) {\n    createTrigger(input: $input) {\n      ...TriggerFields\n    }\n  }\n": types.AdminCreateTriggerDocument,
     "\n  mutation AdminUpdateTrigger($id: ID!, $input: UpdateTriggerInput!, $expectedRevision: Int) {\n    updateTrigger(id: $id, input: $input, expectedRevision: $expectedRevision) {\n      ...TriggerFields\n    }\n  }\n": types.AdminUpdateTriggerDocument,
     "\n  mutation AdminDeleteTrigger($id: ID!) {\n    deleteTrigger(id: $id)\n  }\n": types.AdminDeleteTriggerDocument,
+    "\n  mutation AdminPublishMessage($channel: String!, $payload: JSON!) {\n    sendMessage(channel: $channel, payload: $payload) {\n      delivered\n      event {\n        id\n        seq\n      }\n    }\n  }\n": types.AdminPublishMessageDocument,
     "\n  query AdminTriggerState($id: ID!, $prefix: String, $first: Int) {\n    trigger(id: $id) {\n      id\n      state(prefix: $prefix, first: $first) {\n        key\n        value\n        expiresAt\n      }\n    }\n  }\n": types.AdminTriggerStateDocument,
     "\n  mutation AdminClearTriggerState($id: ID!, $prefix: String) {\n    clearTriggerState(id: $id, prefix: $prefix)\n  }\n": types.AdminClearTriggerStateDocument,
 };
@@ -137,6 +139,10 @@ export function graphql(source: "\n  mutation AdminUpdateTrigger($id: ID!, $inpu
  * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
  */
 export function graphql(source: "\n  mutation AdminDeleteTrigger($id: ID!) {\n    deleteTrigger(id: $id)\n  }\n"): typeof import('./graphql.js').AdminDeleteTriggerDocument;
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
+export function graphql(source: "\n  mutation AdminPublishMessage($channel: String!, $payload: JSON!) {\n    sendMessage(channel: $channel, payload: $payload) {\n      delivered\n      event {\n        id\n        seq\n      }\n    }\n  }\n"): typeof import('./graphql.js').AdminPublishMessageDocument;
 /**
  * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
  */

@@ -227,6 +227,14 @@ export type AdminDeleteTriggerMutationVariables = Exact<{
 
 export type AdminDeleteTriggerMutation = { deleteTrigger: boolean };
 
+export type AdminPublishMessageMutationVariables = Exact<{
+  channel: string;
+  payload: unknown;
+}>;
+
+
+export type AdminPublishMessageMutation = { sendMessage: { delivered: boolean, event: { id: string, seq: number | null } | null } };
+
 export type AdminTriggerStateQueryVariables = Exact<{
   id: string;
   prefix?: string | null | undefined;
@@ -628,6 +636,17 @@ export const AdminDeleteTriggerDocument = new TypedDocumentString(`
   deleteTrigger(id: $id)
 }
     `) as unknown as TypedDocumentString<AdminDeleteTriggerMutation, AdminDeleteTriggerMutationVariables>;
+export const AdminPublishMessageDocument = new TypedDocumentString(`
+    mutation AdminPublishMessage($channel: String!, $payload: JSON!) {
+  sendMessage(channel: $channel, payload: $payload) {
+    delivered
+    event {
+      id
+      seq
+    }
+  }
+}
+    `) as unknown as TypedDocumentString<AdminPublishMessageMutation, AdminPublishMessageMutationVariables>;
 export const AdminTriggerStateDocument = new TypedDocumentString(`
     query AdminTriggerState($id: ID!, $prefix: String, $first: Int) {
   trigger(id: $id) {
