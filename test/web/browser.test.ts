@@ -225,7 +225,7 @@ describeBrowser("web pages in Chromium", () => {
     // The admin sends from the panel: carol gets it. As an anonymous client the channel's rules
     // apply, and members only refuses a client that has not joined.
     const publish = admin.locator("#publish-form");
-    await publish.getByLabel("Message payload (JSON)").fill('{ "text": "from the console" }');
+    await publish.getByLabel("Message to send (JSON)").fill('{ "text": "from the console" }');
     await publish.getByRole("button", { name: "Send" }).click();
     await publish.getByRole("status").filter({ hasText: "Sent as message #3." }).waitFor();
     await messages(carol).filter({ hasText: "from the console" }).waitFor();
