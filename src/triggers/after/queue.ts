@@ -494,8 +494,8 @@ export class AfterRunQueue {
   }
 
   /**
-   * The finished attempts of a run's current set, oldest first. The runs asked for in one turn of the
-   * event loop (a list of runs) are read with one query.
+   * The records of a run's latest finished attempts (at most `attemptsKept`), oldest first. The runs
+   * asked for in one turn of the event loop (a list of runs) are read with one query.
    */
   attemptHistory(runId: string): Promise<AfterAttemptRecord[]> {
     return new Promise((resolve, reject) => {
