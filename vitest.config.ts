@@ -14,6 +14,7 @@ const DATABASE_SUITES = [
   "test/trigger-state.e2e.test.ts",
   "test/triggers/after.e2e.test.ts",
   "test/triggers/after-fairness.e2e.test.ts",
+  "test/triggers/after-attempts.e2e.test.ts",
 ];
 
 // Without PostgreSQL (and unless CI requires it), the postgres project is left out, by name.

@@ -1,6 +1,14 @@
 import { REALTIME_ACTIONS } from "../realtime/types.js";
 import { TRIGGER_OUTCOMES, type TriggerOutcome } from "../triggers/run/engine.js";
-import { AFTER_RUN_STATUSES, type AfterRunRecord, type AfterRunStatus, type TriggerRunRecord } from "../triggers/run/records.js";
+import {
+  AFTER_RUN_STATUSES,
+  type AfterAttemptRecord,
+  type AfterAttemptRequest,
+  type AfterRunRecord,
+  type AfterRunStatus,
+  MAX_RESPONSE_EXCERPT_BYTES,
+  type TriggerRunRecord,
+} from "../triggers/run/records.js";
 import { TRIGGER_ERROR_POLICIES, TRIGGER_TIMINGS, type TriggerConfig } from "../triggers/store/config.js";
 import { builder } from "./builder.js";
 import { requireAdmin } from "./guards.js";
@@ -32,6 +40,47 @@ export const TriggerOutcomeEnum = builder.enumType("TriggerOutcome", {
   values: RUN_OUTCOMES,
 });
 
+const TriggerRunRequestRef = builder.objectRef<AfterAttemptRequest>("TriggerRunRequest").implement({
+  description:
+    "One webhook call (http step) of an AFTER run's attempt. Kept without secrets: no request headers, no signature, the URL without its query string.",
+  fields: (t) => ({
+    method: t.exposeString("method"),
+    url: t.exposeString("url", { description: "The requested URL's origin and path (no query string, no userinfo)." }),
+    status: t.exposeInt("status", {
+      nullable: true,
+      description: "The HTTP status of the final response (after redirects); null when none came back (network error, timeout).",
+    }),
+    durationMs: t.exposeFloat("durationMs"),
+    responseExcerpt: t.exposeString("responseExcerpt", {
+      nullable: true,
+      description: `The start of the response body as text, at most ${MAX_RESPONSE_EXCERPT_BYTES} bytes of UTF-8, cut between characters; null when no response came back.`,
+    }),
+    responseTruncated: t.exposeBoolean("responseTruncated", { description: "True when the body was longer than responseExcerpt." }),
+  }),
+});
+
+const TriggerRunAttemptRef = builder.objectRef<AfterAttemptRecord>("TriggerRunAttempt").implement({
+  description: "One finished attempt of an AFTER run.",
+  fields: (t) => ({
+    number: t.exposeInt("number", {
+      description: "From 1, in order over the run's life: the attempts after retryTriggerRun continue the numbering.",
+    }),
+    startedAt: t.field({ type: "DateTime", resolve: (attempt) => attempt.startedAt }),
+    durationMs: t.exposeFloat("durationMs", { description: "How long the stack ran." }),
+    outcome: t.field({
+      type: TriggerOutcomeEnum,
+      description: "DELIVERED, or FAILED (also for an attempt that failed and was retried).",
+      resolve: (attempt) => attempt.outcome,
+    }),
+    error: t.exposeString("error", { nullable: true }),
+    requests: t.field({
+      type: [TriggerRunRequestRef],
+      description: "The webhook calls the attempt made, in order.",
+      resolve: (attempt) => attempt.requests,
+    }),
+  }),
+});
+
 /** The GraphQL type of a recorded run; other schema files add fields to it. */
 export const TriggerRunRef = builder.objectRef<TriggerRunRecord | AfterRunRecord>("TriggerRun").implement({
   description: "One recorded execution of a trigger; for an AFTER trigger, its run on one delivered event, over every attempt.",
@@ -60,6 +109,15 @@ export const TriggerRunRef = builder.objectRef<TriggerRunRecord | AfterRunRecord
       nullable: true,
       description: "AFTER triggers: when a PENDING run's next attempt may start. Null once the run is over, and for BEFORE triggers.",
       resolve: (run) => ("nextAttemptAt" in run ? run.nextAttemptAt : null),
+    }),
+    attemptHistory: t.field({
+      type: [TriggerRunAttemptRef],
+      description:
+        "AFTER triggers: the run's latest finished attempts, oldest first, retries included: at most TRIGGER_RETRY_LIMIT (the oldest make room). An attempt cut short by a crashed instance is not listed. Empty for BEFORE triggers. Admin only.",
+      resolve: (run, _args, context) => {
+        requireAdmin(context);
+        return "attempts" in run ? context.services.afterRuns.attemptHistory(run.id) : [];
+      },
     }),
   }),
 });

@@ -49,6 +49,8 @@ export function afterQueueOptionsFromEnv(env: Env): AfterRunQueueOptions {
     keepPerTrigger: env.TRIGGER_RUNS_KEPT,
     // An attempt ends within TRIGGER_TIMEOUT_MS; a run leased longer than that belongs to an instance that is gone.
     leaseMs: env.TRIGGER_TIMEOUT_MS + 5000,
+    // A run's records: one whole set of attempts (with older ones of earlier sets, after a retry).
+    attemptsKept: env.TRIGGER_RETRY_LIMIT,
   };
 }
 

@@ -19,6 +19,8 @@ export interface ReceiverAnswer {
   readonly delayMs?: number;
   /** Answers only once this settles (and `delayMs` has passed): a request held open until the test says so. */
   readonly until?: Promise<unknown>;
+  /** The response body; `{}` by default (with `content-type: application/json` unless `headers` say otherwise). */
+  readonly body?: string;
 }
 
 /** A webhook receiver listening on 127.0.0.1 that records every request and answers as `answer` decides. */
@@ -64,7 +66,7 @@ export async function startReceiver(answer: (request: ReceivedRequest) => Receiv
       const delayed = new Promise((resolve) => setTimeout(resolve, reply.delayMs ?? 0));
       void Promise.allSettled([delayed, reply.until]).then(() => {
         inFlight.set(request.webhookId, inFlight.get(request.webhookId)! - 1);
-        if (!res.destroyed) res.writeHead(reply.status, { "content-type": "application/json", ...reply.headers }).end("{}");
+        if (!res.destroyed) res.writeHead(reply.status, { "content-type": "application/json", ...reply.headers }).end(reply.body ?? "{}");
       });
     });
   });

@@ -78,6 +78,7 @@ async function holdsClaimProperty(db: Database, numRuns: number): Promise<void> 
     countIntervalMs: 500,
     keepPerTrigger: 100,
     leaseMs: 60_000,
+    attemptsKept: 5,
   });
   let round = 0;
   await assertProperty(

@@ -22,6 +22,7 @@ it("starts the AFTER thread again when it ends unexpectedly, and stops for good 
     countIntervalMs: 500,
     keepPerTrigger: 10,
     leaseMs: 1000,
+    attemptsKept: 5,
   });
   // The thread opens a database of its own: here a file it cannot create (its folder does not exist),
   // so the thread fails as it starts, again and again. (An unreachable database it would wait for.)

@@ -180,14 +180,17 @@ function client(overrides: Partial<WebhookSettings> = {}) {
 const family = (address: string) => net.isIP(address);
 
 describe("sending", () => {
-  it("POSTs JSON, signs it (verified by the stub with standardwebhooks and by the spec), and returns { status, headers, body }", async () => {
+  it("POSTs JSON, signs it (verified by the stub with standardwebhooks and by the spec), and returns { status, headers, body, text }", async () => {
     const { webhook, connect } = client();
     const response = await webhook.send({ url: `${base}/hook`, method: "POST", body: { text: "hi", n: 1 }, headers: { "X-Custom": "v" } });
     expect(response).toEqual({
       status: 201,
       headers: expect.objectContaining({ "content-type": "application/json; charset=utf-8", "x-stub": "yes" }),
       body: { ok: true, method: "POST", received: { text: "hi", n: 1 }, verified: true },
+      text: expect.any(String),
     });
+    // The body as received, for the records of AFTER runs' attempts.
+    expect(JSON.parse(response.text!)).toEqual(response.body);
     expect(received).toHaveLength(1);
     const [request] = received;
     expect(request!.verified).toBe(true);

@@ -228,14 +228,18 @@ describeBrowser("the trigger author's workflow in the console", () => {
 
   it("shows an AFTER trigger's timing and its runs' attempts, and retries a FAILED run", async () => {
     let answer = 404;
-    const receiver = await startReceiver(() => ({ status: answer }));
+    const receiver = await startReceiver(() => ({
+      status: answer,
+      headers: { "content-type": "text/plain" },
+      body: answer === 404 ? "no such archive" : "archived as #7",
+    }));
     const secret = `whsec_${Buffer.from("a-console-webhook-secret-012345").toString("base64")}`;
     const hooked = await startServer({ WEBHOOK_SECRET: secret, WEBHOOK_ALLOW_HOSTS: `127.0.0.1:${receiver.port}` });
     const trigger = await createTrigger(hooked.httpUrl, {
       name: "archive",
       channel: "archive",
       timing: "AFTER",
-      stack: [{ http: { url: `'${receiver.origin}/archive'`, body: "payload" }, as: "r" }],
+      stack: [{ http: { url: `'${receiver.origin}/archive?key=archive-key-1'`, body: "payload" }, as: "r" }],
     });
     await httpGraphQL(hooked.httpUrl, SEND_MESSAGE, { channel: "archive", payload: { n: 1 } });
     const runs = `query ($id: ID!) { trigger(id: $id) { runs { outcome attempts } } }`;
@@ -250,7 +254,7 @@ describeBrowser("the trigger author's workflow in the console", () => {
     expect(await page.getByLabel("Timing").inputValue()).toBe("AFTER");
     const row = page.locator("#run-rows tr").first();
     await row.filter({ hasText: "FAILED" }).filter({ hasText: "1 attempt" }).waitFor();
-    await row.getByText("the receiver answered 404").waitFor();
+    await row.getByText("the receiver answered 404").first().waitFor(); // the run's error (its attempt's too, in Attempts)
 
     answer = 200;
     await row.getByRole("button", { name: "Retry" }).click();
@@ -262,6 +266,27 @@ describeBrowser("the trigger author's workflow in the console", () => {
       attempts: 1,
     });
     expect(await page.locator("#run-rows tr").first().getByRole("button", { name: "Retry" }).count()).toBe(0);
+
+    // Every attempt is listed, the retried one after the failed one, each with its webhook call.
+    const delivered = page.locator("#run-rows tr").first();
+    await delivered.getByText("Attempts (2)").click();
+    const attempts = delivered.locator(".run-attempts li");
+    await attempts.nth(1).waitFor();
+    expect(await attempts.count()).toBe(2);
+    const [failedAttempt, deliveredAttempt] = [attempts.nth(0), attempts.nth(1)];
+    expect(await failedAttempt.textContent()).toContain("#1");
+    expect(await failedAttempt.locator(".badge").textContent()).toBe("FAILED");
+    expect(await failedAttempt.textContent()).toContain("the receiver answered 404");
+    expect(await failedAttempt.locator(".run-request code").textContent()).toBe(`POST ${receiver.origin}/archive`);
+    expect(await failedAttempt.locator(".run-request").textContent()).toContain("→ 404");
+    expect(await failedAttempt.locator(".run-request pre").textContent()).toBe("no such archive");
+    expect(await deliveredAttempt.textContent()).toContain("#2");
+    expect(await deliveredAttempt.locator(".badge").textContent()).toBe("DELIVERED");
+    expect(await deliveredAttempt.locator(".run-request").textContent()).toContain("→ 200");
+    expect(await deliveredAttempt.locator(".run-request pre").textContent()).toBe("archived as #7");
+    // The date and time of each attempt, as the console shows times.
+    expect(await deliveredAttempt.locator("time").getAttribute("datetime")).toMatch(/^\d{4}-\d\d-\d\dT/);
+    expect(await delivered.textContent()).not.toContain("archive-key-1");
     const [first, second] = receiver.requests;
     expect(second!.webhookId).toBe(first!.webhookId); // the retry keeps the webhook-id
     await screenshot(page, "admin-after-runs");

@@ -65,6 +65,21 @@ export const TriggerRunFields = graphql(`
     createdAt
     attempts
     nextAttemptAt
+    attemptHistory {
+      number
+      startedAt
+      durationMs
+      outcome
+      error
+      requests {
+        method
+        url
+        status
+        durationMs
+        responseExcerpt
+        responseTruncated
+      }
+    }
   }
 `);
 

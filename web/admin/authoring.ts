@@ -279,6 +279,7 @@ export function createAuthoring(host: AuthoringHost): Authoring {
         {},
         run.error ? h("span", { class: "error-text" }, run.error) : null,
         run.log.length ? h("pre", {}, run.log.map((entry) => JSON.stringify(entry)).join("\n")) : null,
+        run.attemptHistory.length ? attemptsDetails(run.attemptHistory) : null,
         run.input !== null || run.output !== null
           ? h(
               "details",
@@ -288,6 +289,42 @@ export function createAuthoring(host: AuthoringHost): Authoring {
               data("Output", run.output),
             )
           : null,
+      ),
+    );
+  }
+
+  /** An AFTER run's attempts, oldest first: when, how long, how each ended, and each webhook call with its answer. */
+  function attemptsDetails(attempts: TriggerRunFieldsFragment["attemptHistory"]): HTMLDetailsElement {
+    return h(
+      "details",
+      { class: "run-details run-attempts" },
+      h("summary", {}, `Attempts (${attempts.length})`),
+      h(
+        "ol",
+        {},
+        ...attempts.map((attempt) =>
+          h(
+            "li",
+            { dataset: { attempt: String(attempt.number) } },
+            h("strong", {}, `#${attempt.number}`),
+            " ",
+            h("time", { datetime: attempt.startedAt }, dateTime(attempt.startedAt)),
+            ` · ${attempt.durationMs.toFixed(0)} ms `,
+            h("span", { class: "badge", dataset: { outcome: attempt.outcome } }, attempt.outcome),
+            attempt.error ? h("div", { class: "error-text" }, attempt.error) : null,
+            ...attempt.requests.map((request) =>
+              h(
+                "div",
+                { class: "run-request", dataset: { status: request.status === null ? "none" : String(request.status) } },
+                h("code", {}, `${request.method} ${request.url}`),
+                ` → ${request.status ?? "no response"} (${request.durationMs.toFixed(0)} ms)`,
+                request.responseExcerpt
+                  ? h("pre", {}, request.responseTruncated ? `${request.responseExcerpt}… (cut to 1 KiB)` : request.responseExcerpt)
+                  : null,
+              ),
+            ),
+          ),
+        ),
       ),
     );
   }

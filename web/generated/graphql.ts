@@ -128,14 +128,14 @@ export type AdminRollbackTriggerMutationVariables = Exact<{
 
 export type AdminRollbackTriggerMutation = { rollbackTrigger: { id: string, name: string, description: string | null, active: boolean, tags: Array<string>, actions: Array<TriggerAction>, channel: string, order: number, onError: TriggerErrorPolicy, timing: TriggerTiming, stack: unknown, revision: number, createdAt: string, updatedAt: string } };
 
-export type TriggerRunFieldsFragment = { id: string, triggerId: string, action: TriggerAction, channel: string, outcome: TriggerOutcome, durationMs: number, error: string | null, log: Array<unknown>, clientId: string | null, revision: number | null, input: unknown, output: unknown, truncated: boolean, createdAt: string, attempts: number | null, nextAttemptAt: string | null };
+export type TriggerRunFieldsFragment = { id: string, triggerId: string, action: TriggerAction, channel: string, outcome: TriggerOutcome, durationMs: number, error: string | null, log: Array<unknown>, clientId: string | null, revision: number | null, input: unknown, output: unknown, truncated: boolean, createdAt: string, attempts: number | null, nextAttemptAt: string | null, attemptHistory: Array<{ number: number, startedAt: string, durationMs: number, outcome: TriggerOutcome, error: string | null, requests: Array<{ method: string, url: string, status: number | null, durationMs: number, responseExcerpt: string | null, responseTruncated: boolean }> }> };
 
 export type AdminRetryTriggerRunMutationVariables = Exact<{
   id: string;
 }>;
 
 
-export type AdminRetryTriggerRunMutation = { retryTriggerRun: { id: string, triggerId: string, action: TriggerAction, channel: string, outcome: TriggerOutcome, durationMs: number, error: string | null, log: Array<unknown>, clientId: string | null, revision: number | null, input: unknown, output: unknown, truncated: boolean, createdAt: string, attempts: number | null, nextAttemptAt: string | null } };
+export type AdminRetryTriggerRunMutation = { retryTriggerRun: { id: string, triggerId: string, action: TriggerAction, channel: string, outcome: TriggerOutcome, durationMs: number, error: string | null, log: Array<unknown>, clientId: string | null, revision: number | null, input: unknown, output: unknown, truncated: boolean, createdAt: string, attempts: number | null, nextAttemptAt: string | null, attemptHistory: Array<{ number: number, startedAt: string, durationMs: number, outcome: TriggerOutcome, error: string | null, requests: Array<{ method: string, url: string, status: number | null, durationMs: number, responseExcerpt: string | null, responseTruncated: boolean }> }> } };
 
 export type AdminRecentRunsQueryVariables = Exact<{
   id: string;
@@ -144,14 +144,14 @@ export type AdminRecentRunsQueryVariables = Exact<{
 }>;
 
 
-export type AdminRecentRunsQuery = { trigger: { id: string, runs: Array<{ id: string, triggerId: string, action: TriggerAction, channel: string, outcome: TriggerOutcome, durationMs: number, error: string | null, log: Array<unknown>, clientId: string | null, revision: number | null, input: unknown, output: unknown, truncated: boolean, createdAt: string, attempts: number | null, nextAttemptAt: string | null }> } | null };
+export type AdminRecentRunsQuery = { trigger: { id: string, runs: Array<{ id: string, triggerId: string, action: TriggerAction, channel: string, outcome: TriggerOutcome, durationMs: number, error: string | null, log: Array<unknown>, clientId: string | null, revision: number | null, input: unknown, output: unknown, truncated: boolean, createdAt: string, attempts: number | null, nextAttemptAt: string | null, attemptHistory: Array<{ number: number, startedAt: string, durationMs: number, outcome: TriggerOutcome, error: string | null, requests: Array<{ method: string, url: string, status: number | null, durationMs: number, responseExcerpt: string | null, responseTruncated: boolean }> }> }> } | null };
 
 export type AdminLiveRunsSubscriptionVariables = Exact<{
   triggerId?: string | null | undefined;
 }>;
 
 
-export type AdminLiveRunsSubscription = { triggerRuns: { id: string, triggerId: string, action: TriggerAction, channel: string, outcome: TriggerOutcome, durationMs: number, error: string | null, log: Array<unknown>, clientId: string | null, revision: number | null, input: unknown, output: unknown, truncated: boolean, createdAt: string, attempts: number | null, nextAttemptAt: string | null } };
+export type AdminLiveRunsSubscription = { triggerRuns: { id: string, triggerId: string, action: TriggerAction, channel: string, outcome: TriggerOutcome, durationMs: number, error: string | null, log: Array<unknown>, clientId: string | null, revision: number | null, input: unknown, output: unknown, truncated: boolean, createdAt: string, attempts: number | null, nextAttemptAt: string | null, attemptHistory: Array<{ number: number, startedAt: string, durationMs: number, outcome: TriggerOutcome, error: string | null, requests: Array<{ method: string, url: string, status: number | null, durationMs: number, responseExcerpt: string | null, responseTruncated: boolean }> }> } };
 
 export type AdminLiveViewQueryVariables = Exact<{
   prefix?: string | null | undefined;
@@ -288,6 +288,21 @@ export const TriggerRunFieldsFragmentDoc = new TypedDocumentString(`
   createdAt
   attempts
   nextAttemptAt
+  attemptHistory {
+    number
+    startedAt
+    durationMs
+    outcome
+    error
+    requests {
+      method
+      url
+      status
+      durationMs
+      responseExcerpt
+      responseTruncated
+    }
+  }
 }
     `, {"fragmentName":"TriggerRunFields"}) as unknown as TypedDocumentString<TriggerRunFieldsFragment, unknown>;
 export const ChannelConfigFieldsFragmentDoc = new TypedDocumentString(`
@@ -407,6 +422,21 @@ export const AdminRetryTriggerRunDocument = new TypedDocumentString(`
   createdAt
   attempts
   nextAttemptAt
+  attemptHistory {
+    number
+    startedAt
+    durationMs
+    outcome
+    error
+    requests {
+      method
+      url
+      status
+      durationMs
+      responseExcerpt
+      responseTruncated
+    }
+  }
 }`) as unknown as TypedDocumentString<AdminRetryTriggerRunMutation, AdminRetryTriggerRunMutationVariables>;
 export const AdminRecentRunsDocument = new TypedDocumentString(`
     query AdminRecentRuns($id: ID!, $last: Int, $outcome: TriggerOutcome) {
@@ -434,6 +464,21 @@ export const AdminRecentRunsDocument = new TypedDocumentString(`
   createdAt
   attempts
   nextAttemptAt
+  attemptHistory {
+    number
+    startedAt
+    durationMs
+    outcome
+    error
+    requests {
+      method
+      url
+      status
+      durationMs
+      responseExcerpt
+      responseTruncated
+    }
+  }
 }`) as unknown as TypedDocumentString<AdminRecentRunsQuery, AdminRecentRunsQueryVariables>;
 export const AdminLiveRunsDocument = new TypedDocumentString(`
     subscription AdminLiveRuns($triggerId: ID) {
@@ -458,6 +503,21 @@ export const AdminLiveRunsDocument = new TypedDocumentString(`
   createdAt
   attempts
   nextAttemptAt
+  attemptHistory {
+    number
+    startedAt
+    durationMs
+    outcome
+    error
+    requests {
+      method
+      url
+      status
+      durationMs
+      responseExcerpt
+      responseTruncated
+    }
+  }
 }`) as unknown as TypedDocumentString<AdminLiveRunsSubscription, AdminLiveRunsSubscriptionVariables>;
 export const AdminLiveViewDocument = new TypedDocumentString(`
     query AdminLiveView($prefix: String, $first: Int) {

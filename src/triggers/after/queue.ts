@@ -4,7 +4,14 @@ import { sortableId } from "../../ids.js";
 import type { Logger } from "../../logger.js";
 import type { DeliveryFollowUp } from "../../realtime/history.js";
 import type { ChannelEvent, RealtimeAction } from "../../realtime/types.js";
-import { type AfterRunRecord, type AfterRunStatus, type CappedJson, capJson } from "../run/records.js";
+import {
+  type AfterAttemptRecord,
+  type AfterAttemptRequest,
+  type AfterRunRecord,
+  type AfterRunStatus,
+  type CappedJson,
+  capJson,
+} from "../run/records.js";
 import type { LoadedTrigger, TriggerStore } from "../store/trigger-store.js";
 
 /** A run taken by one instance for one attempt: the event it runs on and its attempt number. */
@@ -28,6 +35,10 @@ export interface AttemptResult {
   readonly log: unknown[];
   /** `{ payload, commandOptions }` the attempt ended with, capped as runs keep it. */
   readonly output: CappedJson;
+  /** When the attempt started (milliseconds since the epoch). */
+  readonly startedAt: number;
+  /** The webhook calls the attempt made, in order, as kept in its record. */
+  readonly requests: readonly AfterAttemptRequest[];
 }
 
 /** The outcome of one run's attempt, to store. */
@@ -55,9 +66,12 @@ export interface AfterRunQueueOptions {
   readonly keepPerTrigger: number;
   /** How long a claimed run stays with its instance before another may take it over (a crashed instance's runs). */
   readonly leaseMs: number;
+  /** Attempt records kept per run, the newest (TRIGGER_RETRY_LIMIT: a run's whole set of attempts). */
+  readonly attemptsKept: number;
 }
 
 type Row = Awaited<ReturnType<Prisma["triggerAfterRun"]["findFirstOrThrow"]>>;
+type AttemptRow = Awaited<ReturnType<Prisma["triggerAfterAttempt"]["findFirstOrThrow"]>>;
 
 /** Runs written per statement when several events' runs are stored together. */
 const MAX_BATCH_ROWS = 500;
@@ -164,8 +178,8 @@ function insertRunsSql(provider: "sqlite" | "postgresql", rows: number, first = 
   return `INSERT INTO "TriggerAfterRun" (${names}) VALUES ${valuesTuples(NEW_RUN_COLUMNS, rows, provider === "postgresql", first)}`;
 }
 
-/** The columns an attempt's outcome sets, with their PostgreSQL types. */
-const OUTCOME_COLUMNS = [
+/** The columns an attempt's outcome sets in its run, with their PostgreSQL types. */
+const RUN_OUTCOME_COLUMNS = [
   ["runId", "text"],
   ["status", "text"],
   ["nextAttemptAt", "bigint"],
@@ -177,23 +191,69 @@ const OUTCOME_COLUMNS = [
   ["updatedAt", "timestamp(3)"],
 ] as const;
 
+/** The values of an attempt's outcome: its run's columns, then those only its attempt record has. */
+const OUTCOME_COLUMNS = [...RUN_OUTCOME_COLUMNS, ["startedAt", "timestamp(3)"], ["outcome", "text"], ["requests", "jsonb"]] as const;
+
+/** A record's number: after the run's records so far (retries continue the numbering). */
+const NEXT_NUMBER = `COALESCE((SELECT MAX(a."number") FROM "TriggerAfterAttempt" a WHERE a."runId" = v."runId"), 0) + 1`;
+
+/** Stores the attempts' records, as `INSERT ... SELECT` from the outcome values `v` joined with `held` (the runs still held). */
+function insertAttemptsSql(held: string): string {
+  const columns = ["startedAt", "durationMs", "outcome", "error", "requests"];
+  // `WHERE true`: SQLite reads `ON CONFLICT` after a join as part of it otherwise. No conflict is expected (the run is held).
+  return `INSERT INTO "TriggerAfterAttempt" ("runId", "number", ${columns.map((name) => `"${name}"`).join(", ")})
+SELECT v."runId", ${NEXT_NUMBER}, ${columns.map((name) => `v."${name}"`).join(", ")} FROM v JOIN ${held} WHERE true
+ON CONFLICT ("runId", "number") DO NOTHING`;
+}
+
 /**
- * One statement storing the outcomes of `rows` attempts, each only while `owner` still holds the run
- * (parameters: each row's {@link OUTCOME_COLUMNS}, then the owner); returns the ids stored. One short
- * statement, so the database's write lock (SQLite has one for the whole file) is held briefly.
+ * Stores the outcomes of `rows` attempts, each only while `owner` still holds the run (parameters:
+ * each row's {@link OUTCOME_COLUMNS}, then the owner), with each attempt's record, and deletes the
+ * records of those runs beyond the newest `kept`; returns the ids stored. PostgreSQL: one statement
+ * (data-modifying `WITH`), one round trip. SQLite: the record's INSERT, the trim and the run's
+ * UPDATE, to run in one transaction (in-process, and short: the database's write lock, one for the
+ * whole file, is held briefly).
  */
-function storeOutcomesSql(provider: "sqlite" | "postgresql", rows: number): string {
+function storeOutcomesSql(
+  provider: "sqlite" | "postgresql",
+  rows: number,
+  kept: number,
+): { update: string; sqlite?: { insert: string; trim: string } } {
+  if (!Number.isInteger(kept) || kept < 1) throw new Error(`attemptsKept must be a positive integer, not ${kept}`);
   const postgres = provider === "postgresql";
   const names = OUTCOME_COLUMNS.map(([name]) => `"${name}"`).join(", ");
   const owner = postgres ? `$${rows * OUTCOME_COLUMNS.length + 1}` : "?";
-  const set = OUTCOME_COLUMNS.slice(1)
+  const set = RUN_OUTCOME_COLUMNS.slice(1)
     .map(([name]) => `"${name}" = v."${name}"`)
     .join(", ");
-  return `WITH v(${names}) AS (VALUES ${valuesTuples(OUTCOME_COLUMNS, rows, postgres)})
-UPDATE "TriggerAfterRun" SET ${set}, "leaseOwner" = NULL, "leaseUntil" = NULL
+  const values = `v(${names}) AS (VALUES ${valuesTuples(OUTCOME_COLUMNS, rows, postgres)})`;
+  const update = `UPDATE "TriggerAfterRun" SET ${set}, "leaseOwner" = NULL, "leaseUntil" = NULL
 FROM v WHERE "TriggerAfterRun"."id" = v."runId" AND "TriggerAfterRun"."leaseOwner" = ${owner}
 RETURNING "TriggerAfterRun"."id"`;
+  const newest = `(SELECT MAX(b."number") FROM "TriggerAfterAttempt" b WHERE b."runId" = t."runId")`;
+  if (postgres) {
+    // Every part sees the records as they were before the statement: the new one is numbered newest + 1.
+    return {
+      update: `WITH ${values},
+done AS (${update}),
+logged AS (${insertAttemptsSql(`done ON done."id" = v."runId"`)}),
+trimmed AS (DELETE FROM "TriggerAfterAttempt" t USING done WHERE t."runId" = done."id" AND t."number" <= ${newest} + 1 - ${kept})
+SELECT "id" FROM done`,
+    };
+  }
+  return {
+    update: `WITH ${values} ${update}`,
+    sqlite: {
+      // Before the UPDATE, which gives the run up: the record is stored for the runs `owner` holds (parameters: values, owner).
+      insert: `WITH ${values} ${insertAttemptsSql(`"TriggerAfterRun" r ON r."id" = v."runId" AND r."leaseOwner" = ${owner}`)}`,
+      // After the INSERT, so the newest is the new record (parameters: values).
+      trim: `WITH ${values} DELETE FROM "TriggerAfterAttempt" AS t WHERE t."runId" IN (SELECT "runId" FROM v) AND t."number" <= ${newest} - ${kept}`,
+    },
+  };
 }
+
+/** Runs whose attempt records are read together ({@link AfterRunQueue.attemptHistory}). */
+const MAX_HISTORY_BATCH = 500;
 
 /** A run reserved here whose row the last count may not have seen. */
 interface Reservation {
@@ -230,6 +290,8 @@ export class AfterRunQueue {
   private writing = false;
   private readonly queuedListeners: (() => void)[] = [];
   private readonly refusedListeners: ((cause: AfterRefusalCause) => void)[] = [];
+  /** Runs whose attempt records were asked for in this turn of the event loop, with who asked. */
+  private historyWanted = new Map<string, { resolve: (records: AfterAttemptRecord[]) => void; reject: (error: unknown) => void }[]>();
   private readonly claimSql: string;
   private readonly countSql: string;
   private readonly pruneSql: string;
@@ -410,12 +472,58 @@ export class AfterRunQueue {
           output.json,
           postgres ? output.truncated : output.truncated ? 1 : 0,
           now,
+          storedTime(new Date(result.startedAt), postgres),
+          result.status === "DELIVERED" ? "DELIVERED" : "FAILED",
+          JSON.stringify(result.requests),
         ];
       });
-      const rows = await this.prisma.$queryRawUnsafe<{ id: string }[]>(storeOutcomesSql(this.provider, batch.length), ...values, owner);
+      const sql = storeOutcomesSql(this.provider, batch.length, this.options.attemptsKept);
+      const update = this.prisma.$queryRawUnsafe<{ id: string }[]>(sql.update, ...values, owner);
+      const rows = sql.sqlite
+        ? (
+            await this.prisma.$transaction([
+              this.prisma.$executeRawUnsafe(sql.sqlite.insert, ...values, owner),
+              this.prisma.$executeRawUnsafe(sql.sqlite.trim, ...values),
+              update,
+            ])
+          )[2]
+        : await update;
       for (const row of rows) stored.add(row.id);
     }
     return stored;
+  }
+
+  /**
+   * The records of a run's latest finished attempts (at most `attemptsKept`), oldest first. The runs
+   * asked for in one turn of the event loop (a list of runs) are read with one query.
+   */
+  attemptHistory(runId: string): Promise<AfterAttemptRecord[]> {
+    return new Promise((resolve, reject) => {
+      if (this.historyWanted.size === 0) setImmediate(() => void this.readHistory());
+      const waiting = this.historyWanted.get(runId);
+      if (waiting) waiting.push({ resolve, reject });
+      else this.historyWanted.set(runId, [{ resolve, reject }]);
+    });
+  }
+
+  private async readHistory(): Promise<void> {
+    const wanted = this.historyWanted;
+    this.historyWanted = new Map();
+    const ids = [...wanted.keys()];
+    for (let from = 0; from < ids.length; from += MAX_HISTORY_BATCH) {
+      const batch = ids.slice(from, from + MAX_HISTORY_BATCH);
+      try {
+        const rows = await this.prisma.triggerAfterAttempt.findMany({
+          where: { runId: { in: batch } },
+          orderBy: [{ runId: "asc" }, { number: "asc" }],
+        });
+        const byRun = new Map<string, AfterAttemptRecord[]>(batch.map((id) => [id, []]));
+        for (const row of rows) byRun.get(row.runId)?.push(toAttemptRecord(row));
+        for (const id of batch) for (const waiting of wanted.get(id)!) waiting.resolve(byRun.get(id)!);
+      } catch (error) {
+        for (const id of batch) for (const waiting of wanted.get(id)!) waiting.reject(error);
+      }
+    }
   }
 
   /** Deletes a trigger's finished runs beyond the newest `keepPerTrigger`. */
@@ -435,6 +543,7 @@ export class AfterRunQueue {
 
   /** A FAILED run queued again with a fresh set of attempts. `NOT_FOUND` for no such run, `BAD_USER_INPUT` for one not FAILED. */
   async retry(id: string): Promise<AfterRunRecord> {
+    // The attempt records stay: the new attempts are numbered after them (and the oldest make room).
     const { count } = await this.prisma.triggerAfterRun.updateMany({
       where: { id, status: "FAILED" },
       data: { status: "PENDING", attempts: 0, nextAttemptAt: BigInt(Date.now()), error: null },
@@ -625,6 +734,24 @@ export function attemptRecord(run: ClaimedRun, result: AttemptResult): AfterRunR
 /** What a run's stack got from its event, capped as runs keep it. */
 function inputOf(event: ChannelEvent): CappedJson {
   return capJson({ payload: event.payload ?? null, commandOptions: event.commandOptions ?? null });
+}
+
+/** The requests of an attempt's record, as stored (JSON written by {@link AfterRunQueue.finish}). */
+function storedRequests(value: unknown): AfterAttemptRequest[] {
+  const list = typeof value === "string" ? (JSON.parse(value) as unknown) : value;
+  return Array.isArray(list) ? (list as AfterAttemptRequest[]) : [];
+}
+
+function toAttemptRecord(row: AttemptRow): AfterAttemptRecord {
+  return {
+    runId: row.runId,
+    number: row.number,
+    startedAt: row.startedAt,
+    durationMs: row.durationMs,
+    outcome: row.outcome === "DELIVERED" ? "DELIVERED" : "FAILED",
+    error: row.error,
+    requests: storedRequests(row.requests),
+  };
 }
 
 function toRecord(row: Row): AfterRunRecord {

@@ -4,7 +4,7 @@ import { ErrorCode } from "../../errors.js";
 import type { Logger } from "../../logger.js";
 import type { OutageLog } from "../../observability/outages.js";
 import { runTrigger, type TriggerRunOptions, triggerInput } from "../run/middleware.js";
-import { type AfterRunRecord, capJson } from "../run/records.js";
+import { type AfterAttemptRequest, type AfterRunRecord, capJson, keptUrl, textExcerpt } from "../run/records.js";
 import type { TriggerStore } from "../store/trigger-store.js";
 import { type WebhookClient, WebhookError, type WebhookRequest, type WebhookResponse } from "../webhook/client.js";
 import { type AfterRunQueue, type AttemptResult, attemptRecord, type ClaimedRun, type FinishedAttempt } from "./queue.js";
@@ -67,6 +67,40 @@ interface AttemptFailures {
   retryAfterMs: number | null;
   /** Requests under way: the run may reach its time limit while one waits for the receiver (a timeout). */
   waiting: number;
+  /** The requests made, in order (at most a stack's steps: there are no loops), each once it ended. */
+  requests: SentRequest[];
+}
+
+/** A request of an attempt: how it ended, once it did. */
+interface SentRequest {
+  readonly method: string;
+  readonly url: string;
+  /** `performance.now()` when it was sent. */
+  readonly started: number;
+  ended?: AfterAttemptRequest;
+}
+
+/** The requests of an attempt as its record keeps them; one still under way (the run ran out of time) has no status. */
+function keptRequests(requests: readonly SentRequest[]): AfterAttemptRequest[] {
+  const now = performance.now();
+  return requests.map(
+    (request) =>
+      request.ended ?? {
+        method: request.method,
+        url: request.url,
+        status: null,
+        durationMs: now - request.started,
+        responseExcerpt: null,
+        responseTruncated: false,
+      },
+  );
+}
+
+/** A response's body as text, for its excerpt: as received, else as the client decoded it. */
+function responseText(response: WebhookResponse): string {
+  if (response.text !== undefined) return response.text;
+  if (typeof response.body === "string") return response.body;
+  return response.body === undefined ? "" : (JSON.stringify(response.body) ?? "");
 }
 
 /**
@@ -82,15 +116,28 @@ function attemptClient(client: WebhookClient, runId: string, failures: AttemptFa
       sent++;
       const id = sent === 1 ? `msg_${runId}` : `msg_${runId}_${sent}`;
       let response: WebhookResponse;
+      // Kept without headers (nor the signature) and without the URL's query string: no secrets in records.
+      const call: SentRequest = { method: request.method, url: keptUrl(request.url), started: performance.now() };
+      failures.requests.push(call);
       failures.waiting++;
       try {
         response = await client.send({ ...request, id });
       } catch (error) {
         if (error instanceof WebhookError && RETRYABLE_WEBHOOK_ERRORS.has(error.code)) failures.retryable = true;
+        [call.ended] = keptRequests([call]);
         throw error;
       } finally {
         failures.waiting--;
       }
+      const excerpt = textExcerpt(responseText(response));
+      call.ended = {
+        method: call.method,
+        url: call.url,
+        status: response.status,
+        durationMs: performance.now() - call.started,
+        responseExcerpt: excerpt.text,
+        responseTruncated: excerpt.truncated,
+      };
       if (response.status >= 500 || response.status === 429) {
         failures.retryable = true;
         const wait = parseRetryAfter(response.headers["retry-after"]);
@@ -278,6 +325,7 @@ export class AfterRunWorker {
   }
 
   private async execute(run: ClaimedRun): Promise<AttemptResult> {
+    const startedAt = Date.now();
     let trigger = this.triggers.get(run.triggerId);
     // Changed since this thread loaded it (by the main thread or another instance): load it again.
     if (!trigger || trigger.config.revision < run.revision) {
@@ -285,14 +333,15 @@ export class AfterRunWorker {
       trigger = this.triggers.get(run.triggerId);
     }
     if (!trigger) {
-      return { status: "FAILED", nextAttemptAt: null, durationMs: 0, error: "the trigger was deleted", log: [], output: capJson(null) };
+      const ended = { durationMs: 0, log: [], output: capJson(null), startedAt, requests: [] };
+      return { status: "FAILED", nextAttemptAt: null, error: "the trigger was deleted", ...ended };
     }
-    const failures: AttemptFailures = { retryable: false, retryAfterMs: null, waiting: 0 };
+    const failures: AttemptFailures = { retryable: false, retryAfterMs: null, waiting: 0, requests: [] };
     const webhooks = this.runOptions.webhooks && attemptClient(this.runOptions.webhooks, run.id, failures);
     const result = await runTrigger(trigger, triggerInput(run.event), { ...this.runOptions, webhooks });
     // Capped once, as stored and as streamed.
     const output = capJson({ payload: result.payload, commandOptions: result.commandOptions });
-    const ended = { durationMs: result.durationMs, log: result.log, output };
+    const ended = { durationMs: result.durationMs, log: result.log, output, startedAt, requests: keptRequests(failures.requests) };
     switch (result.outcome) {
       case "DELIVERED":
       case "MODIFIED":

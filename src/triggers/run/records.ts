@@ -77,3 +77,68 @@ export interface AfterRunRecord extends Omit<TriggerRunRecord, "outcome"> {
   /** When the next attempt may start; null once the run is over. */
   readonly nextAttemptAt: Date | null;
 }
+
+/** One webhook call of an AFTER run's attempt, as kept: nothing secret (no headers, no signature, no query string). */
+export interface AfterAttemptRequest {
+  readonly method: string;
+  /** The requested URL's origin and path (no userinfo, no query string, no fragment). */
+  readonly url: string;
+  /** The HTTP status of the final response; null when none came back. */
+  readonly status: number | null;
+  readonly durationMs: number;
+  /** The start of the response body as text, at most {@link MAX_RESPONSE_EXCERPT_BYTES} bytes of UTF-8; null without a response. */
+  readonly responseExcerpt: string | null;
+  /** True when the body was longer than the excerpt. */
+  readonly responseTruncated: boolean;
+}
+
+/** Bytes of a response body kept in an attempt's record. */
+export const MAX_RESPONSE_EXCERPT_BYTES = 1024;
+
+/** One finished attempt of an AFTER run. */
+export interface AfterAttemptRecord {
+  readonly runId: string;
+  /** From 1, in order over the run's life (retries continue the numbering). */
+  readonly number: number;
+  readonly startedAt: Date;
+  readonly durationMs: number;
+  /** DELIVERED, or FAILED (also for a failed attempt that is retried). */
+  readonly outcome: Exclude<AfterRunStatus, "PENDING">;
+  readonly error: string | null;
+  readonly requests: readonly AfterAttemptRequest[];
+}
+
+/**
+ * The longest prefix of `text` whose UTF-8 encoding fits in `maxBytes`, cut between characters (never
+ * inside a surrogate pair), and whether anything was cut.
+ */
+export function textExcerpt(text: string, maxBytes = MAX_RESPONSE_EXCERPT_BYTES): { text: string; truncated: boolean } {
+  let bytes = 0;
+  for (let i = 0; i < text.length; ) {
+    const code = text.codePointAt(i)!;
+    const size = code < 0x80 ? 1 : code < 0x800 ? 2 : code < 0x10000 ? 3 : 4;
+    if (bytes + size > maxBytes) return { text: text.slice(0, i), truncated: true };
+    bytes += size;
+    i += code > 0xffff ? 2 : 1;
+  }
+  return { text, truncated: false };
+}
+
+/** Characters of a URL's path kept in an attempt's record. */
+const MAX_KEPT_PATH = 2048;
+
+/**
+ * A request URL as an attempt's record keeps it: origin and path only (a query string or userinfo may
+ * hold a secret), the path cut to {@link MAX_KEPT_PATH} characters; `(not a valid http URL)` otherwise.
+ */
+export function keptUrl(raw: unknown): string {
+  let url: URL;
+  try {
+    url = new URL(String(raw));
+  } catch {
+    return "(not a valid http URL)";
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") return "(not a valid http URL)";
+  const path = url.pathname.length > MAX_KEPT_PATH ? `${url.pathname.slice(0, MAX_KEPT_PATH)}…` : url.pathname;
+  return `${url.origin}${path}`;
+}

@@ -144,6 +144,8 @@ export interface WebhookResponse {
   readonly headers: Record<string, string>;
   /** Parsed JSON when the content type is JSON (`application/json`, `*+json`) and the body parses; else text. */
   readonly body: unknown;
+  /** The body as received, decoded as UTF-8 text (for records of the exchange; stacks see `body`). */
+  readonly text?: string;
 }
 
 export interface WebhookClient {
@@ -312,8 +314,7 @@ function flattenHeaders(headers: http.IncomingHttpHeaders): Record<string, strin
   return flat;
 }
 
-function decodeBody(bytes: Buffer, contentType: string | undefined): unknown {
-  const text = bytes.toString("utf8");
+function decodeBody(text: string, contentType: string | undefined): unknown {
   const mediaType = (contentType ?? "").split(";")[0]!.trim().toLowerCase();
   if (mediaType === "application/json" || mediaType.endsWith("+json")) {
     if (text.trim() === "") return null;
@@ -486,10 +487,12 @@ export function createWebhookClient(settings: WebhookSettings): WebhookClient {
 
         const result = await exchange(url, target, method, headers, body ? payload : null, signal);
         if (result.body !== null) {
+          const text = result.body.toString("utf8");
           return {
             status: result.status,
             headers: flattenHeaders(result.headers),
-            body: decodeBody(result.body, result.headers["content-type"]),
+            body: decodeBody(text, result.headers["content-type"]),
+            text,
           };
         }
         if (redirects >= maxRedirects) throw bad("WEBHOOK_FAILED", `too many redirects (more than ${maxRedirects})`);
