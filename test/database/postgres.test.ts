@@ -51,6 +51,7 @@ describePostgres("PostgreSQL (DATABASE_URL=postgres://...)", () => {
       "Channel",
       "HistoryEntry",
       "Trigger",
+      "TriggerAfterAttempt",
       "TriggerAfterRun",
       "TriggerRevision",
       "TriggerRun",
