@@ -34,45 +34,37 @@ afterEach(async () => {
   for (const close of closers.splice(0)) await close();
 });
 
+/** What Prisma and the pg driver each throw for `SELECT 1` against a server that refuses with `code`. */
+async function errorsFrom(code: string, message: string): Promise<{ prismaError: unknown; driverError: unknown }> {
+  const server = await refusingPostgres(code, message);
+  closers.push(server.close);
+  const database = await openDatabase(server.url);
+  closers.push(() => database.close());
+  if (database.driver.provider !== "postgresql") throw new Error("expected PostgreSQL");
+  const failure = (error: unknown) => error;
+  const prismaError = await database.prisma.$queryRawUnsafe("SELECT 1").then(() => null, failure);
+  const driverError = await database.driver.pool.query("SELECT 1").then(() => null, failure);
+  return { prismaError, driverError };
+}
+
 describe("a database error", () => {
   it.each([
     ["57P03", "the database system is starting up"],
     ["57P01", "terminating connection due to administrator command"],
     ["08006", "connection failure"],
   ])("from a PostgreSQL server that answers %s counts as unreachable, through Prisma and through the driver", async (code, message) => {
-    const server = await refusingPostgres(code, message);
-    closers.push(server.close);
-    const database = await openDatabase(server.url);
-    closers.push(() => database.close());
-
-    const prismaError = await database.prisma.$queryRawUnsafe("SELECT 1").then(
-      () => null,
-      (error: unknown) => error,
-    );
+    const { prismaError, driverError } = await errorsFrom(code, message);
     expect(prismaError).toBeInstanceOf(Error);
     expect(isDatabaseUnreachable(prismaError)).toBe(true);
-    if (database.driver.provider !== "postgresql") throw new Error("expected PostgreSQL");
-    const driverError = await database.driver.pool.query("SELECT 1").then(
-      () => null,
-      (error: unknown) => error,
-    );
     expect((driverError as { code?: string }).code).toBe(code);
     expect(isDriverUnreachable(driverError)).toBe(true);
   });
 
   it("of a query that failed on a reachable server does not count as unreachable", async () => {
-    const server = await refusingPostgres("42P01", 'relation "missing" does not exist');
-    closers.push(server.close);
-    const database = await openDatabase(server.url);
-    closers.push(() => database.close());
-    const prismaError = await database.prisma.$queryRawUnsafe("SELECT 1").then(
-      () => null,
-      (error: unknown) => error,
-    );
+    const { prismaError, driverError } = await errorsFrom("42P01", 'relation "missing" does not exist');
     expect(prismaError).toBeInstanceOf(Error);
     expect(isDatabaseUnreachable(prismaError)).toBe(false);
-    if (database.driver.provider !== "postgresql") throw new Error("expected PostgreSQL");
-    const driverError = await database.driver.pool.query("SELECT 1").catch((error: unknown) => error);
+    expect((driverError as { code?: string }).code).toBe("42P01");
     expect(isDriverUnreachable(driverError)).toBe(false);
   });
 });
