@@ -256,7 +256,7 @@ export function createAuthoring(host: AuthoringHost): Authoring {
       h("div", {}, h("strong", {}, label), h("pre", {}, typeof value === "string" ? value : pretty(value)));
     return h(
       "tr",
-      { dataset: { run: run.id } },
+      { dataset: { run: run.id, outcome: run.outcome } },
       h("td", {}, h("time", { datetime: run.createdAt }, dateTime(run.createdAt))),
       h("td", {}, `${run.action.toLowerCase()} on `, h("code", {}, run.channel)),
       h("td", {}, run.clientId ? shortId(run.clientId) : "—"),
@@ -357,11 +357,21 @@ export function createAuthoring(host: AuthoringHost): Authoring {
   async function retryRun(id: string): Promise<void> {
     try {
       const run = (await host.admin(RetryTriggerRunDocument, { id })).retryTriggerRun;
-      runRows.querySelector(`tr[data-run="${CSS.escape(id)}"]`)?.replaceWith(runRow(run));
+      // The run's first new attempt may have streamed in before this answer: never show it as older.
+      const shown = runRows.querySelector<HTMLTableRowElement>(`tr[data-run="${CSS.escape(id)}"]`);
+      if (shown?.dataset.outcome === "FAILED") replaceRun(shown, run);
       runsNote.textContent = "Queued again: its attempts appear here as they are made.";
     } catch (error) {
       runsNote.textContent = `Could not retry the run: ${message(error)}`;
     }
+  }
+
+  /** Shows a run as it now stands in place of its row, with the sections the admin had open still open. */
+  function replaceRun(shown: Element, run: TriggerRunFieldsFragment): void {
+    const row = runRow(run);
+    const open = new Set([...shown.querySelectorAll("details")].filter((details) => details.open).map((details) => details.className));
+    for (const details of row.querySelectorAll("details")) details.open = open.has(details.className);
+    shown.replaceWith(row);
   }
 
   function addLiveRun(run: TriggerRunFieldsFragment): void {
@@ -372,7 +382,7 @@ export function createAuthoring(host: AuthoringHost): Authoring {
       return;
     }
     if (shown) {
-      shown.replaceWith(runRow(run)); // an AFTER run comes again with each attempt
+      replaceRun(shown, run); // an AFTER run comes again with each attempt
       return;
     }
     runsNote.textContent = "";
